@@ -1,0 +1,476 @@
+//! Credentials the host applies to a provider's outbound requests. The guest
+//! never sees them: it may not set `Authorization` (a forbidden header), and
+//! the host adds the credential after the allowlist check.
+//!
+//! Kinds: static bearer token (from an env var or a file), and AWS SigV4
+//! signing (credentials from the standard AWS env vars or a shared credentials
+//! file and profile). A new kind (GCP service-account JWT → OAuth token, Azure
+//! client credentials) is one more [`CredentialConfig`] variant and one more
+//! arm in [`Credential::apply`]; nothing else changes.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{
+    SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+};
+use aws_sigv4::sign::v4;
+use base64::Engine as _;
+use bytes::Bytes;
+use http::HeaderValue;
+
+use super::http_policy::Target;
+
+/// Header in which an `aws-sigv4` component states `<service>/<region>` of a
+/// request. The host strips it before signing and sending.
+pub const AWS_SCOPE_HEADER: &str = "x-bpr-aws-scope";
+
+/// Where a secret is read from. Read at use, so rotation needs no restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// An environment variable of the host process.
+    Env(String),
+    /// A file (its content, trimmed).
+    File(PathBuf),
+}
+
+/// Where AWS credentials come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsCredentialSource {
+    /// A shared credentials file; `None` = the `AWS_*` env vars, then
+    /// `AWS_SHARED_CREDENTIALS_FILE` or `~/.aws/credentials`.
+    pub shared_credentials_file: Option<PathBuf>,
+    /// Profile in that file; `None` = `AWS_PROFILE` or `default`.
+    pub profile: Option<String>,
+}
+
+/// The `credential` of a provider section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CredentialConfig {
+    /// No credential.
+    #[default]
+    None,
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// Where the token is.
+        token: SecretSource,
+        /// Hosts the token is sent to; empty = every allowed host.
+        hosts: Vec<String>,
+    },
+    /// AWS Signature Version 4.
+    AwsSigV4(AwsCredentialSource),
+}
+
+impl CredentialConfig {
+    /// The kind name used in config and `bpr providers list`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Bearer { .. } => "bearer",
+            Self::AwsSigV4(_) => "aws-sigv4",
+        }
+    }
+}
+
+/// A credential could not be applied. The request is not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    /// The secret's env var or file is missing or empty.
+    #[error("credential unavailable: {0}")]
+    Unavailable(String),
+    /// An `aws-sigv4` request lacked or garbled the scope header.
+    #[error("aws-sigv4 request needs header {AWS_SCOPE_HEADER}: <service>/<region>, got {0:?}")]
+    MissingScope(Option<String>),
+    /// Signing failed.
+    #[error("signing failed: {0}")]
+    SigningFailed(String),
+}
+
+/// AWS access key material.
+#[derive(Clone)]
+pub struct AwsKeys {
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+}
+
+impl std::fmt::Debug for AwsKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsKeys")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecretSource {
+    fn read(&self) -> Result<String, CredentialError> {
+        let value = match self {
+            Self::Env(name) => std::env::var(name).map_err(|_| {
+                CredentialError::Unavailable(format!("environment variable {name} is not set"))
+            })?,
+            Self::File(path) => std::fs::read_to_string(path).map_err(|e| {
+                CredentialError::Unavailable(format!(
+                    "cannot read token file {}: {e}",
+                    path.display()
+                ))
+            })?,
+        };
+        let value = value.trim().to_string();
+        if value.is_empty() {
+            return Err(CredentialError::Unavailable(format!("{self:?} is empty")));
+        }
+        Ok(value)
+    }
+}
+
+impl AwsCredentialSource {
+    /// Resolve the keys now.
+    pub fn keys(&self) -> Result<AwsKeys, CredentialError> {
+        if self.shared_credentials_file.is_none()
+            && let (Ok(id), Ok(secret)) = (
+                std::env::var("AWS_ACCESS_KEY_ID"),
+                std::env::var("AWS_SECRET_ACCESS_KEY"),
+            )
+            && !id.is_empty()
+            && !secret.is_empty()
+        {
+            return Ok(AwsKeys {
+                access_key_id: id,
+                secret_access_key: secret,
+                session_token: std::env::var("AWS_SESSION_TOKEN")
+                    .ok()
+                    .filter(|t| !t.is_empty()),
+            });
+        }
+        let file = match &self.shared_credentials_file {
+            Some(f) => f.clone(),
+            None => match std::env::var_os("AWS_SHARED_CREDENTIALS_FILE") {
+                Some(f) => PathBuf::from(f),
+                None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                    .join(".aws/credentials"),
+            },
+        };
+        let profile = self
+            .profile
+            .clone()
+            .or_else(|| std::env::var("AWS_PROFILE").ok())
+            .unwrap_or_else(|| "default".into());
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            CredentialError::Unavailable(format!(
+                "no AWS credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set and {} cannot be read ({e})",
+                file.display()
+            ))
+        })?;
+        let section = ini_section(&text, &profile).ok_or_else(|| {
+            CredentialError::Unavailable(format!(
+                "profile [{profile}] not found in {}",
+                file.display()
+            ))
+        })?;
+        let get = |k: &str| {
+            section
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        match (get("aws_access_key_id"), get("aws_secret_access_key")) {
+            (Some(id), Some(secret)) => Ok(AwsKeys {
+                access_key_id: id,
+                secret_access_key: secret,
+                session_token: get("aws_session_token"),
+            }),
+            _ => Err(CredentialError::Unavailable(format!(
+                "profile [{profile}] in {} lacks aws_access_key_id or aws_secret_access_key",
+                file.display()
+            ))),
+        }
+    }
+}
+
+/// The key/value pairs of `[section]` in an INI file.
+fn ini_section(text: &str, name: &str) -> Option<Vec<(String, String)>> {
+    let mut current: Option<bool> = None;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(head) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let head = head.trim();
+            let head = head.strip_prefix("profile ").unwrap_or(head).trim();
+            if current == Some(true) {
+                break;
+            }
+            current = Some(head == name);
+            continue;
+        }
+        if current == Some(true)
+            && let Some((k, v)) = line.split_once('=')
+        {
+            out.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    (current == Some(true) || !out.is_empty()).then_some(out)
+}
+
+impl CredentialConfig {
+    /// Apply the credential to a fully buffered outgoing request for
+    /// `target`. `aws_scope` is the stripped value of [`AWS_SCOPE_HEADER`].
+    pub fn apply(
+        &self,
+        req: &mut http::Request<Bytes>,
+        target: &Target,
+        aws_scope: Option<String>,
+    ) -> Result<(), CredentialError> {
+        match self {
+            Self::None => Ok(()),
+            Self::Bearer { token, hosts } => {
+                if !hosts.is_empty() && !hosts.iter().any(|h| h.eq_ignore_ascii_case(&target.host))
+                {
+                    return Ok(()); // not a host this token belongs to
+                }
+                let token = token.read()?;
+                let mut value =
+                    HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                        CredentialError::Unavailable("token has invalid characters".into())
+                    })?;
+                value.set_sensitive(true);
+                req.headers_mut().insert(http::header::AUTHORIZATION, value);
+                Ok(())
+            }
+            Self::AwsSigV4(source) => {
+                // Requests without a scope (public catalogues) go unsigned.
+                let Some(scope) = aws_scope else {
+                    return Ok(());
+                };
+                let (service, region) = scope
+                    .split_once('/')
+                    .filter(|(s, r)| !s.is_empty() && !r.is_empty())
+                    .ok_or_else(|| CredentialError::MissingScope(Some(scope.clone())))?;
+                let keys = source.keys()?;
+                sign_request(req, &keys, service, region, SystemTime::now())
+            }
+        }
+    }
+}
+
+fn sign_request(
+    req: &mut http::Request<Bytes>,
+    keys: &AwsKeys,
+    service: &str,
+    region: &str,
+    time: SystemTime,
+) -> Result<(), CredentialError> {
+    let identity = Credentials::new(
+        &keys.access_key_id,
+        &keys.secret_access_key,
+        keys.session_token.clone(),
+        None,
+        "bpr",
+    )
+    .into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(time)
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| CredentialError::SigningFailed(e.to_string()))?
+        .into();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_string(), v.to_string()))
+        })
+        .collect();
+    let uri = req.uri().to_string();
+    let signable = SignableRequest::new(
+        req.method().as_str(),
+        uri,
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(req.body()),
+    )
+    .map_err(|e| CredentialError::SigningFailed(e.to_string()))?;
+    let (instructions, _signature) = sign(signable, &params)
+        .map_err(|e| CredentialError::SigningFailed(e.to_string()))?
+        .into_parts();
+    instructions.apply_to_request_http1x(req);
+    Ok(())
+}
+
+/// An EKS bearer token (`k8s-aws-v1.<base64url presigned STS URL>`), made by
+/// the host from its own AWS credentials. Valid for 15 minutes; the presigned
+/// URL itself expires after 60 s as `aws-iam-authenticator` does.
+pub fn eks_token(
+    source: &AwsCredentialSource,
+    cluster: &str,
+    region: &str,
+) -> Result<String, CredentialError> {
+    let keys = source.keys()?;
+    let uri =
+        format!("https://sts.{region}.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15");
+    let identity = Credentials::new(
+        &keys.access_key_id,
+        &keys.secret_access_key,
+        keys.session_token.clone(),
+        None,
+        "bpr",
+    )
+    .into();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(Duration::from_secs(60));
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("sts")
+        .time(SystemTime::now())
+        .settings(settings)
+        .build()
+        .map_err(|e| CredentialError::SigningFailed(e.to_string()))?
+        .into();
+    let host = format!("sts.{region}.amazonaws.com");
+    let headers = [("host", host.as_str()), ("x-k8s-aws-id", cluster)];
+    let signable = SignableRequest::new(
+        "GET",
+        uri.clone(),
+        headers.into_iter(),
+        SignableBody::Bytes(&[]),
+    )
+    .map_err(|e| CredentialError::SigningFailed(e.to_string()))?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| CredentialError::SigningFailed(e.to_string()))?
+        .into_parts();
+    let mut req = http::Request::builder()
+        .uri(&uri)
+        .header("x-k8s-aws-id", cluster)
+        .body(())
+        .map_err(|e| CredentialError::SigningFailed(e.to_string()))?;
+    instructions.apply_to_request_http1x(&mut req);
+    let url = req.uri().to_string();
+    Ok(format!(
+        "k8s-aws-v1.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_credentials_file_profile_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("credentials");
+        std::fs::write(
+            &f,
+            "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = s1\n\n[ops]\naws_access_key_id=AKIDOPS\naws_secret_access_key=s2\n",
+        )
+        .unwrap();
+        let src = AwsCredentialSource {
+            shared_credentials_file: Some(f.clone()),
+            profile: Some("ops".into()),
+        };
+        assert_eq!(src.keys().unwrap().access_key_id, "AKIDOPS");
+        let missing = AwsCredentialSource {
+            shared_credentials_file: Some(f),
+            profile: Some("nope".into()),
+        };
+        assert!(missing.keys().unwrap_err().to_string().contains("[nope]"));
+    }
+
+    #[test]
+    fn sigv4_signing_adds_authorization_and_date() {
+        let keys = AwsKeys {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "secret".into(),
+            session_token: None,
+        };
+        let mut req = http::Request::builder()
+            .method("POST")
+            .uri("https://ec2.us-east-1.amazonaws.com/")
+            .header("host", "ec2.us-east-1.amazonaws.com")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Bytes::from_static(
+                b"Action=DescribeRegions&Version=2016-11-15",
+            ))
+            .unwrap();
+        sign_request(
+            &mut req,
+            &keys,
+            "ec2",
+            "us-east-1",
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        )
+        .unwrap();
+        let auth = req.headers()["authorization"].to_str().unwrap();
+        assert!(
+            auth.starts_with(
+                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20231114/us-east-1/ec2/aws4_request"
+            ),
+            "{auth}"
+        );
+        assert!(req.headers().contains_key("x-amz-date"));
+    }
+
+    #[test]
+    fn bearer_is_only_sent_to_its_hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("token");
+        std::fs::write(&f, "tok\n").unwrap();
+        let c = CredentialConfig::Bearer {
+            token: SecretSource::File(f),
+            hosts: vec!["api.example.com".into()],
+        };
+        let mut req = http::Request::new(Bytes::new());
+        let other = Target {
+            scheme: "https".into(),
+            host: "cdn.example.com".into(),
+            port: 443,
+        };
+        c.apply(&mut req, &other, None).unwrap();
+        assert!(!req.headers().contains_key("authorization"));
+        let api = Target {
+            scheme: "https".into(),
+            host: "api.example.com".into(),
+            port: 443,
+        };
+        c.apply(&mut req, &api, None).unwrap();
+        assert_eq!(req.headers()["authorization"], "Bearer tok");
+    }
+
+    #[test]
+    fn eks_token_is_a_presigned_sts_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("credentials");
+        std::fs::write(
+            &f,
+            "[default]\naws_access_key_id=AKID\naws_secret_access_key=s\n",
+        )
+        .unwrap();
+        let src = AwsCredentialSource {
+            shared_credentials_file: Some(f),
+            profile: None,
+        };
+        let token = eks_token(&src, "prod", "eu-west-1").unwrap();
+        let b64 = token.strip_prefix("k8s-aws-v1.").unwrap();
+        let url = String::from_utf8(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(b64)
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(
+            url.starts_with("https://sts.eu-west-1.amazonaws.com/?Action=GetCallerIdentity"),
+            "{url}"
+        );
+        assert!(url.contains("X-Amz-Signature="), "{url}");
+        assert!(url.contains("x-k8s-aws-id"), "{url}");
+    }
+}

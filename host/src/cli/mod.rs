@@ -1,0 +1,76 @@
+//! The `bpr` command line. Thin: parses flags, loads config, calls the
+//! library, prints.
+
+mod providers_cmd;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Blueprint Remote Providers: run Blueprint services on the cheapest cloud,
+/// with each cloud provider a sandboxed WebAssembly component.
+#[derive(Debug, Parser)]
+#[command(name = "bpr", version, about)]
+pub struct Cli {
+    /// Operator config file (TOML). Without it, embedded defaults load the
+    /// in-tree components.
+    #[arg(long, global = true, env = "BPR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Provider components: list, inspect, approve.
+    #[command(subcommand)]
+    Providers(providers_cmd::ProvidersCommand),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let config = blueprint_remote_providers_config(cli.config.as_deref())?;
+        match cli.command {
+            Command::Providers(cmd) => providers_cmd::run(cmd, config).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn blueprint_remote_providers_config(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<crate::Config> {
+    Ok(crate::Config::load(path)?)
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,190 @@
+//! Operator configuration: one TOML file with the seed's `[operator.*]`
+//! sections, a `[host]` section and one `[providers.<name>]` section per
+//! provider.
+//!
+//! Parsing goes through private `*Toml` structs with `deny_unknown_fields`, so
+//! a misspelt key is an error naming the file and the key. With no file at all
+//! the embedded defaults (`defaults.toml`) are used; they find the in-tree
+//! components that the build script compiled.
+//!
+//! ```toml
+//! [host]
+//! providers_dir = "providers"     # default: the in-tree components built with the host
+//! state_dir = "~/.local/state/bpr"  # sqlite database, artifact cache
+//! lock_file = "providers.lock"   # default: <providers_dir>/providers.lock
+//! artifact_dir = "artifacts"     # default: <state_dir>/artifacts
+//! integrity = "enforce"          # or "warn"
+//! watch = true                   # hot reload on file changes
+//!
+//! [providers.digitalocean]
+//! allow = ["https://api.digitalocean.com"]
+//! call_timeout_ms = 30000
+//! memory_mib = 256
+//! max_request_body_kib = 1024
+//! max_response_body_kib = 16384
+//! price_multiplier = 1.0         # negotiated discount, applied before ranking
+//! allow_ssh = false
+//! [providers.digitalocean.settings]
+//! image = "ubuntu-24-04-x64"
+//! [providers.digitalocean.credential]
+//! kind = "bearer"
+//! token_env = "DIGITALOCEAN_TOKEN"
+//! ```
+
+mod error;
+mod operator;
+mod toml_dto;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::{Error, Result};
+pub use operator::{
+    DeploymentDefaults, DeploymentMode, KubernetesCluster, KubernetesConfig, OperatorConfig,
+    ScalingConfig,
+};
+
+use crate::capabilities::credentials::CredentialConfig;
+use crate::capabilities::http_policy::AllowRule;
+
+/// The embedded defaults used when no config file is given.
+pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
+
+/// Directory where the build script put the in-tree components.
+pub const BUILTIN_PROVIDERS_DIR: &str = env!("BPR_GUEST_DIR");
+
+/// The whole operator configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from (a path, or `<embedded defaults>`), for messages.
+    pub origin: String,
+    /// Host settings.
+    pub host: HostSettings,
+    /// The seed's `[operator.*]` sections.
+    pub operator: OperatorConfig,
+    /// Per-provider sections, by provider name.
+    pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+/// Whether the lock file is enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntegrityMode {
+    /// An unknown or changed `.wasm` file is refused (the default).
+    Enforce,
+    /// An unknown or changed file is loaded with a warning.
+    Warn,
+}
+
+/// The `[host]` section.
+#[derive(Debug, Clone)]
+pub struct HostSettings {
+    /// Directory of provider `.wasm` files. Default: the in-tree build.
+    pub providers_dir: PathBuf,
+    /// Directory for the database and the artifact cache.
+    /// Default: `$XDG_STATE_HOME/bpr` or `~/.local/state/bpr`.
+    pub state_dir: PathBuf,
+    /// The lock file. Default: `<providers_dir>/providers.lock`.
+    pub lock_file: PathBuf,
+    /// Precompiled-artifact cache. Default: `<state_dir>/artifacts`.
+    pub artifact_dir: PathBuf,
+    /// Lock enforcement. Default: enforce.
+    pub integrity: IntegrityMode,
+    /// Watch `providers_dir` and hot-reload. Default: true.
+    pub watch: bool,
+}
+
+/// One `[providers.<name>]` section.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// False to skip loading this provider. Default: true.
+    pub enabled: bool,
+    /// Outbound allowlist. Default: empty (every request denied).
+    pub allow: Vec<AllowRule>,
+    /// Per-call deadline. Default: 30 s.
+    pub call_timeout: Duration,
+    /// Guest memory cap in bytes. Default: 256 MiB.
+    pub memory_bytes: usize,
+    /// Cap on one outbound request body. Default: 1 MiB.
+    pub max_request_body: usize,
+    /// Cap on one inbound response body. Default: 16 MiB.
+    pub max_response_body: usize,
+    /// Multiplier applied to this provider's prices before ranking. Default: 1.0.
+    pub price_multiplier: f64,
+    /// Whether the component may import the host `ssh` interface. Default: false.
+    pub allow_ssh: bool,
+    /// Non-secret settings passed to the component.
+    pub settings: BTreeMap<String, String>,
+    /// Credential the host applies to outbound requests. Default: none.
+    pub credential: CredentialConfig,
+}
+
+impl ProviderConfig {
+    /// Defaults for a provider the config does not mention: nothing allowed.
+    pub fn unconfigured() -> Self {
+        Self {
+            enabled: true,
+            allow: Vec::new(),
+            call_timeout: Duration::from_secs(30),
+            memory_bytes: 256 << 20,
+            max_request_body: 1 << 20,
+            max_response_body: 16 << 20,
+            price_multiplier: 1.0,
+            allow_ssh: false,
+            settings: BTreeMap::new(),
+            credential: CredentialConfig::None,
+        }
+    }
+}
+
+impl Config {
+    /// Load `path`, or the embedded defaults when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFailed {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                let base = path.parent().unwrap_or(Path::new("."));
+                toml_dto::parse(&text, &path.display().to_string(), base)
+            }
+            None => Self::embedded_defaults(),
+        }
+    }
+
+    /// The embedded defaults.
+    pub fn embedded_defaults() -> Result<Self> {
+        toml_dto::parse(DEFAULTS_TOML, "<embedded defaults>", Path::new("."))
+    }
+
+    /// Parse config text; `origin` names it in errors. Relative paths are
+    /// resolved against the current directory.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self> {
+        toml_dto::parse(text, origin, Path::new("."))
+    }
+
+    /// The section for `name`, or the deny-everything default.
+    pub fn provider(&self, name: &str) -> ProviderConfig {
+        self.providers
+            .get(name)
+            .cloned()
+            .unwrap_or_else(ProviderConfig::unconfigured)
+    }
+
+    /// Path of the SQLite database shared by the price cache and the tracker.
+    pub fn database_path(&self) -> PathBuf {
+        self.host.state_dir.join("bpr.sqlite3")
+    }
+}
+
+/// The default state directory: `$XDG_STATE_HOME/bpr` or `~/.local/state/bpr`.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir).join("bpr");
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local/state/bpr"),
+        None => PathBuf::from(".bpr-state"),
+    }
+}

@@ -1,0 +1,458 @@
+//! Private TOML shapes of the config file and their conversion into the
+//! public domain types. Every struct denies unknown fields.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::operator::{
+    DeploymentDefaults, DeploymentMode, KubernetesCluster, KubernetesConfig, OperatorConfig,
+    ScalingConfig,
+};
+use super::{
+    BUILTIN_PROVIDERS_DIR, Config, Error, HostSettings, IntegrityMode, ProviderConfig, Result,
+    default_state_dir,
+};
+use crate::capabilities::credentials::{AwsCredentialSource, CredentialConfig, SecretSource};
+use crate::capabilities::http_policy::AllowRule;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ConfigToml {
+    #[serde(default)]
+    host: HostToml,
+    #[serde(default)]
+    operator: OperatorToml,
+    #[serde(default)]
+    providers: BTreeMap<String, ProviderToml>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct HostToml {
+    providers_dir: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    lock_file: Option<PathBuf>,
+    artifact_dir: Option<PathBuf>,
+    integrity: Option<String>,
+    watch: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct OperatorToml {
+    #[serde(default)]
+    deployment: DeploymentToml,
+    #[serde(default)]
+    kubernetes: KubernetesToml,
+    #[serde(default)]
+    scaling: ScalingToml,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DeploymentToml {
+    mode: Option<String>,
+    #[serde(default)]
+    preferred_providers: Vec<String>,
+    #[serde(default)]
+    excluded_providers: Vec<String>,
+    max_cost_per_hour: Option<f64>,
+    allow_spot_instances: Option<bool>,
+    #[serde(default)]
+    default_regions: Vec<String>,
+    allow_fractional_gpus: Option<bool>,
+    allow_promotional: Option<bool>,
+    price_refresh_secs: Option<u64>,
+    price_fetch_timeout_secs: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct KubernetesToml {
+    #[serde(default)]
+    clusters: Vec<ClusterToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterToml {
+    name: String,
+    kubeconfig: PathBuf,
+    context: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ScalingToml {
+    enabled: Option<bool>,
+    min_replicas: Option<u32>,
+    max_replicas: Option<u32>,
+    target_cpu: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ProviderToml {
+    enabled: Option<bool>,
+    #[serde(default)]
+    allow: Vec<String>,
+    call_timeout_ms: Option<u64>,
+    memory_mib: Option<u64>,
+    max_request_body_kib: Option<u64>,
+    max_response_body_kib: Option<u64>,
+    price_multiplier: Option<f64>,
+    allow_ssh: Option<bool>,
+    #[serde(default)]
+    settings: BTreeMap<String, toml::Value>,
+    credential: Option<CredentialToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialToml {
+    kind: String,
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+    #[serde(default)]
+    hosts: Vec<String>,
+    shared_credentials_file: Option<PathBuf>,
+    profile: Option<String>,
+}
+
+/// Parse `text` (from `origin`), resolving relative paths against `base`.
+pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
+    let dto: ConfigToml = toml::from_str(text).map_err(|e| Error::ParseFailed {
+        path: origin.to_string(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    let invalid = |key: String, message: String| Error::InvalidValue {
+        path: origin.to_string(),
+        key,
+        message,
+    };
+    let resolve = |p: PathBuf| -> PathBuf {
+        let p = expand_home(p);
+        if p.is_absolute() { p } else { base.join(p) }
+    };
+
+    let providers_dir = dto
+        .host
+        .providers_dir
+        .map(resolve)
+        .unwrap_or_else(|| PathBuf::from(BUILTIN_PROVIDERS_DIR));
+    let lock_file = dto
+        .host
+        .lock_file
+        .map(resolve)
+        .unwrap_or_else(|| providers_dir.join("providers.lock"));
+    let integrity = match dto.host.integrity.as_deref() {
+        None | Some("enforce") => IntegrityMode::Enforce,
+        Some("warn") => IntegrityMode::Warn,
+        Some(other) => {
+            return Err(invalid(
+                "host.integrity".into(),
+                format!("unknown mode {other:?}; use \"enforce\" or \"warn\""),
+            ));
+        }
+    };
+    let state_dir = dto
+        .host
+        .state_dir
+        .map(resolve)
+        .unwrap_or_else(default_state_dir);
+    let host = HostSettings {
+        providers_dir,
+        artifact_dir: dto
+            .host
+            .artifact_dir
+            .map(resolve)
+            .unwrap_or_else(|| state_dir.join("artifacts")),
+        state_dir,
+        lock_file,
+        integrity,
+        watch: dto.host.watch.unwrap_or(true),
+    };
+
+    let d = dto.operator.deployment;
+    let defaults = DeploymentDefaults::default();
+    let mode = match d.mode.as_deref() {
+        None | Some("auto-cheapest") => DeploymentMode::AutoCheapest,
+        Some("preferred") => DeploymentMode::Preferred,
+        Some("local") => DeploymentMode::Local,
+        Some(other) => {
+            return Err(invalid(
+                "operator.deployment.mode".into(),
+                format!(
+                    "unknown mode {other:?}; use \"auto-cheapest\", \"preferred\" or \"local\""
+                ),
+            ));
+        }
+    };
+    if let Some(max) = d.max_cost_per_hour
+        && !(max > 0.0 && max.is_finite())
+    {
+        return Err(invalid(
+            "operator.deployment.max_cost_per_hour".into(),
+            format!("must be a positive number of USD per hour, got {max}"),
+        ));
+    }
+    let deployment = DeploymentDefaults {
+        mode,
+        preferred_providers: d.preferred_providers,
+        excluded_providers: d.excluded_providers,
+        max_cost_per_hour: d.max_cost_per_hour,
+        allow_spot_instances: d
+            .allow_spot_instances
+            .unwrap_or(defaults.allow_spot_instances),
+        default_regions: d.default_regions,
+        allow_fractional_gpus: d
+            .allow_fractional_gpus
+            .unwrap_or(defaults.allow_fractional_gpus),
+        allow_promotional: d.allow_promotional.unwrap_or(defaults.allow_promotional),
+        price_refresh_secs: d.price_refresh_secs.unwrap_or(defaults.price_refresh_secs),
+        price_fetch_timeout_secs: d
+            .price_fetch_timeout_secs
+            .unwrap_or(defaults.price_fetch_timeout_secs),
+    };
+    let kubernetes = KubernetesConfig {
+        clusters: dto
+            .operator
+            .kubernetes
+            .clusters
+            .into_iter()
+            .map(|c| KubernetesCluster {
+                name: c.name,
+                kubeconfig: resolve(c.kubeconfig),
+                context: c.context,
+            })
+            .collect(),
+    };
+    let s = dto.operator.scaling;
+    let sd = ScalingConfig::default();
+    let scaling = ScalingConfig {
+        enabled: s.enabled.unwrap_or(sd.enabled),
+        min_replicas: s.min_replicas.unwrap_or(sd.min_replicas),
+        max_replicas: s.max_replicas.unwrap_or(sd.max_replicas),
+        target_cpu: s.target_cpu.unwrap_or(sd.target_cpu),
+    };
+    if scaling.min_replicas > scaling.max_replicas {
+        return Err(invalid(
+            "operator.scaling.min_replicas".into(),
+            format!(
+                "min_replicas ({}) is above max_replicas ({})",
+                scaling.min_replicas, scaling.max_replicas
+            ),
+        ));
+    }
+
+    let mut providers = BTreeMap::new();
+    for (name, p) in dto.providers {
+        let key = |k: &str| format!("providers.{name}.{k}");
+        let d = ProviderConfig::unconfigured();
+        let mut allow = Vec::new();
+        for rule in &p.allow {
+            allow.push(AllowRule::parse(rule).map_err(|m| invalid(key("allow"), m))?);
+        }
+        let mut settings = BTreeMap::new();
+        for (k, v) in p.settings {
+            let text = match v {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Array(items) => {
+                    let mut parts = Vec::new();
+                    for item in items {
+                        match item {
+                            toml::Value::String(s) => parts.push(s),
+                            other => {
+                                return Err(invalid(
+                                    key(&format!("settings.{k}")),
+                                    format!("lists may hold only strings, found {other}"),
+                                ));
+                            }
+                        }
+                    }
+                    parts.join(",")
+                }
+                other => {
+                    return Err(invalid(
+                        key(&format!("settings.{k}")),
+                        format!(
+                            "settings are strings, numbers, booleans or lists of strings, found {other}"
+                        ),
+                    ));
+                }
+            };
+            settings.insert(k, text);
+        }
+        let credential = match p.credential {
+            None => CredentialConfig::None,
+            Some(c) => credential(c, &resolve).map_err(|m| invalid(key("credential"), m))?,
+        };
+        if let Some(m) = p.price_multiplier
+            && !(m > 0.0 && m.is_finite())
+        {
+            return Err(invalid(
+                key("price_multiplier"),
+                format!("must be a positive number, got {m}"),
+            ));
+        }
+        let kib = |v: Option<u64>, default: usize| v.map(|k| (k as usize) << 10).unwrap_or(default);
+        providers.insert(
+            name.clone(),
+            ProviderConfig {
+                enabled: p.enabled.unwrap_or(true),
+                allow,
+                call_timeout: p
+                    .call_timeout_ms
+                    .map(Duration::from_millis)
+                    .unwrap_or(d.call_timeout),
+                memory_bytes: p
+                    .memory_mib
+                    .map(|m| (m as usize) << 20)
+                    .unwrap_or(d.memory_bytes),
+                max_request_body: kib(p.max_request_body_kib, d.max_request_body),
+                max_response_body: kib(p.max_response_body_kib, d.max_response_body),
+                price_multiplier: p.price_multiplier.unwrap_or(1.0),
+                allow_ssh: p.allow_ssh.unwrap_or(false),
+                settings,
+                credential,
+            },
+        );
+    }
+
+    Ok(Config {
+        origin: origin.to_string(),
+        host,
+        operator: OperatorConfig {
+            deployment,
+            kubernetes,
+            scaling,
+        },
+        providers,
+    })
+}
+
+fn credential(
+    c: CredentialToml,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+) -> Result<CredentialConfig, String> {
+    let secret = |env: Option<String>, file: Option<PathBuf>, what: &str| match (env, file) {
+        (Some(e), None) => Ok(SecretSource::Env(e)),
+        (None, Some(f)) => Ok(SecretSource::File(resolve(f))),
+        (Some(_), Some(_)) => Err(format!(
+            "{what}: set either token_env or token_file, not both"
+        )),
+        (None, None) => Err(format!("{what}: set token_env or token_file")),
+    };
+    match c.kind.as_str() {
+        "none" => Ok(CredentialConfig::None),
+        "bearer" => Ok(CredentialConfig::Bearer {
+            token: secret(c.token_env, c.token_file, "bearer")?,
+            hosts: c.hosts,
+        }),
+        "aws-sigv4" => Ok(CredentialConfig::AwsSigV4(AwsCredentialSource {
+            shared_credentials_file: c.shared_credentials_file.map(resolve),
+            profile: c.profile,
+        })),
+        other => Err(format!(
+            "unknown credential kind {other:?}; use \"none\", \"bearer\" or \"aws-sigv4\""
+        )),
+    }
+}
+
+fn expand_home(p: PathBuf) -> PathBuf {
+    if let Ok(rest) = p.strip_prefix("~")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(rest);
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_an_error_naming_file_and_key() {
+        let err = parse(
+            "[providers.aws]\nallowed = []\n",
+            "ops.toml",
+            Path::new("/"),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("ops.toml"), "{text}");
+        assert!(text.contains("allowed"), "{text}");
+    }
+
+    #[test]
+    fn unknown_operator_key_is_an_error() {
+        let err = parse(
+            "[operator.deployment]\nmax_cost = 1.0\n",
+            "ops.toml",
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("max_cost"), "{err}");
+    }
+
+    #[test]
+    fn seed_operator_sections_parse() {
+        let cfg = parse(
+            r#"
+[operator.deployment]
+mode = "auto-cheapest"
+preferred_providers = ["aws", "gcp"]
+max_cost_per_hour = 1.0
+allow_spot_instances = true
+
+[operator.kubernetes]
+clusters = [ { name = "aws-prod", kubeconfig = "/etc/k8s/aws.config", context = "prod" } ]
+
+[operator.scaling]
+enabled = true
+min_replicas = 1
+max_replicas = 10
+target_cpu = 70
+"#,
+            "seed.toml",
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(cfg.operator.deployment.preferred_providers, ["aws", "gcp"]);
+        assert_eq!(cfg.operator.deployment.max_cost_per_hour, Some(1.0));
+        assert!(cfg.operator.deployment.allow_spot_instances);
+        assert_eq!(
+            cfg.operator.kubernetes.clusters[0].context.as_deref(),
+            Some("prod")
+        );
+        assert_eq!(cfg.operator.scaling.target_cpu, 70);
+    }
+
+    #[test]
+    fn bad_allow_rule_names_the_key() {
+        let err = parse(
+            "[providers.aws]\nallow = [\"ftp://x\"]\n",
+            "ops.toml",
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("providers.aws.allow"), "{err}");
+    }
+
+    #[test]
+    fn embedded_defaults_parse() {
+        parse(
+            super::super::DEFAULTS_TOML,
+            "<embedded defaults>",
+            Path::new("."),
+        )
+        .unwrap();
+    }
+}

@@ -1,0 +1,29 @@
+//! Blueprint Remote Providers: a host that runs cloud provider plugins as
+//! sandboxed WebAssembly components, and decides, creates and tracks where
+//! Blueprint services run.
+//!
+//! Start with [`Host`]: [`Host::start`] loads every provider component of the
+//! configured directory (see [`Config`]), and [`Host::provider`] gives a
+//! [`ProviderHandle`] whose methods call the component's WIT exports, each in
+//! a fresh sandboxed store under a deadline and a memory cap.
+//!
+//! Modules:
+//! - [`config`]: the operator's TOML configuration.
+//! - [`runtime`]: engine, bindings, linker, limits, load-time checks, artifact cache.
+//! - [`capabilities`]: what a component may import: outbound HTTP (allowlist,
+//!   credentials, shared client), log, settings, ssh.
+//! - [`providers`]: loading, the registry, typed handles, lock file, hot reload.
+
+pub mod capabilities;
+#[doc(hidden)]
+pub mod cli;
+pub mod config;
+mod host;
+pub mod providers;
+pub mod runtime;
+
+pub use config::Config;
+pub use host::{Host, HostError, HostOptions};
+pub use providers::ProviderHandle;
+pub use runtime::bindings::wit;
+pub use runtime::{CallError, LoadError};

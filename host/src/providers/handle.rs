@@ -1,0 +1,152 @@
+//! `ProviderHandle`: typed calls into a provider by name. Each call uses the
+//! version serving when it starts, in a store of its own.
+
+use std::sync::Arc;
+
+use super::loader::LoadedProvider;
+use super::registry::Registry;
+use crate::runtime::CallError;
+use crate::runtime::bindings::wit::{
+    Cluster, ClusterCredentials, ClusterRef, ClusterSpec, DeleteStatus, Instance, InstanceQuery,
+    InstanceRef, InstanceSpec, Offer, OfferQuery, ProviderInfo,
+};
+
+/// A cheap, cloneable handle on a provider.
+#[derive(Clone)]
+pub struct ProviderHandle {
+    name: String,
+    registry: Arc<Registry>,
+}
+
+impl std::fmt::Debug for ProviderHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderHandle")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl ProviderHandle {
+    pub(crate) fn new(name: String, registry: Arc<Registry>) -> Self {
+        Self { name, registry }
+    }
+
+    /// Provider name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The version serving now.
+    pub fn current(&self) -> Result<Arc<LoadedProvider>, CallError> {
+        self.registry
+            .get(&self.name)
+            .ok_or_else(|| CallError::NotLoaded(self.name.clone()))
+    }
+
+    /// `describe.info` (as recorded at load; makes no call).
+    pub async fn info(&self) -> Result<ProviderInfo, CallError> {
+        Ok(self.current()?.info.clone())
+    }
+
+    /// `compute.list-offers`.
+    pub async fn list_offers(&self, query: OfferQuery) -> Result<Vec<Offer>, CallError> {
+        self.current()?
+            .call("list-offers", async |p, s| {
+                p.blueprint_provider_compute()
+                    .call_list_offers(s, &query)
+                    .await
+            })
+            .await
+    }
+
+    /// `compute.create-instance`.
+    pub async fn create_instance(&self, spec: InstanceSpec) -> Result<Instance, CallError> {
+        self.current()?
+            .call("create-instance", async |p, s| {
+                p.blueprint_provider_compute()
+                    .call_create_instance(s, &spec)
+                    .await
+            })
+            .await
+    }
+
+    /// `compute.get-instance`.
+    pub async fn get_instance(&self, target: InstanceRef) -> Result<Instance, CallError> {
+        self.current()?
+            .call("get-instance", async |p, s| {
+                p.blueprint_provider_compute()
+                    .call_get_instance(s, &target)
+                    .await
+            })
+            .await
+    }
+
+    /// `compute.delete-instance`.
+    pub async fn delete_instance(&self, target: InstanceRef) -> Result<DeleteStatus, CallError> {
+        self.current()?
+            .call("delete-instance", async |p, s| {
+                p.blueprint_provider_compute()
+                    .call_delete_instance(s, &target)
+                    .await
+            })
+            .await
+    }
+
+    /// `compute.list-instances`.
+    pub async fn list_instances(&self, query: InstanceQuery) -> Result<Vec<Instance>, CallError> {
+        self.current()?
+            .call("list-instances", async |p, s| {
+                p.blueprint_provider_compute()
+                    .call_list_instances(s, &query)
+                    .await
+            })
+            .await
+    }
+
+    /// `kubernetes.create-cluster`.
+    pub async fn create_cluster(&self, spec: ClusterSpec) -> Result<Cluster, CallError> {
+        self.current()?
+            .call("create-cluster", async |p, s| {
+                p.blueprint_provider_kubernetes()
+                    .call_create_cluster(s, &spec)
+                    .await
+            })
+            .await
+    }
+
+    /// `kubernetes.get-cluster`.
+    pub async fn get_cluster(&self, target: ClusterRef) -> Result<Cluster, CallError> {
+        self.current()?
+            .call("get-cluster", async |p, s| {
+                p.blueprint_provider_kubernetes()
+                    .call_get_cluster(s, &target)
+                    .await
+            })
+            .await
+    }
+
+    /// `kubernetes.delete-cluster`.
+    pub async fn delete_cluster(&self, target: ClusterRef) -> Result<DeleteStatus, CallError> {
+        self.current()?
+            .call("delete-cluster", async |p, s| {
+                p.blueprint_provider_kubernetes()
+                    .call_delete_cluster(s, &target)
+                    .await
+            })
+            .await
+    }
+
+    /// `kubernetes.get-credentials`.
+    pub async fn get_credentials(
+        &self,
+        target: ClusterRef,
+    ) -> Result<ClusterCredentials, CallError> {
+        self.current()?
+            .call("get-credentials", async |p, s| {
+                p.blueprint_provider_kubernetes()
+                    .call_get_credentials(s, &target)
+                    .await
+            })
+            .await
+    }
+}

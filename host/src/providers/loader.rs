@@ -1,0 +1,330 @@
+//! Turning a `.wasm` file into a [`LoadedProvider`]: read, hash, check the
+//! lock, compile (or take the cached artifact), check imports and exports,
+//! pre-instantiate, and ask the component to describe itself.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Linker;
+use wasmtime::{Store, UpdateDeadline};
+
+use crate::capabilities::http_client::SharedHttpClient;
+use crate::capabilities::http_policy::HttpPolicy;
+use crate::capabilities::outbound::{OutboundContext, OutboundHttp};
+use crate::capabilities::{ProviderEnv, SshBackend};
+use crate::config::{Config, IntegrityMode, ProviderConfig};
+use crate::providers::lock::LockFile;
+use crate::runtime::bindings::wit::ProviderInfo;
+use crate::runtime::bindings::{SshProvider, SshProviderPre};
+use crate::runtime::cache::{ArtifactCache, CompileStats};
+use crate::runtime::engine::EngineHandle;
+use crate::runtime::inspect::{self, Surface};
+use crate::runtime::state::HostState;
+use crate::runtime::{CallError, LoadError};
+
+/// Deadline of the `describe.info` call made at load time.
+const INFO_DEADLINE: Duration = Duration::from_secs(5);
+
+/// One loaded version of a provider. Calls in flight keep their version alive
+/// through an `Arc` while a reload swaps in the next.
+pub struct LoadedProvider {
+    /// Provider name (the file stem).
+    pub name: String,
+    /// The file it came from.
+    pub path: PathBuf,
+    /// sha256 of the file.
+    pub sha256: String,
+    /// File size in bytes.
+    pub size_bytes: u64,
+    /// What `describe.info` returned.
+    pub info: ProviderInfo,
+    /// Imports, exports and WIT version.
+    pub surface: Surface,
+    /// The operator's section for this provider.
+    pub config: ProviderConfig,
+    /// Whether the artifact was cached, and how long loading took.
+    pub compile: CompileStats,
+    /// When this version was loaded.
+    pub loaded_at: SystemTime,
+    /// Lock verdict in warn mode (`Some(reason)` when not approved).
+    pub integrity_warning: Option<String>,
+    engine: wasmtime::Engine,
+    pre: SshProviderPre<HostState>,
+    env: Arc<ProviderEnv>,
+    outbound: Arc<OutboundContext>,
+}
+
+impl std::fmt::Debug for LoadedProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedProvider")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("sha256", &self.sha256)
+            .field("version", &self.info.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Turns files into providers. Shared by start-up and hot reload.
+pub struct Loader {
+    engine: Arc<EngineHandle>,
+    linker: Linker<HostState>,
+    cache: ArtifactCache,
+    client: SharedHttpClient,
+    ssh: Option<Arc<dyn SshBackend>>,
+}
+
+impl Loader {
+    /// A loader caching artifacts in `cache_dir`.
+    pub fn new(
+        engine: Arc<EngineHandle>,
+        cache_dir: PathBuf,
+        client: SharedHttpClient,
+        ssh: Option<Arc<dyn SshBackend>>,
+    ) -> wasmtime::Result<Self> {
+        let linker = crate::runtime::linker::build(engine.engine())?;
+        let cache = ArtifactCache::new(cache_dir, engine.engine());
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            client,
+            ssh,
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &wasmtime::Engine {
+        self.engine.engine()
+    }
+
+    /// Load `path` under `config`.
+    pub async fn load(
+        self: &Arc<Self>,
+        path: &Path,
+        config: &Config,
+    ) -> Result<LoadedProvider, LoadError> {
+        let file = path.display().to_string();
+        let name = provider_name(path).ok_or_else(|| LoadError::InstantiateFailed {
+            file: file.clone(),
+            message: "file name must be <provider>.wasm with [a-z0-9_-] in the name".into(),
+        })?;
+        let pconfig = config.provider(&name);
+
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| LoadError::ReadFailed {
+                file: file.clone(),
+                source,
+            })?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+
+        // Integrity before any compilation: an unapproved file is not even parsed.
+        let mut integrity_warning = None;
+        let lock = LockFile::read(&config.host.lock_file);
+        let verdict = lock.and_then(|l| l.check(&name, &sha256, &pconfig.allow));
+        if let Err(reason) = verdict {
+            match config.host.integrity {
+                IntegrityMode::Enforce => return Err(LoadError::IntegrityRefused { file, reason }),
+                IntegrityMode::Warn => {
+                    tracing::warn!(provider = %name, file = %file, "integrity (warn mode): {reason}");
+                    integrity_warning = Some(reason);
+                }
+            }
+        }
+
+        let this = self.clone();
+        let (file2, sha2, allow_ssh) = (file.clone(), sha256.clone(), pconfig.allow_ssh);
+        let (component, compile, surface, pre) = tokio::task::spawn_blocking(move || {
+            let engine = this.engine.engine();
+            let (component, stats) = this.cache.load(engine, &bytes, &sha2, &file2)?;
+            let surface = inspect::check(engine, &component, &file2, allow_ssh)?;
+            let pre = this.linker.instantiate_pre(&component).map_err(|e| {
+                LoadError::InstantiateFailed {
+                    file: file2.clone(),
+                    message: format!("{e:#}"),
+                }
+            })?;
+            let pre = SshProviderPre::new(pre).map_err(|e| LoadError::InstantiateFailed {
+                file: file2.clone(),
+                message: format!("{e:#}"),
+            })?;
+            Ok::<_, LoadError>((component, stats, surface, pre))
+        })
+        .await
+        .map_err(|e| LoadError::InstantiateFailed {
+            file: file.clone(),
+            message: format!("loader task failed: {e}"),
+        })??;
+        drop(component);
+
+        let env = Arc::new(ProviderEnv {
+            name: name.clone(),
+            settings: pconfig.settings.clone(),
+            ssh: if surface.uses_ssh {
+                self.ssh.clone()
+            } else {
+                None
+            },
+        });
+        let outbound = Arc::new(OutboundContext {
+            provider: name.clone(),
+            policy: HttpPolicy::new(pconfig.allow.clone()),
+            credential: pconfig.credential.clone(),
+            client: self.client.clone(),
+            max_request_body: pconfig.max_request_body,
+            max_response_body: pconfig.max_response_body,
+        });
+        let size_bytes = tokio::fs::metadata(path)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let mut loaded = LoadedProvider {
+            name: name.clone(),
+            path: path.to_path_buf(),
+            sha256,
+            size_bytes,
+            info: placeholder_info(&name),
+            surface,
+            config: pconfig,
+            compile,
+            loaded_at: SystemTime::now(),
+            integrity_warning,
+            engine: self.engine.engine().clone(),
+            pre,
+            env,
+            outbound,
+        };
+        let info = loaded
+            .call_with_deadline("describe.info", INFO_DEADLINE, async |p, store| {
+                Ok(Ok(p.blueprint_provider_describe().call_info(store).await?))
+            })
+            .await
+            .map_err(|e| LoadError::InstantiateFailed {
+                file: file.clone(),
+                message: format!("describe.info failed: {e}"),
+            })?;
+        if info.name != name {
+            return Err(LoadError::NameMismatch {
+                file,
+                reported: info.name,
+            });
+        }
+        loaded.info = info;
+        Ok(loaded)
+    }
+}
+
+/// `aws` for `/dir/aws.wasm`; `None` for anything else.
+pub fn provider_name(path: &Path) -> Option<String> {
+    if path.extension()? != "wasm" {
+        return None;
+    }
+    let stem = path.file_stem()?.to_str()?;
+    let ok = !stem.is_empty()
+        && stem.len() <= 64
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    ok.then(|| stem.to_string())
+}
+
+fn placeholder_info(name: &str) -> ProviderInfo {
+    ProviderInfo {
+        name: name.to_string(),
+        version: String::new(),
+        capabilities: Vec::new(),
+        credential: crate::runtime::bindings::wit::CredentialKind::None,
+        expected_hosts: Vec::new(),
+        regions: Vec::new(),
+        settings: Vec::new(),
+    }
+}
+
+impl LoadedProvider {
+    /// Run one call in a fresh store under the provider's deadline.
+    pub async fn call<R>(
+        &self,
+        op: &'static str,
+        f: impl AsyncFnOnce(
+            &SshProvider,
+            &mut Store<HostState>,
+        )
+            -> wasmtime::Result<Result<R, crate::runtime::bindings::wit::ProviderError>>,
+    ) -> Result<R, CallError> {
+        self.call_with_deadline(op, self.config.call_timeout, f)
+            .await
+    }
+
+    async fn call_with_deadline<R>(
+        &self,
+        op: &'static str,
+        deadline: Duration,
+        f: impl AsyncFnOnce(
+            &SshProvider,
+            &mut Store<HostState>,
+        )
+            -> wasmtime::Result<Result<R, crate::runtime::bindings::wit::ProviderError>>,
+    ) -> Result<R, CallError> {
+        let state = HostState::new(
+            self.env.clone(),
+            OutboundHttp::new(self.outbound.clone()),
+            self.config.memory_bytes,
+        );
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let end = Instant::now() + deadline;
+        store.set_epoch_deadline(1);
+        // Yield to the executor every tick; interrupt once the wall clock passes the deadline.
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= end {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+        let pre = &self.pre;
+        let work = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            f(&instance, &mut store).await
+        };
+        // The epoch stops guest code; the timeout stops a guest parked in a host call.
+        let outcome = tokio::time::timeout(deadline + Duration::from_millis(50), work).await;
+        let deadline_err = || CallError::DeadlineExceeded {
+            provider: self.name.clone(),
+            op,
+            deadline_ms: deadline.as_millis() as u64,
+        };
+        match outcome {
+            Err(_) => Err(deadline_err()),
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(e))) => Err(CallError::Provider(e)),
+            Ok(Err(trap)) => {
+                let state = store.data();
+                if state.limiter.exceeded() {
+                    return Err(CallError::MemoryExceeded {
+                        provider: self.name.clone(),
+                        op,
+                        cap_mib: state.limiter.max_bytes() >> 20,
+                    });
+                }
+                if trap.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+                    return Err(deadline_err());
+                }
+                let stderr = state.stderr_text();
+                let mut message = format!("{trap:#}");
+                if !stderr.is_empty() {
+                    message.push_str(&format!("; guest stderr: {stderr}"));
+                }
+                tracing::warn!(provider = %self.name, op, "call trapped: {message}");
+                Err(CallError::Trapped {
+                    provider: self.name.clone(),
+                    op,
+                    message,
+                })
+            }
+        }
+    }
+}

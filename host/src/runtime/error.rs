@@ -1,0 +1,142 @@
+//! Errors of the runtime layer: refusing a component at load time, and a
+//! call that failed. Traps (host-side containment) are kept apart from the
+//! errors a component itself returns (`CallError::Provider`).
+
+use crate::runtime::bindings::wit::ProviderError;
+
+/// A component was refused at load time. The message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    ReadFailed {
+        /// The file.
+        file: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not a valid component, or Cranelift failed.
+    #[error("{file}: not a loadable component: {message}")]
+    CompileFailed {
+        /// The file.
+        file: String,
+        /// What wasmtime said.
+        message: String,
+    },
+    /// Built against another major version of our WIT package.
+    #[error(
+        "{file}: built for blueprint:provider@{found}, but this host implements @{supported}; rebuild the component against wit/ @{supported}"
+    )]
+    WrongMajor {
+        /// The file.
+        file: String,
+        /// The version in the component.
+        found: String,
+        /// The version the host implements.
+        supported: String,
+    },
+    /// Imports something the sandbox does not provide.
+    #[error("{file}: import `{import}` refused: {reason}")]
+    ImportRefused {
+        /// The file.
+        file: String,
+        /// The import.
+        import: String,
+        /// Why.
+        reason: String,
+    },
+    /// Lacks a required export.
+    #[error("{file}: lacks the export `{export}` every provider must have")]
+    MissingExport {
+        /// The file.
+        file: String,
+        /// The export.
+        export: String,
+    },
+    /// Linking or `describe.info` failed.
+    #[error("{file}: {message}")]
+    InstantiateFailed {
+        /// The file.
+        file: String,
+        /// What failed.
+        message: String,
+    },
+    /// `describe.info().name` differs from the file stem.
+    #[error(
+        "{file}: describes itself as {reported:?}; rename the file to {reported}.wasm or fix the component"
+    )]
+    NameMismatch {
+        /// The file.
+        file: String,
+        /// The reported name.
+        reported: String,
+    },
+    /// Refused by the lock file in enforce mode.
+    #[error("{file}: {reason}")]
+    IntegrityRefused {
+        /// The file.
+        file: String,
+        /// Why, and what to run.
+        reason: String,
+    },
+}
+
+/// A call into a provider failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The component answered with its WIT `error`.
+    #[error("provider error: {0:?}")]
+    Provider(ProviderError),
+    /// The per-call deadline passed; the call was interrupted.
+    #[error("{provider}: call `{op}` exceeded its deadline of {deadline_ms} ms and was stopped")]
+    DeadlineExceeded {
+        /// Provider.
+        provider: String,
+        /// Function.
+        op: &'static str,
+        /// The deadline.
+        deadline_ms: u64,
+    },
+    /// The component tried to grow memory beyond its cap.
+    #[error("{provider}: call `{op}` exceeded the memory cap of {cap_mib} MiB and was stopped")]
+    MemoryExceeded {
+        /// Provider.
+        provider: String,
+        /// Function.
+        op: &'static str,
+        /// The cap.
+        cap_mib: usize,
+    },
+    /// The component trapped (panic, unreachable, host trap).
+    #[error("{provider}: call `{op}` trapped: {message}")]
+    Trapped {
+        /// Provider.
+        provider: String,
+        /// Function.
+        op: &'static str,
+        /// Trap and captured guest stderr.
+        message: String,
+    },
+    /// No provider of that name is loaded.
+    #[error("provider {0:?} is not loaded (see `bpr providers list`)")]
+    NotLoaded(String),
+    /// The provider does not announce this capability.
+    #[error("provider {provider:?} does not support {what}")]
+    Unsupported {
+        /// Provider.
+        provider: String,
+        /// What was asked.
+        what: &'static str,
+    },
+}
+
+impl CallError {
+    /// The provider's own error, when that is what failed.
+    pub fn provider_error(&self) -> Option<&ProviderError> {
+        match self {
+            Self::Provider(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! The one `Linker` shared by every provider: WASI io/clocks/random/cli with
+//! an empty context, wasi:http through our hooks, and our host interfaces.
+//! Filesystem and sockets are deliberately absent (and refused earlier by
+//! `inspect`).
+
+use wasmtime::Engine;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime_wasi::WasiView;
+use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+use wasmtime_wasi::p2::bindings::{cli, random};
+use wasmtime_wasi::random::WasiRandom;
+
+use super::bindings::blueprint::provider;
+use super::state::HostState;
+
+/// Build the linker.
+pub fn build(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
+    let mut l = Linker::new(engine);
+    // io, clocks, random, cli stdin/stdout/stderr + wasi:http.
+    wasmtime_wasi_http::p2::add_to_linker_async(&mut l)?;
+    // What std on wasm32-wasip2 always imports besides the proxy world.
+    cli::environment::add_to_linker::<HostState, WasiCli>(&mut l, HostState::cli)?;
+    cli::exit::add_to_linker::<HostState, WasiCli>(&mut l, HostState::cli)?;
+    cli::terminal_input::add_to_linker::<HostState, WasiCli>(&mut l, HostState::cli)?;
+    cli::terminal_output::add_to_linker::<HostState, WasiCli>(&mut l, HostState::cli)?;
+    cli::terminal_stdin::add_to_linker::<HostState, WasiCli>(&mut l, HostState::cli)?;
+    cli::terminal_stdout::add_to_linker::<HostState, WasiCli>(&mut l, HostState::cli)?;
+    cli::terminal_stderr::add_to_linker::<HostState, WasiCli>(&mut l, HostState::cli)?;
+    random::insecure::add_to_linker::<HostState, WasiRandom>(&mut l, |t| t.ctx().ctx.random())?;
+    random::insecure_seed::add_to_linker::<HostState, WasiRandom>(&mut l, |t| {
+        t.ctx().ctx.random()
+    })?;
+    // Ours.
+    provider::types::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s)?;
+    provider::log::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s)?;
+    provider::settings::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s)?;
+    provider::ssh::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s)?;
+    Ok(l)
+}

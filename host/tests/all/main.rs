@@ -1,0 +1,6 @@
+//! The one integration-test binary: real components under wasmtime, real
+//! stand-ins started by `scripts/standins/*`. One module per area.
+
+mod support;
+
+mod sandbox;
