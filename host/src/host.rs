@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use crate::capabilities::SshBackend;
 use crate::capabilities::http_client::{HttpClientConfig, SharedHttpClient};
 use crate::config::Config;
+use crate::db::{Database, DbError};
 use crate::providers::loader::Loader;
 use crate::providers::watch::{self, DirWatch};
 use crate::providers::{ProviderHandle, ProviderStatus, Registry};
@@ -35,6 +36,12 @@ pub enum HostError {
     /// The HTTP client could not be built (e.g. no trust store).
     #[error("cannot build the HTTP client: {0}")]
     HttpClientFailed(#[source] std::io::Error),
+    /// The embedded database could not be opened or migrated.
+    #[error(transparent)]
+    DatabaseFailed(#[from] DbError),
+    /// The `[ssh]` hosts could not be set up (bad key file, bad alias...).
+    #[error("ssh hosts: {0}")]
+    SshFailed(String),
     /// The directory watch could not start.
     #[error("cannot watch {path}: {message}")]
     WatchFailed {
@@ -47,6 +54,8 @@ pub enum HostError {
 
 struct Inner {
     config: Arc<Config>,
+    db: Database,
+    ssh_pool: Option<Arc<crate::ssh::SshPool>>,
     loader: Arc<Loader>,
     registry: Arc<Registry>,
     watch: Mutex<Option<DirWatch>>,
@@ -95,14 +104,17 @@ impl Host {
         let engine =
             Arc::new(EngineHandle::new().map_err(|e| HostError::EngineFailed(format!("{e:#}")))?);
         let client = SharedHttpClient::new(options.http).map_err(HostError::HttpClientFailed)?;
+        let db = Database::open(&config.database_path())?;
+        let ssh_pool = crate::operator_hosts::build_pool(&config, &db)
+            .map_err(|e| HostError::SshFailed(e.to_string()))?;
+        let ssh_backend: Option<Arc<dyn SshBackend>> = match (options.ssh, &ssh_pool) {
+            (Some(b), _) => Some(b),
+            (None, Some(p)) => Some(p.clone()),
+            (None, None) => None,
+        };
         let loader = Arc::new(
-            Loader::new(
-                engine,
-                config.host.artifact_dir.clone(),
-                client,
-                options.ssh,
-            )
-            .map_err(|e| HostError::EngineFailed(format!("{e:#}")))?,
+            Loader::new(engine, config.host.artifact_dir.clone(), client, ssh_backend)
+                .map_err(|e| HostError::EngineFailed(format!("{e:#}")))?,
         );
         let registry = Arc::new(Registry::default());
         let config = Arc::new(config);
@@ -116,6 +128,8 @@ impl Host {
         let host = Self {
             inner: Arc::new(Inner {
                 config: config.clone(),
+                db,
+                ssh_pool,
                 loader,
                 registry,
                 watch: Mutex::new(None),
@@ -139,6 +153,16 @@ impl Host {
     /// The configuration the host runs with.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The embedded database (price cache, deployment tracker).
+    pub fn database(&self) -> &Database {
+        &self.inner.db
+    }
+
+    /// The pool of `[[ssh.hosts]]`, when any are configured.
+    pub fn ssh_pool(&self) -> Option<&Arc<crate::ssh::SshPool>> {
+        self.inner.ssh_pool.as_ref()
     }
 
     /// A handle on provider `name`.

@@ -13,14 +13,28 @@
 //! - [`capabilities`]: what a component may import: outbound HTTP (allowlist,
 //!   credentials, shared client), log, settings, ssh.
 //! - [`providers`]: loading, the registry, typed handles, lock file, hot reload.
+//! - [`db`]: the embedded SQLite database (price cache, deployment tracker).
+//! - [`pricing`]: offers from every provider, normalised and cached.
+//! - [`placement`]: the pure ranking of offers against a request (no I/O).
+//! - [`ssh`]: the operator's own machines over SSH (the `ssh` capability's native side).
+//! - [`kubernetes`]: rendering and server-side applying a deployment's objects to any cluster.
 
 pub mod capabilities;
 #[doc(hidden)]
 pub mod cli;
 pub mod config;
+pub mod db;
 mod host;
+pub mod kubernetes;
+pub mod operator_hosts;
+pub mod placement;
+pub mod pricing;
 pub mod providers;
+pub mod provisioning;
 pub mod runtime;
+pub mod ssh;
+pub mod tracking;
+pub mod workload;
 
 pub use config::Config;
 pub use host::{Host, HostError, HostOptions};

@@ -1,6 +1,9 @@
 //! The `bpr` command line. Thin: parses flags, loads config, calls the
 //! library, prints.
 
+mod deploy_cmd;
+mod hosts_cmd;
+mod plan_cmd;
 mod providers_cmd;
 mod table;
 
@@ -29,6 +32,14 @@ pub enum Command {
     /// Provider components: list, inspect, approve.
     #[command(subcommand)]
     Providers(providers_cmd::ProvidersCommand),
+    /// The cheapest offers that meet a request, across all loaded providers.
+    Plan(plan_cmd::PlanArgs),
+    /// The operator's own machines over SSH: probe capacity, list.
+    #[command(subcommand)]
+    Hosts(hosts_cmd::HostsCommand),
+    /// Deployments: deploy, status, terminate, cleanup, history.
+    #[command(flatten)]
+    Deployments(deploy_cmd::DeployCommand),
 }
 
 /// Entry point of the binary.
@@ -49,6 +60,9 @@ pub fn main() -> ExitCode {
         let config = blueprint_remote_providers_config(cli.config.as_deref())?;
         match cli.command {
             Command::Providers(cmd) => providers_cmd::run(cmd, config).await,
+            Command::Plan(args) => plan_cmd::run(args, config).await,
+            Command::Hosts(cmd) => hosts_cmd::run(cmd, config).await,
+            Command::Deployments(cmd) => deploy_cmd::run(cmd, config).await,
         }
     });
     match result {

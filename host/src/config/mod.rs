@@ -65,6 +65,34 @@ pub struct Config {
     pub operator: OperatorConfig,
     /// Per-provider sections, by provider name.
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// `[ssh]`: the operator's own machines.
+    pub ssh: SshSettings,
+}
+
+/// `[ssh]` and its `[[ssh.hosts]]`: the machines the `ssh` provider may use.
+///
+/// ```toml
+/// [ssh]
+/// default_timeout_ms = 30000     # per command, when the component gives none
+/// max_timeout_ms = 600000
+/// [[ssh.hosts]]
+/// alias = "rack1"
+/// address = "10.0.0.5"
+/// port = 22
+/// user = "deploy"
+/// private_key_file = "/etc/bpr/keys/rack1_ed25519"
+/// host_key_fingerprint = "SHA256:..."   # `ssh-keygen -lf <host key>.pub`
+/// trust_on_first_use = false            # learned keys go to providers.lock
+/// hourly_usd = 0.0
+/// region = "local"
+/// max_concurrency = 4
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SshSettings {
+    /// Limits shared by every host.
+    pub limits: crate::ssh::SshLimits,
+    /// The hosts. Default: none.
+    pub hosts: Vec<crate::ssh::SshHostConfig>,
 }
 
 /// Whether the lock file is enforced.

@@ -17,6 +17,8 @@ use super::{
 };
 use crate::capabilities::credentials::{AwsCredentialSource, CredentialConfig, SecretSource};
 use crate::capabilities::http_policy::AllowRule;
+use super::SshSettings;
+use crate::ssh::{SshHostConfig, SshLimits};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +29,35 @@ struct ConfigToml {
     operator: OperatorToml,
     #[serde(default)]
     providers: BTreeMap<String, ProviderToml>,
+    #[serde(default)]
+    ssh: SshToml,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SshToml {
+    default_timeout_ms: Option<u64>,
+    max_timeout_ms: Option<u64>,
+    stdout_cap_bytes: Option<usize>,
+    stderr_cap_bytes: Option<usize>,
+    connect_timeout_ms: Option<u64>,
+    #[serde(default)]
+    hosts: Vec<SshHostToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SshHostToml {
+    alias: String,
+    address: String,
+    port: Option<u16>,
+    user: String,
+    private_key_file: PathBuf,
+    host_key_fingerprint: Option<String>,
+    trust_on_first_use: Option<bool>,
+    hourly_usd: Option<f64>,
+    region: Option<String>,
+    max_concurrency: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -325,15 +356,36 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
         );
     }
 
+    let ld = SshLimits::default();
+    let st = dto.ssh;
+    let limits = SshLimits {
+        default_timeout: st.default_timeout_ms.map(Duration::from_millis).unwrap_or(ld.default_timeout),
+        max_timeout: st.max_timeout_ms.map(Duration::from_millis).unwrap_or(ld.max_timeout),
+        stdout_cap: st.stdout_cap_bytes.unwrap_or(ld.stdout_cap),
+        stderr_cap: st.stderr_cap_bytes.unwrap_or(ld.stderr_cap),
+        connect_timeout: st.connect_timeout_ms.map(Duration::from_millis).unwrap_or(ld.connect_timeout),
+    };
+    let ssh_hosts = st
+        .hosts
+        .into_iter()
+        .map(|h| {
+            let mut c = SshHostConfig::new(h.alias, h.address, h.user, resolve(h.private_key_file));
+            c.port = h.port.unwrap_or(c.port);
+            c.host_key_fingerprint = h.host_key_fingerprint;
+            c.trust_on_first_use = h.trust_on_first_use.unwrap_or(false);
+            c.hourly_usd = h.hourly_usd.unwrap_or(0.0);
+            c.region = h.region.unwrap_or(c.region);
+            c.max_concurrency = h.max_concurrency.unwrap_or(c.max_concurrency);
+            c
+        })
+        .collect();
+
     Ok(Config {
         origin: origin.to_string(),
         host,
-        operator: OperatorConfig {
-            deployment,
-            kubernetes,
-            scaling,
-        },
+        operator: OperatorConfig { deployment, kubernetes, scaling },
         providers,
+        ssh: SshSettings { limits, hosts: ssh_hosts },
     })
 }
 

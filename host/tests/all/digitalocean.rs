@@ -134,7 +134,19 @@ impl Stand {
 
     /// Prism's verdicts since `from`: lines where it rejected a request or an
     /// answer against the spec (`--errors` turns every violation into one).
-    fn violations_since(&self, from: usize) -> Vec<String> {
+    async fn violations_since(&self, from: usize) -> Vec<String> {
+        // Prism writes its verdict after answering: wait until the log has
+        // stopped growing (300 ms quiet, at most 3 s).
+        let (mut last, mut quiet) = (self.log_len(), 0);
+        for _ in 0..60 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let now = self.log_len();
+            quiet = if now == last { quiet + 1 } else { 0 };
+            last = now;
+            if quiet >= 6 {
+                break;
+            }
+        }
         let bytes = std::fs::read(&self.prism_log).expect("read Prism's log");
         String::from_utf8_lossy(&bytes[from.min(bytes.len())..])
             .lines()
@@ -196,7 +208,7 @@ impl Fixture {
 
     /// Every test ends here: Prism saw no request or answer outside the spec.
     async fn finish(self) {
-        let v = self.stand.violations_since(self.log_from);
+        let v = self.stand.violations_since(self.log_from).await;
         assert!(
             v.is_empty(),
             "Prism reported schema violations:\n{}",
@@ -670,7 +682,7 @@ async fn answer_outside_the_schema_is_caught_by_prism() {
         matches!(&err, ProviderError::Transient(m) if m.contains("not valid")),
         "{err:?}"
     );
-    let v = f.stand.violations_since(f.log_from);
+    let v = f.stand.violations_since(f.log_from).await;
     assert!(!v.is_empty(), "Prism logged the violation");
     f.host.shutdown().await;
 }
@@ -748,4 +760,37 @@ async fn doks_cluster_lifecycle_hands_over_fetched_credentials() {
         ProviderError::NotFound(_)
     ));
     f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_outside_the_schema_is_rejected_by_prism_before_the_fake() {
+    // Proves Prism's request validation is live: a droplet without `size` and
+    // with a numeric name never reaches the fake.
+    let f = Fixture::new().await;
+    let resp = f
+        .stand
+        .http
+        .post(format!("{}/v2/droplets", f.stand.prism))
+        .header("authorization", "Bearer test")
+        .header("content-type", "application/json")
+        .body(json!({"name": 123, "region": "nyc3", "image": "ubuntu-24-04-x64"}).to_string())
+        .send()
+        .await
+        .expect("Prism answers");
+    assert_eq!(resp.status().as_u16(), 422);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("must have required property 'size'")
+    );
+    assert!(
+        f.stand.requests().await.is_empty(),
+        "nothing was forwarded to the fake"
+    );
+    assert!(
+        !f.stand.violations_since(f.log_from).await.is_empty(),
+        "Prism logged the rejection"
+    );
+    f.host.shutdown().await;
 }

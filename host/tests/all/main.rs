@@ -3,4 +3,9 @@
 
 mod support;
 
+mod aws;
+mod pricing;
 mod sandbox;
+mod ssh;
+mod digitalocean;
+mod deploy;

@@ -658,3 +658,34 @@ fn component_paths_exist() {
     }
     assert!(well_behaved_v2().exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_outbound_request_is_audited_without_credentials() {
+    crate::support::install_log_capture();
+    let (server, _, _) = counting_server().await;
+    let env = TestEnv::new();
+    env.add("well_behaved").add("hostile_net");
+    let token = env.dir.path().join("token");
+    std::fs::write(&token, "audit-s3cret-token").unwrap();
+    let path = format!("/audit-{}", std::process::id());
+    let host = env
+        .start(&format!(
+            "[providers.well_behaved]\nallow = [\"http://{addr}\"]\n[providers.well_behaved.settings]\nurl = {url:?}\n\
+             [providers.well_behaved.credential]\nkind = \"bearer\"\ntoken_file = {token:?}\n\
+             [providers.hostile_net.settings]\nurl = {url:?}\n",
+            addr = server.addr,
+            url = server.url(&path),
+        ))
+        .await;
+    host.provider("well_behaved").unwrap().list_instances(any_instances()).await.unwrap();
+    host.provider("hostile_net").unwrap().list_instances(any_instances()).await.unwrap_err();
+    let logs = crate::support::captured_logs();
+    let ours: Vec<&str> = logs.lines().filter(|l| l.contains(&path) && l.contains("bpr::audit::http")).collect();
+    let sent = ours.iter().find(|l| l.contains("provider=well_behaved")).expect("the allowed request is audited");
+    for field in ["method=GET", "host=\"127.0.0.1\"", "status=200", "outcome=\"sent\"", "duration_ms="] {
+        assert!(sent.contains(field), "{field} missing in {sent}");
+    }
+    let denied = ours.iter().find(|l| l.contains("provider=hostile_net")).expect("the denied request is audited");
+    assert!(denied.contains("outcome=\"denied\""), "{denied}");
+    assert!(!logs.contains("audit-s3cret-token"), "a credential reached the logs");
+}

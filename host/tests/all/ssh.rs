@@ -12,14 +12,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use blueprint_remote_providers::capabilities::ssh_bridge::{BoxFuture, SshBackend};
 use blueprint_remote_providers::ssh::{
     self as native, MemoryHostKeyStore, SshHostConfig, SshLimits, SshPool,
 };
 use blueprint_remote_providers::wit::{
-    ContainerWorkload, DeleteStatus, ExecOutput, ExecRequest, HostEntry, Instance, InstanceRef,
-    InstanceSpec, InstanceState, NativeWorkload, OfferQuery, PortMapping, ProviderError, Resources,
-    SshError, Workload, WorkloadSource,
+    ContainerWorkload, DeleteStatus, Instance, InstanceRef, InstanceSpec, InstanceState,
+    NativeWorkload, OfferQuery, PortMapping, ProviderError, Workload, WorkloadSource,
 };
 use blueprint_remote_providers::{Host, HostOptions};
 use bytes::Bytes;
@@ -363,83 +361,6 @@ async fn upload_replaces_a_file_atomically_with_its_mode() {
 /// Adapter from the native pool to the runtime's `ssh` import.
 // TODO(lead): move into host/src/capabilities/ssh_bridge.rs as
 // `impl SshBackend for SshPool`; then delete this copy.
-struct PoolBackend(Arc<SshPool>);
-
-fn wit_resources(r: native::Resources) -> Resources {
-    Resources {
-        vcpus: r.vcpus,
-        memory_gib: r.memory_gib,
-        storage_gib: r.storage_gib,
-        gpus: r.gpus,
-        gpu_model: r.gpu_model,
-    }
-}
-
-fn wit_error(e: native::SshError) -> SshError {
-    use native::SshError as N;
-    match e {
-        N::UnknownHost(m) => SshError::UnknownHost(m),
-        N::HostKeyRejected(m) => SshError::HostKeyRejected(m),
-        N::Unauthorized(m) => SshError::Unauthorized(m),
-        N::Timeout(m) => SshError::Timeout(m),
-        N::ConnectionFailed(m) => SshError::ConnectionFailed(m),
-        N::Invalid(m) => SshError::Invalid(m),
-        N::Other(m) => SshError::Other(m),
-    }
-}
-
-impl SshBackend for PoolBackend {
-    fn hosts(&self) -> BoxFuture<'_, Vec<HostEntry>> {
-        Box::pin(async move {
-            self.0
-                .hosts()
-                .into_iter()
-                .map(|h| HostEntry {
-                    alias: h.alias,
-                    region: h.region,
-                    hourly_usd: h.hourly_usd,
-                    capacity: h.capacity.map(wit_resources),
-                    in_use: wit_resources(h.in_use),
-                })
-                .collect()
-        })
-    }
-
-    fn exec(&self, r: ExecRequest) -> BoxFuture<'_, Result<ExecOutput, SshError>> {
-        Box::pin(async move {
-            let timeout = r.timeout_ms.map(|ms| Duration::from_millis(u64::from(ms)));
-            let o = self
-                .0
-                .exec(&r.host, &r.argv, r.stdin.as_deref(), timeout)
-                .await
-                .map_err(wit_error)?;
-            Ok(ExecOutput {
-                exit_code: o.exit_code,
-                stdout: o.stdout,
-                stderr: o.stderr,
-                stdout_truncated: o.stdout_truncated,
-                stderr_truncated: o.stderr_truncated,
-                duration_ms: o.duration_ms,
-            })
-        })
-    }
-
-    fn upload(
-        &self,
-        host: String,
-        path: String,
-        contents: Vec<u8>,
-        mode: u32,
-    ) -> BoxFuture<'_, Result<(), SshError>> {
-        Box::pin(async move {
-            self.0
-                .upload(&host, &path, &contents, mode)
-                .await
-                .map_err(wit_error)
-        })
-    }
-}
-
 /// A host running `ssh.wasm` over `pool`, with the given provider settings.
 async fn start_host(pool: Arc<SshPool>, settings: &[(&str, &str)]) -> (TestEnv, Host) {
     let env = TestEnv::new();
@@ -456,7 +377,7 @@ async fn start_host(pool: Arc<SshPool>, settings: &[(&str, &str)]) -> (TestEnv, 
     let host = Host::start_with(
         cfg,
         HostOptions {
-            ssh: Some(Arc::new(PoolBackend(pool))),
+            ssh: Some(pool),
             ..HostOptions::default()
         },
     )

@@ -144,3 +144,37 @@ impl TestServer {
         format!("http://{}{path}", self.addr)
     }
 }
+
+/// Everything the host logged in this test binary (all tests share it; filter
+/// by something unique to your test).
+pub fn captured_logs() -> String {
+    install_log_capture();
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).to_string()
+}
+
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+static LOG_INIT: std::sync::Once = std::sync::Once::new();
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Install a global subscriber that records `info` and above into memory.
+pub fn install_log_capture() {
+    LOG_INIT.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_ansi(false)
+            .with_writer(|| LogWriter)
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+}

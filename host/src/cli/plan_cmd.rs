@@ -1,0 +1,269 @@
+//! `bpr plan`: the cheapest offers that meet a request, with sources and, on
+//! demand, why everything else was excluded.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Args, ValueEnum};
+
+use super::table;
+use crate::config::{Config, DeploymentMode};
+use crate::placement::{rank_offers, Geography, Mode, Policy, Ranking, Request, Tier};
+use crate::pricing::normalize::canonical_gpu_model;
+use crate::pricing::{CatalogueSource, CatalogueStatus, PriceReport, PricingService};
+use crate::Host;
+
+/// Payment tier names.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TierArg {
+    /// 1 replica, 100m CPU, 128Mi.
+    Basic,
+    /// 2 replicas, 500m CPU, 512Mi.
+    Standard,
+    /// 3 replicas, 2000m CPU, 4Gi, 1 GPU.
+    Premium,
+}
+
+/// `bpr plan` flags.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Minimum vCPUs.
+    #[arg(long, default_value_t = 0.0)]
+    pub cpu: f32,
+    /// Minimum memory in GiB.
+    #[arg(long, default_value_t = 0.0)]
+    pub memory: f32,
+    /// Minimum disk in GiB.
+    #[arg(long, default_value_t = 0.0)]
+    pub storage: f32,
+    /// Minimum GPU count.
+    #[arg(long, default_value_t = 0.0)]
+    pub gpus: f32,
+    /// Required GPU model (e.g. "A100", "NVIDIA T4").
+    #[arg(long)]
+    pub gpu_model: Option<String>,
+    /// Acceptable region (repeatable), or a geography: us, eu, asia, ...
+    #[arg(long)]
+    pub region: Vec<String>,
+    /// Require confidential computing.
+    #[arg(long)]
+    pub confidential: bool,
+    /// The workload tolerates interruption: spot prices may be used (if the
+    /// operator allows spot).
+    #[arg(long)]
+    pub spot: bool,
+    /// High availability: candidates in two or more failure domains.
+    #[arg(long)]
+    pub ha: bool,
+    /// Payment tier.
+    #[arg(long, value_enum)]
+    pub tier: Option<TierArg>,
+    /// Only these providers (repeatable).
+    #[arg(long)]
+    pub provider: Vec<String>,
+    /// How many candidates to show.
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+    /// Fetch live prices even when the cache is fresh.
+    #[arg(long)]
+    pub refresh: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Explain every excluded offer family.
+    #[arg(long)]
+    pub explain: bool,
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn age(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// The request and policy for these flags under `config`.
+pub fn request_and_policy(args: &PlanArgs, config: &Config) -> anyhow::Result<(Request, Policy)> {
+    let mut regions = Vec::new();
+    let mut geography = None;
+    for r in &args.region {
+        match Geography::from_code(r) {
+            Some(g) if geography.is_none() => geography = Some(g),
+            Some(_) => anyhow::bail!("--region: give at most one geography ({r:?} is the second)"),
+            None => regions.push(r.clone()),
+        }
+    }
+    let gpu_model = match &args.gpu_model {
+        None => None,
+        Some(raw) => Some(
+            canonical_gpu_model(raw, None)
+                .map(str::to_string)
+                .unwrap_or_else(|| raw.clone()),
+        ),
+    };
+    let request = Request {
+        min_vcpus: args.cpu,
+        min_memory_gib: args.memory,
+        min_storage_gib: args.storage,
+        min_gpus: args.gpus,
+        gpu_model,
+        confidential: args.confidential,
+        regions,
+        geography,
+        high_availability: args.ha,
+        tier: args.tier.map(|t| match t {
+            TierArg::Basic => Tier::Basic,
+            TierArg::Standard => Tier::Standard,
+            TierArg::Premium => Tier::Premium,
+        }),
+        allow_spot: args.spot,
+        ..Request::default()
+    };
+    let d = &config.operator.deployment;
+    let policy = Policy {
+        mode: match d.mode {
+            DeploymentMode::Preferred => Mode::Preferred,
+            _ => Mode::AutoCheapest,
+        },
+        preferred_providers: d.preferred_providers.clone(),
+        excluded_providers: d.excluded_providers.clone(),
+        max_cost_per_hour: d.max_cost_per_hour,
+        allow_spot_instances: d.allow_spot_instances,
+        default_regions: d.default_regions.clone(),
+        allow_fractional_gpus: d.allow_fractional_gpus,
+        allow_promotional: d.allow_promotional,
+        ..Policy::default()
+    };
+    Ok((request, policy))
+}
+
+fn source_text(s: &CatalogueStatus, now: u64) -> String {
+    let when = s.fetched_at.map(|t| age(now.saturating_sub(t))).unwrap_or_else(|| "-".into());
+    match &s.source {
+        CatalogueSource::Fresh => format!("live, fetched now ({} offers)", s.offers),
+        CatalogueSource::Cached => format!("cache, {when} old ({} offers)", s.offers),
+        CatalogueSource::Stale => format!("cache, {when} old, refreshing ({} offers)", s.offers),
+        CatalogueSource::Snapshot => format!("embedded snapshot, {when} old ({} offers)", s.offers),
+        CatalogueSource::LastGood { error } => format!("last good cache, {when} old; fetch failed: {error}"),
+        CatalogueSource::Failed { error } => format!("FAILED, no prices: {error}"),
+    }
+}
+
+/// Run `bpr plan`.
+pub async fn run(args: PlanArgs, mut config: Config) -> anyhow::Result<ExitCode> {
+    config.host.watch = false;
+    let (request, policy) = request_and_policy(&args, &config)?;
+    let host = Host::start(config).await?;
+    let pricing = PricingService::new(host.clone())?;
+    let interactive = std::io::stderr().is_terminal() && !args.json;
+    if interactive {
+        eprintln!("loading price catalogues from {} provider(s)…", host.providers().len());
+    }
+    let started = std::time::Instant::now();
+    let t = now();
+    let progress = |s: &CatalogueStatus| {
+        if interactive {
+            eprintln!("  [{:>5.1}s] {:<14} {}", started.elapsed().as_secs_f64(), s.provider, source_text(s, t));
+        }
+    };
+    let mut report = pricing.gather(args.refresh, &progress).await;
+    if !args.provider.is_empty() {
+        report.offers.retain(|o| args.provider.contains(&o.provider));
+    }
+    let ranking = rank_offers(report.offers.clone(), &request, &policy)?;
+    if args.json {
+        print_json(&args, &report, &ranking, t)?;
+    } else {
+        print_text(&args, &report, &ranking, t);
+    }
+    pricing.wait_for_refreshes().await;
+    Ok(if ranking.candidates.is_empty() { ExitCode::from(3) } else { ExitCode::SUCCESS })
+}
+
+fn print_text(args: &PlanArgs, report: &PriceReport, ranking: &Ranking, now: u64) {
+    println!("price sources:");
+    for s in &report.catalogues {
+        println!("  {:<14} {}", s.provider, source_text(s, now));
+    }
+    if report.all_from_snapshots() {
+        println!("offline: every price comes from the components' embedded, dated snapshots");
+    }
+    if !report.normalize.dropped.is_empty() {
+        println!("  {} offer(s) dropped by sanity checks (run with RUST_LOG=warn to see them)", report.normalize.dropped.len());
+    }
+    println!();
+    let rows: Vec<Vec<String>> = ranking
+        .candidates
+        .iter()
+        .take(args.limit)
+        .map(|c| {
+            let o = &c.offer;
+            let gpu = match (&o.gpu_model, o.gpus) {
+                (_, g) if g == 0.0 => "-".to_string(),
+                (Some(m), g) => format!("{g} x {m}"),
+                (None, g) => format!("{g}"),
+            };
+            vec![
+                o.provider.clone(),
+                o.zone.clone().map(|z| format!("{} ({z})", o.region)).unwrap_or_else(|| o.region.clone()),
+                o.instance_type.clone(),
+                format!("{}", o.vcpus),
+                format!("{:.1}", o.memory_gib),
+                gpu,
+                format!("{:.4}", o.hourly_usd),
+                o.spot_hourly_usd.map(|s| format!("{s:.4}")).unwrap_or_else(|| "-".into()),
+                if c.spot { "spot".into() } else { "on-demand".into() },
+                if o.from_snapshot { format!("snapshot {}", age(now.saturating_sub(o.observed_at))) } else { o.source.clone() },
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        println!("no offer meets the request (use --explain to see why)");
+    } else {
+        print!(
+            "{}",
+            table::render(&["PROVIDER", "REGION", "TYPE", "VCPU", "GIB", "GPU", "$/H", "SPOT $/H", "PAYS", "PRICE SOURCE"], &rows)
+        );
+        println!(
+            "{} of {} offers meet the request; showing {}",
+            ranking.offers_satisfying,
+            ranking.offers_considered,
+            rows.len()
+        );
+    }
+    if args.explain {
+        println!("\nexcluded offer families (first failing rule, offers excluded):");
+        for f in &ranking.excluded {
+            let reasons: Vec<String> = f.reasons.iter().map(|r| format!("{} x{} (e.g. {})", r.rule, r.offers, r.example)).collect();
+            println!("  {}/{:<16} {}", f.provider, f.family, reasons.join("; "));
+        }
+    }
+}
+
+fn print_json(args: &PlanArgs, report: &PriceReport, ranking: &Ranking, now: u64) -> anyhow::Result<()> {
+    let catalogues: Vec<_> = report
+        .catalogues
+        .iter()
+        .map(|s| serde_json::json!({ "provider": s.provider, "source": source_text(s, now), "fetched_at": s.fetched_at, "offers": s.offers }))
+        .collect();
+    let mut out = serde_json::json!({
+        "catalogues": catalogues,
+        "offline": report.all_from_snapshots(),
+        "offers_considered": ranking.offers_considered,
+        "offers_satisfying": ranking.offers_satisfying,
+        "candidates": ranking.candidates.iter().take(args.limit).collect::<Vec<_>>(),
+        "dropped": report.normalize.dropped.len(),
+    });
+    if args.explain {
+        out["excluded"] = serde_json::to_value(&ranking.excluded)?;
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}

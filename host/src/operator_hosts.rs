@@ -1,0 +1,96 @@
+//! The operator's own machines: building the SSH pool from `[[ssh.hosts]]`,
+//! pinning host keys learned by trust-on-first-use in `providers.lock`, and
+//! the probed capacity of each host (stored by `bpr hosts probe`).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::config::Config;
+use crate::db::{Database, Result as DbResult};
+use crate::providers::lock::LockFile;
+use crate::ssh::{HostKeyStore, Resources, SshError, SshPool};
+
+/// Host keys learned by trust-on-first-use, kept in the lock file's
+/// `[ssh_host_keys]` table so the next start pins them.
+pub struct LockFileHostKeys {
+    path: PathBuf,
+    write: Mutex<()>,
+}
+
+impl LockFileHostKeys {
+    /// Keys in the lock file at `path`.
+    pub fn new(path: PathBuf) -> Self {
+        Self { path, write: Mutex::new(()) }
+    }
+}
+
+impl HostKeyStore for LockFileHostKeys {
+    fn learned(&self, alias: &str) -> Option<String> {
+        LockFile::read(&self.path).ok()?.ssh_host_keys.get(alias).cloned()
+    }
+
+    fn record(&self, alias: &str, fingerprint: &str) -> Result<(), String> {
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let mut lock = LockFile::read(&self.path)?;
+        lock.ssh_host_keys.insert(alias.to_string(), fingerprint.to_string());
+        lock.write(&self.path).map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
+        tracing::warn!(alias, fingerprint, lock = %self.path.display(), "trust on first use: host key recorded");
+        Ok(())
+    }
+}
+
+/// Build the pool for `config`'s hosts (`None` when there are none), with
+/// stored capacities applied.
+pub fn build_pool(config: &Config, db: &Database) -> Result<Option<Arc<SshPool>>, SshError> {
+    if config.ssh.hosts.is_empty() {
+        return Ok(None);
+    }
+    let keys = Arc::new(LockFileHostKeys::new(config.host.lock_file.clone()));
+    let pool = SshPool::new(config.ssh.hosts.clone(), config.ssh.limits.clone(), keys)?;
+    for host in &config.ssh.hosts {
+        match load_capacity(db, &host.alias) {
+            Ok(Some(r)) => pool.set_capacity(&host.alias, Some(r))?,
+            Ok(None) => {}
+            Err(e) => tracing::warn!(alias = %host.alias, "cannot read stored capacity: {e}"),
+        }
+    }
+    Ok(Some(Arc::new(pool)))
+}
+
+/// Store the probed capacity of `alias`.
+pub fn store_capacity(db: &Database, alias: &str, r: &Resources) -> DbResult<()> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    db.lock().execute(
+        "INSERT INTO ssh_capacity (alias, vcpus, memory_gib, storage_gib, gpus, gpu_model, probed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT(alias) DO UPDATE SET vcpus = excluded.vcpus, memory_gib = excluded.memory_gib,
+           storage_gib = excluded.storage_gib, gpus = excluded.gpus, gpu_model = excluded.gpu_model,
+           probed_at = excluded.probed_at",
+        rusqlite::params![alias, r.vcpus, r.memory_gib, r.storage_gib, r.gpus, r.gpu_model, now as i64],
+    )?;
+    Ok(())
+}
+
+/// The stored capacity of `alias`.
+pub fn load_capacity(db: &Database, alias: &str) -> DbResult<Option<Resources>> {
+    let conn = db.lock();
+    let row = conn.query_row(
+        "SELECT vcpus, memory_gib, storage_gib, gpus, gpu_model FROM ssh_capacity WHERE alias = ?1",
+        [alias],
+        |r| {
+            Ok(Resources {
+                vcpus: r.get::<_, f64>(0)? as f32,
+                memory_gib: r.get::<_, f64>(1)? as f32,
+                storage_gib: r.get::<_, f64>(2)? as f32,
+                gpus: r.get::<_, f64>(3)? as f32,
+                gpu_model: r.get(4)?,
+            })
+        },
+    );
+    match row {
+        Ok(r) => Ok(Some(r)),
+        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,67 @@
+//! Placement: which offer to run on, decided without any I/O.
+//!
+//! Given normalised offers (see `pricing::normalize`), a [`Request`] and the
+//! operator's [`Policy`], [`rank`] returns the offers that satisfy every rule,
+//! best first, plus for every instance family (`aws/m5`) the first rule that
+//! excluded its offers. The orchestrator tries candidates in order (failover);
+//! `bpr plan --explain` prints the exclusions.
+//!
+//! # Decision hierarchy
+//! Rules are checked in this order and an offer is reported under the first
+//! one it fails ([`Rule`] lists them):
+//! 1. blueprint requirements (hard): vCPU, memory, storage, GPU count and
+//!    model, confidential computing, architecture, dedicated CPU;
+//! 2. customer preferences: regions, geography ([`Geography`]), payment tier
+//!    floor ([`Tier::vm_floor`]), high availability (a property of the whole
+//!    result, see [`HaOutcome`]);
+//! 3. operator defaults: excluded providers, promotional SKUs, fractional
+//!    GPUs, default regions, `max_cost_per_hour`, spot, preferred providers
+//!    (ordering only, see [`Mode`]).
+//!
+//! # Using it
+//! ```
+//! use blueprint_remote_providers::placement::{Catalog, Policy, Request, rank};
+//!
+//! let offers = Vec::new(); // normalised offers from the pricing service
+//! let catalog = Catalog::new(offers); // once per catalogue refresh
+//! let request = Request { min_vcpus: 2.0, min_memory_gib: 4.0, ..Request::default() };
+//! let ranking = rank(&catalog, &request, &Policy::default())?;
+//! for candidate in &ranking.candidates {
+//!     // try candidate.offer (as spot when candidate.spot), in order
+//! }
+//! # Ok::<(), blueprint_remote_providers::placement::PlacementError>(())
+//! ```
+//!
+//! # Files
+//! - `offer.rs`: [`Offer`], [`Arch`], [`instance_family`];
+//! - `request.rs`: [`Request`], [`Policy`], [`Tier`], [`Mode`];
+//! - `geography.rs`: region code -> [`Geography`];
+//! - `rules.rs`: [`Rule`] and GPU model matching;
+//! - `catalog.rs`: [`Catalog`], offers interned for fast ranking;
+//! - `rank.rs`: [`rank`], [`Ranking`], [`Candidate`], [`FamilyExclusion`];
+//! - `check.rs`: one offer against every rule, and its sort key;
+//! - `select.rs`: top-k selection and the high-availability pair;
+//! - `explain.rs`: exclusions per instance family.
+
+mod catalog;
+mod check;
+mod explain;
+mod geography;
+mod offer;
+mod rank;
+mod request;
+mod rules;
+mod select;
+
+#[cfg(test)]
+mod tests;
+
+pub use catalog::Catalog;
+pub use geography::{Geography, geography_of};
+pub use offer::{Arch, Offer, identity_cmp, instance_family};
+pub use rank::{
+    Candidate, FailureDomain, FamilyExclusion, HaOutcome, PlacementError, Ranking, RuleCount, rank,
+    rank_offers,
+};
+pub use request::{Mode, Policy, Request, Tier};
+pub use rules::{Rule, gpu_model_matches};

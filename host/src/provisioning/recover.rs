@@ -1,0 +1,448 @@
+//! Crash recovery, the TTL supervisor and the cleanup webhook.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{DeployError, DeployOptions, address_of, instance_ref, resources_of};
+use crate::Host;
+use crate::runtime::bindings::wit::{Instance, InstanceState};
+use crate::tracking::{AttemptOutcome, DeploymentRecord, DeploymentStatus, Tracker, now};
+
+/// What [`Host::recover`] did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RecoveryReport {
+    /// Records adopted as active (their instance existed and ran).
+    pub adopted: Vec<String>,
+    /// Records marked failed (nothing usable existed; half-made instances deleted).
+    pub failed: Vec<String>,
+    /// Records whose termination was finished.
+    pub terminated: Vec<String>,
+    /// Active records checked and found in place.
+    pub verified: Vec<String>,
+    /// Instances deleted.
+    pub deleted_instances: Vec<String>,
+    /// Records another live process is working on (left alone).
+    pub busy: Vec<String>,
+    /// Records that could not be resolved now (retried next time), with why.
+    pub errors: Vec<(String, String)>,
+}
+
+/// Timing of [`Host::run_supervisor`].
+#[derive(Debug, Clone)]
+pub struct SupervisorOptions {
+    /// Time between scans.
+    pub interval: Duration,
+    /// Terminations tried per expired deployment per scan.
+    pub tries: u32,
+    /// Timing of the provider calls.
+    pub deploy: DeployOptions,
+}
+
+impl Default for SupervisorOptions {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(30),
+            tries: 3,
+            deploy: DeployOptions::default(),
+        }
+    }
+}
+
+/// What the cleanup webhook receives.
+#[derive(Debug, Serialize)]
+struct WebhookBody<'a> {
+    deployment_id: &'a str,
+    blueprint_id: &'a str,
+    service_id: &'a str,
+    event: &'static str,
+    status: &'a str,
+    error: Option<String>,
+    timestamp: i64,
+}
+
+/// POST the cleanup outcome to the record's webhook, if it has one (3 tries).
+pub(super) async fn post_webhook(rec: &DeploymentRecord, error: Option<&DeployError>) {
+    let Some(url) = &rec.cleanup_webhook else {
+        return;
+    };
+    let body = WebhookBody {
+        deployment_id: &rec.id,
+        blueprint_id: &rec.blueprint_id,
+        service_id: &rec.service_id,
+        event: "cleanup",
+        status: rec.status.as_str(),
+        error: error.map(|e| e.to_string()),
+        timestamp: now(),
+    };
+    let text = serde_json::to_string(&body).unwrap_or_default();
+    for attempt in 1..=3u32 {
+        match super::health::http_post_json(url, text.clone(), Duration::from_secs(10)).await {
+            Ok(s) if (200..300).contains(&s) => return,
+            Ok(s) => tracing::warn!(
+                "cleanup webhook {url} for {} answered {s} (try {attempt}/3)",
+                rec.id
+            ),
+            Err(e) => tracing::warn!(
+                "cleanup webhook for {} failed: {e} (try {attempt}/3)",
+                rec.id
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+    }
+}
+
+impl Host {
+    /// Resolve every deployment a dead process left mid-flight, and check
+    /// active ones still exist. Each is resolved by asking its provider
+    /// (`list-instances` with `bpr-deployment=<id>` in every region it
+    /// tried): a running instance is adopted (the deployment becomes active),
+    /// half-made ones are deleted and the record is marked failed; a
+    /// `terminating` one is finished. Deployments a live process holds are
+    /// left alone.
+    pub async fn recover(&self) -> RecoveryReport {
+        self.recover_with(&DeployOptions::default()).await
+    }
+
+    /// [`Host::recover`] with explicit timing.
+    pub async fn recover_with(&self, opts: &DeployOptions) -> RecoveryReport {
+        let tracker = self.tracker();
+        let mut report = RecoveryReport::default();
+        let records = match (
+            tracker.in_flight(),
+            tracker.with_status(DeploymentStatus::Active),
+        ) {
+            (Ok(mut a), Ok(b)) => {
+                a.extend(b);
+                a
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                report.errors.push(("*".into(), e.to_string()));
+                return report;
+            }
+        };
+        for rec in records {
+            let lock = match tracker.try_lock(&rec.id) {
+                Ok(Some(l)) => l,
+                Ok(None) => {
+                    report.busy.push(rec.id.clone());
+                    continue;
+                }
+                Err(e) => {
+                    report.errors.push((rec.id.clone(), e.to_string()));
+                    continue;
+                }
+            };
+            // Re-read under the lock: its owner may have finished meanwhile.
+            let rec = match tracker.get(&rec.id) {
+                Ok(r) => r,
+                Err(e) => {
+                    report.errors.push((rec.id.clone(), e.to_string()));
+                    continue;
+                }
+            };
+            let one = self.recover_one(&tracker, &rec, opts).await;
+            drop(lock);
+            report.deleted_instances.extend(one.deleted_instances);
+            report.adopted.extend(one.adopted);
+            report.failed.extend(one.failed);
+            report.terminated.extend(one.terminated);
+            report.verified.extend(one.verified);
+            report.errors.extend(one.errors);
+        }
+        report
+    }
+
+    /// Resolve one record; the caller holds its lock.
+    pub(super) async fn recover_one(
+        &self,
+        tracker: &Tracker,
+        rec: &DeploymentRecord,
+        opts: &DeployOptions,
+    ) -> RecoveryReport {
+        let mut report = RecoveryReport::default();
+        let id = rec.id.clone();
+        if !rec.status.is_in_flight() && rec.status != DeploymentStatus::Active {
+            return report;
+        }
+        let attempts = match tracker.attempts(&id) {
+            Ok(a) => a,
+            Err(e) => {
+                report.errors.push((id, e.to_string()));
+                return report;
+            }
+        };
+        // Every (provider, region) it may have created something in.
+        let mut places: BTreeSet<(String, String)> = attempts
+            .iter()
+            .map(|a| (a.provider.clone(), a.region.clone()))
+            .collect();
+        if let (Some(p), Some(r)) = (&rec.provider, &rec.region) {
+            places.insert((p.clone(), r.clone()));
+        }
+        let mut found: Vec<(String, Instance)> = Vec::new();
+        for (pname, region) in &places {
+            let provider = match self.provider(pname) {
+                Ok(p) => p,
+                Err(e) => {
+                    report.errors.push((id.clone(), format!("{pname}: {e}")));
+                    return report;
+                }
+            };
+            match self.find_labelled(&provider, region, &id, opts).await {
+                Ok(v) => found.extend(v.into_iter().map(|i| (pname.clone(), i))),
+                Err(e) => {
+                    report.errors.push((id.clone(), format!("{pname}: {e}")));
+                    return report;
+                }
+            }
+        }
+        let labels = super::labels_of(rec);
+
+        // Which one, if any, to keep.
+        let keep: Option<usize> = match rec.status {
+            DeploymentStatus::Terminating => None,
+            DeploymentStatus::Active => found.iter().position(|(_, i)| {
+                Some(&i.id) == rec.instance_id.as_ref() && i.state != InstanceState::Failed
+            }),
+            _ => {
+                let running = |i: &Instance| i.state == InstanceState::Running;
+                found
+                    .iter()
+                    .position(|(_, i)| running(i) && Some(&i.id) == rec.instance_id.as_ref())
+                    .or_else(|| {
+                        // Created but not yet recorded (a crash right after create): the
+                        // newest attempt's place.
+                        let last = attempts.last()?;
+                        found.iter().position(|(p, i)| {
+                            running(i) && *p == last.provider && i.region == last.region
+                        })
+                    })
+            }
+        };
+        // Delete everything else: duplicates, half-made ones, or all when terminating.
+        for (k, (pname, inst)) in found.iter().enumerate() {
+            if Some(k) == keep {
+                continue;
+            }
+            let Ok(provider) = self.provider(pname) else {
+                continue;
+            };
+            match self
+                .delete_until_gone(&provider, &instance_ref(inst, &labels), opts)
+                .await
+            {
+                Ok(()) => report.deleted_instances.push(inst.id.clone()),
+                Err(e) => {
+                    let _ = tracker.note_error(&id, &format!("recovery: {e}"));
+                    report.errors.push((id.clone(), e));
+                    return report;
+                }
+            }
+        }
+        let deleted = report.deleted_instances.len();
+        let result: Result<(), crate::tracking::TrackError> = (|| {
+            match (rec.status, keep) {
+                (DeploymentStatus::Terminating, _) => {
+                    tracker.record_released(&id)?;
+                    tracker.transition(
+                        &id,
+                        DeploymentStatus::Terminated,
+                        &format!("recovery: finished terminating ({deleted} instance(s) deleted)"),
+                    )?;
+                    report.terminated.push(id.clone());
+                }
+                (DeploymentStatus::Active, Some(_)) => {
+                    if deleted > 0 {
+                        tracker.note_error(
+                            &id,
+                            &format!("recovery: deleted {deleted} stray instance(s)"),
+                        )?;
+                    }
+                    report.verified.push(id.clone());
+                }
+                (DeploymentStatus::Active, None) => {
+                    tracker.record_released(&id)?;
+                    tracker.transition(
+                        &id,
+                        DeploymentStatus::Failed,
+                        "recovery: its instance no longer exists",
+                    )?;
+                    report.failed.push(id.clone());
+                }
+                (status, Some(k)) => {
+                    let (pname, inst) = &found[k];
+                    let n = attempts
+                        .iter()
+                        .rev()
+                        .find(|a| a.provider == *pname && a.region == inst.region)
+                        .map(|a| a.n);
+                    tracker.record_instance(
+                        &id,
+                        None,
+                        &inst.id,
+                        &resources_of(inst),
+                        address_of(inst).as_deref(),
+                    )?;
+                    for a in &attempts {
+                        if Some(a.n) == n {
+                            tracker.finish_attempt(
+                                &id,
+                                a.n,
+                                AttemptOutcome::Used,
+                                &format!("recovery: adopted running instance {}", inst.id),
+                            )?;
+                        } else if a.outcome == AttemptOutcome::Pending
+                            || a.outcome == AttemptOutcome::Created
+                        {
+                            tracker.finish_attempt(
+                                &id,
+                                a.n,
+                                AttemptOutcome::Failed,
+                                "interrupted by a crash",
+                            )?;
+                        }
+                    }
+                    let why = format!(
+                        "recovery: adopted running instance {} (found by label after the process stopped at {status})",
+                        inst.id
+                    );
+                    let mut at = status;
+                    for next in [
+                        DeploymentStatus::Provisioning,
+                        DeploymentStatus::Provisioned,
+                        DeploymentStatus::Deploying,
+                        DeploymentStatus::Active,
+                    ] {
+                        if at.can_become(next, true) {
+                            tracker.transition(&id, next, &why)?;
+                            at = next;
+                        }
+                    }
+                    report.adopted.push(id.clone());
+                }
+                (status, None) => {
+                    tracker.record_released(&id)?;
+                    for a in &attempts {
+                        if a.outcome == AttemptOutcome::Pending
+                            || a.outcome == AttemptOutcome::Created
+                        {
+                            tracker.finish_attempt(
+                                &id,
+                                a.n,
+                                AttemptOutcome::Failed,
+                                "interrupted by a crash",
+                            )?;
+                        }
+                    }
+                    tracker.transition(
+                        &id,
+                        DeploymentStatus::Failed,
+                        &format!("recovery: interrupted at {status}; nothing running to adopt; {deleted} half-made instance(s) deleted"),
+                    )?;
+                    report.failed.push(id.clone());
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            report.errors.push((id, e.to_string()));
+        }
+        report
+    }
+
+    /// Terminate every expired deployment now (and only those), with
+    /// retries, then finish what dead processes left (see [`Host::recover`])
+    /// and delete what failed deployments still hold. Returns the ids
+    /// terminated and the errors.
+    pub async fn cleanup_once(
+        &self,
+        opts: &SupervisorOptions,
+    ) -> (Vec<String>, Vec<(String, String)>) {
+        let tracker = self.tracker();
+        let mut done = Vec::new();
+        let mut errors = Vec::new();
+        let expired = match tracker.expired(now()) {
+            Ok(v) => v,
+            Err(e) => return (done, vec![("*".into(), e.to_string())]),
+        };
+        for rec in expired {
+            let mut last = None;
+            for attempt in 1..=opts.tries.max(1) {
+                let reason = format!("TTL of {} s expired", rec.ttl_secs.unwrap_or(0));
+                match self.terminate_with(&rec.id, &opts.deploy, &reason).await {
+                    Ok(_) => {
+                        last = None;
+                        done.push(rec.id.clone());
+                        break;
+                    }
+                    // A live process is deploying it: the next scan gets it.
+                    Err(DeployError::Busy(_)) => {
+                        last = Some("busy".to_string());
+                        break;
+                    }
+                    Err(e) => {
+                        last = Some(e.to_string());
+                        tokio::time::sleep(opts.deploy.retry.backoff(attempt, None)).await;
+                    }
+                }
+            }
+            if let Some(e) = last {
+                errors.push((rec.id.clone(), e));
+            }
+        }
+        let report = self.recover_with(&opts.deploy).await;
+        errors.extend(report.errors);
+        if let Ok(failed) = tracker.with_status(DeploymentStatus::Failed) {
+            for rec in failed.into_iter().filter(DeploymentRecord::holds_resources) {
+                match self
+                    .terminate_with(
+                        &rec.id,
+                        &opts.deploy,
+                        "deleting what a failed deployment still holds",
+                    )
+                    .await
+                {
+                    Ok(_) => done.push(rec.id.clone()),
+                    Err(DeployError::Busy(_)) => {}
+                    Err(e) => errors.push((rec.id.clone(), e.to_string())),
+                }
+            }
+        }
+        (done, errors)
+    }
+
+    /// The supervisor loop: [`Host::cleanup_once`] every `interval` until
+    /// `shutdown` completes.
+    pub async fn run_supervisor(&self, shutdown: impl Future<Output = ()>) {
+        self.run_supervisor_with(shutdown, SupervisorOptions::default())
+            .await;
+    }
+
+    /// [`Host::run_supervisor`] with explicit options.
+    pub async fn run_supervisor_with(
+        &self,
+        shutdown: impl Future<Output = ()>,
+        opts: SupervisorOptions,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            let (done, errors) = tokio::select! {
+                r = self.cleanup_once(&opts) => r,
+                () = &mut shutdown => return,
+            };
+            for id in &done {
+                tracing::info!("supervisor: deployment {id} terminated");
+            }
+            for (id, e) in &errors {
+                tracing::warn!("supervisor: deployment {id}: {e}");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(opts.interval) => {}
+                () = &mut shutdown => return,
+            }
+        }
+    }
+}

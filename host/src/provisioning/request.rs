@@ -1,0 +1,488 @@
+//! What a deployment asks for, and the candidates it may run on.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::bindings::wit::{PortRule, Protocol};
+use crate::tracking::DeploymentType;
+use crate::workload::{self, WorkloadSpec};
+
+/// A request that cannot be deployed. Names the field and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct RequestError {
+    /// Field path (`request.workload.source.sha256`, `candidates[1].region`...).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn bad(field: impl Into<String>, message: impl Into<String>) -> RequestError {
+    RequestError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// One place to try, in ranked order. The lead's placement converts its
+/// `placement::rank::Candidate` into this.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// Provider name (the `.wasm` file stem).
+    pub provider: String,
+    /// Region code.
+    pub region: String,
+    /// Zone, when the offer named one.
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// Machine type.
+    pub instance_type: String,
+    /// Run as spot.
+    #[serde(default)]
+    pub spot: bool,
+    /// Price per hour, when known (recorded).
+    #[serde(default)]
+    pub hourly_usd: Option<f64>,
+}
+
+impl Target {
+    /// `provider/region/type` (`+spot`).
+    pub fn label(&self) -> String {
+        format!(
+            "{}/{}{}/{}{}",
+            self.provider,
+            self.region,
+            self.zone
+                .as_ref()
+                .map(|z| format!("({z})"))
+                .unwrap_or_default(),
+            self.instance_type,
+            if self.spot { "+spot" } else { "" }
+        )
+    }
+
+    pub(crate) fn validate(&self, i: usize) -> Result<(), RequestError> {
+        for (name, v) in [
+            ("provider", &self.provider),
+            ("region", &self.region),
+            ("instance_type", &self.instance_type),
+        ] {
+            if v.trim().is_empty() {
+                return Err(bad(format!("candidates[{i}].{name}"), "must not be empty"));
+            }
+        }
+        if let Some(p) = self.hourly_usd
+            && !(p.is_finite() && p >= 0.0)
+        {
+            return Err(bad(
+                format!("candidates[{i}].hourly_usd"),
+                format!("{p} is not a price"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An inbound opening on the instance's firewall.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenPort {
+    /// First port.
+    pub port: u16,
+    /// Last port (inclusive), for a range.
+    #[serde(default)]
+    pub end_port: Option<u16>,
+    /// `tcp` (default) or `udp`.
+    #[serde(default = "tcp")]
+    pub protocol: String,
+    /// Source CIDRs; empty = anywhere.
+    #[serde(default)]
+    pub source_cidrs: Vec<String>,
+}
+
+fn tcp() -> String {
+    "tcp".into()
+}
+
+/// The HTTP health check of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// Port on the instance's address.
+    pub port: u16,
+    /// Path; default `/`.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+impl HealthCheck {
+    /// The path, `/` by default.
+    pub fn path(&self) -> &str {
+        self.path.as_deref().unwrap_or("/")
+    }
+}
+
+/// A deployment request (from Blueprint Manager, `bpr deploy` flags or a file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    /// Deployment id to use (`[a-z0-9-]`, at most 48); default `dep-<uuid>`.
+    #[serde(default)]
+    pub deployment_id: Option<String>,
+    /// Blueprint id.
+    pub blueprint_id: String,
+    /// Service id.
+    pub service_id: String,
+    /// vm (default), kubernetes, ssh. Only `vm` is deployed by this module so far.
+    #[serde(default)]
+    pub deployment_type: DeploymentType,
+    /// Time to live in seconds from creation; the supervisor terminates it after.
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+    /// Extra labels (`[a-z0-9_-]`, at most 63; `bpr-*` is reserved).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// What to run; turned into cloud-init user data.
+    #[serde(default)]
+    pub workload: Option<WorkloadSpec>,
+    /// Image override (AMI id, slug...).
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Boot disk GiB; 0 = provider default.
+    #[serde(default)]
+    pub disk_gib: u32,
+    /// OpenSSH public keys to install.
+    #[serde(default)]
+    pub ssh_public_keys: Vec<String>,
+    /// Firewall openings; default: the workload's public ports.
+    #[serde(default)]
+    pub open_ports: Vec<OpenPort>,
+    /// HTTP health check; without one the provider's running state counts.
+    #[serde(default)]
+    pub health: Option<HealthCheck>,
+    /// URL POSTed with the cleanup outcome.
+    #[serde(default)]
+    pub cleanup_webhook: Option<String>,
+}
+
+impl DeployRequest {
+    /// A minimal request.
+    pub fn new(blueprint_id: impl Into<String>, service_id: impl Into<String>) -> Self {
+        Self {
+            deployment_id: None,
+            blueprint_id: blueprint_id.into(),
+            service_id: service_id.into(),
+            deployment_type: DeploymentType::Vm,
+            ttl_secs: None,
+            labels: BTreeMap::new(),
+            workload: None,
+            image: None,
+            disk_gib: 0,
+            ssh_public_keys: Vec::new(),
+            open_ports: Vec::new(),
+            health: None,
+            cleanup_webhook: None,
+        }
+    }
+
+    /// Check every field; nothing is written for an invalid request.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        if let Some(id) = &self.deployment_id {
+            let ok = !id.is_empty()
+                && id.len() <= 48
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !id.starts_with('-');
+            if !ok {
+                return Err(bad(
+                    "deployment_id",
+                    format!("{id:?} must be 1-48 characters of [a-z0-9-], not starting with '-'"),
+                ));
+            }
+        }
+        for (name, v) in [
+            ("blueprint_id", &self.blueprint_id),
+            ("service_id", &self.service_id),
+        ] {
+            if v.trim().is_empty() {
+                return Err(bad(name, "must not be empty"));
+            }
+        }
+        if self.deployment_type != DeploymentType::Vm {
+            return Err(bad(
+                "deployment_type",
+                format!(
+                    "{:?} deployments are not handled by `bpr deploy` yet; use \"vm\"",
+                    self.deployment_type.as_str()
+                ),
+            ));
+        }
+        if self.ttl_secs == Some(0) {
+            return Err(bad("ttl_secs", "must be at least 1 (omit it for no TTL)"));
+        }
+        for k in self.labels.keys() {
+            let ok = !k.is_empty()
+                && k.len() <= 63
+                && k.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+            if !ok {
+                return Err(bad(
+                    format!("labels.{k}"),
+                    "label keys are 1-63 characters of [a-z0-9_-]",
+                ));
+            }
+            if k.starts_with("bpr-") {
+                return Err(bad(
+                    format!("labels.{k}"),
+                    "keys starting with bpr- are reserved for the host",
+                ));
+            }
+        }
+        if let Some(w) = &self.workload {
+            workload::validate(w).map_err(|e| bad(format!("workload.{}", e.field), e.message))?;
+        }
+        for (i, p) in self.open_ports.iter().enumerate() {
+            if p.port == 0 || p.end_port.is_some_and(|e| e < p.port) {
+                return Err(bad(
+                    format!("open_ports[{i}]"),
+                    "port must be 1-65535 and end_port >= port",
+                ));
+            }
+            if p.protocol != "tcp" && p.protocol != "udp" {
+                return Err(bad(
+                    format!("open_ports[{i}].protocol"),
+                    format!("{:?} is not tcp or udp", p.protocol),
+                ));
+            }
+        }
+        if self.health.as_ref().is_some_and(|h| h.port == 0) {
+            return Err(bad("health.port", "must be 1-65535"));
+        }
+        if let Some(h) = &self.health
+            && !h.path().starts_with('/')
+        {
+            return Err(bad("health.path", "must start with '/'"));
+        }
+        if let Some(u) = &self.cleanup_webhook {
+            let ok = (u.starts_with("http://") || u.starts_with("https://"))
+                && url::Url::parse(u).is_ok();
+            if !ok {
+                return Err(bad(
+                    "cleanup_webhook",
+                    format!("{u:?} is not an http(s) URL"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The user data for deployment `id`, when a workload is given.
+    pub(crate) fn user_data(&self, id: &str) -> Result<Option<String>, RequestError> {
+        self.workload
+            .as_ref()
+            .map(|w| {
+                workload::cloud_init(w, id)
+                    .map_err(|e| bad(format!("workload.{}", e.field), e.message))
+            })
+            .transpose()
+    }
+
+    /// The firewall openings: `open_ports`, else the workload's public ports
+    /// (and the health port).
+    pub(crate) fn port_rules(&self) -> Vec<PortRule> {
+        let mut rules: Vec<PortRule> = self
+            .open_ports
+            .iter()
+            .map(|p| PortRule {
+                port: p.port,
+                end_port: p.end_port,
+                protocol: if p.protocol == "udp" {
+                    Protocol::Udp
+                } else {
+                    Protocol::Tcp
+                },
+                source_cidrs: p.source_cidrs.clone(),
+            })
+            .collect();
+        if rules.is_empty() {
+            let mut ports: Vec<u16> = self
+                .workload
+                .iter()
+                .flat_map(|w| {
+                    w.ports()
+                        .iter()
+                        .filter(|p| p.public)
+                        .map(|p| p.host_port.unwrap_or(p.container_port))
+                })
+                .collect();
+            ports.extend(self.health.as_ref().map(|h| h.port));
+            ports.sort_unstable();
+            ports.dedup();
+            rules = ports
+                .into_iter()
+                .map(|port| PortRule {
+                    port,
+                    end_port: None,
+                    protocol: Protocol::Tcp,
+                    source_cidrs: vec![],
+                })
+                .collect();
+        }
+        rules
+    }
+}
+
+/// A request file for `bpr deploy --file`: `[request]` plus optional
+/// `[[candidates]]` (TOML), or `{"request": ..., "candidates": [...]}` (JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestFile {
+    /// The request.
+    pub request: DeployRequest,
+    /// Candidates in ranked order (until `bpr plan` supplies them).
+    #[serde(default)]
+    pub candidates: Vec<Target>,
+}
+
+impl RequestFile {
+    /// Read and check a `.json` or `.toml` file. Errors name the file and field.
+    pub fn load(path: &Path) -> Result<Self, RequestError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| bad(shown.clone(), format!("cannot read the request file: {e}")))?;
+        let parsed: Self = match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => serde_json::from_str(&text)
+                .map_err(|e| bad(shown.clone(), format!("invalid JSON: {e}")))?,
+            Some("toml") => toml::from_str(&text)
+                .map_err(|e| bad(shown.clone(), format!("invalid TOML: {e}")))?,
+            _ => return Err(bad(shown, "request files must end in .json or .toml")),
+        };
+        parsed
+            .request
+            .validate()
+            .map_err(|e| bad(format!("{shown}: request.{}", e.field), e.message))?;
+        for (i, c) in parsed.candidates.iter().enumerate() {
+            c.validate(i)
+                .map_err(|e| bad(format!("{shown}: {}", e.field), e.message))?;
+        }
+        Ok(parsed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_minimal_request_is_valid_and_opens_the_workload_and_health_ports() {
+        let mut r = DeployRequest::new("bp", "svc");
+        assert_eq!(r.validate(), Ok(()));
+        r.workload = Some(WorkloadSpec {
+            source: crate::workload::WorkloadSource::Container {
+                image: "nginx:1".into(),
+                args: vec![],
+                env: BTreeMap::new(),
+                ports: vec![
+                    crate::workload::PortSpec {
+                        container_port: 80,
+                        host_port: Some(8080),
+                        public: true,
+                    },
+                    crate::workload::PortSpec {
+                        container_port: 9000,
+                        host_port: None,
+                        public: false,
+                    },
+                ],
+            },
+            cpu_limit: None,
+            memory_limit_mib: None,
+        });
+        r.health = Some(HealthCheck {
+            port: 8081,
+            path: None,
+        });
+        let ports: Vec<u16> = r.port_rules().iter().map(|p| p.port).collect();
+        assert_eq!(
+            ports,
+            vec![8080, 8081],
+            "public workload ports and the health port, not private ones"
+        );
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let check = |f: &dyn Fn(&mut DeployRequest), field: &str| {
+            let mut r = DeployRequest::new("bp", "svc");
+            f(&mut r);
+            assert_eq!(r.validate().unwrap_err().field, field);
+        };
+        check(
+            &|r| r.deployment_id = Some("Has Spaces".into()),
+            "deployment_id",
+        );
+        check(&|r| r.blueprint_id = " ".into(), "blueprint_id");
+        check(
+            &|r| r.deployment_type = DeploymentType::Kubernetes,
+            "deployment_type",
+        );
+        check(&|r| r.ttl_secs = Some(0), "ttl_secs");
+        check(
+            &|r| drop(r.labels.insert("bpr-managed".into(), "x".into())),
+            "labels.bpr-managed",
+        );
+        check(
+            &|r| drop(r.labels.insert("UPPER".into(), "x".into())),
+            "labels.UPPER",
+        );
+        check(
+            &|r| {
+                r.health = Some(HealthCheck {
+                    port: 80,
+                    path: Some("health".into()),
+                })
+            },
+            "health.path",
+        );
+        check(
+            &|r| r.cleanup_webhook = Some("file:///etc/passwd".into()),
+            "cleanup_webhook",
+        );
+        check(
+            &|r| {
+                r.open_ports = vec![OpenPort {
+                    port: 10,
+                    end_port: Some(5),
+                    protocol: "tcp".into(),
+                    source_cidrs: vec![],
+                }]
+            },
+            "open_ports[0]",
+        );
+    }
+
+    #[test]
+    fn a_request_file_with_an_unknown_key_names_the_file_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("req.toml");
+        std::fs::write(
+            &path,
+            "[request]\nblueprint_id = \"b\"\nservice_id = \"s\"\nregion = \"x\"\n",
+        )
+        .unwrap();
+        let err = RequestFile::load(&path).unwrap_err().to_string();
+        assert!(err.contains("req.toml") && err.contains("region"), "{err}");
+        let path = dir.path().join("req.yaml");
+        std::fs::write(&path, "").unwrap();
+        assert!(
+            RequestFile::load(&path)
+                .unwrap_err()
+                .to_string()
+                .contains(".json or .toml")
+        );
+    }
+}

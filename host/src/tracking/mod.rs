@@ -1,0 +1,753 @@
+//! The deployment tracker: every deployment the host ever started, in the
+//! embedded SQLite database, with a checked state machine, a history of
+//! transitions and every candidate tried.
+//!
+//! Durability rules the orchestrator follows (see `crate::provisioning`):
+//! the intent of an attempt ([`Tracker::begin_attempt`]) is committed before
+//! the provider is called, and the ids the provider returned
+//! ([`Tracker::record_instance`]) right after. A transition the state
+//! machine does not allow is a [`TrackError::TransitionNotAllowed`], never a
+//! silent write.
+
+mod status;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
+
+use crate::db::{Database, DbError};
+use crate::runtime::bindings::wit::ResourceRef;
+
+pub use status::{DeploymentStatus, DeploymentType, UnknownStatus};
+
+/// A tracker operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackError {
+    /// No deployment has this id.
+    #[error("no deployment {0:?} (see `bpr status`)")]
+    NotFound(String),
+    /// A deployment with this id already exists.
+    #[error("deployment {0:?} already exists; choose another id or omit it")]
+    AlreadyExists(String),
+    /// The state machine does not allow this transition.
+    #[error(
+        "deployment {id}: {from} -> {to} is not allowed (holds cloud resources: {holds_resources})"
+    )]
+    TransitionNotAllowed {
+        /// Deployment id.
+        id: String,
+        /// Current status.
+        from: DeploymentStatus,
+        /// Requested status.
+        to: DeploymentStatus,
+        /// Whether it still held resources.
+        holds_resources: bool,
+    },
+    /// A stored row could not be read back (edited by hand, or a newer bpr).
+    #[error("deployment {id}: stored row is unreadable: {message}")]
+    Corrupt {
+        /// Deployment id.
+        id: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The per-deployment lock file could not be used.
+    #[error("cannot lock {path}: {source}")]
+    LockFailed {
+        /// Lock file.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<rusqlite::Error> for TrackError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Db(DbError::QueryFailed(e))
+    }
+}
+
+/// Result of the tracker.
+pub type Result<T, E = TrackError> = std::result::Result<T, E>;
+
+/// The seed's `DeploymentRecord` plus status: one deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    /// `dep-<uuid>`.
+    pub id: String,
+    /// Blueprint id.
+    pub blueprint_id: String,
+    /// Service id.
+    pub service_id: String,
+    /// vm / kubernetes / ssh.
+    pub deployment_type: DeploymentType,
+    /// Current status.
+    pub status: DeploymentStatus,
+    /// Provider of the current (last) attempt.
+    pub provider: Option<String>,
+    /// Region of the current attempt.
+    pub region: Option<String>,
+    /// Zone of the current attempt.
+    pub zone: Option<String>,
+    /// Machine type of the current attempt.
+    pub instance_type: Option<String>,
+    /// Spot.
+    pub spot: bool,
+    /// Price per hour of the current attempt, when known.
+    pub hourly_usd: Option<f64>,
+    /// The provider's instance id, recorded right after create-instance.
+    pub instance_id: Option<String>,
+    /// Resources the provider created next to the instance (for delete).
+    pub resources: Vec<ResourceRefRecord>,
+    /// Public (else private) IPv4 once known.
+    pub address: Option<String>,
+    /// When the instance was confirmed deleted (unix seconds).
+    pub released_at: Option<i64>,
+    /// Labels stored on the cloud resources (always `bpr-deployment`).
+    pub labels: BTreeMap<String, String>,
+    /// Optional webhook POSTed with the cleanup outcome.
+    pub cleanup_webhook: Option<String>,
+    /// The last error, when something failed.
+    pub last_error: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+    /// Time to live in seconds, when limited.
+    pub ttl_secs: Option<u64>,
+    /// `created_at + ttl`, when limited (unix seconds).
+    pub expires_at: Option<i64>,
+    /// The request it was made from (JSON).
+    pub request_json: String,
+}
+
+impl DeploymentRecord {
+    /// True when it points at an instance not confirmed deleted.
+    pub fn holds_resources(&self) -> bool {
+        self.instance_id.is_some() && self.released_at.is_none()
+    }
+}
+
+/// A stored WIT `resource-ref`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceRefRecord {
+    /// Provider-defined kind.
+    pub kind: String,
+    /// Provider id.
+    pub id: String,
+}
+
+impl From<&ResourceRef> for ResourceRefRecord {
+    fn from(r: &ResourceRef) -> Self {
+        Self {
+            kind: r.kind.clone(),
+            id: r.id.clone(),
+        }
+    }
+}
+
+impl From<&ResourceRefRecord> for ResourceRef {
+    fn from(r: &ResourceRefRecord) -> Self {
+        Self {
+            kind: r.kind.clone(),
+            id: r.id.clone(),
+        }
+    }
+}
+
+/// One row of a deployment's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    /// Unix seconds.
+    pub at: i64,
+    /// Previous status (`None` for the first row).
+    pub from: Option<DeploymentStatus>,
+    /// New status.
+    pub to: DeploymentStatus,
+    /// Why.
+    pub reason: String,
+}
+
+/// What became of one candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttemptOutcome {
+    /// Intent recorded; the provider call may or may not have happened.
+    Pending,
+    /// create-instance answered with an instance.
+    Created,
+    /// The candidate could not serve (capacity, quota, region...); the next one was tried.
+    Failover,
+    /// An error that no other candidate would fix (unauthorized, invalid, denied).
+    Stopped,
+    /// It failed after creation; what was created was deleted.
+    Failed,
+    /// This candidate runs the deployment.
+    Used,
+}
+
+impl AttemptOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Created => "created",
+            Self::Failover => "failover",
+            Self::Stopped => "stopped",
+            Self::Failed => "failed",
+            Self::Used => "used",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Created,
+            Self::Failover,
+            Self::Stopped,
+            Self::Failed,
+            Self::Used,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+}
+
+/// One candidate tried for a deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// 1-based order.
+    pub n: u32,
+    /// Provider.
+    pub provider: String,
+    /// Region.
+    pub region: String,
+    /// Zone.
+    pub zone: Option<String>,
+    /// Machine type.
+    pub instance_type: String,
+    /// Spot.
+    pub spot: bool,
+    /// Price per hour, when known.
+    pub hourly_usd: Option<f64>,
+    /// Idempotency key passed to create-instance.
+    pub idempotency_key: String,
+    /// Unix seconds.
+    pub started_at: i64,
+    /// Unix seconds.
+    pub finished_at: Option<i64>,
+    /// Outcome.
+    pub outcome: AttemptOutcome,
+    /// Why (error text, cleanup done).
+    pub detail: Option<String>,
+    /// Instance created by this attempt, if any.
+    pub instance_id: Option<String>,
+}
+
+/// What a new record starts with.
+#[derive(Debug, Clone)]
+pub struct NewDeployment {
+    /// `dep-<uuid>`.
+    pub id: String,
+    /// Blueprint id.
+    pub blueprint_id: String,
+    /// Service id.
+    pub service_id: String,
+    /// Type.
+    pub deployment_type: DeploymentType,
+    /// Labels (the tracker adds `bpr-deployment` and `bpr-managed`).
+    pub labels: BTreeMap<String, String>,
+    /// TTL in seconds.
+    pub ttl_secs: Option<u64>,
+    /// Cleanup webhook.
+    pub cleanup_webhook: Option<String>,
+    /// The request (JSON).
+    pub request_json: String,
+}
+
+/// The candidate an attempt is about to try.
+#[derive(Debug, Clone)]
+pub struct AttemptIntent<'a> {
+    /// Provider.
+    pub provider: &'a str,
+    /// Region.
+    pub region: &'a str,
+    /// Zone.
+    pub zone: Option<&'a str>,
+    /// Machine type.
+    pub instance_type: &'a str,
+    /// Spot.
+    pub spot: bool,
+    /// Price per hour.
+    pub hourly_usd: Option<f64>,
+    /// Idempotency key.
+    pub idempotency_key: &'a str,
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// The deployment tracker over the host's database.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    db: Database,
+    lock_dir: PathBuf,
+}
+
+const SELECT: &str = "SELECT id, blueprint_id, service_id, deployment_type, status, provider, region, zone,
+    instance_type, spot, hourly_usd, instance_id, resources_json, address, released_at, labels_json,
+    cleanup_webhook, last_error, created_at, updated_at, ttl_secs, expires_at, request_json FROM deployments";
+
+fn read_record(
+    row: &Row<'_>,
+) -> rusqlite::Result<std::result::Result<DeploymentRecord, TrackError>> {
+    let id: String = row.get(0)?;
+    let corrupt = |m: String| TrackError::Corrupt {
+        id: id.clone(),
+        message: m,
+    };
+    let status: String = row.get(4)?;
+    let dtype: String = row.get(3)?;
+    let resources: String = row.get(12)?;
+    let labels: String = row.get(15)?;
+    let ttl: Option<i64> = row.get(20)?;
+    let parsed = (|| {
+        Ok(DeploymentRecord {
+            id: id.clone(),
+            blueprint_id: row.get(1).map_err(|e| corrupt(e.to_string()))?,
+            service_id: row.get(2).map_err(|e| corrupt(e.to_string()))?,
+            deployment_type: dtype.parse().map_err(corrupt)?,
+            status: status
+                .parse()
+                .map_err(|e: UnknownStatus| corrupt(e.to_string()))?,
+            provider: row.get(5).map_err(|e| corrupt(e.to_string()))?,
+            region: row.get(6).map_err(|e| corrupt(e.to_string()))?,
+            zone: row.get(7).map_err(|e| corrupt(e.to_string()))?,
+            instance_type: row.get(8).map_err(|e| corrupt(e.to_string()))?,
+            spot: row.get::<_, i64>(9).map_err(|e| corrupt(e.to_string()))? != 0,
+            hourly_usd: row.get(10).map_err(|e| corrupt(e.to_string()))?,
+            instance_id: row.get(11).map_err(|e| corrupt(e.to_string()))?,
+            resources: serde_json::from_str(&resources)
+                .map_err(|e| corrupt(format!("resources_json: {e}")))?,
+            address: row.get(13).map_err(|e| corrupt(e.to_string()))?,
+            released_at: row.get(14).map_err(|e| corrupt(e.to_string()))?,
+            labels: serde_json::from_str(&labels)
+                .map_err(|e| corrupt(format!("labels_json: {e}")))?,
+            cleanup_webhook: row.get(16).map_err(|e| corrupt(e.to_string()))?,
+            last_error: row.get(17).map_err(|e| corrupt(e.to_string()))?,
+            created_at: row.get(18).map_err(|e| corrupt(e.to_string()))?,
+            updated_at: row.get(19).map_err(|e| corrupt(e.to_string()))?,
+            ttl_secs: ttl.map(|t| t.max(0) as u64),
+            expires_at: row.get(21).map_err(|e| corrupt(e.to_string()))?,
+            request_json: row.get(22).map_err(|e| corrupt(e.to_string()))?,
+        })
+    })();
+    Ok(parsed)
+}
+
+/// An exclusive claim on one deployment, held by the process working on it
+/// (deploy, terminate, recovery). It is an OS file lock, so it is released
+/// when the process dies, even by SIGKILL: recovery never touches a
+/// deployment a live process is still working on.
+#[derive(Debug)]
+pub struct DeploymentLock {
+    _file: File,
+}
+
+impl Tracker {
+    /// A tracker over `db`; per-deployment lock files live in `lock_dir`.
+    pub fn new(db: Database, lock_dir: &Path) -> Self {
+        // Intent must survive a power loss too, not only a process crash:
+        // in WAL mode NORMAL may lose the last commits on power loss.
+        if let Err(e) = db.lock().pragma_update(None, "synchronous", "FULL") {
+            tracing::warn!(
+                "cannot set synchronous=FULL on {}: {e}",
+                db.path().display()
+            );
+        }
+        Self {
+            db,
+            lock_dir: lock_dir.to_path_buf(),
+        }
+    }
+
+    /// The database.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    fn lock_path(&self, id: &str) -> PathBuf {
+        self.lock_dir.join(format!("{id}.lock"))
+    }
+
+    /// Claim `id`, failing fast: `Ok(None)` when another process (or task)
+    /// holds it.
+    pub fn try_lock(&self, id: &str) -> Result<Option<DeploymentLock>> {
+        let path = self.lock_path(id);
+        let fail = |source| TrackError::LockFailed {
+            path: path.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(&self.lock_dir).map_err(fail)?;
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(fail)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(DeploymentLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(fail(e)),
+        }
+    }
+
+    /// Insert a new record in `planned`, with its first history row.
+    pub fn create(&self, new: &NewDeployment) -> Result<DeploymentRecord> {
+        let now = now();
+        let mut labels = new.labels.clone();
+        labels.insert("bpr-deployment".into(), new.id.clone());
+        labels.insert("bpr-managed".into(), "true".into());
+        let labels_json = serde_json::to_string(&labels).unwrap_or_else(|_| "{}".into());
+        let expires = new
+            .ttl_secs
+            .map(|t| now.saturating_add(t.min(i64::MAX as u64) as i64));
+        {
+            let mut conn = self.db.lock();
+            let tx = conn.transaction()?;
+            let exists: bool = tx
+                .query_row("SELECT 1 FROM deployments WHERE id = ?1", [&new.id], |_| {
+                    Ok(())
+                })
+                .optional()?
+                .is_some();
+            if exists {
+                return Err(TrackError::AlreadyExists(new.id.clone()));
+            }
+            tx.execute(
+                "INSERT INTO deployments (id, blueprint_id, service_id, deployment_type, status, labels_json,
+                   request_json, cleanup_webhook, created_at, updated_at, ttl_secs, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, 'planned', ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
+                params![
+                    new.id,
+                    new.blueprint_id,
+                    new.service_id,
+                    new.deployment_type.as_str(),
+                    labels_json,
+                    new.request_json,
+                    new.cleanup_webhook,
+                    now,
+                    new.ttl_secs.map(|t| t.min(i64::MAX as u64) as i64),
+                    expires,
+                ],
+            )?;
+            tx.execute(
+                "INSERT INTO deployment_history (deployment_id, at, from_status, to_status, reason)
+                 VALUES (?1, ?2, NULL, 'planned', 'request recorded')",
+                params![new.id, now],
+            )?;
+            tx.commit()?;
+        }
+        self.get(&new.id)
+    }
+
+    /// One record.
+    pub fn get(&self, id: &str) -> Result<DeploymentRecord> {
+        let conn = self.db.lock();
+        let r = conn
+            .query_row(&format!("{SELECT} WHERE id = ?1"), [id], read_record)
+            .optional()?;
+        match r {
+            Some(r) => r,
+            None => Err(TrackError::NotFound(id.to_string())),
+        }
+    }
+
+    fn list_where(
+        &self,
+        clause: &str,
+        p: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<DeploymentRecord>> {
+        let conn = self.db.lock();
+        let mut stmt = conn.prepare(&format!("{SELECT} {clause}"))?;
+        let rows = stmt.query_map(p, read_record)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r??);
+        }
+        Ok(out)
+    }
+
+    /// Every record, oldest first.
+    pub fn list(&self) -> Result<Vec<DeploymentRecord>> {
+        self.list_where("ORDER BY created_at, id", &[])
+    }
+
+    /// Records in one of the in-flight states (see [`DeploymentStatus::is_in_flight`]).
+    pub fn in_flight(&self) -> Result<Vec<DeploymentRecord>> {
+        self.list_where(
+            "WHERE status IN ('planned','provisioning','provisioned','deploying','terminating') ORDER BY created_at, id",
+            &[],
+        )
+    }
+
+    /// Records with status `status`.
+    pub fn with_status(&self, status: DeploymentStatus) -> Result<Vec<DeploymentRecord>> {
+        self.list_where(
+            "WHERE status = ?1 ORDER BY created_at, id",
+            &[&status.as_str()],
+        )
+    }
+
+    /// Records whose `expires_at <= at` and that still need terminating:
+    /// not terminated, and not failed without resources.
+    pub fn expired(&self, at: i64) -> Result<Vec<DeploymentRecord>> {
+        Ok(self
+            .list_where(
+                "WHERE expires_at IS NOT NULL AND expires_at <= ?1 AND status <> 'terminated' ORDER BY expires_at, id",
+                &[&at],
+            )?
+            .into_iter()
+            .filter(|r| r.status != DeploymentStatus::Failed || r.holds_resources())
+            .collect())
+    }
+
+    /// Move `id` to `to`, with `reason` in the history. Checked against the
+    /// state machine inside one transaction.
+    pub fn transition(
+        &self,
+        id: &str,
+        to: DeploymentStatus,
+        reason: &str,
+    ) -> Result<DeploymentRecord> {
+        {
+            let mut conn = self.db.lock();
+            let tx = conn.transaction()?;
+            let row: Option<(String, Option<String>, Option<i64>)> = tx
+                .query_row(
+                    "SELECT status, instance_id, released_at FROM deployments WHERE id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let Some((from, instance, released)) = row else {
+                return Err(TrackError::NotFound(id.to_string()));
+            };
+            let from: DeploymentStatus =
+                from.parse()
+                    .map_err(|e: UnknownStatus| TrackError::Corrupt {
+                        id: id.to_string(),
+                        message: e.to_string(),
+                    })?;
+            let holds = instance.is_some() && released.is_none();
+            if !from.can_become(to, holds) {
+                return Err(TrackError::TransitionNotAllowed {
+                    id: id.to_string(),
+                    from,
+                    to,
+                    holds_resources: holds,
+                });
+            }
+            let now = now();
+            let err = (to == DeploymentStatus::Failed).then_some(reason);
+            tx.execute(
+                "UPDATE deployments SET status = ?2, updated_at = ?3, last_error = COALESCE(?4, last_error) WHERE id = ?1",
+                params![id, to.as_str(), now, err],
+            )?;
+            tx.execute(
+                "INSERT INTO deployment_history (deployment_id, at, from_status, to_status, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, now, from.as_str(), to.as_str(), reason],
+            )?;
+            tx.commit()?;
+        }
+        self.get(id)
+    }
+
+    /// Record the intent to try a candidate, BEFORE calling the provider:
+    /// a pending attempt row, and the record now names that candidate.
+    /// Returns the attempt number.
+    pub fn begin_attempt(&self, id: &str, a: &AttemptIntent<'_>) -> Result<u32> {
+        let mut conn = self.db.lock();
+        let tx = conn.transaction()?;
+        let n: u32 = tx.query_row(
+            "SELECT COALESCE(MAX(n), 0) + 1 FROM deployment_attempts WHERE deployment_id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        let now = now();
+        let changed = tx.execute(
+            "UPDATE deployments SET provider = ?2, region = ?3, zone = ?4, instance_type = ?5, spot = ?6,
+               hourly_usd = ?7, updated_at = ?8 WHERE id = ?1",
+            params![id, a.provider, a.region, a.zone, a.instance_type, a.spot as i64, a.hourly_usd, now],
+        )?;
+        if changed == 0 {
+            return Err(TrackError::NotFound(id.to_string()));
+        }
+        tx.execute(
+            "INSERT INTO deployment_attempts (deployment_id, n, provider, region, zone, instance_type, spot,
+               hourly_usd, idempotency_key, started_at, outcome)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending')",
+            params![id, n, a.provider, a.region, a.zone, a.instance_type, a.spot as i64, a.hourly_usd, a.idempotency_key, now],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Record the instance a provider returned, right AFTER create-instance
+    /// (or when recovery adopts one). Also stores its resources and address.
+    pub fn record_instance(
+        &self,
+        id: &str,
+        attempt: Option<u32>,
+        instance_id: &str,
+        resources: &[ResourceRefRecord],
+        address: Option<&str>,
+    ) -> Result<()> {
+        let mut conn = self.db.lock();
+        let tx = conn.transaction()?;
+        let res = serde_json::to_string(resources).unwrap_or_else(|_| "[]".into());
+        let changed = tx.execute(
+            "UPDATE deployments SET instance_id = ?2, resources_json = ?3, address = COALESCE(?4, address),
+               released_at = NULL, updated_at = ?5 WHERE id = ?1",
+            params![id, instance_id, res, address, now()],
+        )?;
+        if changed == 0 {
+            return Err(TrackError::NotFound(id.to_string()));
+        }
+        if let Some(n) = attempt {
+            tx.execute(
+                "UPDATE deployment_attempts SET instance_id = ?3, outcome = 'created' WHERE deployment_id = ?1 AND n = ?2",
+                params![id, n, instance_id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Update the address (once the instance has one).
+    pub fn record_address(&self, id: &str, address: &str) -> Result<()> {
+        self.db.lock().execute(
+            "UPDATE deployments SET address = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, address, now()],
+        )?;
+        Ok(())
+    }
+
+    /// The instance was confirmed deleted.
+    pub fn record_released(&self, id: &str) -> Result<()> {
+        self.db.lock().execute(
+            "UPDATE deployments SET released_at = ?2, updated_at = ?2 WHERE id = ?1 AND instance_id IS NOT NULL",
+            params![id, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Close attempt `n` with its outcome.
+    pub fn finish_attempt(
+        &self,
+        id: &str,
+        n: u32,
+        outcome: AttemptOutcome,
+        detail: &str,
+    ) -> Result<()> {
+        self.db.lock().execute(
+            "UPDATE deployment_attempts SET outcome = ?3, detail = ?4, finished_at = ?5 WHERE deployment_id = ?1 AND n = ?2",
+            params![id, n, outcome.as_str(), detail, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Set `last_error` without a transition (e.g. a cleanup retry failed).
+    pub fn note_error(&self, id: &str, error: &str) -> Result<()> {
+        self.db.lock().execute(
+            "UPDATE deployments SET last_error = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, error, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Every transition of `id`, oldest first.
+    pub fn history(&self, id: &str) -> Result<Vec<Transition>> {
+        self.get(id)?;
+        let conn = self.db.lock();
+        let mut stmt = conn.prepare(
+            "SELECT at, from_status, to_status, reason FROM deployment_history WHERE deployment_id = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (at, from, to, reason) = row?;
+            let parse = |s: &str| {
+                s.parse::<DeploymentStatus>()
+                    .map_err(|e| TrackError::Corrupt {
+                        id: id.to_string(),
+                        message: e.to_string(),
+                    })
+            };
+            out.push(Transition {
+                at,
+                from: from.as_deref().map(parse).transpose()?,
+                to: parse(&to)?,
+                reason,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every attempt of `id`, in order.
+    pub fn attempts(&self, id: &str) -> Result<Vec<Attempt>> {
+        let conn = self.db.lock();
+        let mut stmt = conn.prepare(
+            "SELECT n, provider, region, zone, instance_type, spot, hourly_usd, idempotency_key, started_at,
+               finished_at, outcome, detail, instance_id FROM deployment_attempts WHERE deployment_id = ?1 ORDER BY n",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            let outcome: String = r.get(10)?;
+            Ok((
+                Attempt {
+                    n: r.get(0)?,
+                    provider: r.get(1)?,
+                    region: r.get(2)?,
+                    zone: r.get(3)?,
+                    instance_type: r.get(4)?,
+                    spot: r.get::<_, i64>(5)? != 0,
+                    hourly_usd: r.get(6)?,
+                    idempotency_key: r.get(7)?,
+                    started_at: r.get(8)?,
+                    finished_at: r.get(9)?,
+                    outcome: AttemptOutcome::Pending,
+                    detail: r.get(11)?,
+                    instance_id: r.get(12)?,
+                },
+                outcome,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut a, outcome) = row?;
+            a.outcome = AttemptOutcome::parse(&outcome).ok_or_else(|| TrackError::Corrupt {
+                id: id.to_string(),
+                message: format!("unknown attempt outcome {outcome:?}"),
+            })?;
+            out.push(a);
+        }
+        Ok(out)
+    }
+}
