@@ -15,7 +15,7 @@ use std::time::Duration;
 use blueprint_remote_providers::runtime::cache::ArtifactCache;
 use blueprint_remote_providers::wit::{InstanceQuery, InstanceRef};
 use blueprint_remote_providers::{Config, Host};
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 
 const BODY: &str = "{\"ok\":true}";
 
@@ -28,13 +28,17 @@ fn load(c: &mut Criterion) {
     let mut g = c.benchmark_group("load");
     for stem in ["aws", "well_behaved"] {
         let path = component(stem);
-        let Ok(bytes) = std::fs::read(&path) else { continue };
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
         let sha = format!("{stem}-bench");
         g.sample_size(10).measurement_time(Duration::from_secs(20));
         g.bench_function(format!("cold_compile/{stem}"), |b| {
             b.iter(|| {
                 let dir = tempfile::tempdir().unwrap();
-                ArtifactCache::new(dir.path().to_path_buf(), &engine).load(&engine, &bytes, &sha, stem).unwrap()
+                ArtifactCache::new(dir.path().to_path_buf(), &engine)
+                    .load(&engine, &bytes, &sha, stem)
+                    .unwrap()
             })
         });
         let warm = tempfile::tempdir().unwrap();
@@ -54,37 +58,61 @@ fn load(c: &mut Criterion) {
 fn start_host(rt: &tokio::runtime::Runtime, dir: &Path, extra: &str) -> Host {
     let providers = dir.join("providers");
     std::fs::create_dir_all(&providers).unwrap();
-    std::fs::copy(component("well_behaved"), providers.join("well_behaved.wasm")).unwrap();
+    std::fs::copy(
+        component("well_behaved"),
+        providers.join("well_behaved.wasm"),
+    )
+    .unwrap();
     let text = format!(
         "[host]\nproviders_dir = {providers:?}\nstate_dir = {:?}\nintegrity = \"warn\"\nwatch = false\n{extra}",
         dir.join("state")
     );
-    rt.block_on(Host::start(Config::from_toml_str(&text, "bench.toml").unwrap())).unwrap()
+    rt.block_on(Host::start(
+        Config::from_toml_str(&text, "bench.toml").unwrap(),
+    ))
+    .unwrap()
 }
 
 fn call(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let host = start_host(&rt, dir.path(), "");
     let p = host.provider("well_behaved").unwrap();
-    let target = InstanceRef { id: "version".into(), region: "r".into(), zone: None, resources: vec![], labels: vec![] };
+    let target = InstanceRef {
+        id: "version".into(),
+        region: "r".into(),
+        zone: None,
+        resources: vec![],
+        labels: vec![],
+    };
     c.bench_function("call/instantiate_and_call", |b| {
-        b.to_async(&rt).iter(|| async { p.get_instance(target.clone()).await.unwrap() })
+        b.to_async(&rt)
+            .iter(|| async { p.get_instance(target.clone()).await.unwrap() })
     });
 }
 
 fn get(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     rt.spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(|_req| async {
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
-                        bytes::Bytes::from_static(BODY.as_bytes()),
-                    )))
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(BODY.as_bytes())),
+                    ))
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
@@ -97,10 +125,15 @@ fn get(c: &mut Criterion) {
     let host = start_host(
         &rt,
         dir.path(),
-        &format!("[providers.well_behaved]\nallow = [\"http://{addr}\"]\n[providers.well_behaved.settings]\nurl = {url:?}\n"),
+        &format!(
+            "[providers.well_behaved]\nallow = [\"http://{addr}\"]\n[providers.well_behaved.settings]\nurl = {url:?}\n"
+        ),
     );
     let p = host.provider("well_behaved").unwrap();
-    let query = InstanceQuery { regions: vec![], labels: vec![] };
+    let query = InstanceQuery {
+        regions: vec![],
+        labels: vec![],
+    };
     let native = reqwest::Client::builder().build().unwrap();
 
     let mut g = c.benchmark_group("get");

@@ -101,8 +101,20 @@ impl Host {
         if !dir.is_dir() {
             return Err(HostError::ProvidersDirMissing(dir.display().to_string()));
         }
-        let engine =
-            Arc::new(EngineHandle::new().map_err(|e| HostError::EngineFailed(format!("{e:#}")))?);
+        // Slots for concurrent calls, each as large as the largest memory cap.
+        let max_memory = config
+            .providers
+            .values()
+            .map(|p| p.memory_bytes)
+            .chain(std::iter::once(
+                crate::config::ProviderConfig::unconfigured().memory_bytes,
+            ))
+            .max()
+            .unwrap_or(256 << 20);
+        let engine = Arc::new(
+            EngineHandle::new(config.host.max_concurrent_calls, max_memory)
+                .map_err(|e| HostError::EngineFailed(format!("{e:#}")))?,
+        );
         let client = SharedHttpClient::new(options.http).map_err(HostError::HttpClientFailed)?;
         let db = Database::open(&config.database_path())?;
         let ssh_pool = crate::operator_hosts::build_pool(&config, &db)
@@ -113,8 +125,13 @@ impl Host {
             (None, None) => None,
         };
         let loader = Arc::new(
-            Loader::new(engine, config.host.artifact_dir.clone(), client, ssh_backend)
-                .map_err(|e| HostError::EngineFailed(format!("{e:#}")))?,
+            Loader::new(
+                engine,
+                config.host.artifact_dir.clone(),
+                client,
+                ssh_backend,
+            )
+            .map_err(|e| HostError::EngineFailed(format!("{e:#}")))?,
         );
         let registry = Arc::new(Registry::default());
         let config = Arc::new(config);

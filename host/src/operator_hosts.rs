@@ -21,20 +21,29 @@ pub struct LockFileHostKeys {
 impl LockFileHostKeys {
     /// Keys in the lock file at `path`.
     pub fn new(path: PathBuf) -> Self {
-        Self { path, write: Mutex::new(()) }
+        Self {
+            path,
+            write: Mutex::new(()),
+        }
     }
 }
 
 impl HostKeyStore for LockFileHostKeys {
     fn learned(&self, alias: &str) -> Option<String> {
-        LockFile::read(&self.path).ok()?.ssh_host_keys.get(alias).cloned()
+        LockFile::read(&self.path)
+            .ok()?
+            .ssh_host_keys
+            .get(alias)
+            .cloned()
     }
 
     fn record(&self, alias: &str, fingerprint: &str) -> Result<(), String> {
         let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let mut lock = LockFile::read(&self.path)?;
-        lock.ssh_host_keys.insert(alias.to_string(), fingerprint.to_string());
-        lock.write(&self.path).map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
+        lock.ssh_host_keys
+            .insert(alias.to_string(), fingerprint.to_string());
+        lock.write(&self.path)
+            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
         tracing::warn!(alias, fingerprint, lock = %self.path.display(), "trust on first use: host key recorded");
         Ok(())
     }
@@ -60,7 +69,10 @@ pub fn build_pool(config: &Config, db: &Database) -> Result<Option<Arc<SshPool>>
 
 /// Store the probed capacity of `alias`.
 pub fn store_capacity(db: &Database, alias: &str, r: &Resources) -> DbResult<()> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     db.lock().execute(
         "INSERT INTO ssh_capacity (alias, vcpus, memory_gib, storage_gib, gpus, gpu_model, probed_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)

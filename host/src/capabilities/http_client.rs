@@ -46,10 +46,13 @@ impl Default for HttpClientConfig {
 /// How long a vetted resolution may be used for a new connection.
 const VETTED_TTL: Duration = Duration::from_secs(60);
 
+/// Checked addresses of one name, and when they were checked.
+type Vetted = (Vec<IpAddr>, Instant);
+
 /// Names the policy has resolved and checked, with their addresses.
 #[derive(Clone, Default)]
 pub struct VettedNames {
-    inner: Arc<Mutex<HashMap<String, (Vec<IpAddr>, Instant)>>>,
+    inner: Arc<Mutex<HashMap<String, Vetted>>>,
 }
 
 impl VettedNames {

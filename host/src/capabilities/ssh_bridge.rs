@@ -65,7 +65,9 @@ impl SshBackend for crate::ssh::SshPool {
 
     fn exec(&self, r: ExecRequest) -> BoxFuture<'_, Result<ExecOutput, SshError>> {
         Box::pin(async move {
-            let timeout = r.timeout_ms.map(|ms| std::time::Duration::from_millis(u64::from(ms)));
+            let timeout = r
+                .timeout_ms
+                .map(|ms| std::time::Duration::from_millis(u64::from(ms)));
             let o = crate::ssh::SshPool::exec(self, &r.host, &r.argv, r.stdin.as_deref(), timeout)
                 .await
                 .map_err(wit_error)?;
@@ -80,7 +82,17 @@ impl SshBackend for crate::ssh::SshPool {
         })
     }
 
-    fn upload(&self, host: String, path: String, contents: Vec<u8>, mode: u32) -> BoxFuture<'_, Result<(), SshError>> {
-        Box::pin(async move { crate::ssh::SshPool::upload(self, &host, &path, &contents, mode).await.map_err(wit_error) })
+    fn upload(
+        &self,
+        host: String,
+        path: String,
+        contents: Vec<u8>,
+        mode: u32,
+    ) -> BoxFuture<'_, Result<(), SshError>> {
+        Box::pin(async move {
+            crate::ssh::SshPool::upload(self, &host, &path, &contents, mode)
+                .await
+                .map_err(wit_error)
+        })
     }
 }

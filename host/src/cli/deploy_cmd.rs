@@ -82,6 +82,25 @@ pub struct DeployArgs {
     /// More candidates, in order, as `provider/region/type`.
     #[arg(long = "candidate")]
     pub candidates: Vec<String>,
+    /// Minimum vCPUs: with no candidate given, rank every provider's offers
+    /// (as `bpr plan` does) and try the best ones in order.
+    #[arg(long)]
+    pub cpu: Option<f32>,
+    /// Minimum memory in GiB (ranking mode).
+    #[arg(long)]
+    pub memory: Option<f32>,
+    /// Minimum disk in GiB (ranking mode).
+    #[arg(long)]
+    pub storage: Option<f32>,
+    /// Minimum GPUs (ranking mode).
+    #[arg(long)]
+    pub gpus: Option<f32>,
+    /// Required GPU model (ranking mode).
+    #[arg(long)]
+    pub gpu_model: Option<String>,
+    /// How many ranked candidates to try before giving up (ranking mode).
+    #[arg(long, default_value_t = 5)]
+    pub failover: usize,
     /// Container image to run.
     #[arg(long)]
     pub container: Option<String>,
@@ -231,12 +250,57 @@ fn build_request(a: &DeployArgs) -> anyhow::Result<(DeployRequest, Vec<Target>)>
     }
     req.validate()
         .map_err(|e| anyhow::anyhow!("invalid request: {e}"))?;
-    if candidates.is_empty() {
+    if candidates.is_empty() && a.cpu.is_none() && a.memory.is_none() && a.gpus.is_none() {
         anyhow::bail!(
-            "no candidate: give --provider, --region and --type, --candidate provider/region/type, or [[candidates]] in the request file"
+            "no candidate: give requirements to rank (--cpu, --memory, --gpus...), or --provider, --region and --type, --candidate provider/region/type, or [[candidates]] in the request file"
         );
     }
     Ok((req, candidates))
+}
+
+/// The best offers for the flags' requirements, ranked as `bpr plan` ranks
+/// them, as deployment candidates.
+async fn ranked_candidates(a: &DeployArgs, host: &Host) -> anyhow::Result<Vec<Target>> {
+    use crate::cli::plan_cmd::{PlanArgs, request_and_policy};
+    let plan = PlanArgs {
+        cpu: a.cpu.unwrap_or(0.0),
+        memory: a.memory.unwrap_or(0.0),
+        storage: a.storage.unwrap_or(0.0),
+        gpus: a.gpus.unwrap_or(0.0),
+        gpu_model: a.gpu_model.clone(),
+        region: a.region.iter().cloned().collect(),
+        confidential: false,
+        arch: None,
+        spot: a.spot,
+        ha: false,
+        tier: None,
+        provider: Vec::new(),
+        limit: a.failover,
+        refresh: false,
+        json: false,
+        explain: false,
+    };
+    let (request, mut policy) = request_and_policy(&plan, host.config())?;
+    policy.max_candidates = a.failover.max(1);
+    let pricing = crate::pricing::PricingService::new(host.clone())?;
+    let report = pricing.gather(false, &|_| {}).await;
+    let ranking = crate::placement::rank_offers(report.offers, &request, &policy)?;
+    if ranking.candidates.is_empty() {
+        anyhow::bail!("no offer meets the requirements; see `bpr plan ... --explain`");
+    }
+    Ok(ranking
+        .candidates
+        .iter()
+        .take(a.failover.max(1))
+        .map(|c| Target {
+            provider: c.offer.provider.clone(),
+            region: c.offer.region.clone(),
+            zone: c.offer.zone.clone(),
+            instance_type: c.offer.instance_type.clone(),
+            spot: c.spot,
+            hourly_usd: Some(c.hourly_usd),
+        })
+        .collect())
 }
 
 const CHAIN: [DeploymentStatus; 5] = [
@@ -253,7 +317,7 @@ fn progress_line(status: DeploymentStatus, reason: &str) -> String {
         Some(p) => (0..CHAIN.len())
             .map(|i| if i <= p { '#' } else { '-' })
             .collect(),
-        None => "!".repeat(CHAIN.len()),
+        None => "x".repeat(CHAIN.len()), // terminating, terminated, failed: off the way up
     };
     format!("[{bar}] {status:<12} {reason}")
 }
@@ -308,7 +372,11 @@ pub async fn run(cmd: DeployCommand, mut config: Config) -> anyhow::Result<ExitC
     match cmd {
         DeployCommand::Deploy(a) => {
             // Checked before the host starts: an invalid request writes nothing.
-            let (req, candidates) = build_request(&a)?;
+            let (req, mut candidates) = build_request(&a)?;
+            let host = Host::start(config).await?;
+            if candidates.is_empty() {
+                candidates = ranked_candidates(&a, &host).await?;
+            }
             println!("Plan ({} candidate(s), tried in order):", candidates.len());
             let rows: Vec<Vec<String>> = candidates
                 .iter()
@@ -334,7 +402,6 @@ pub async fn run(cmd: DeployCommand, mut config: Config) -> anyhow::Result<ExitC
                     &rows
                 )
             );
-            let host = Host::start(config).await?;
             let opts = DeployOptions {
                 running_timeout: Duration::from_secs(a.timeout_secs),
                 health_timeout: Duration::from_secs(a.timeout_secs),

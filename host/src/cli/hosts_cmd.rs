@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::table;
+use crate::Host;
 use crate::config::Config;
 use crate::operator_hosts::store_capacity;
-use crate::Host;
 
 /// `bpr hosts ...`
 #[derive(Debug, Subcommand)]
@@ -31,7 +31,10 @@ pub async fn run(cmd: HostsCommand, mut config: Config) -> anyhow::Result<ExitCo
     config.host.watch = false;
     let host = Host::start(config).await?;
     let Some(pool) = host.ssh_pool().cloned() else {
-        anyhow::bail!("no [[ssh.hosts]] are configured in {}", host.config().origin);
+        anyhow::bail!(
+            "no [[ssh.hosts]] are configured in {}",
+            host.config().origin
+        );
     };
     match cmd {
         HostsCommand::Probe { alias } => {
@@ -59,7 +62,11 @@ pub async fn run(cmd: HostsCommand, mut config: Config) -> anyhow::Result<ExitCo
                     }
                 }
             }
-            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         HostsCommand::List => {
             let rows: Vec<Vec<String>> = pool
@@ -68,12 +75,31 @@ pub async fn run(cmd: HostsCommand, mut config: Config) -> anyhow::Result<ExitCo
                 .map(|h| {
                     let cap = h
                         .capacity
-                        .map(|c| format!("{} vCPU / {} GiB / {} GiB / {} GPU", c.vcpus, gib(c.memory_gib), gib(c.storage_gib), c.gpus))
+                        .map(|c| {
+                            format!(
+                                "{} vCPU / {} GiB / {} GiB / {} GPU",
+                                c.vcpus,
+                                gib(c.memory_gib),
+                                gib(c.storage_gib),
+                                c.gpus
+                            )
+                        })
                         .unwrap_or_else(|| "not probed (run `bpr hosts probe`)".into());
                     vec![h.alias, h.region, format!("{:.4}", h.hourly_usd), cap]
                 })
                 .collect();
-            print!("{}", table::render(&["ALIAS", "REGION", "$/H", "CAPACITY (CPU / MEMORY / DISK / GPU)"], &rows));
+            print!(
+                "{}",
+                table::render(
+                    &[
+                        "ALIAS",
+                        "REGION",
+                        "$/H",
+                        "CAPACITY (CPU / MEMORY / DISK / GPU)"
+                    ],
+                    &rows
+                )
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

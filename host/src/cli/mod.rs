@@ -3,7 +3,8 @@
 
 mod deploy_cmd;
 mod hosts_cmd;
-mod plan_cmd;
+pub(crate) mod k8s_cmd;
+pub(crate) mod plan_cmd;
 mod providers_cmd;
 mod table;
 
@@ -37,6 +38,9 @@ pub enum Command {
     /// The operator's own machines over SSH: probe capacity, list.
     #[command(subcommand)]
     Hosts(hosts_cmd::HostsCommand),
+    /// Kubernetes: render a service's manifests for review, check the clusters.
+    #[command(subcommand)]
+    K8s(k8s_cmd::K8sCommand),
     /// Deployments: deploy, status, terminate, cleanup, history.
     #[command(flatten)]
     Deployments(deploy_cmd::DeployCommand),
@@ -62,6 +66,7 @@ pub fn main() -> ExitCode {
             Command::Providers(cmd) => providers_cmd::run(cmd, config).await,
             Command::Plan(args) => plan_cmd::run(args, config).await,
             Command::Hosts(cmd) => hosts_cmd::run(cmd, config).await,
+            Command::K8s(cmd) => k8s_cmd::run(cmd, config).await,
             Command::Deployments(cmd) => deploy_cmd::run(cmd, config).await,
         }
     });
@@ -80,9 +85,12 @@ fn blueprint_remote_providers_config(
     Ok(crate::Config::load(path)?)
 }
 
+/// Logs to stderr; `RUST_LOG` overrides the default (warnings, and only
+/// errors from components, whose fallbacks `bpr` reports itself).
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,bpr::provider=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

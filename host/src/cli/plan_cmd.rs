@@ -8,11 +8,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::{Args, ValueEnum};
 
 use super::table;
+use crate::Host;
 use crate::config::{Config, DeploymentMode};
-use crate::placement::{rank_offers, Geography, Mode, Policy, Ranking, Request, Tier};
+use crate::placement::{Geography, Mode, Policy, Ranking, Request, Tier, rank_offers};
 use crate::pricing::normalize::canonical_gpu_model;
 use crate::pricing::{CatalogueSource, CatalogueStatus, PriceReport, PricingService};
-use crate::Host;
 
 /// Payment tier names.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -23,6 +23,17 @@ pub enum TierArg {
     Standard,
     /// 3 replicas, 2000m CPU, 4Gi, 1 GPU.
     Premium,
+}
+
+/// CPU architectures.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ArchArg {
+    /// x86-64 (Intel, AMD).
+    #[value(name = "x86_64", alias = "amd64")]
+    X86_64,
+    /// 64-bit ARM (Graviton, Ampere).
+    #[value(name = "arm64", alias = "aarch64")]
+    Arm64,
 }
 
 /// `bpr plan` flags.
@@ -49,6 +60,9 @@ pub struct PlanArgs {
     /// Require confidential computing.
     #[arg(long)]
     pub confidential: bool,
+    /// Required CPU architecture (the workload's binary).
+    #[arg(long, value_enum)]
+    pub arch: Option<ArchArg>,
     /// The workload tolerates interruption: spot prices may be used (if the
     /// operator allows spot).
     #[arg(long)]
@@ -77,7 +91,10 @@ pub struct PlanArgs {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn age(secs: u64) -> String {
@@ -100,14 +117,11 @@ pub fn request_and_policy(args: &PlanArgs, config: &Config) -> anyhow::Result<(R
             None => regions.push(r.clone()),
         }
     }
-    let gpu_model = match &args.gpu_model {
-        None => None,
-        Some(raw) => Some(
-            canonical_gpu_model(raw, None)
-                .map(str::to_string)
-                .unwrap_or_else(|| raw.clone()),
-        ),
-    };
+    let gpu_model = args.gpu_model.as_ref().map(|raw| {
+        canonical_gpu_model(raw, None)
+            .map(str::to_string)
+            .unwrap_or_else(|| raw.clone())
+    });
     let request = Request {
         min_vcpus: args.cpu,
         min_memory_gib: args.memory,
@@ -115,6 +129,10 @@ pub fn request_and_policy(args: &PlanArgs, config: &Config) -> anyhow::Result<(R
         min_gpus: args.gpus,
         gpu_model,
         confidential: args.confidential,
+        arch: args.arch.map(|a| match a {
+            ArchArg::X86_64 => crate::placement::Arch::X86_64,
+            ArchArg::Arm64 => crate::placement::Arch::Arm64,
+        }),
         regions,
         geography,
         high_availability: args.ha,
@@ -145,13 +163,18 @@ pub fn request_and_policy(args: &PlanArgs, config: &Config) -> anyhow::Result<(R
 }
 
 fn source_text(s: &CatalogueStatus, now: u64) -> String {
-    let when = s.fetched_at.map(|t| age(now.saturating_sub(t))).unwrap_or_else(|| "-".into());
+    let when = s
+        .fetched_at
+        .map(|t| age(now.saturating_sub(t)))
+        .unwrap_or_else(|| "-".into());
     match &s.source {
         CatalogueSource::Fresh => format!("live, fetched now ({} offers)", s.offers),
         CatalogueSource::Cached => format!("cache, {when} old ({} offers)", s.offers),
         CatalogueSource::Stale => format!("cache, {when} old, refreshing ({} offers)", s.offers),
         CatalogueSource::Snapshot => format!("embedded snapshot, {when} old ({} offers)", s.offers),
-        CatalogueSource::LastGood { error } => format!("last good cache, {when} old; fetch failed: {error}"),
+        CatalogueSource::LastGood { error } => {
+            format!("last good cache, {when} old; fetch failed: {error}")
+        }
         CatalogueSource::Failed { error } => format!("FAILED, no prices: {error}"),
     }
 }
@@ -164,18 +187,28 @@ pub async fn run(args: PlanArgs, mut config: Config) -> anyhow::Result<ExitCode>
     let pricing = PricingService::new(host.clone())?;
     let interactive = std::io::stderr().is_terminal() && !args.json;
     if interactive {
-        eprintln!("loading price catalogues from {} provider(s)…", host.providers().len());
+        eprintln!(
+            "loading price catalogues from {} provider(s)…",
+            host.providers().len()
+        );
     }
     let started = std::time::Instant::now();
     let t = now();
     let progress = |s: &CatalogueStatus| {
         if interactive {
-            eprintln!("  [{:>5.1}s] {:<14} {}", started.elapsed().as_secs_f64(), s.provider, source_text(s, t));
+            eprintln!(
+                "  [{:>5.1}s] {:<14} {}",
+                started.elapsed().as_secs_f64(),
+                s.provider,
+                source_text(s, t)
+            );
         }
     };
     let mut report = pricing.gather(args.refresh, &progress).await;
     if !args.provider.is_empty() {
-        report.offers.retain(|o| args.provider.contains(&o.provider));
+        report
+            .offers
+            .retain(|o| args.provider.contains(&o.provider));
     }
     let ranking = rank_offers(report.offers.clone(), &request, &policy)?;
     if args.json {
@@ -184,7 +217,11 @@ pub async fn run(args: PlanArgs, mut config: Config) -> anyhow::Result<ExitCode>
         print_text(&args, &report, &ranking, t);
     }
     pricing.wait_for_refreshes().await;
-    Ok(if ranking.candidates.is_empty() { ExitCode::from(3) } else { ExitCode::SUCCESS })
+    Ok(if ranking.candidates.is_empty() {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn print_text(args: &PlanArgs, report: &PriceReport, ranking: &Ranking, now: u64) {
@@ -196,7 +233,10 @@ fn print_text(args: &PlanArgs, report: &PriceReport, ranking: &Ranking, now: u64
         println!("offline: every price comes from the components' embedded, dated snapshots");
     }
     if !report.normalize.dropped.is_empty() {
-        println!("  {} offer(s) dropped by sanity checks (run with RUST_LOG=warn to see them)", report.normalize.dropped.len());
+        println!(
+            "  {} offer(s) dropped by sanity checks (run with RUST_LOG=warn to see them)",
+            report.normalize.dropped.len()
+        );
     }
     println!();
     let rows: Vec<Vec<String>> = ranking
@@ -206,21 +246,38 @@ fn print_text(args: &PlanArgs, report: &PriceReport, ranking: &Ranking, now: u64
         .map(|c| {
             let o = &c.offer;
             let gpu = match (&o.gpu_model, o.gpus) {
-                (_, g) if g == 0.0 => "-".to_string(),
+                (_, 0.0) => "-".to_string(),
                 (Some(m), g) => format!("{g} x {m}"),
                 (None, g) => format!("{g}"),
             };
             vec![
                 o.provider.clone(),
-                o.zone.clone().map(|z| format!("{} ({z})", o.region)).unwrap_or_else(|| o.region.clone()),
+                o.zone
+                    .clone()
+                    .map(|z| format!("{} ({z})", o.region))
+                    .unwrap_or_else(|| o.region.clone()),
                 o.instance_type.clone(),
+                match o.arch {
+                    crate::placement::Arch::X86_64 => "x86_64".into(),
+                    crate::placement::Arch::Arm64 => "arm64".into(),
+                },
                 format!("{}", o.vcpus),
                 format!("{:.1}", o.memory_gib),
                 gpu,
                 format!("{:.4}", o.hourly_usd),
-                o.spot_hourly_usd.map(|s| format!("{s:.4}")).unwrap_or_else(|| "-".into()),
-                if c.spot { "spot".into() } else { "on-demand".into() },
-                if o.from_snapshot { format!("snapshot {}", age(now.saturating_sub(o.observed_at))) } else { o.source.clone() },
+                o.spot_hourly_usd
+                    .map(|s| format!("{s:.4}"))
+                    .unwrap_or_else(|| "-".into()),
+                if c.spot {
+                    "spot".into()
+                } else {
+                    "on-demand".into()
+                },
+                if o.from_snapshot {
+                    format!("snapshot {}", age(now.saturating_sub(o.observed_at)))
+                } else {
+                    o.source.clone()
+                },
             ]
         })
         .collect();
@@ -229,7 +286,22 @@ fn print_text(args: &PlanArgs, report: &PriceReport, ranking: &Ranking, now: u64
     } else {
         print!(
             "{}",
-            table::render(&["PROVIDER", "REGION", "TYPE", "VCPU", "GIB", "GPU", "$/H", "SPOT $/H", "PAYS", "PRICE SOURCE"], &rows)
+            table::render(
+                &[
+                    "PROVIDER",
+                    "REGION",
+                    "TYPE",
+                    "ARCH",
+                    "VCPU",
+                    "GIB",
+                    "GPU",
+                    "$/H",
+                    "SPOT $/H",
+                    "PAYS",
+                    "PRICE SOURCE"
+                ],
+                &rows
+            )
         );
         println!(
             "{} of {} offers meet the request; showing {}",
@@ -241,13 +313,22 @@ fn print_text(args: &PlanArgs, report: &PriceReport, ranking: &Ranking, now: u64
     if args.explain {
         println!("\nexcluded offer families (first failing rule, offers excluded):");
         for f in &ranking.excluded {
-            let reasons: Vec<String> = f.reasons.iter().map(|r| format!("{} x{} (e.g. {})", r.rule, r.offers, r.example)).collect();
+            let reasons: Vec<String> = f
+                .reasons
+                .iter()
+                .map(|r| format!("{} x{} (e.g. {})", r.rule, r.offers, r.example))
+                .collect();
             println!("  {}/{:<16} {}", f.provider, f.family, reasons.join("; "));
         }
     }
 }
 
-fn print_json(args: &PlanArgs, report: &PriceReport, ranking: &Ranking, now: u64) -> anyhow::Result<()> {
+fn print_json(
+    args: &PlanArgs,
+    report: &PriceReport,
+    ranking: &Ranking,
+    now: u64,
+) -> anyhow::Result<()> {
     let catalogues: Vec<_> = report
         .catalogues
         .iter()

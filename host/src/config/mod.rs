@@ -15,6 +15,7 @@
 //! artifact_dir = "artifacts"     # default: <state_dir>/artifacts
 //! integrity = "enforce"          # or "warn"
 //! watch = true                   # hot reload on file changes
+//! max_concurrent_calls = 256     # pre-reserved instance slots
 //!
 //! [providers.digitalocean]
 //! allow = ["https://api.digitalocean.com"]
@@ -120,6 +121,9 @@ pub struct HostSettings {
     pub integrity: IntegrityMode,
     /// Watch `providers_dir` and hot-reload. Default: true.
     pub watch: bool,
+    /// Calls that may run at once across all providers (pre-reserved
+    /// instance slots); a call beyond it fails with a trap. Default: 256.
+    pub max_concurrent_calls: u32,
 }
 
 /// One `[providers.<name>]` section.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::SshSettings;
 use super::operator::{
     DeploymentDefaults, DeploymentMode, KubernetesCluster, KubernetesConfig, OperatorConfig,
     ScalingConfig,
@@ -17,7 +18,6 @@ use super::{
 };
 use crate::capabilities::credentials::{AwsCredentialSource, CredentialConfig, SecretSource};
 use crate::capabilities::http_policy::AllowRule;
-use super::SshSettings;
 use crate::ssh::{SshHostConfig, SshLimits};
 
 #[derive(Deserialize, Default)]
@@ -69,6 +69,7 @@ struct HostToml {
     artifact_dir: Option<PathBuf>,
     integrity: Option<String>,
     watch: Option<bool>,
+    max_concurrent_calls: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -205,6 +206,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
         lock_file,
         integrity,
         watch: dto.host.watch.unwrap_or(true),
+        max_concurrent_calls: dto.host.max_concurrent_calls.unwrap_or(256).max(1),
     };
 
     let d = dto.operator.deployment;
@@ -359,11 +361,20 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
     let ld = SshLimits::default();
     let st = dto.ssh;
     let limits = SshLimits {
-        default_timeout: st.default_timeout_ms.map(Duration::from_millis).unwrap_or(ld.default_timeout),
-        max_timeout: st.max_timeout_ms.map(Duration::from_millis).unwrap_or(ld.max_timeout),
+        default_timeout: st
+            .default_timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(ld.default_timeout),
+        max_timeout: st
+            .max_timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(ld.max_timeout),
         stdout_cap: st.stdout_cap_bytes.unwrap_or(ld.stdout_cap),
         stderr_cap: st.stderr_cap_bytes.unwrap_or(ld.stderr_cap),
-        connect_timeout: st.connect_timeout_ms.map(Duration::from_millis).unwrap_or(ld.connect_timeout),
+        connect_timeout: st
+            .connect_timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(ld.connect_timeout),
     };
     let ssh_hosts = st
         .hosts
@@ -383,9 +394,16 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
     Ok(Config {
         origin: origin.to_string(),
         host,
-        operator: OperatorConfig { deployment, kubernetes, scaling },
+        operator: OperatorConfig {
+            deployment,
+            kubernetes,
+            scaling,
+        },
         providers,
-        ssh: SshSettings { limits, hosts: ssh_hosts },
+        ssh: SshSettings {
+            limits,
+            hosts: ssh_hosts,
+        },
     })
 }
 

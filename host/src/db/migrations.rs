@@ -83,15 +83,25 @@ pub(super) const ALL: &[(&str, &str)] = &[(
 )];
 
 pub(super) fn run(conn: &mut Connection, path: &str) -> Result<()> {
-    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    let current: usize =
+        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
     if current > ALL.len() {
-        return Err(DbError::TooNew { path: path.to_string(), found: current, known: ALL.len() });
+        return Err(DbError::TooNew {
+            path: path.to_string(),
+            found: current,
+            known: ALL.len(),
+        });
     }
     for (i, (name, sql)) in ALL.iter().enumerate().skip(current) {
-        let fail = |source| DbError::MigrationFailed { path: path.to_string(), name, source };
+        let fail = |source| DbError::MigrationFailed {
+            path: path.to_string(),
+            name,
+            source,
+        };
         let tx = conn.transaction().map_err(fail)?;
         tx.execute_batch(sql).map_err(fail)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(fail)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(fail)?;
         tx.commit().map_err(fail)?;
     }
     Ok(())
@@ -107,9 +117,15 @@ mod tests {
         let path = dir.path().join("bpr.sqlite3");
         Database::open(&path).unwrap();
         let db = Database::open(&path).unwrap();
-        let v: i64 = db.lock().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let v: i64 = db
+            .lock()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(v as usize, super::ALL.len());
-        let mode: String = db.lock().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let mode: String = db
+            .lock()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(mode, "wal");
     }
 
@@ -117,7 +133,11 @@ mod tests {
     fn a_database_from_a_newer_bpr_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bpr.sqlite3");
-        Database::open(&path).unwrap().lock().pragma_update(None, "user_version", 999).unwrap();
+        Database::open(&path)
+            .unwrap()
+            .lock()
+            .pragma_update(None, "user_version", 999)
+            .unwrap();
         let err = Database::open(&path).unwrap_err();
         assert!(err.to_string().contains("999"), "{err}");
     }

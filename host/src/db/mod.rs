@@ -36,7 +36,9 @@ pub enum DbError {
         source: rusqlite::Error,
     },
     /// The file was written by a newer `bpr`.
-    #[error("database {path} is at schema version {found}, newer than this bpr knows ({known}); upgrade bpr")]
+    #[error(
+        "database {path} is at schema version {found}, newer than this bpr knows ({known}); upgrade bpr"
+    )]
     TooNew {
         /// The file.
         path: String,
@@ -62,7 +64,9 @@ pub struct Database {
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Database").field("path", &self.path).finish()
+        f.debug_struct("Database")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -73,14 +77,24 @@ impl Database {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(dir);
         }
-        let open_err = |source| DbError::OpenFailed { path: display.clone(), source };
+        let open_err = |source| DbError::OpenFailed {
+            path: display.clone(),
+            source,
+        };
         let mut conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
         migrations::run(&mut conn, &display)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), path: path.to_path_buf() })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path: path.to_path_buf(),
+        })
     }
 
     /// The file.

@@ -8,6 +8,8 @@
 //! - [`Deployer`] applies them with one field manager ([`MANAGER`]) and operates on a
 //!   deployed [`Target`] (what the tracker stores).
 //! - [`Clusters`] connects the clusters of `[operator.kubernetes]`.
+//! - [`managed`] builds clients for clusters a provider created (endpoint + CA from the
+//!   provider, credentials minted or fetched by the host).
 //!
 //! ```no_run
 //! # async fn f() -> blueprint_remote_providers::kubernetes::Result<()> {
@@ -28,6 +30,7 @@
 mod cluster;
 mod deploy;
 mod error;
+pub mod managed;
 mod render;
 mod spec;
 

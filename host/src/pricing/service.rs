@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::normalize::{normalize, NormalizeConfig, NormalizeError, NormalizeReport, SanityBounds};
+use super::normalize::{NormalizeConfig, NormalizeError, NormalizeReport, SanityBounds, normalize};
 use super::store::CatalogueStore;
+use crate::Host;
 use crate::placement::Offer;
 use crate::runtime::bindings::wit::{Capability, OfferQuery};
-use crate::Host;
 
 /// Where a provider's catalogue came from in this report.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,12 +80,17 @@ pub struct PricingService {
 
 impl std::fmt::Debug for PricingService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PricingService").field("refresh_after", &self.refresh_after).finish_non_exhaustive()
+        f.debug_struct("PricingService")
+            .field("refresh_after", &self.refresh_after)
+            .finish_non_exhaustive()
     }
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl PricingService {
@@ -114,12 +119,19 @@ impl PricingService {
     /// Offers of every provider that announces `offers`. `force` fetches
     /// live even when the cache is fresh. `progress` is told each provider's
     /// outcome as it arrives.
-    pub async fn gather(self: &Arc<Self>, force: bool, progress: &(dyn Fn(&CatalogueStatus) + Sync)) -> PriceReport {
+    pub async fn gather(
+        self: &Arc<Self>,
+        force: bool,
+        progress: &(dyn Fn(&CatalogueStatus) + Sync),
+    ) -> PriceReport {
         let providers: Vec<String> = self
             .host
             .providers()
             .into_iter()
-            .filter(|p| p.current().is_ok_and(|c| c.info.capabilities.contains(&Capability::Offers)))
+            .filter(|p| {
+                p.current()
+                    .is_ok_and(|c| c.info.capabilities.contains(&Capability::Offers))
+            })
             .map(|p| p.name().to_string())
             .collect();
         let jobs = providers.into_iter().map(|name| {
@@ -142,10 +154,18 @@ impl PricingService {
         for (id, reason) in &normalize.dropped {
             tracing::warn!(offer = %id, "offer dropped: {reason:?}");
         }
-        PriceReport { offers, catalogues, normalize }
+        PriceReport {
+            offers,
+            catalogues,
+            normalize,
+        }
     }
 
-    async fn catalogue(self: &Arc<Self>, provider: &str, force: bool) -> (CatalogueStatus, Vec<Offer>) {
+    async fn catalogue(
+        self: &Arc<Self>,
+        provider: &str,
+        force: bool,
+    ) -> (CatalogueStatus, Vec<Offer>) {
         let cached = match self.store.get(provider) {
             Ok(c) => c,
             Err(e) => {
@@ -160,8 +180,17 @@ impl PricingService {
             if stale {
                 self.spawn_refresh(provider.to_string());
             }
-            let source = if stale { CatalogueSource::Stale } else { CatalogueSource::Cached };
-            let status = CatalogueStatus { provider: provider.into(), source, fetched_at: Some(*at), offers: offers.len() };
+            let source = if stale {
+                CatalogueSource::Stale
+            } else {
+                CatalogueSource::Cached
+            };
+            let status = CatalogueStatus {
+                provider: provider.into(),
+                source,
+                fetched_at: Some(*at),
+                offers: offers.len(),
+            };
             return (status, offers.clone());
         }
         match self.fetch(provider).await {
@@ -171,7 +200,9 @@ impl PricingService {
                 if let Some((at, cached)) = cached {
                     let status = CatalogueStatus {
                         provider: provider.into(),
-                        source: CatalogueSource::LastGood { error: "live source unreachable".into() },
+                        source: CatalogueSource::LastGood {
+                            error: "live source unreachable".into(),
+                        },
                         fetched_at: Some(at),
                         offers: cached.len(),
                     };
@@ -190,7 +221,12 @@ impl PricingService {
                 if let Err(e) = self.store.put(provider, at, &offers) {
                     tracing::warn!(provider, "cannot cache prices: {e}");
                 }
-                let status = CatalogueStatus { provider: provider.into(), source: CatalogueSource::Fresh, fetched_at: Some(at), offers: offers.len() };
+                let status = CatalogueStatus {
+                    provider: provider.into(),
+                    source: CatalogueSource::Fresh,
+                    fetched_at: Some(at),
+                    offers: offers.len(),
+                };
                 (status, offers)
             }
             Err(error) => {
@@ -206,7 +242,12 @@ impl PricingService {
                         (status, offers)
                     }
                     None => {
-                        let status = CatalogueStatus { provider: provider.into(), source: CatalogueSource::Failed { error }, fetched_at: None, offers: 0 };
+                        let status = CatalogueStatus {
+                            provider: provider.into(),
+                            source: CatalogueSource::Failed { error },
+                            fetched_at: None,
+                            offers: 0,
+                        };
                         (status, Vec::new())
                     }
                 }
@@ -216,12 +257,22 @@ impl PricingService {
 
     async fn fetch(&self, provider: &str) -> Result<Vec<Offer>, String> {
         let handle = self.host.provider(provider).map_err(|e| e.to_string())?;
-        let owned = handle.current().is_ok_and(|c| c.info.capabilities.contains(&Capability::Workloads));
-        let call = handle.list_offers(OfferQuery { regions: Vec::new() });
+        let owned = handle
+            .current()
+            .is_ok_and(|c| c.info.capabilities.contains(&Capability::Workloads));
+        let call = handle.list_offers(OfferQuery {
+            regions: Vec::new(),
+        });
         match tokio::time::timeout(self.fetch_timeout, call).await {
-            Ok(Ok(offers)) => Ok(offers.into_iter().map(|o| super::from_wit(provider, owned, o)).collect()),
+            Ok(Ok(offers)) => Ok(offers
+                .into_iter()
+                .map(|o| super::from_wit(provider, owned, o))
+                .collect()),
             Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {} s", self.fetch_timeout.as_secs())),
+            Err(_) => Err(format!(
+                "no answer within {} s",
+                self.fetch_timeout.as_secs()
+            )),
         }
     }
 
@@ -231,7 +282,9 @@ impl PricingService {
         if offers.iter().all(|o| o.from_snapshot) {
             return Err("live source unreachable (component fell back to its snapshot)".into());
         }
-        self.store.put(provider, now(), &offers).map_err(|e| e.to_string())?;
+        self.store
+            .put(provider, now(), &offers)
+            .map_err(|e| e.to_string())?;
         Ok(offers.len())
     }
 
@@ -243,13 +296,17 @@ impl PricingService {
                 Err(e) => tracing::warn!(provider, "background price refresh failed: {e}"),
             }
         });
-        self.background.lock().unwrap_or_else(|p| p.into_inner()).push(task);
+        self.background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task);
     }
 
     /// Wait for background refreshes started so far (a one-shot CLI calls
     /// this after printing, so the next run finds fresh prices).
     pub async fn wait_for_refreshes(&self) {
-        let tasks: Vec<_> = std::mem::take(&mut *self.background.lock().unwrap_or_else(|p| p.into_inner()));
+        let tasks: Vec<_> =
+            std::mem::take(&mut *self.background.lock().unwrap_or_else(|p| p.into_inner()));
         for t in tasks {
             let _ = t.await;
         }
@@ -264,7 +321,9 @@ impl PricingService {
                     Ok(Some((at, _))) => now().saturating_sub(at) >= self.refresh_after.as_secs(),
                     _ => true,
                 };
-                let offers = p.current().is_ok_and(|c| c.info.capabilities.contains(&Capability::Offers));
+                let offers = p
+                    .current()
+                    .is_ok_and(|c| c.info.capabilities.contains(&Capability::Offers));
                 if due && offers {
                     let _ = self.refresh(p.name()).await;
                 }

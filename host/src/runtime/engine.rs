@@ -15,11 +15,27 @@ pub struct EngineHandle {
 }
 
 impl EngineHandle {
-    /// Build the engine used for every component.
-    pub fn new() -> wasmtime::Result<Self> {
+    /// Build the engine used for every component, with a pooling allocator
+    /// sized for `max_calls` concurrent calls whose guests may use up to
+    /// `max_memory` bytes of linear memory each.
+    pub fn new(max_calls: u32, max_memory: usize) -> wasmtime::Result<Self> {
         let mut cfg = wasmtime::Config::new();
         cfg.wasm_component_model(true);
         cfg.epoch_interruption(true);
+        // Pre-reserved instance slots: instantiation without mmap/munmap per
+        // call (one store per call makes this the hot path).
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(max_calls)
+            // A Rust wasip2 component has several core instances; wasmtime's
+            // measured guidance is at least 5x component instances.
+            .total_core_instances(max_calls.saturating_mul(8))
+            .max_core_instances_per_component(32)
+            .total_memories(max_calls.saturating_mul(2))
+            .max_memories_per_component(4)
+            .total_tables(max_calls.saturating_mul(8))
+            .total_stacks(max_calls)
+            .max_memory_size(max_memory);
+        cfg.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let engine = wasmtime::Engine::new(&cfg)?;
         let stop = Arc::new(AtomicBool::new(false));
         let (e, s) = (engine.clone(), stop.clone());

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use blueprint_remote_providers::wit::{
@@ -39,13 +39,7 @@ fn moto_url() -> String {
     })
 }
 
-/// Serialises the moto tests: the SigV4 switch is global to the moto process.
-async fn moto_lock() -> tokio::sync::MutexGuard<'static, ()> {
-    static LOCK: OnceLock<tokio::sync::Mutex<()>> = OnceLock::new();
-    LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
-        .lock()
-        .await
-}
+use crate::support::moto_lock;
 
 /// A unique suffix for names in this run.
 fn unique(prefix: &str) -> String {

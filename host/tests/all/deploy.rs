@@ -405,6 +405,7 @@ fn statuses(h: &[blueprint_remote_providers::tracking::Transition]) -> Vec<Deplo
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_reaches_active_and_terminate_leaves_nothing_in_moto() {
+    let _serial = crate::support::moto_lock().await;
     let moto = Moto::new();
     let env = TestEnv::new();
     let host = host_for(&env, &moto.url).await;
@@ -468,6 +469,7 @@ async fn deploy_reaches_active_and_terminate_leaves_nothing_in_moto() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn capacity_unavailable_on_the_first_candidate_fails_over_to_the_second() {
+    let _serial = crate::support::moto_lock().await;
     // The aws component has one `endpoint` setting, not one per region, so the
     // error server is a proxy in front of moto that answers RunInstances for
     // m5.large with recorded EC2 error XML, and forwards everything else.
@@ -532,6 +534,7 @@ async fn capacity_unavailable_on_the_first_candidate_fails_over_to_the_second() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unauthorized_stops_without_trying_the_next_candidate() {
+    let _serial = crate::support::moto_lock().await;
     let moto = Moto::new();
     let denied: &'static str = "<?xml version=\"1.0\"?><Response><Errors><Error><Code>AuthFailure</Code>\
         <Message>AWS was not able to validate the provided access credentials</Message></Error></Errors><RequestID>r</RequestID></Response>";
@@ -572,6 +575,7 @@ async fn unauthorized_stops_without_trying_the_next_candidate() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deployments_converge_through_a_proxy_injecting_5xx_429_and_resets() {
+    let _serial = crate::support::moto_lock().await;
     let moto = Moto::new();
     // A fixed schedule ("a set rate", 10%): of every 60 requests, 2 get a 503,
     // 2 a 429, 1 a reset before forwarding and 1 a reset after moto acted on it.
@@ -624,6 +628,7 @@ async fn deployments_converge_through_a_proxy_injecting_5xx_429_and_resets() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_supervisor_terminates_an_expired_deployment_and_only_that_one() {
+    let _serial = crate::support::moto_lock().await;
     let moto = Moto::new();
     let env = TestEnv::new();
     let host = host_for(&env, &moto.url).await;
@@ -762,6 +767,7 @@ fn bpr_status(config: &Path) -> Vec<DeploymentRecord> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkilled_deploys_are_recovered_with_no_leak_no_dangling_record_and_no_duplicate() {
+    let _serial = crate::support::moto_lock().await;
     let moto = Moto::new();
     let env = TestEnv::new();
     let config = write_bpr_config(&env, &moto.url);

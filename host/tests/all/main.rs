@@ -4,8 +4,9 @@
 mod support;
 
 mod aws;
+mod cli;
+mod deploy;
+mod digitalocean;
 mod pricing;
 mod sandbox;
 mod ssh;
-mod digitalocean;
-mod deploy;

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use blueprint_remote_providers::placement::{rank_offers, Policy, Request};
+use blueprint_remote_providers::placement::{Policy, Request, rank_offers};
 use blueprint_remote_providers::pricing::{CatalogueSource, PricingService};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -44,19 +44,43 @@ async fn one_failing_provider_is_reported_and_the_others_are_still_ranked() {
     let pricing = PricingService::new(host.clone()).unwrap();
     let report = pricing.gather(false, &no_progress).await;
 
-    let aws = report.catalogues.iter().find(|c| c.provider == "aws").unwrap();
+    let aws = report
+        .catalogues
+        .iter()
+        .find(|c| c.provider == "aws")
+        .unwrap();
     assert_eq!(aws.source, CatalogueSource::Fresh);
-    let failed = report.catalogues.iter().find(|c| c.provider == "hostile_panic").unwrap();
-    assert!(matches!(&failed.source, CatalogueSource::Failed { error } if error.contains("trapped")), "{failed:?}");
+    let failed = report
+        .catalogues
+        .iter()
+        .find(|c| c.provider == "hostile_panic")
+        .unwrap();
+    assert!(
+        matches!(&failed.source, CatalogueSource::Failed { error } if error.contains("trapped")),
+        "{failed:?}"
+    );
 
-    let request = Request { min_vcpus: 2.0, min_memory_gib: 8.0, regions: vec!["us-east-1".into()], ..Request::default() };
+    let request = Request {
+        min_vcpus: 2.0,
+        min_memory_gib: 8.0,
+        regions: vec!["us-east-1".into()],
+        ..Request::default()
+    };
     let ranking = rank_offers(report.offers.clone(), &request, &Policy::default()).unwrap();
     let best = &ranking.candidates[0];
     // The cheapest recorded us-east-1 Linux type with >= 2 vCPU and >= 8 GiB,
     // computed independently from the fixture.
     let expected = cheapest_in_fixture("us-east-1", 2.0, 8.0);
-    assert_eq!((best.offer.instance_type.as_str(), best.hourly_usd), (expected.0.as_str(), expected.1));
-    assert!(ranking.candidates.iter().all(|c| c.offer.vcpus >= 2.0 && c.offer.memory_gib >= 8.0));
+    assert_eq!(
+        (best.offer.instance_type.as_str(), best.hourly_usd),
+        (expected.0.as_str(), expected.1)
+    );
+    assert!(
+        ranking
+            .candidates
+            .iter()
+            .all(|c| c.offer.vcpus >= 2.0 && c.offer.memory_gib >= 8.0)
+    );
 }
 
 /// (type, price) of the cheapest on-demand Linux row in the fixture meeting
@@ -68,13 +92,17 @@ fn cheapest_in_fixture(region: &str, vcpus: f64, memory: f64) -> (String, f64) {
     for t in v.as_array().unwrap() {
         let cpu = t["vCPU"].as_f64().unwrap_or(0.0);
         let mem = t["memory"].as_f64().unwrap_or(0.0);
-        let price = t["pricing"][region]["linux"]["ondemand"].as_str().and_then(|p| p.parse::<f64>().ok());
+        let price = t["pricing"][region]["linux"]["ondemand"]
+            .as_str()
+            .and_then(|p| p.parse::<f64>().ok());
         if let Some(p) = price
             && p > 0.0
             && cpu >= vcpus
             && mem >= memory
             && t["GPU"].as_f64().unwrap_or(0.0) == 0.0
-            && best.as_ref().is_none_or(|(n, b)| p < *b || (p == *b && t["instance_type"].as_str().unwrap() < n.as_str()))
+            && best.as_ref().is_none_or(|(n, b)| {
+                p < *b || (p == *b && t["instance_type"].as_str().unwrap() < n.as_str())
+            })
         {
             best = Some((t["instance_type"].as_str().unwrap().to_string(), p));
         }
@@ -96,16 +124,36 @@ async fn a_zero_dollar_offer_is_dropped_and_reported() {
     let env = TestEnv::new();
     env.add("aws");
     let host = env.start(&aws_section(&server, "")).await;
-    let report = PricingService::new(host).unwrap().gather(false, &no_progress).await;
-    let has = |region: &str| report.offers.iter().any(|o| o.instance_type == "p5.48xlarge" && o.region == region);
+    let report = PricingService::new(host)
+        .unwrap()
+        .gather(false, &no_progress)
+        .await;
+    let has = |region: &str| {
+        report
+            .offers
+            .iter()
+            .any(|o| o.instance_type == "p5.48xlarge" && o.region == region)
+    };
     assert!(!has("us-east-1"), "the $0 H100 must not be offered");
     assert!(has("us-west-2"), "the correctly priced one stays");
     // Dropped either by the component (a type without a price is absent) or
     // by normalisation (reported); either way it never reaches placement.
-    let reported = report.normalize.dropped.iter().any(|(id, _)| id.to_string().contains("p5.48xlarge"));
-    let request = Request { min_gpus: 8.0, gpu_model: Some("NVIDIA H100".into()), ..Request::default() };
+    let reported = report
+        .normalize
+        .dropped
+        .iter()
+        .any(|(id, _)| id.to_string().contains("p5.48xlarge"));
+    let request = Request {
+        min_gpus: 8.0,
+        gpu_model: Some("NVIDIA H100".into()),
+        ..Request::default()
+    };
     let ranking = rank_offers(report.offers.clone(), &request, &Policy::default()).unwrap();
-    assert!(ranking.candidates.iter().all(|c| c.hourly_usd > 1.0), "no free GPUs: {:?}", ranking.candidates.first());
+    assert!(
+        ranking.candidates.iter().all(|c| c.hourly_usd > 1.0),
+        "no free GPUs: {:?}",
+        ranking.candidates.first()
+    );
     let _ = reported;
 }
 
@@ -114,9 +162,18 @@ async fn the_operator_discount_applies_before_ranking() {
     let server = serve(catalogue(|_| {})).await;
     let env = TestEnv::new();
     env.add("aws");
-    let host = env.start(&aws_section(&server, "price_multiplier = 0.5")).await;
-    let report = PricingService::new(host).unwrap().gather(false, &no_progress).await;
-    let m5 = report.offers.iter().find(|o| o.instance_type == "m5.large" && o.region == "us-east-1").unwrap();
+    let host = env
+        .start(&aws_section(&server, "price_multiplier = 0.5"))
+        .await;
+    let report = PricingService::new(host)
+        .unwrap()
+        .gather(false, &no_progress)
+        .await;
+    let m5 = report
+        .offers
+        .iter()
+        .find(|o| o.instance_type == "m5.large" && o.region == "us-east-1")
+        .unwrap();
     // Recorded list price 0.102 (fixture), halved.
     assert!((m5.hourly_usd - 0.051).abs() < 1e-9, "{}", m5.hourly_usd);
     assert_eq!(report.normalize.discounted, report.offers.len());
@@ -130,7 +187,10 @@ async fn the_cache_survives_a_restart_and_serves_when_the_source_is_gone() {
     let section = aws_section(&server, "");
     let first = {
         let host = env.start(&section).await;
-        let report = PricingService::new(host).unwrap().gather(false, &no_progress).await;
+        let report = PricingService::new(host)
+            .unwrap()
+            .gather(false, &no_progress)
+            .await;
         assert_eq!(report.catalogues[0].source, CatalogueSource::Fresh);
         report.offers
     };
@@ -144,7 +204,14 @@ async fn the_cache_survives_a_restart_and_serves_when_the_source_is_gone() {
 
     // A forced refresh fails now; the last good catalogue is used and the failure reported.
     let forced = pricing.gather(true, &no_progress).await;
-    assert!(matches!(forced.catalogues[0].source, CatalogueSource::LastGood { .. }), "{:?}", forced.catalogues[0]);
+    assert!(
+        matches!(
+            forced.catalogues[0].source,
+            CatalogueSource::LastGood { .. }
+        ),
+        "{:?}",
+        forced.catalogues[0]
+    );
     assert_eq!(forced.offers, first);
 }
 
@@ -164,12 +231,26 @@ async fn catalogues_are_gathered_concurrently_each_under_its_own_deadline() {
     let started = std::time::Instant::now();
     let report = PricingService::new(host)
         .unwrap()
-        .gather(false, &move |c| s2.lock().unwrap().push((c.provider.clone(), started.elapsed())))
+        .gather(false, &move |c| {
+            s2.lock()
+                .unwrap()
+                .push((c.provider.clone(), started.elapsed()))
+        })
         .await;
     let order = seen.lock().unwrap().clone();
-    assert_eq!(order[0].0, "aws", "aws answers first, not after the looping provider: {order:?}");
-    let looped = report.catalogues.iter().find(|c| c.provider == "hostile_loop").unwrap();
-    assert!(matches!(&looped.source, CatalogueSource::Failed { error } if error.contains("2 s")), "{looped:?}");
+    assert_eq!(
+        order[0].0, "aws",
+        "aws answers first, not after the looping provider: {order:?}"
+    );
+    let looped = report
+        .catalogues
+        .iter()
+        .find(|c| c.provider == "hostile_loop")
+        .unwrap();
+    assert!(
+        matches!(&looped.source, CatalogueSource::Failed { error } if error.contains("2 s")),
+        "{looped:?}"
+    );
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     assert!(!report.offers.is_empty());
 }

@@ -677,15 +677,41 @@ async fn every_outbound_request_is_audited_without_credentials() {
             url = server.url(&path),
         ))
         .await;
-    host.provider("well_behaved").unwrap().list_instances(any_instances()).await.unwrap();
-    host.provider("hostile_net").unwrap().list_instances(any_instances()).await.unwrap_err();
+    host.provider("well_behaved")
+        .unwrap()
+        .list_instances(any_instances())
+        .await
+        .unwrap();
+    host.provider("hostile_net")
+        .unwrap()
+        .list_instances(any_instances())
+        .await
+        .unwrap_err();
     let logs = crate::support::captured_logs();
-    let ours: Vec<&str> = logs.lines().filter(|l| l.contains(&path) && l.contains("bpr::audit::http")).collect();
-    let sent = ours.iter().find(|l| l.contains("provider=well_behaved")).expect("the allowed request is audited");
-    for field in ["method=GET", "host=\"127.0.0.1\"", "status=200", "outcome=\"sent\"", "duration_ms="] {
+    let ours: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains(&path) && l.contains("bpr::audit::http"))
+        .collect();
+    let sent = ours
+        .iter()
+        .find(|l| l.contains("provider=well_behaved"))
+        .expect("the allowed request is audited");
+    for field in [
+        "method=GET",
+        "host=\"127.0.0.1\"",
+        "status=200",
+        "outcome=\"sent\"",
+        "duration_ms=",
+    ] {
         assert!(sent.contains(field), "{field} missing in {sent}");
     }
-    let denied = ours.iter().find(|l| l.contains("provider=hostile_net")).expect("the denied request is audited");
+    let denied = ours
+        .iter()
+        .find(|l| l.contains("provider=hostile_net"))
+        .expect("the denied request is audited");
     assert!(denied.contains("outcome=\"denied\""), "{denied}");
-    assert!(!logs.contains("audit-s3cret-token"), "a credential reached the logs");
+    assert!(
+        !logs.contains("audit-s3cret-token"),
+        "a credential reached the logs"
+    );
 }

@@ -178,3 +178,22 @@ pub fn install_log_capture() {
         let _ = tracing::subscriber::set_global_default(subscriber);
     });
 }
+
+/// Serialises every test that uses moto: its SigV4 checking is one switch for
+/// the whole moto process. The guard also switches checking off; a test that
+/// needs it on turns it on while it holds the guard.
+pub async fn moto_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
+    let guard = LOCK
+        .get_or_init(|| tokio::sync::Mutex::new(()))
+        .lock()
+        .await;
+    if let Ok(url) = std::env::var("BPR_TEST_MOTO_URL") {
+        let _ = reqwest::Client::new()
+            .post(format!("{url}/moto-api/reset-auth"))
+            .body("inf")
+            .send()
+            .await;
+    }
+    guard
+}

@@ -43,7 +43,10 @@ fn fast() -> RolloutOptions {
 
 /// Marks workloads in `namespace` rolled out for their current generation and replicas,
 /// as the Deployment/StatefulSet controllers of a real cluster would.
-fn fake_controller(client: kube::Client, namespace: String) -> tokio::task::JoinHandle<()> {
+pub(super) fn fake_controller(
+    client: kube::Client,
+    namespace: String,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
