@@ -32,5 +32,13 @@ for s in "${standins[@]}"; do
 done
 export BPR_TEST_SSHD_DIR="$PWD/.standins/sshd"
 
-echo "== cargo test"
+echo "== cargo test (host: unit, integration against the stand-ins, doc)"
 cargo test "$@"
+if [[ $# -eq 0 ]]; then
+    echo "== cargo test (provider components' own unit tests, native)"
+    guests=()
+    for manifest in components/*/Cargo.toml; do
+        guests+=(-p "$(sed -n 's/^name = "\(.*\)"/\1/p' "$manifest" | head -n1)")
+    done
+    cargo test "${guests[@]}"
+fi

@@ -106,3 +106,29 @@ pub fn load_capacity(db: &Database, alias: &str) -> DbResult<Option<Resources>> 
         Err(e) => Err(e.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_learned_on_first_use_is_recorded_in_the_lock_file_and_pinned_next_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("providers.lock");
+        // An existing lock keeps its provider approvals.
+        std::fs::write(
+            &path,
+            "[providers.aws]\nsha256 = \"abc\"\nallowed_hosts = []\n",
+        )
+        .unwrap();
+        let store = LockFileHostKeys::new(path.clone());
+        assert_eq!(store.learned("rack1"), None);
+        store.record("rack1", "SHA256:AAAA").unwrap();
+
+        let reread = LockFileHostKeys::new(path.clone());
+        assert_eq!(reread.learned("rack1").as_deref(), Some("SHA256:AAAA"));
+        let lock = LockFile::read(&path).unwrap();
+        assert_eq!(lock.providers["aws"].sha256, "abc");
+        assert_eq!(lock.ssh_host_keys["rack1"], "SHA256:AAAA");
+    }
+}

@@ -13,6 +13,7 @@
 //! state_dir = "~/.local/state/bpr"  # sqlite database, artifact cache
 //! lock_file = "providers.lock"   # default: <providers_dir>/providers.lock
 //! artifact_dir = "artifacts"     # default: <state_dir>/artifacts
+//! database = "bpr.sqlite3"       # default: <state_dir>/bpr.sqlite3
 //! integrity = "enforce"          # or "warn"
 //! watch = true                   # hot reload on file changes
 //! max_concurrent_calls = 256     # pre-reserved instance slots
@@ -117,6 +118,9 @@ pub struct HostSettings {
     pub lock_file: PathBuf,
     /// Precompiled-artifact cache. Default: `<state_dir>/artifacts`.
     pub artifact_dir: PathBuf,
+    /// The SQLite database (price cache, deployment tracker). Default:
+    /// `<state_dir>/bpr.sqlite3`.
+    pub database: PathBuf,
     /// Lock enforcement. Default: enforce.
     pub integrity: IntegrityMode,
     /// Watch `providers_dir` and hot-reload. Default: true.
@@ -206,7 +210,7 @@ impl Config {
 
     /// Path of the SQLite database shared by the price cache and the tracker.
     pub fn database_path(&self) -> PathBuf {
-        self.host.state_dir.join("bpr.sqlite3")
+        self.host.database.clone()
     }
 }
 

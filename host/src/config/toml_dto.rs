@@ -67,6 +67,7 @@ struct HostToml {
     state_dir: Option<PathBuf>,
     lock_file: Option<PathBuf>,
     artifact_dir: Option<PathBuf>,
+    database: Option<PathBuf>,
     integrity: Option<String>,
     watch: Option<bool>,
     max_concurrent_calls: Option<u32>,
@@ -202,6 +203,11 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
             .artifact_dir
             .map(resolve)
             .unwrap_or_else(|| state_dir.join("artifacts")),
+        database: dto
+            .host
+            .database
+            .map(resolve)
+            .unwrap_or_else(|| state_dir.join("bpr.sqlite3")),
         state_dir,
         lock_file,
         integrity,

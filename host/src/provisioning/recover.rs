@@ -415,7 +415,7 @@ impl Host {
     }
 
     /// The supervisor loop: [`Host::cleanup_once`] every `interval` until
-    /// `shutdown` completes.
+    /// `shutdown` completes; a pass already running when it does is finished.
     pub async fn run_supervisor(&self, shutdown: impl Future<Output = ()>) {
         self.run_supervisor_with(shutdown, SupervisorOptions::default())
             .await;
@@ -429,10 +429,10 @@ impl Host {
     ) {
         tokio::pin!(shutdown);
         loop {
-            let (done, errors) = tokio::select! {
-                r = self.cleanup_once(&opts) => r,
-                () = &mut shutdown => return,
-            };
+            // A pass in progress is finished, not cut by the shutdown: its
+            // terminations and cleanup webhooks complete (each step is bounded
+            // by its own deadline).
+            let (done, errors) = self.cleanup_once(&opts).await;
             for id in &done {
                 tracing::info!("supervisor: deployment {id} terminated");
             }

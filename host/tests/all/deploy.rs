@@ -919,3 +919,85 @@ async fn sigkilled_deploys_are_recovered_with_no_leak_no_dangling_record_and_no_
         "bpr history shows the transitions and the attempt:\n{text}"
     );
 }
+
+/// The host's HTTP health check, end to end through a real component whose
+/// instances report a loopback address: a 200 makes the deployment active; a
+/// check that never passes fails it and deletes what was created.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_http_health_check_gates_active_and_a_failing_one_deletes_the_instance() {
+    use blueprint_remote_providers::provisioning::HealthCheck;
+
+    let server = crate::support::TestServer::start(|req| {
+        let status = if req.uri().path() == "/healthz" {
+            200
+        } else {
+            404
+        };
+        Response::builder()
+            .status(status)
+            .body(Full::new(Bytes::from_static(b"ok")))
+            .unwrap()
+    })
+    .await;
+    let env = TestEnv::new();
+    env.add("well_behaved");
+    let host = env
+        .start("[providers.well_behaved.settings]\naddress = \"127.0.0.1\"\n")
+        .await;
+    let mut opts = fast();
+    opts.health_timeout = Duration::from_secs(3);
+    let target = Target {
+        provider: "well_behaved".into(),
+        region: "test-1".into(),
+        zone: None,
+        instance_type: "wb.small".into(),
+        spot: false,
+        hourly_usd: Some(0.02),
+    };
+
+    let mut good = request(&unique_id("health-ok"));
+    good.health = Some(HealthCheck {
+        port: server.addr.port(),
+        path: Some("/healthz".into()),
+    });
+    let rec = host
+        .deploy_with(good, vec![target.clone()], &opts)
+        .await
+        .expect("deploy");
+    assert_eq!(rec.status, DeploymentStatus::Active);
+    assert_eq!(rec.address.as_deref(), Some("127.0.0.1"));
+
+    let mut bad = request(&unique_id("health-bad"));
+    bad.health = Some(HealthCheck {
+        port: server.addr.port(),
+        path: Some("/missing".into()),
+    });
+    let err = host.deploy_with(bad.clone(), vec![target], &opts).await;
+    assert!(
+        err.is_err(),
+        "a health check answering 404 must not become active"
+    );
+    let id = bad.deployment_id.unwrap();
+    let rec = host
+        .status(Some(&id))
+        .unwrap()
+        .pop()
+        .expect("the record exists");
+    // What was created is deleted and the record says why.
+    assert!(
+        matches!(
+            rec.status,
+            DeploymentStatus::Terminated | DeploymentStatus::Failed
+        ),
+        "{rec:?}"
+    );
+    assert!(
+        rec.released_at.is_some(),
+        "the instance was deleted after the failed check: {rec:?}"
+    );
+    let why = rec.last_error.as_deref().unwrap_or_default();
+    assert!(
+        why.contains("health check failed") && why.contains("404"),
+        "{why}"
+    );
+}

@@ -794,3 +794,70 @@ async fn request_outside_the_schema_is_rejected_by_prism_before_the_fake() {
     );
     f.host.shutdown().await;
 }
+
+/// Issue 6 on DigitalOcean: a tracked deployment through the real component
+/// and the fake behind Prism reaches active, and terminating it leaves no
+/// droplet, firewall or key behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tracked_deployment_reaches_active_and_terminate_leaves_nothing() {
+    use blueprint_remote_providers::provisioning::{
+        DeployOptions, DeployRequest, RetryPolicy, Target,
+    };
+    use blueprint_remote_providers::tracking::DeploymentStatus;
+    use std::time::Duration;
+
+    let f = Fixture::new().await;
+    let mut req = DeployRequest::new("bp-do", "svc-do");
+    req.deployment_id = Some(format!("dep-do-{}", std::process::id()));
+    req.ssh_public_keys = vec![SSH_KEY.into()];
+    let opts = DeployOptions {
+        retry: RetryPolicy {
+            max_tries: 8,
+            base: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(300),
+            max_retry_after: Duration::from_secs(3),
+        },
+        running_timeout: Duration::from_secs(60),
+        health_timeout: Duration::from_secs(60),
+        delete_timeout: Duration::from_secs(60),
+        poll_initial: Duration::from_millis(100),
+        poll_max: Duration::from_millis(500),
+        progress: None,
+    };
+    let target = Target {
+        provider: "digitalocean".into(),
+        region: "nyc3".into(),
+        zone: None,
+        instance_type: "s-1vcpu-1gb".into(),
+        spot: false,
+        hourly_usd: Some(0.00893),
+    };
+    let rec = f
+        .host
+        .deploy_with(req, vec![target], &opts)
+        .await
+        .expect("deploy");
+    assert_eq!(rec.status, DeploymentStatus::Active);
+    let state = f.stand.state().await;
+    let droplets = state["droplets"].as_array().unwrap();
+    assert_eq!(droplets.len(), 1, "exactly one droplet: {state}");
+    assert_eq!(
+        droplets[0]["size_slug"]
+            .as_str()
+            .or(droplets[0]["size"].as_str()),
+        Some("s-1vcpu-1gb"),
+        "{state}"
+    );
+
+    let done = f.host.terminate(&rec.id).await.expect("terminate");
+    assert_eq!(done.status, DeploymentStatus::Terminated);
+    let state = f.stand.state().await;
+    for kind in ["droplets", "firewalls", "ssh_keys"] {
+        assert_eq!(
+            state[kind].as_array().unwrap().len(),
+            0,
+            "{kind} left after terminate: {state}"
+        );
+    }
+    f.finish().await;
+}

@@ -386,6 +386,15 @@ async fn start_host(pool: Arc<SshPool>, settings: &[(&str, &str)]) -> (TestEnv, 
     (env, host)
 }
 
+/// Serialises the tests that deploy on the stand-in or read its offers: the
+/// component subtracts every deployment recorded on the host from its offer,
+/// so a deployment made by a test running in parallel would change the
+/// figures another test asserts exactly.
+async fn deployments_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
 /// A deployment id unique to this test run.
 fn dep_id(name: &str) -> String {
     format!("t{}-{name}", std::process::id())
@@ -481,6 +490,7 @@ fn native_workload(url: String, sha256: String, port: u16, args: &[&str]) -> Wor
 
 #[tokio::test(flavor = "multi_thread")]
 async fn probed_capacity_and_price_show_up_as_the_hosts_offer() {
+    let _serial = deployments_lock().await;
     let p = Arc::new(pool());
     let cap = p.probe("local").await.unwrap();
     assert_eq!(
@@ -518,7 +528,61 @@ async fn probed_capacity_and_price_show_up_as_the_hosts_offer() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn offers_shrink_by_a_native_deployments_limits_and_recover_after_delete() {
+    let _serial = deployments_lock().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = build_echo_server(&tmp.path().join("echo_server"));
+    let sha = hex::encode(Sha256::digest(&bin));
+    let server = serve_bytes(bin).await;
+    let p = Arc::new(pool());
+    let cap = p.probe("local").await.unwrap();
+    let (_env, host) = start_host(p, &[("native_supervisor", "process")]).await;
+    let ssh = host.provider("ssh").unwrap();
+    let offer = async || {
+        let offers = ssh
+            .list_offers(OfferQuery { regions: vec![] })
+            .await
+            .unwrap();
+        assert_eq!(offers.len(), 1, "{offers:?}");
+        (offers[0].vcpus, offers[0].memory_gib)
+    };
+    // The host reports nothing in use, so before the deployment the offer is
+    // the whole probed capacity; anything else is a deployment left on the
+    // stand-in by another run.
+    assert_eq!(
+        offer().await,
+        (cap.vcpus, cap.memory_gib),
+        "the stand-in has deployments left under /home/deploy/.bpr/deployments"
+    );
+
+    let id = dep_id("limits");
+    let mut w = native_workload(server.url("/echo_server"), sha, free_port(), &[]);
+    // 0.5 core and 512 MiB (= 0.5 GiB) are exact in f32, so the expected
+    // figures are exact too.
+    w.cpu_limit = Some(0.5);
+    w.memory_limit_mib = Some(512);
+    let created = ssh.create_instance(spec(&id, "local", w)).await.unwrap();
+    assert_eq!(
+        offer().await,
+        (cap.vcpus - 0.5, cap.memory_gib - 0.5),
+        "the deployment's limits are subtracted"
+    );
+
+    assert_eq!(
+        ssh.delete_instance(instance_ref(&created)).await.unwrap(),
+        DeleteStatus::Deleted
+    );
+    assert_eq!(
+        offer().await,
+        (cap.vcpus, cap.memory_gib),
+        "deleting the deployment gives its capacity back"
+    );
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn native_binary_is_downloaded_verified_run_health_checked_and_deleted_without_a_trace() {
+    let _serial = deployments_lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let bin = build_echo_server(&tmp.path().join("echo_server"));
     let sha = hex::encode(Sha256::digest(&bin));
@@ -619,6 +683,7 @@ async fn native_binary_is_downloaded_verified_run_health_checked_and_deleted_wit
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_binary_with_the_wrong_sha256_is_refused_and_nothing_runs() {
+    let _serial = deployments_lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let bin = build_echo_server(&tmp.path().join("echo_server"));
     let server = serve_bytes(bin).await;
@@ -668,6 +733,7 @@ fn shim_calls(name: &str) -> Vec<Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_systemd_unit_the_component_writes_passes_systemd_analyze_verify() {
+    let _serial = deployments_lock().await;
     // No systemd runs here: `native_supervisor = systemd` forces the unit path
     // and the recording `systemctl` shim stands in for systemd.
     let tmp = tempfile::tempdir().unwrap();
@@ -723,6 +789,7 @@ async fn the_systemd_unit_the_component_writes_passes_systemd_analyze_verify() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_container_workload_runs_exactly_the_expected_docker_argv() {
+    let _serial = deployments_lock().await;
     let (_env, host) = start_host(Arc::new(pool()), &[]).await;
     let ssh = host.provider("ssh").unwrap();
     let id = dep_id("ctr");
