@@ -186,7 +186,8 @@ impl Loader {
             path: path.to_path_buf(),
             sha256,
             size_bytes,
-            info: placeholder_info(&name),
+            // Replaced right below by what `describe.info` answers.
+            info: info_before_describe(&name),
             surface,
             config: pconfig,
             compile,
@@ -231,7 +232,8 @@ pub fn provider_name(path: &Path) -> Option<String> {
     ok.then(|| stem.to_string())
 }
 
-fn placeholder_info(name: &str) -> ProviderInfo {
+/// The provider's info until its own `describe.info` has answered.
+fn info_before_describe(name: &str) -> ProviderInfo {
     ProviderInfo {
         name: name.to_string(),
         version: String::new(),
