@@ -59,6 +59,8 @@ struct Inner {
     loader: Arc<Loader>,
     registry: Arc<Registry>,
     watch: Mutex<Option<DirWatch>>,
+    /// Kubernetes clusters connected so far, and managed ones added by the embedder.
+    clusters: Mutex<std::collections::BTreeMap<String, crate::kubernetes::Cluster>>,
 }
 
 /// A running host. Cheap to clone.
@@ -150,6 +152,7 @@ impl Host {
                 loader,
                 registry,
                 watch: Mutex::new(None),
+                clusters: Mutex::new(Default::default()),
             }),
         };
         if config.host.watch {
@@ -217,6 +220,62 @@ impl Host {
             path,
         )
         .await;
+    }
+
+    /// The Kubernetes cluster `name`: one added with [`Host::add_cluster`], else the
+    /// `[operator.kubernetes]` entry of that name, connected on first use (reading its
+    /// kubeconfig; no network I/O). Errors name the cluster and what to fix.
+    pub async fn cluster(
+        &self,
+        name: &str,
+    ) -> Result<crate::kubernetes::Cluster, crate::kubernetes::Error> {
+        if let Some(c) = self.lock_clusters().get(name) {
+            return Ok(c.clone());
+        }
+        let configured = &self.inner.config.operator.kubernetes.clusters;
+        let Some(entry) = configured.iter().find(|c| c.name == name) else {
+            let mut known: Vec<String> = configured.iter().map(|c| c.name.clone()).collect();
+            known.extend(self.lock_clusters().keys().cloned());
+            known.sort();
+            known.dedup();
+            return Err(crate::kubernetes::Error::UnknownCluster {
+                name: name.to_string(),
+                known: if known.is_empty() {
+                    "none (add clusters = [{ name, kubeconfig, context }] to [operator.kubernetes])"
+                        .into()
+                } else {
+                    known.join(", ")
+                },
+            });
+        };
+        let cluster = crate::kubernetes::Cluster::connect(&crate::kubernetes::ClusterConfig {
+            name: entry.name.clone(),
+            kubeconfig: entry.kubeconfig.clone(),
+            context: entry.context.clone(),
+        })
+        .await?;
+        self.lock_clusters()
+            .insert(name.to_string(), cluster.clone());
+        Ok(cluster)
+    }
+
+    /// Make a cluster a deployment target under its name (e.g. a managed cluster a
+    /// provider created, connected with [`crate::kubernetes::managed`]); replaces one
+    /// with the same name. A client holding a short-lived token (EKS: 15 minutes)
+    /// must be added again before it expires.
+    pub fn add_cluster(&self, cluster: crate::kubernetes::Cluster) {
+        self.lock_clusters()
+            .insert(cluster.name().to_string(), cluster);
+    }
+
+    fn lock_clusters(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, crate::kubernetes::Cluster>>
+    {
+        self.inner
+            .clusters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Stop the watch. Calls in flight finish.

@@ -11,10 +11,12 @@ use clap::{Args, Subcommand};
 use super::table;
 use crate::Host;
 use crate::config::Config;
+use crate::kubernetes::{StorageRequest, Tier, WorkloadStatus};
 use crate::provisioning::{
-    DeployEvent, DeployOptions, DeployRequest, HealthCheck, RequestFile, SupervisorOptions, Target,
+    DeployEvent, DeployOptions, DeployRequest, HealthCheck, KubernetesChange, KubernetesOptions,
+    RequestFile, SupervisorOptions, Target,
 };
-use crate::tracking::{DeploymentRecord, DeploymentStatus};
+use crate::tracking::{DeploymentRecord, DeploymentStatus, DeploymentType};
 use crate::workload::{PortSpec, WorkloadSource, WorkloadSpec};
 
 /// Deployment commands.
@@ -39,6 +41,38 @@ pub enum DeployCommand {
     /// Terminate expired deployments now, finish what crashed runs left
     /// (recovery), and delete what failed deployments still hold.
     Cleanup,
+    /// Kubernetes deployments: change the image and/or the payment tier, and wait for
+    /// the rollout.
+    Update {
+        /// Deployment id.
+        id: String,
+        /// New container image.
+        #[arg(long)]
+        image: Option<String>,
+        /// New payment tier: basic, standard or premium.
+        #[arg(long)]
+        tier: Option<String>,
+        /// Rollout deadline in seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
+    },
+    /// Kubernetes deployments: payment expired, scale to zero (storage, Service and
+    /// namespace stay).
+    Suspend {
+        /// Deployment id.
+        id: String,
+        /// Deadline in seconds for the pods to go.
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
+    },
+    /// Kubernetes deployments: payment renewed, scale back to the tier.
+    Resume {
+        /// Deployment id.
+        id: String,
+        /// Rollout deadline in seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
+    },
     /// Show a deployment's transitions and the candidates it tried.
     History {
         /// Deployment id.
@@ -137,6 +171,70 @@ pub struct DeployArgs {
     /// Print the final record as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Deploy to a Kubernetes cluster instead of a VM: `k8s:<cluster>` (a cluster of
+    /// `[operator.kubernetes]`). Needs --container.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Kubernetes: payment tier (basic, standard, premium): replicas, requests and
+    /// limits, autoscaling, GPUs.
+    #[arg(long)]
+    pub tier: Option<String>,
+    /// Kubernetes: expose through a LoadBalancer Service (default ClusterIP only).
+    #[arg(long)]
+    pub public: bool,
+    /// Kubernetes: at least 2 replicas and a PodDisruptionBudget.
+    #[arg(long)]
+    pub ha: bool,
+    /// Kubernetes: pod runtimeClassName (e.g. kata).
+    #[arg(long)]
+    pub runtime_class: Option<String>,
+    /// Kubernetes: use this existing namespace instead of one per service.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Kubernetes: persistent volume size (e.g. 10Gi); the workload becomes a StatefulSet.
+    #[arg(long)]
+    pub volume: Option<String>,
+    /// Kubernetes: where the volume is mounted.
+    #[arg(long, default_value = "/data", requires = "volume")]
+    pub volume_mount: String,
+    /// Kubernetes: UID the container runs as (default: the image's numeric USER).
+    #[arg(long)]
+    pub run_as_user: Option<i64>,
+}
+
+/// The Kubernetes options from `--target k8s:<cluster>` and the k8s flags.
+fn kubernetes_options(a: &DeployArgs, target: &str) -> anyhow::Result<KubernetesOptions> {
+    let Some(cluster) = target.strip_prefix("k8s:").filter(|c| !c.is_empty()) else {
+        anyhow::bail!(
+            "--target {target:?}: expected k8s:<cluster> (a cluster of [operator.kubernetes]; see `bpr k8s clusters`)"
+        );
+    };
+    if a.provider.is_some() || !a.candidates.is_empty() || a.cpu.is_some() || a.memory.is_some() {
+        anyhow::bail!(
+            "--target k8s:{cluster} deploys to a cluster; do not combine it with --provider, --candidate, --cpu or --memory"
+        );
+    }
+    let mut k = KubernetesOptions::new(cluster);
+    if let Some(t) = &a.tier {
+        k.tier = t.parse().map_err(|e| anyhow::anyhow!("--tier: {e}"))?;
+    }
+    if let Some(g) = a.gpus {
+        if g < 0.0 || g.fract() != 0.0 {
+            anyhow::bail!("--gpus {g}: Kubernetes requests whole GPUs; give 0, 1, 2...");
+        }
+        k.gpus = Some(g as u32);
+    }
+    k.public = a.public;
+    k.high_availability = a.ha;
+    k.runtime_class_name = a.runtime_class.clone();
+    k.namespace = a.namespace.clone();
+    k.run_as_user = a.run_as_user;
+    k.storage = a.volume.as_ref().map(|size| StorageRequest {
+        size: size.clone(),
+        mount_path: a.volume_mount.clone(),
+        storage_class: None,
+    });
+    Ok(k)
 }
 
 fn kv(what: &str, s: &str) -> anyhow::Result<(String, String)> {
@@ -247,6 +345,31 @@ fn build_request(a: &DeployArgs) -> anyhow::Result<(DeployRequest, Vec<Target>)>
     }
     for c in &a.candidates {
         candidates.push(parse_target(c)?);
+    }
+    let k8s_only = a.tier.is_some()
+        || a.public
+        || a.ha
+        || a.runtime_class.is_some()
+        || a.namespace.is_some()
+        || a.volume.is_some()
+        || a.run_as_user.is_some();
+    match &a.target {
+        Some(t) => {
+            req.deployment_type = DeploymentType::Kubernetes;
+            req.kubernetes = Some(kubernetes_options(a, t)?);
+            req.validate()
+                .map_err(|e| anyhow::anyhow!("invalid request: {e}"))?;
+            return Ok((req, Vec::new()));
+        }
+        None if k8s_only => anyhow::bail!(
+            "--tier, --public, --ha, --runtime-class, --namespace, --volume and --run-as-user are Kubernetes options: add --target k8s:<cluster>"
+        ),
+        None if req.deployment_type == DeploymentType::Kubernetes => {
+            req.validate()
+                .map_err(|e| anyhow::anyhow!("invalid request: {e}"))?;
+            return Ok((req, Vec::new()));
+        }
+        None => {}
     }
     req.validate()
         .map_err(|e| anyhow::anyhow!("invalid request: {e}"))?;
@@ -366,6 +489,51 @@ fn status_table(records: &[DeploymentRecord]) -> String {
     )
 }
 
+fn k8s_opts(timeout_secs: u64) -> DeployOptions {
+    DeployOptions {
+        health_timeout: Duration::from_secs(timeout_secs),
+        ..DeployOptions::default()
+    }
+}
+
+fn workload_json(s: &WorkloadStatus) -> serde_json::Value {
+    serde_json::json!({
+        "kind": s.kind.as_str(),
+        "desired": s.desired,
+        "current": s.current,
+        "ready": s.ready,
+        "available": s.available,
+        "updated": s.updated,
+        "rolled_out": s.rolled_out(),
+        "conditions": s.conditions.iter().map(|c| serde_json::json!({
+            "type": c.type_, "status": c.status, "reason": c.reason, "message": c.message,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn workload_text(s: &WorkloadStatus) -> String {
+    let mut out = format!(
+        "workload: {} {}/{} ready, {} available, {} updated, {} pods{}\n",
+        s.kind.as_str(),
+        s.ready,
+        s.desired,
+        s.available,
+        s.updated,
+        s.current,
+        if s.rolled_out() { " (rolled out)" } else { "" }
+    );
+    for c in &s.conditions {
+        out.push_str(&format!(
+            "  {}={} {} {}\n",
+            c.type_,
+            c.status,
+            c.reason.as_deref().unwrap_or(""),
+            c.message.as_deref().unwrap_or("")
+        ));
+    }
+    out
+}
+
 /// Run a deployment subcommand.
 pub async fn run(cmd: DeployCommand, mut config: Config) -> anyhow::Result<ExitCode> {
     config.host.watch = false;
@@ -374,34 +542,45 @@ pub async fn run(cmd: DeployCommand, mut config: Config) -> anyhow::Result<ExitC
             // Checked before the host starts: an invalid request writes nothing.
             let (req, mut candidates) = build_request(&a)?;
             let host = Host::start(config).await?;
-            if candidates.is_empty() {
+            let k8s = req.deployment_type == DeploymentType::Kubernetes;
+            if k8s {
+                let k = req
+                    .kubernetes
+                    .as_ref()
+                    .map(|k| (k.cluster.as_str(), k.tier));
+                if let Some((cluster, tier)) = k {
+                    println!("Plan: Kubernetes cluster {cluster}, tier {tier}");
+                }
+            } else if candidates.is_empty() {
                 candidates = ranked_candidates(&a, &host).await?;
             }
-            println!("Plan ({} candidate(s), tried in order):", candidates.len());
-            let rows: Vec<Vec<String>> = candidates
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    vec![
-                        (i + 1).to_string(),
-                        c.provider.clone(),
-                        c.region.clone(),
-                        c.zone.clone().unwrap_or_else(|| "-".into()),
-                        c.instance_type.clone(),
-                        if c.spot { "spot" } else { "on-demand" }.into(),
-                        c.hourly_usd
-                            .map(|p| format!("{p:.4}"))
-                            .unwrap_or_else(|| "-".into()),
-                    ]
-                })
-                .collect();
-            print!(
-                "{}",
-                table::render(
-                    &["#", "PROVIDER", "REGION", "ZONE", "TYPE", "MARKET", "USD/H"],
-                    &rows
-                )
-            );
+            if !k8s {
+                println!("Plan ({} candidate(s), tried in order):", candidates.len());
+                let rows: Vec<Vec<String>> = candidates
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        vec![
+                            (i + 1).to_string(),
+                            c.provider.clone(),
+                            c.region.clone(),
+                            c.zone.clone().unwrap_or_else(|| "-".into()),
+                            c.instance_type.clone(),
+                            if c.spot { "spot" } else { "on-demand" }.into(),
+                            c.hourly_usd
+                                .map(|p| format!("{p:.4}"))
+                                .unwrap_or_else(|| "-".into()),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    table::render(
+                        &["#", "PROVIDER", "REGION", "ZONE", "TYPE", "MARKET", "USD/H"],
+                        &rows
+                    )
+                );
+            }
             let opts = DeployOptions {
                 running_timeout: Duration::from_secs(a.timeout_secs),
                 health_timeout: Duration::from_secs(a.timeout_secs),
@@ -438,10 +617,31 @@ pub async fn run(cmd: DeployCommand, mut config: Config) -> anyhow::Result<ExitC
         DeployCommand::Status { id, json } => {
             let host = Host::start(config).await?;
             let records = host.status(id.as_deref())?;
+            // One Kubernetes deployment: also what its cluster reports now.
+            let live = match (&id, records.as_slice()) {
+                (Some(id), [r])
+                    if r.deployment_type == DeploymentType::Kubernetes && r.holds_resources() =>
+                {
+                    Some(host.workload_status(id).await.map_err(|e| e.to_string()))
+                }
+                _ => None,
+            };
             if json {
-                println!("{}", serde_json::to_string_pretty(&records)?);
+                let mut value = serde_json::to_value(&records)?;
+                if let (Some(live), Some(first)) = (&live, value.get_mut(0)) {
+                    first["workload"] = match live {
+                        Ok(s) => workload_json(s),
+                        Err(e) => serde_json::json!({ "error": e }),
+                    };
+                }
+                println!("{}", serde_json::to_string_pretty(&value)?);
             } else {
                 print!("{}", status_table(&records));
+                match live {
+                    Some(Ok(s)) => print!("{}", workload_text(&s)),
+                    Some(Err(e)) => println!("workload: cannot read it from the cluster: {e}"),
+                    None => {}
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -449,6 +649,42 @@ pub async fn run(cmd: DeployCommand, mut config: Config) -> anyhow::Result<ExitC
             let host = Host::start(config).await?;
             let rec = host.terminate(&id).await?;
             println!("{}", progress_line(rec.status, "deployment terminated"));
+            Ok(ExitCode::SUCCESS)
+        }
+        DeployCommand::Update {
+            id,
+            image,
+            tier,
+            timeout_secs,
+        } => {
+            let tier: Option<Tier> = tier
+                .map(|t| t.parse())
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--tier: {e}"))?;
+            if image.is_none() && tier.is_none() {
+                anyhow::bail!("nothing to update: give --image and/or --tier");
+            }
+            let host = Host::start(config).await?;
+            let status = host
+                .update(
+                    &id,
+                    &KubernetesChange { image, tier },
+                    &k8s_opts(timeout_secs),
+                )
+                .await?;
+            print!("{}", workload_text(&status));
+            Ok(ExitCode::SUCCESS)
+        }
+        DeployCommand::Suspend { id, timeout_secs } => {
+            let host = Host::start(config).await?;
+            let status = host.suspend(&id, &k8s_opts(timeout_secs)).await?;
+            print!("{}", workload_text(&status));
+            Ok(ExitCode::SUCCESS)
+        }
+        DeployCommand::Resume { id, timeout_secs } => {
+            let host = Host::start(config).await?;
+            let status = host.resume(&id, &k8s_opts(timeout_secs)).await?;
+            print!("{}", workload_text(&status));
             Ok(ExitCode::SUCCESS)
         }
         DeployCommand::Cleanup => {

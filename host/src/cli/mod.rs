@@ -41,7 +41,7 @@ pub enum Command {
     /// Kubernetes: render a service's manifests for review, check the clusters.
     #[command(subcommand)]
     K8s(k8s_cmd::K8sCommand),
-    /// Deployments: deploy, status, terminate, cleanup, history.
+    /// Deployments: deploy, status, terminate, update, suspend, resume, cleanup, history.
     #[command(flatten)]
     Deployments(deploy_cmd::DeployCommand),
 }

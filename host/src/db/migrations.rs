@@ -80,6 +80,11 @@ pub(super) const ALL: &[(&str, &str)] = &[(
         gpu_model   TEXT,
         probed_at   INTEGER NOT NULL        -- unix seconds
     );",
+),
+(
+    "0004_kubernetes_targets",
+    "ALTER TABLE deployments ADD COLUMN cluster TEXT;          -- kubernetes: the cluster's name
+    ALTER TABLE deployments ADD COLUMN k8s_target_json TEXT;  -- kubernetes: namespace, name, workload kind",
 )];
 
 pub(super) fn run(conn: &mut Connection, path: &str) -> Result<()> {

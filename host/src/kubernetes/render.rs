@@ -763,6 +763,7 @@ fn pod_template(
     let container = Container {
         name: CONTAINER_NAME.to_owned(),
         image: Some(request.image.clone()),
+        args: (!request.args.is_empty()).then(|| request.args.clone()),
         env: (!request.env.is_empty()).then(|| {
             request
                 .env

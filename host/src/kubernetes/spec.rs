@@ -12,10 +12,11 @@ use serde::{Deserialize, Serialize};
 use super::error::{Error, Result};
 
 /// A payment tier (seed table in `design/architecture.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
-    /// 1 replica, 100m CPU, 128Mi, no autoscaling.
+    /// 1 replica, 100m CPU, 128Mi, no autoscaling. The default.
+    #[default]
     Basic,
     /// 2 replicas, 500m CPU, 512Mi, autoscaling up to 5.
     Standard,
@@ -216,6 +217,9 @@ pub struct DeploymentRequest {
     pub service_id: u64,
     /// Container image reference.
     pub image: String,
+    /// Arguments to the image's entrypoint (the container's `args`). Default none.
+    #[serde(default)]
+    pub args: Vec<String>,
     /// Plain environment variables (names `[A-Za-z_][A-Za-z0-9_.-]*`). Not for secrets.
     pub env: BTreeMap<String, String>,
     /// Ports; empty means no Service and an ingress-closed NetworkPolicy.
@@ -260,6 +264,7 @@ impl DeploymentRequest {
             blueprint_id,
             service_id,
             image: image.into(),
+            args: Vec::new(),
             env: BTreeMap::new(),
             ports: Vec::new(),
             health: None,

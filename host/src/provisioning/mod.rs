@@ -14,6 +14,7 @@
 //!   (delete-instance until `deleted`) and the record says so.
 
 mod health;
+mod kubernetes;
 mod recover;
 mod request;
 mod retry;
@@ -33,8 +34,11 @@ use crate::tracking::{
     ResourceRefRecord, TrackError, Tracker, Transition,
 };
 
+pub use kubernetes::KubernetesChange;
 pub use recover::{RecoveryReport, SupervisorOptions};
-pub use request::{DeployRequest, HealthCheck, OpenPort, RequestError, RequestFile, Target};
+pub use request::{
+    DeployRequest, HealthCheck, KubernetesOptions, OpenPort, RequestError, RequestFile, Target,
+};
 pub use retry::RetryPolicy;
 
 /// Why a deployment (or a termination) failed. Every case that concerns a
@@ -95,6 +99,19 @@ pub enum DeployError {
         /// Why deletion failed.
         cleanup: String,
     },
+    /// A Kubernetes operation (update, suspend, resume, status) failed.
+    #[error("deployment {id}: {message}")]
+    Kubernetes {
+        /// Deployment id.
+        id: String,
+        /// Why.
+        message: String,
+    },
+    /// A Kubernetes-only operation was asked of another kind of deployment.
+    #[error(
+        "deployment {0} is not a Kubernetes deployment; update, suspend and resume apply to `k8s:` deployments"
+    )]
+    NotKubernetes(String),
     /// A termination failed; the record stays `terminating` and is retried.
     #[error(
         "deployment {id}: termination failed: {message}; it stays terminating and `bpr cleanup` retries"
@@ -304,6 +321,10 @@ impl Host {
         opts: &DeployOptions,
     ) -> Result<DeploymentRecord, DeployError> {
         req.validate()?;
+        if req.deployment_type == crate::tracking::DeploymentType::Kubernetes {
+            // The cluster is named in the request; there is nothing to rank.
+            return self.deploy_kubernetes(req, opts).await;
+        }
         if candidates.is_empty() {
             return Err(DeployError::NoCandidates);
         }
@@ -827,6 +848,12 @@ impl Host {
                 message,
             }
         };
+        if rec.deployment_type == crate::tracking::DeploymentType::Kubernetes {
+            let what = self.delete_kubernetes(&rec, opts).await.map_err(fail)?;
+            tracker.record_released(id)?;
+            self.step(tracker, opts, id, DeploymentStatus::Terminated, &what)?;
+            return Ok(tracker.get(id)?);
+        }
         let (Some(pname), Some(region)) = (rec.provider.clone(), rec.region.clone()) else {
             self.step(
                 tracker,

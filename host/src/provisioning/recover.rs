@@ -167,6 +167,9 @@ impl Host {
         if !rec.status.is_in_flight() && rec.status != DeploymentStatus::Active {
             return report;
         }
+        if rec.deployment_type == crate::tracking::DeploymentType::Kubernetes {
+            return self.recover_kubernetes(tracker, rec, opts).await;
+        }
         let attempts = match tracker.attempts(&id) {
             Ok(a) => a,
             Err(e) => {

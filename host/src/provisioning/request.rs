@@ -5,6 +5,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::ScalingConfig;
+use crate::kubernetes::{self, ScalingPolicy, ServicePort, StorageRequest, Tier};
 use crate::runtime::bindings::wit::{PortRule, Protocol};
 use crate::tracking::DeploymentType;
 use crate::workload::{self, WorkloadSpec};
@@ -125,6 +127,63 @@ impl HealthCheck {
     }
 }
 
+/// How a `kubernetes` deployment runs on its cluster. The image, arguments,
+/// environment and ports come from the request's container `workload`, the probes
+/// from its `health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesOptions {
+    /// Cluster name: one of `[operator.kubernetes] clusters`, or a managed cluster
+    /// added with `Host::add_cluster`.
+    pub cluster: String,
+    /// Payment tier: replicas, requests/limits, autoscaling, GPUs. Default basic.
+    #[serde(default)]
+    pub tier: Tier,
+    /// Persistent storage: the workload becomes a StatefulSet.
+    #[serde(default)]
+    pub storage: Option<StorageRequest>,
+    /// GPUs per replica; default the tier's.
+    #[serde(default)]
+    pub gpus: Option<u32>,
+    /// Expose through a LoadBalancer Service (default: ClusterIP only).
+    #[serde(default)]
+    pub public: bool,
+    /// At least 2 replicas and a PodDisruptionBudget.
+    #[serde(default)]
+    pub high_availability: bool,
+    /// Pod `runtimeClassName` (e.g. `kata`).
+    #[serde(default)]
+    pub runtime_class_name: Option<String>,
+    /// An existing namespace to use instead of one per service (neither created nor
+    /// deleted).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// UID the container runs as; default the image's (which must be numeric, non-root).
+    #[serde(default)]
+    pub run_as_user: Option<i64>,
+    /// Payment expired: 0 replicas, no autoscaler (set by `suspend`, cleared by `resume`).
+    #[serde(default)]
+    pub suspended: bool,
+}
+
+impl KubernetesOptions {
+    /// Options for `cluster` with every other field at its default.
+    pub fn new(cluster: impl Into<String>) -> Self {
+        Self {
+            cluster: cluster.into(),
+            tier: Tier::Basic,
+            storage: None,
+            gpus: None,
+            public: false,
+            high_availability: false,
+            runtime_class_name: None,
+            namespace: None,
+            run_as_user: None,
+            suspended: false,
+        }
+    }
+}
+
 /// A deployment request (from Blueprint Manager, `bpr deploy` flags or a file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,9 +195,13 @@ pub struct DeployRequest {
     pub blueprint_id: String,
     /// Service id.
     pub service_id: String,
-    /// vm (default), kubernetes, ssh. Only `vm` is deployed by this module so far.
+    /// vm (default) or kubernetes (needs `kubernetes` and a container `workload`).
+    /// `ssh` deployments go through the ssh provider's `compute` interface as `vm`.
     #[serde(default)]
     pub deployment_type: DeploymentType,
+    /// Kubernetes options; required with `deployment_type = "kubernetes"`.
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesOptions>,
     /// Time to live in seconds from creation; the supervisor terminates it after.
     #[serde(default)]
     pub ttl_secs: Option<u64>,
@@ -176,6 +239,7 @@ impl DeployRequest {
             blueprint_id: blueprint_id.into(),
             service_id: service_id.into(),
             deployment_type: DeploymentType::Vm,
+            kubernetes: None,
             ttl_secs: None,
             labels: BTreeMap::new(),
             workload: None,
@@ -212,14 +276,26 @@ impl DeployRequest {
                 return Err(bad(name, "must not be empty"));
             }
         }
-        if self.deployment_type != DeploymentType::Vm {
-            return Err(bad(
-                "deployment_type",
-                format!(
-                    "{:?} deployments are not handled by `bpr deploy` yet; use \"vm\"",
-                    self.deployment_type.as_str()
-                ),
-            ));
+        match (self.deployment_type, &self.kubernetes) {
+            (DeploymentType::Vm, None) | (DeploymentType::Kubernetes, Some(_)) => {}
+            (DeploymentType::Kubernetes, None) => {
+                return Err(bad(
+                    "kubernetes",
+                    "a kubernetes deployment needs a [request.kubernetes] section with at least `cluster` (bpr deploy --target k8s:<cluster>)",
+                ));
+            }
+            (DeploymentType::Vm, Some(_)) => {
+                return Err(bad(
+                    "kubernetes",
+                    "given for a vm deployment; set deployment_type = \"kubernetes\" or remove it",
+                ));
+            }
+            (DeploymentType::Ssh, _) => {
+                return Err(bad(
+                    "deployment_type",
+                    "\"ssh\" is deployed as \"vm\" through the ssh provider (candidate ssh/<pool>/<host>); use \"vm\"",
+                ));
+            }
         }
         if self.ttl_secs == Some(0) {
             return Err(bad("ttl_secs", "must be at least 1 (omit it for no TTL)"));
@@ -278,6 +354,99 @@ impl DeployRequest {
             }
         }
         Ok(())
+    }
+
+    /// The Kubernetes deployment this request describes, for deployment `id`, with the
+    /// operator's scaling bounds. Errors name the request field; the renderer's own
+    /// checks (names, quantities, image) run here too, so an invalid request writes
+    /// nothing.
+    pub fn kubernetes_request(
+        &self,
+        id: &str,
+        scaling: &ScalingConfig,
+    ) -> Result<kubernetes::DeploymentRequest, RequestError> {
+        let Some(k) = &self.kubernetes else {
+            return Err(bad(
+                "kubernetes",
+                "missing (deployment_type is not kubernetes)",
+            ));
+        };
+        if k.cluster.trim().is_empty() {
+            return Err(bad("kubernetes.cluster", "must not be empty"));
+        }
+        let numeric = |field: &str, v: &str| {
+            v.parse::<u64>().map_err(|_| {
+                bad(
+                    field,
+                    format!("{v:?}: Kubernetes deployments name their namespace bpr-<blueprint>-<service>, so Blueprint and service ids must be numbers (as on chain)"),
+                )
+            })
+        };
+        let blueprint = numeric("blueprint_id", &self.blueprint_id)?;
+        let service = numeric("service_id", &self.service_id)?;
+        let Some(w) = &self.workload else {
+            return Err(bad(
+                "workload",
+                "a kubernetes deployment needs a container workload (bpr deploy --container IMAGE)",
+            ));
+        };
+        let crate::workload::WorkloadSource::Container {
+            image,
+            args,
+            env,
+            ports,
+        } = &w.source
+        else {
+            return Err(bad(
+                "workload.source",
+                "a kubernetes deployment runs a container image; native executables run on vm deployments",
+            ));
+        };
+        for (field, unused) in [
+            ("image", self.image.is_some()),
+            ("disk_gib", self.disk_gib != 0),
+            ("ssh_public_keys", !self.ssh_public_keys.is_empty()),
+            ("open_ports", !self.open_ports.is_empty()),
+            ("workload.cpu_limit", w.cpu_limit.is_some()),
+            ("workload.memory_limit_mib", w.memory_limit_mib.is_some()),
+        ] {
+            if unused {
+                return Err(bad(
+                    field,
+                    "not used by kubernetes deployments (the tier sets requests and limits, the NetworkPolicy opens the workload's ports); remove it",
+                ));
+            }
+        }
+        let mut r = kubernetes::DeploymentRequest::new(id, blueprint, service, image, k.tier);
+        r.args = args.clone();
+        r.env = env.clone();
+        let mut seen = Vec::new();
+        for p in ports {
+            if !seen.contains(&p.container_port) {
+                seen.push(p.container_port);
+                r.ports.push(ServicePort::tcp("", p.container_port));
+            }
+        }
+        r.health = self.health.as_ref().map(|h| kubernetes::HealthCheck {
+            port: h.port,
+            path: Some(h.path().to_string()),
+        });
+        r.scaling = ScalingPolicy {
+            enabled: scaling.enabled,
+            min_replicas: scaling.min_replicas,
+            max_replicas: scaling.max_replicas,
+            target_cpu: scaling.target_cpu,
+        };
+        r.storage = k.storage.clone();
+        r.gpus = k.gpus;
+        r.public = k.public;
+        r.high_availability = k.high_availability;
+        r.runtime_class_name = k.runtime_class_name.clone();
+        r.namespace = k.namespace.clone();
+        r.run_as_user = k.run_as_user;
+        r.suspended = k.suspended;
+        kubernetes::render(&r).map_err(|e| bad("kubernetes", e.to_string()))?;
+        Ok(r)
     }
 
     /// The user data for deployment `id`, when a workload is given.
@@ -428,6 +597,14 @@ mod tests {
         check(&|r| r.blueprint_id = " ".into(), "blueprint_id");
         check(
             &|r| r.deployment_type = DeploymentType::Kubernetes,
+            "kubernetes",
+        );
+        check(
+            &|r| r.kubernetes = Some(KubernetesOptions::new("c")),
+            "kubernetes",
+        );
+        check(
+            &|r| r.deployment_type = DeploymentType::Ssh,
             "deployment_type",
         );
         check(&|r| r.ttl_secs = Some(0), "ttl_secs");

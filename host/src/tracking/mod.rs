@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::{Database, DbError};
 use crate::runtime::bindings::wit::ResourceRef;
 
+pub use crate::kubernetes::Target as KubernetesTarget;
 pub use status::{DeploymentStatus, DeploymentType, UnknownStatus};
 
 /// A tracker operation failed.
@@ -126,12 +127,18 @@ pub struct DeploymentRecord {
     pub ttl_secs: Option<u64>,
     /// `created_at + ttl`, when limited (unix seconds).
     pub expires_at: Option<i64>,
-    /// The request it was made from (JSON).
+    /// The request it was made from (JSON); for Kubernetes deployments, updated by
+    /// `update` / `suspend` / `resume` to what the cluster now runs.
     pub request_json: String,
+    /// Kubernetes: the cluster's name (`k8s:<cluster>`).
+    pub cluster: Option<String>,
+    /// Kubernetes: where its objects are (namespace, name, workload kind). Recorded
+    /// before the first object is applied.
+    pub kubernetes: Option<KubernetesTarget>,
 }
 
 impl DeploymentRecord {
-    /// True when it points at an instance not confirmed deleted.
+    /// True when it points at an instance (or Kubernetes objects) not confirmed deleted.
     pub fn holds_resources(&self) -> bool {
         self.instance_id.is_some() && self.released_at.is_none()
     }
@@ -306,7 +313,8 @@ pub struct Tracker {
 
 const SELECT: &str = "SELECT id, blueprint_id, service_id, deployment_type, status, provider, region, zone,
     instance_type, spot, hourly_usd, instance_id, resources_json, address, released_at, labels_json,
-    cleanup_webhook, last_error, created_at, updated_at, ttl_secs, expires_at, request_json FROM deployments";
+    cleanup_webhook, last_error, created_at, updated_at, ttl_secs, expires_at, request_json, cluster,
+    k8s_target_json FROM deployments";
 
 fn read_record(
     row: &Row<'_>,
@@ -321,6 +329,7 @@ fn read_record(
     let resources: String = row.get(12)?;
     let labels: String = row.get(15)?;
     let ttl: Option<i64> = row.get(20)?;
+    let k8s_target: Option<String> = row.get(24)?;
     let parsed = (|| {
         Ok(DeploymentRecord {
             id: id.clone(),
@@ -350,6 +359,11 @@ fn read_record(
             ttl_secs: ttl.map(|t| t.max(0) as u64),
             expires_at: row.get(21).map_err(|e| corrupt(e.to_string()))?,
             request_json: row.get(22).map_err(|e| corrupt(e.to_string()))?,
+            cluster: row.get(23).map_err(|e| corrupt(e.to_string()))?,
+            kubernetes: k8s_target
+                .map(|t| serde_json::from_str(&t))
+                .transpose()
+                .map_err(|e| corrupt(format!("k8s_target_json: {e}")))?,
         })
     })();
     Ok(parsed)
@@ -630,6 +644,66 @@ impl Tracker {
                 params![id, n, instance_id],
             )?;
         }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Record where a Kubernetes deployment's objects go, BEFORE the first is applied
+    /// (the names are deterministic, so a crash mid-apply leaves a record that knows
+    /// what to delete). Counts as holding resources until [`Tracker::record_released`].
+    pub fn record_kubernetes(
+        &self,
+        id: &str,
+        attempt: u32,
+        cluster: &str,
+        target: &KubernetesTarget,
+    ) -> Result<()> {
+        let mut conn = self.db.lock();
+        let tx = conn.transaction()?;
+        let json = serde_json::to_string(target).map_err(|e| TrackError::Corrupt {
+            id: id.to_string(),
+            message: format!("cannot encode the Kubernetes target: {e}"),
+        })?;
+        let object = target.object();
+        let changed = tx.execute(
+            "UPDATE deployments SET cluster = ?2, k8s_target_json = ?3, instance_id = ?4, released_at = NULL,
+               updated_at = ?5 WHERE id = ?1",
+            params![id, cluster, json, object, now()],
+        )?;
+        if changed == 0 {
+            return Err(TrackError::NotFound(id.to_string()));
+        }
+        tx.execute(
+            "UPDATE deployment_attempts SET instance_id = ?3, outcome = 'created' WHERE deployment_id = ?1 AND n = ?2",
+            params![id, attempt, object],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Something happened that does not change the status (a Kubernetes update,
+    /// scale to zero, resume): a history row with `from == to`, and the request the
+    /// cluster now runs.
+    pub fn record_event(&self, id: &str, reason: &str, request_json: &str) -> Result<()> {
+        let mut conn = self.db.lock();
+        let tx = conn.transaction()?;
+        let status: Option<String> = tx
+            .query_row("SELECT status FROM deployments WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let Some(status) = status else {
+            return Err(TrackError::NotFound(id.to_string()));
+        };
+        let now = now();
+        tx.execute(
+            "UPDATE deployments SET request_json = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, request_json, now],
+        )?;
+        tx.execute(
+            "INSERT INTO deployment_history (deployment_id, at, from_status, to_status, reason) VALUES (?1, ?2, ?3, ?3, ?4)",
+            params![id, now, status, reason],
+        )?;
         tx.commit()?;
         Ok(())
     }
