@@ -61,6 +61,9 @@ struct Inner {
     watch: Mutex<Option<DirWatch>>,
     /// Kubernetes clusters connected so far, and managed ones added by the embedder.
     clusters: Mutex<std::collections::BTreeMap<String, crate::kubernetes::Cluster>>,
+    /// `[operator.kubernetes] managed` clusters resolved through their provider.
+    managed:
+        Mutex<std::collections::BTreeMap<String, Arc<crate::kubernetes::managed::ManagedCluster>>>,
 }
 
 /// A running host. Cheap to clone.
@@ -153,6 +156,7 @@ impl Host {
                 registry,
                 watch: Mutex::new(None),
                 clusters: Mutex::new(Default::default()),
+                managed: Mutex::new(Default::default()),
             }),
         };
         if config.host.watch {
@@ -222,53 +226,8 @@ impl Host {
         .await;
     }
 
-    /// The Kubernetes cluster `name`: one added with [`Host::add_cluster`], else the
-    /// `[operator.kubernetes]` entry of that name, connected on first use (reading its
-    /// kubeconfig; no network I/O). Errors name the cluster and what to fix.
-    pub async fn cluster(
-        &self,
-        name: &str,
-    ) -> Result<crate::kubernetes::Cluster, crate::kubernetes::Error> {
-        if let Some(c) = self.lock_clusters().get(name) {
-            return Ok(c.clone());
-        }
-        let configured = &self.inner.config.operator.kubernetes.clusters;
-        let Some(entry) = configured.iter().find(|c| c.name == name) else {
-            let mut known: Vec<String> = configured.iter().map(|c| c.name.clone()).collect();
-            known.extend(self.lock_clusters().keys().cloned());
-            known.sort();
-            known.dedup();
-            return Err(crate::kubernetes::Error::UnknownCluster {
-                name: name.to_string(),
-                known: if known.is_empty() {
-                    "none (add clusters = [{ name, kubeconfig, context }] to [operator.kubernetes])"
-                        .into()
-                } else {
-                    known.join(", ")
-                },
-            });
-        };
-        let cluster = crate::kubernetes::Cluster::connect(&crate::kubernetes::ClusterConfig {
-            name: entry.name.clone(),
-            kubeconfig: entry.kubeconfig.clone(),
-            context: entry.context.clone(),
-        })
-        .await?;
-        self.lock_clusters()
-            .insert(name.to_string(), cluster.clone());
-        Ok(cluster)
-    }
-
-    /// Make a cluster a deployment target under its name (e.g. a managed cluster a
-    /// provider created, connected with [`crate::kubernetes::managed`]); replaces one
-    /// with the same name. A client holding a short-lived token (EKS: 15 minutes)
-    /// must be added again before it expires.
-    pub fn add_cluster(&self, cluster: crate::kubernetes::Cluster) {
-        self.lock_clusters()
-            .insert(cluster.name().to_string(), cluster);
-    }
-
-    fn lock_clusters(
+    /// Kubernetes clusters connected so far (kubeconfig ones) and added by the embedder.
+    pub(crate) fn cluster_cache(
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, crate::kubernetes::Cluster>>
     {
@@ -276,6 +235,16 @@ impl Host {
             .clusters
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Managed clusters resolved so far (they rebuild their client when a token ages).
+    pub(crate) fn managed_cache(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::BTreeMap<String, Arc<crate::kubernetes::managed::ManagedCluster>>,
+    > {
+        self.inner.managed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Stop the watch. Calls in flight finish.

@@ -68,11 +68,30 @@ pub struct KubernetesCluster {
     pub context: Option<String>,
 }
 
+/// One managed cluster a provider created (EKS, DOKS...): the host asks the provider
+/// for its endpoint and CA (`get-cluster`) and authenticates itself (an EKS token it
+/// mints, or the credentials `get-credentials` returns).
+#[derive(Debug, Clone)]
+pub struct ManagedKubernetesCluster {
+    /// Name used in `--target k8s:<name>`.
+    pub name: String,
+    /// Provider that created it (the `.wasm` file stem).
+    pub provider: String,
+    /// Region it runs in.
+    pub region: String,
+    /// The provider's cluster id.
+    pub id: String,
+    /// The provider's cluster name; default `id`.
+    pub cluster_name: Option<String>,
+}
+
 /// `[operator.kubernetes]`.
 #[derive(Debug, Clone, Default)]
 pub struct KubernetesConfig {
-    /// Clusters. Default: none.
+    /// Clusters from kubeconfig files. Default: none.
     pub clusters: Vec<KubernetesCluster>,
+    /// Managed clusters a provider created. Default: none.
+    pub managed: Vec<ManagedKubernetesCluster>,
 }
 
 /// `[operator.scaling]`.

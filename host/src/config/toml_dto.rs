@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::SshSettings;
 use super::operator::{
-    DeploymentDefaults, DeploymentMode, KubernetesCluster, KubernetesConfig, OperatorConfig,
-    ScalingConfig,
+    DeploymentDefaults, DeploymentMode, KubernetesCluster, KubernetesConfig,
+    ManagedKubernetesCluster, OperatorConfig, ScalingConfig,
 };
 use super::{
     BUILTIN_PROVIDERS_DIR, Config, Error, HostSettings, IntegrityMode, ProviderConfig, Result,
@@ -107,6 +107,18 @@ struct DeploymentToml {
 struct KubernetesToml {
     #[serde(default)]
     clusters: Vec<ClusterToml>,
+    #[serde(default)]
+    managed: Vec<ManagedClusterToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManagedClusterToml {
+    name: String,
+    provider: String,
+    region: String,
+    id: String,
+    cluster_name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -256,7 +268,21 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
             .price_fetch_timeout_secs
             .unwrap_or(defaults.price_fetch_timeout_secs),
     };
+    let managed: Vec<ManagedKubernetesCluster> = dto
+        .operator
+        .kubernetes
+        .managed
+        .into_iter()
+        .map(|m| ManagedKubernetesCluster {
+            name: m.name,
+            provider: m.provider,
+            region: m.region,
+            id: m.id,
+            cluster_name: m.cluster_name,
+        })
+        .collect();
     let kubernetes = KubernetesConfig {
+        managed,
         clusters: dto
             .operator
             .kubernetes
@@ -269,6 +295,35 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
             })
             .collect(),
     };
+    let mut names: Vec<&str> = kubernetes
+        .clusters
+        .iter()
+        .map(|c| c.name.as_str())
+        .chain(kubernetes.managed.iter().map(|m| m.name.as_str()))
+        .collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(invalid(
+            "operator.kubernetes".into(),
+            format!(
+                "cluster name `{}` is used twice (clusters and managed share one namespace of names)",
+                w[0]
+            ),
+        ));
+    }
+    if let Some(m) = kubernetes.managed.iter().find(|m| {
+        [&m.name, &m.provider, &m.region, &m.id]
+            .iter()
+            .any(|v| v.trim().is_empty())
+    }) {
+        return Err(invalid(
+            "operator.kubernetes.managed".into(),
+            format!(
+                "entry `{}`: name, provider, region and id must not be empty",
+                m.name
+            ),
+        ));
+    }
     let s = dto.operator.scaling;
     let sd = ScalingConfig::default();
     let scaling = ScalingConfig {

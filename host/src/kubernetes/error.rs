@@ -73,6 +73,24 @@ pub enum Error {
         /// The repeated name.
         name: String,
     },
+    /// A managed cluster could not be looked up through the provider that created it.
+    #[error(
+        "managed cluster `{cluster}`: provider `{provider}` could not {what}: {message}; check [operator.kubernetes] managed and the provider"
+    )]
+    ManagedLookupFailed {
+        /// Operator name of the cluster.
+        cluster: String,
+        /// The provider asked.
+        provider: String,
+        /// What was asked (`load`, `describe the cluster`, `return credentials`).
+        what: &'static str,
+        /// What the provider or host reported.
+        message: String,
+    },
+    /// No client could be built for a managed cluster (no endpoint yet, bad CA,
+    /// unsupported auth, expired credentials...).
+    #[error(transparent)]
+    Managed(#[from] super::managed::ManagedError),
     /// A cluster name that is not configured was asked for.
     #[error("unknown kubernetes cluster `{name}`; configured clusters: {known}")]
     UnknownCluster {

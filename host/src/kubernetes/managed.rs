@@ -47,9 +47,9 @@ pub enum ManagedError {
         /// Its state as the provider reported it.
         state: String,
     },
-    /// The endpoint is not an `http(s)://` URL.
+    /// The endpoint is not an `https://` URL (plain `http://` only to loopback).
     #[error(
-        "managed cluster `{cluster}`: endpoint `{endpoint}` is not an http(s) URL; the provider returned a bad `endpoint`"
+        "managed cluster `{cluster}`: endpoint `{endpoint}` is not an https URL (plain http is accepted only for loopback); the provider returned a bad `endpoint`"
     )]
     BadEndpoint {
         /// Cluster name.
@@ -177,8 +177,20 @@ fn endpoint_of(cluster: &wit::Cluster) -> Result<&str, ManagedError> {
             cluster: cluster.name.clone(),
             state: format!("{:?}", cluster.state).to_lowercase(),
         })?;
-    let ok = (endpoint.starts_with("https://") || endpoint.starts_with("http://"))
-        && endpoint.parse::<http::Uri>().is_ok();
+    // Plain http only to this machine (local stand-ins): the host sends credentials it
+    // minted or holds to this endpoint, so a provider must not be able to name a
+    // cleartext one elsewhere.
+    let uri = endpoint.parse::<http::Uri>().ok();
+    let host = uri.as_ref().and_then(|u| u.host()).unwrap_or("");
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let ok = uri.is_some()
+        && !host.is_empty()
+        && (endpoint.starts_with("https://") || (endpoint.starts_with("http://") && loopback));
     if !ok {
         return Err(ManagedError::BadEndpoint {
             cluster: cluster.name.clone(),
@@ -206,10 +218,11 @@ fn synthetic_kubeconfig(
 ) -> serde_json::Value {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let mut cluster_entry = json!({ "server": endpoint });
+    // Without TLS there is nothing for a CA to verify.
     if let Some(ca) = cluster
         .ca_certificate_pem
         .as_deref()
-        .filter(|c| !c.trim().is_empty())
+        .filter(|c| !c.trim().is_empty() && endpoint.starts_with("https://"))
     {
         cluster_entry["certificate-authority-data"] = json!(b64(ca));
     }

@@ -13,6 +13,7 @@
 //! - anything failing after create-instance returned: the instance is deleted
 //!   (delete-instance until `deleted`) and the record says so.
 
+mod clusters;
 mod health;
 mod kubernetes;
 mod recover;

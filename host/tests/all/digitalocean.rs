@@ -164,6 +164,8 @@ impl Stand {
 struct Fixture {
     stand: Stand,
     _env: TestEnv,
+    /// The `[providers.digitalocean]` sections the host runs with.
+    provider_section: String,
     host: Host,
     do_: ProviderHandle,
     log_from: usize,
@@ -184,14 +186,13 @@ impl Fixture {
         let token = env.dir.path().join("do-token");
         std::fs::write(&token, "dop_v1_test_token").unwrap();
         let endpoint = endpoint.unwrap_or(&stand.prism);
-        let host = env
-            .start(&format!(
-                "[providers.digitalocean]\nallow = [{:?}]\ncall_timeout_ms = 60000\n\
-                 [providers.digitalocean.settings]\nendpoint = {endpoint:?}\n\
-                 [providers.digitalocean.credential]\nkind = \"bearer\"\ntoken_file = {token:?}\n",
-                endpoint
-            ))
-            .await;
+        let provider_section = format!(
+            "[providers.digitalocean]\nallow = [{:?}]\ncall_timeout_ms = 60000\n\
+             [providers.digitalocean.settings]\nendpoint = {endpoint:?}\n\
+             [providers.digitalocean.credential]\nkind = \"bearer\"\ntoken_file = {token:?}\n",
+            endpoint
+        );
+        let host = env.start(&provider_section).await;
         let do_ = host
             .provider("digitalocean")
             .expect("digitalocean.wasm loads");
@@ -199,6 +200,7 @@ impl Fixture {
         Fixture {
             stand,
             _env: env,
+            provider_section,
             host,
             do_,
             log_from,
@@ -859,5 +861,133 @@ async fn a_tracked_deployment_reaches_active_and_terminate_leaves_nothing() {
             "{kind} left after terminate: {state}"
         );
     }
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_doks_cluster_named_in_the_config_is_a_deployment_target_with_fetched_credentials() {
+    let kmock = crate::kubernetes::kmock_url();
+    let f = Fixture::new().await;
+    // Running clusters report kmock as their API server.
+    f.stand
+        .control("/_fake/config", json!({ "k8s_endpoint": kmock }))
+        .await;
+    let created = f
+        .do_
+        .create_cluster(ClusterSpec {
+            name: "bpr-managed".into(),
+            deployment_id: "dep-managed".into(),
+            idempotency_key: "idem-managed".into(),
+            region: "nyc1".into(),
+            kubernetes_version: None,
+            node_pools: vec![NodePoolSpec {
+                name: "pool-1".into(),
+                instance_type: "s-1vcpu-1gb".into(),
+                count: 1,
+                min_count: None,
+                max_count: None,
+                spot: false,
+                disk_gib: None,
+            }],
+            labels: vec![],
+        })
+        .await
+        .expect("create cluster");
+    // A host whose operator names that cluster as a target.
+    let host = f
+        ._env
+        .start(&format!(
+            "{}[operator.kubernetes]\nmanaged = [{{ name = \"doks\", provider = \"digitalocean\", region = \"nyc1\", id = {:?}, cluster_name = \"bpr-managed\" }}]\n",
+            f.provider_section, created.id
+        ))
+        .await;
+    let cluster = host
+        .cluster("doks")
+        .await
+        .expect("managed cluster resolves");
+    assert_eq!(cluster.name(), "doks");
+    let service = crate::kubernetes::unique_service();
+    let ctl = crate::kubernetes::controller(cluster.client().clone(), format!("bpr-7-{service}"));
+    let rec = host
+        .deploy_with(
+            crate::kubernetes::request(
+                service,
+                "doks",
+                blueprint_remote_providers::kubernetes::Tier::Basic,
+            ),
+            vec![],
+            &crate::kubernetes::fast(),
+        )
+        .await
+        .expect("deploys to the managed cluster");
+    assert_eq!(rec.cluster.as_deref(), Some("doks"));
+    let done = host.terminate(&rec.id).await.expect("terminate");
+    ctl.abort();
+    assert_eq!(
+        done.status,
+        blueprint_remote_providers::tracking::DeploymentStatus::Terminated
+    );
+    // The host asked the provider for the cluster and its credentials.
+    let log = f.stand.fetch("/_fake/log").await;
+    let paths: Vec<String> = log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["path"].as_str().map(String::from))
+        .collect();
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.ends_with(&format!("{}/credentials", created.id))),
+        "{paths:?}"
+    );
+    host.shutdown().await;
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_managed_cluster_still_provisioning_is_refused_with_its_state() {
+    let f = Fixture::new().await;
+    f.stand
+        .control(
+            "/_fake/config",
+            json!({ "cluster_running_after_gets": 100 }),
+        )
+        .await;
+    let created = f
+        .do_
+        .create_cluster(ClusterSpec {
+            name: "bpr-slow".into(),
+            deployment_id: "dep-slow".into(),
+            idempotency_key: "idem-slow".into(),
+            region: "nyc1".into(),
+            kubernetes_version: None,
+            node_pools: vec![NodePoolSpec {
+                name: "pool-1".into(),
+                instance_type: "s-1vcpu-1gb".into(),
+                count: 1,
+                min_count: None,
+                max_count: None,
+                spot: false,
+                disk_gib: None,
+            }],
+            labels: vec![],
+        })
+        .await
+        .expect("create cluster");
+    let host = f
+        ._env
+        .start(&format!(
+            "{}[operator.kubernetes]\nmanaged = [{{ name = \"slow\", provider = \"digitalocean\", region = \"nyc1\", id = {:?} }}]\n",
+            f.provider_section, created.id
+        ))
+        .await;
+    let err = host.cluster("slow").await.expect_err("no endpoint yet");
+    let text = err.to_string();
+    assert!(
+        text.contains("slow") && text.contains("provisioning"),
+        "{text}"
+    );
+    host.shutdown().await;
     f.finish().await;
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use blueprint_remote_providers::Host;
-use blueprint_remote_providers::kubernetes::{self, LABEL_DEPLOYMENT, MANAGER, Tier, WorkloadKind};
+use blueprint_remote_providers::kubernetes::{self, LABEL_DEPLOYMENT, Tier, WorkloadKind};
 use blueprint_remote_providers::provisioning::{
     DeployError, DeployOptions, DeployRequest, HealthCheck, KubernetesChange, KubernetesOptions,
     SupervisorOptions,
@@ -27,7 +27,7 @@ use serde_json::json;
 
 use crate::support::TestEnv;
 
-fn kmock_url() -> String {
+pub(crate) fn kmock_url() -> String {
     std::env::var("BPR_TEST_KMOCK_URL").unwrap_or_else(|_| {
         panic!(
             "BPR_TEST_KMOCK_URL is not set: start the stand-in with `scripts/standins/kmock.sh start` \
@@ -37,7 +37,7 @@ fn kmock_url() -> String {
 }
 
 /// A service id no earlier run used: kmock keeps state between runs.
-fn unique_service() -> u64 {
+pub(crate) fn unique_service() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
@@ -76,7 +76,7 @@ async fn start(env: &TestEnv) -> Host {
     env.start(&clusters_section(env.dir.path())).await
 }
 
-fn fast() -> DeployOptions {
+pub(crate) fn fast() -> DeployOptions {
     DeployOptions {
         health_timeout: Duration::from_secs(10),
         poll_initial: Duration::from_millis(50),
@@ -85,7 +85,7 @@ fn fast() -> DeployOptions {
     }
 }
 
-fn request(service: u64, cluster: &str, tier: Tier) -> DeployRequest {
+pub(crate) fn request(service: u64, cluster: &str, tier: Tier) -> DeployRequest {
     let mut r = DeployRequest::new("7", service.to_string());
     r.deployment_type = DeploymentType::Kubernetes;
     let mut k = KubernetesOptions::new(cluster);
@@ -113,7 +113,7 @@ fn request(service: u64, cluster: &str, tier: Tier) -> DeployRequest {
 }
 
 /// Marks the workloads of `namespace` rolled out for their generation and replicas.
-fn controller(client: kube::Client, namespace: String) -> tokio::task::JoinHandle<()> {
+pub(crate) fn controller(client: kube::Client, namespace: String) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);

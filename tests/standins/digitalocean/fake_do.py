@@ -19,8 +19,11 @@ Test controls (not part of the DigitalOcean API, never proxied through Prism's
 validation because tests call this server directly):
 - `POST /_fake/reset` forgets everything (also the request log and config);
 - `POST /_fake/config` sets `{"active_after_gets": N, "active_after_ms": T,
-  "cluster_running_after_gets": N, "max_per_page": N}` (`max_per_page` caps
-  every page, so tests see several pages whatever `per_page` the client asks);
+  "cluster_running_after_gets": N, "max_per_page": N, "k8s_endpoint": URL}`
+  (`max_per_page` caps every page, so tests see several pages whatever
+  `per_page` the client asks; `k8s_endpoint` is the API server URL running
+  clusters and their credentials report, e.g. a local kmock, instead of
+  `https://<id>.k8s.ondigitalocean.com`);
 - `POST /_fake/next-error` queues one injected fault for the next request that
   matches `method` and `path` prefix (both optional):
   `{"status": 429, "reset_in_s": 3}` answers 429 with `ratelimit-reset` = now + 3;
@@ -112,7 +115,7 @@ class State:
         self.log = []
         self.next_id = 300000001
         self.config = {"active_after_gets": 2, "active_after_ms": 3000, "cluster_running_after_gets": 1,
-                       "max_per_page": 200}
+                       "max_per_page": 200, "k8s_endpoint": None}
 
     def new_id(self):
         self.next_id += 1
@@ -523,7 +526,7 @@ class Handler(BaseHTTPRequestHandler):
             pem = "-----BEGIN CERTIFICATE-----\nMIIBfakeCAfor" + c["id"].replace("-", "") + "\n-----END CERTIFICATE-----\n"
             exp = datetime.now(timezone.utc) + timedelta(days=7)
             return 200, {
-                "server": f"https://{c['id']}.k8s.ondigitalocean.com",
+                "server": self.k8s_endpoint(c),
                 "certificate_authority_data": base64.b64encode(pem.encode()).decode(),
                 "client_certificate_data": None, "client_key_data": None,
                 "token": "dop_v1_fake_cluster_token_" + c["id"].replace("-", ""),
@@ -566,6 +569,9 @@ class Handler(BaseHTTPRequestHandler):
         self.st.clusters[cid] = c
         return c
 
+    def k8s_endpoint(self, c):
+        return self.st.config.get("k8s_endpoint") or f"https://{c['id']}.k8s.ondigitalocean.com"
+
     def cluster_json(self, c):
         running = c["state"] == "running"
         return {
@@ -573,7 +579,7 @@ class Handler(BaseHTTPRequestHandler):
             "cluster_subnet": "10.244.0.0/16", "service_subnet": "10.245.0.0/16",
             "vpc_uuid": "c33931f2-a26a-4e61-b85c-4e95a2ec431b",
             "ipv4": "68.183.121.157" if running else "",
-            "endpoint": f"https://{c['id']}.k8s.ondigitalocean.com" if running else "",
+            "endpoint": self.k8s_endpoint(c) if running else "",
             "tags": c["tags"], "node_pools": c["node_pools"],
             "maintenance_policy": {"start_time": "00:00", "duration": "4h0m0s", "day": "any"},
             "auto_upgrade": False,

@@ -293,6 +293,35 @@ async fn a_cluster_without_endpoint_reports_its_state() {
 }
 
 #[tokio::test]
+async fn a_cleartext_endpoint_is_refused_unless_it_is_loopback() {
+    for endpoint in [
+        "http://10.0.0.5:6443",
+        "http://evil.example",
+        "ftp://x.example",
+        "https://",
+    ] {
+        let cluster = record(Some(endpoint), None, ClusterAuth::Fetched);
+        let err = managed::client_config(&cluster, &bearer("t", None))
+            .await
+            .expect_err(endpoint);
+        assert!(
+            matches!(err, ManagedError::BadEndpoint { .. }),
+            "{endpoint}: {err:?}"
+        );
+    }
+    for endpoint in [
+        "http://127.0.0.1:6443",
+        "http://localhost:6443",
+        "http://[::1]:6443",
+    ] {
+        let cluster = record(Some(endpoint), None, ClusterAuth::Fetched);
+        managed::client_config(&cluster, &bearer("t", None))
+            .await
+            .unwrap_or_else(|e| panic!("{endpoint}: {e}"));
+    }
+}
+
+#[tokio::test]
 async fn a_ca_that_is_not_pem_is_refused_naming_the_cluster() {
     let cluster = record(
         Some("https://x.example"),
