@@ -209,14 +209,29 @@ fn kubernetes_options(a: &DeployArgs, target: &str) -> anyhow::Result<Kubernetes
             "--target {target:?}: expected k8s:<cluster> (a cluster of [operator.kubernetes]; see `bpr k8s clusters`)"
         );
     };
-    if a.provider.is_some() || !a.candidates.is_empty() || a.cpu.is_some() || a.memory.is_some() {
+    if a.provider.is_some() || !a.candidates.is_empty() {
         anyhow::bail!(
-            "--target k8s:{cluster} deploys to a cluster; do not combine it with --provider, --candidate, --cpu or --memory"
+            "--target k8s:{cluster} deploys to a cluster; do not combine it with --provider or --candidate"
         );
     }
     let mut k = KubernetesOptions::new(cluster);
     if let Some(t) = &a.tier {
         k.tier = t.parse().map_err(|e| anyhow::anyhow!("--tier: {e}"))?;
+    } else if a.cpu.is_some() || a.memory.is_some() || a.gpus.is_some() {
+        // Placement picks the cheapest tier whose replicas get what was asked.
+        let request = crate::placement::Request {
+            min_vcpus: a.cpu.unwrap_or(0.0),
+            min_memory_gib: a.memory.unwrap_or(0.0),
+            min_gpus: a.gpus.unwrap_or(0.0),
+            ..crate::placement::Request::default()
+        };
+        k.tier = match crate::placement::kubernetes_tier(&request)
+            .map_err(|e| anyhow::anyhow!("--target k8s:{cluster}: {e}"))?
+        {
+            crate::placement::Tier::Basic => Tier::Basic,
+            crate::placement::Tier::Standard => Tier::Standard,
+            crate::placement::Tier::Premium => Tier::Premium,
+        };
     }
     if let Some(g) = a.gpus {
         if g < 0.0 || g.fract() != 0.0 {

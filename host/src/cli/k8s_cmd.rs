@@ -143,15 +143,16 @@ pub(crate) fn render_yaml(args: &RenderArgs, config: &Config) -> anyhow::Result<
 /// [`PROBE_TIMEOUT`]. `Ok` carries the server's `gitVersion`.
 pub(crate) async fn probe(config: &ClusterConfig) -> Result<String, String> {
     let cluster = Cluster::connect(config).await.map_err(|e| e.to_string())?;
+    version_of(&config.name, &cluster).await
+}
+
+/// The API server's `gitVersion`, under [`PROBE_TIMEOUT`].
+async fn version_of(name: &str, cluster: &Cluster) -> Result<String, String> {
     match tokio::time::timeout(PROBE_TIMEOUT, cluster.client().apiserver_version()).await {
         Ok(Ok(info)) => Ok(info.git_version),
-        Ok(Err(e)) => Err(format!(
-            "cluster `{}`: API server did not answer: {e}",
-            config.name
-        )),
+        Ok(Err(e)) => Err(format!("cluster `{name}`: API server did not answer: {e}")),
         Err(_) => Err(format!(
-            "cluster `{}`: API server did not answer within {}s",
-            config.name,
+            "cluster `{name}`: API server did not answer within {}s",
             PROBE_TIMEOUT.as_secs()
         )),
     }
@@ -165,34 +166,52 @@ pub async fn run(cmd: K8sCommand, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         K8sCommand::Clusters => {
-            let clusters = &config.operator.kubernetes.clusters;
-            if clusters.is_empty() {
+            let k8s = config.operator.kubernetes.clone();
+            if k8s.clusters.is_empty() && k8s.managed.is_empty() {
                 bail!(
-                    "no clusters in [operator.kubernetes] of {}; add clusters = [{{ name, kubeconfig, context }}]",
+                    "no clusters in [operator.kubernetes] of {}; add clusters = [{{ name, kubeconfig, context }}] or managed = [{{ name, provider, region, id }}]",
                     config.origin
                 );
             }
             let mut rows = Vec::new();
             let mut errors = Vec::new();
-            for c in clusters {
+            let mut status_of = |result: Result<String, String>| match result {
+                Ok(version) => format!("ok ({version})"),
+                Err(e) => {
+                    errors.push(e);
+                    "failed (see error below)".to_owned()
+                }
+            };
+            for c in &k8s.clusters {
                 let cc = ClusterConfig {
                     name: c.name.clone(),
                     kubeconfig: c.kubeconfig.clone(),
                     context: c.context.clone(),
                 };
-                let status = match probe(&cc).await {
-                    Ok(version) => format!("ok ({version})"),
-                    Err(e) => {
-                        errors.push(e);
-                        "failed (see error below)".to_owned()
-                    }
-                };
                 rows.push(vec![
                     c.name.clone(),
                     c.kubeconfig.display().to_string(),
                     c.context.clone().unwrap_or_else(|| "(current)".into()),
-                    status,
+                    status_of(probe(&cc).await),
                 ]);
+            }
+            if !k8s.managed.is_empty() {
+                // Managed clusters are looked up through the provider that made them.
+                let mut config = config;
+                config.host.watch = false;
+                let host = crate::Host::start(config).await?;
+                for m in &k8s.managed {
+                    let result = match host.cluster(&m.name).await {
+                        Ok(cluster) => version_of(&m.name, &cluster).await,
+                        Err(e) => Err(e.to_string()),
+                    };
+                    rows.push(vec![
+                        m.name.clone(),
+                        format!("managed by {} ({}, id {})", m.provider, m.region, m.id),
+                        "-".into(),
+                        status_of(result),
+                    ]);
+                }
             }
             print!(
                 "{}",

@@ -211,17 +211,73 @@ pub async fn run(args: PlanArgs, mut config: Config) -> anyhow::Result<ExitCode>
             .retain(|o| args.provider.contains(&o.provider));
     }
     let ranking = rank_offers(report.offers.clone(), &request, &policy)?;
+    let clusters = cluster_targets(host.config(), &request);
     if args.json {
-        print_json(&args, &report, &ranking, t)?;
+        print_json(&args, &report, &ranking, &clusters, t)?;
     } else {
         print_text(&args, &report, &ranking, t);
+        print_clusters(&clusters);
     }
     pricing.wait_for_refreshes().await;
-    Ok(if ranking.candidates.is_empty() {
+    let cluster_fits = clusters.iter().any(|c| c.tier.is_ok());
+    Ok(if ranking.candidates.is_empty() && !cluster_fits {
         ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A Kubernetes cluster of the operator's config and the tier a request needs on it.
+struct ClusterTarget {
+    target: String,
+    tier: Result<crate::placement::Tier, crate::placement::NoTierFits>,
+}
+
+/// Every configured cluster (kubeconfig and managed) as a target for `request`.
+fn cluster_targets(config: &Config, request: &crate::placement::Request) -> Vec<ClusterTarget> {
+    let k8s = &config.operator.kubernetes;
+    let tier = crate::placement::kubernetes_tier(request);
+    k8s.clusters
+        .iter()
+        .map(|c| c.name.clone())
+        .chain(k8s.managed.iter().map(|m| m.name.clone()))
+        .map(|name| ClusterTarget {
+            target: format!("k8s:{name}"),
+            tier: tier.clone(),
+        })
+        .collect()
+}
+
+fn tier_name(t: crate::placement::Tier) -> &'static str {
+    match t {
+        crate::placement::Tier::Basic => "basic",
+        crate::placement::Tier::Standard => "standard",
+        crate::placement::Tier::Premium => "premium",
+    }
+}
+
+fn print_clusters(clusters: &[ClusterTarget]) {
+    if clusters.is_empty() {
+        return;
+    }
+    println!(
+        "\nkubernetes clusters ([operator.kubernetes]; the operator's own capacity, no catalogue price):"
+    );
+    for c in clusters {
+        match &c.tier {
+            Ok(t) => {
+                let (cpu, mem, gpus) = crate::placement::tier_resources(*t);
+                println!(
+                    "  {:<20} tier {} fits ({cpu} vCPU, {mem} GiB, {gpus} GPU per replica): bpr deploy --target {} --tier {}",
+                    c.target,
+                    tier_name(*t),
+                    c.target,
+                    tier_name(*t)
+                );
+            }
+            Err(e) => println!("  {:<20} no tier fits: {e}", c.target),
+        }
+    }
 }
 
 fn print_text(args: &PlanArgs, report: &PriceReport, ranking: &Ranking, now: u64) {
@@ -327,6 +383,7 @@ fn print_json(
     args: &PlanArgs,
     report: &PriceReport,
     ranking: &Ranking,
+    clusters: &[ClusterTarget],
     now: u64,
 ) -> anyhow::Result<()> {
     let catalogues: Vec<_> = report
@@ -341,6 +398,10 @@ fn print_json(
         "offers_satisfying": ranking.offers_satisfying,
         "candidates": ranking.candidates.iter().take(args.limit).collect::<Vec<_>>(),
         "dropped": report.normalize.dropped.len(),
+        "kubernetes": clusters.iter().map(|c| match &c.tier {
+            Ok(t) => serde_json::json!({ "target": c.target, "tier": tier_name(*t) }),
+            Err(e) => serde_json::json!({ "target": c.target, "error": e.0 }),
+        }).collect::<Vec<_>>(),
     });
     if args.explain {
         out["excluded"] = serde_json::to_value(&ranking.excluded)?;

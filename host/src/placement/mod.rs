@@ -41,12 +41,14 @@
 //! - `rank.rs`: [`rank`], [`Ranking`], [`Candidate`], [`FamilyExclusion`];
 //! - `check.rs`: one offer against every rule, and its sort key;
 //! - `select.rs`: top-k selection and the high-availability pair;
+//! - `kubernetes.rs`: the payment tier that fits a request on a Kubernetes cluster;
 //! - `explain.rs`: exclusions per instance family.
 
 mod catalog;
 mod check;
 mod explain;
 mod geography;
+mod kubernetes;
 mod offer;
 mod rank;
 mod request;
@@ -58,6 +60,7 @@ mod tests;
 
 pub use catalog::Catalog;
 pub use geography::{Geography, geography_of};
+pub use kubernetes::{NoTierFits, kubernetes_tier, tier_resources};
 pub use offer::{Arch, Offer, identity_cmp, instance_family};
 pub use rank::{
     Candidate, FailureDomain, FamilyExclusion, HaOutcome, PlacementError, Ranking, RuleCount, rank,

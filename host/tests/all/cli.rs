@@ -239,3 +239,69 @@ fn providers_lock_shows_the_changes_then_approves_and_enforce_mode_loads() {
         assert!(stdout.contains(needle), "{needle} missing:\n{stdout}");
     }
 }
+
+#[test]
+fn plan_lists_the_kubernetes_clusters_with_the_tier_that_fits() {
+    let state = tempfile::tempdir().unwrap();
+    let cfg = state.path().join("operator.toml");
+    // No network I/O: listing a cluster only reads the config.
+    std::fs::write(
+        &cfg,
+        "[operator.kubernetes]\nclusters = [ { name = \"lab\", kubeconfig = \"/etc/k8s/lab.config\" } ]\n\
+         managed = [ { name = \"doks\", provider = \"digitalocean\", region = \"nyc1\", id = \"c-1\" } ]\n",
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let plan = bpr(
+        state.path(),
+        &["--config", c, "plan", "--cpu", "1", "--memory", "2"],
+    );
+    let (stdout, stderr) = text(&plan);
+    assert!(plan.status.success(), "{stderr}\n{stdout}");
+    for target in ["k8s:lab", "k8s:doks"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(target))
+            .unwrap_or_else(|| panic!("{target} missing:\n{stdout}"));
+        assert!(line.contains("tier premium fits"), "{line}");
+    }
+    let plan = bpr(
+        state.path(),
+        &[
+            "--config", c, "plan", "--cpu", "8", "--memory", "32", "--json",
+        ],
+    );
+    let (stdout, stderr) = text(&plan);
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let k8s = v["kubernetes"].as_array().unwrap();
+    assert_eq!(k8s.len(), 2);
+    assert!(
+        k8s[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("premium")),
+        "{k8s:?}"
+    );
+}
+
+#[test]
+fn a_duplicate_cluster_name_in_the_config_is_an_error_naming_it() {
+    let state = tempfile::tempdir().unwrap();
+    let cfg = state.path().join("operator.toml");
+    std::fs::write(
+        &cfg,
+        "[operator.kubernetes]\nclusters = [ { name = \"lab\", kubeconfig = \"/k\" } ]\n\
+         managed = [ { name = \"lab\", provider = \"aws\", region = \"us-east-1\", id = \"c\" } ]\n",
+    )
+    .unwrap();
+    let out = bpr(
+        state.path(),
+        &["--config", cfg.to_str().unwrap(), "k8s", "clusters"],
+    );
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("operator.kubernetes") && stderr.contains("`lab`"),
+        "{stderr}"
+    );
+}

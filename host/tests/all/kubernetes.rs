@@ -649,3 +649,42 @@ async fn bpr_deploy_target_k8s_status_and_terminate_through_the_binary() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+#[ignore = "needs cluster: KUBECONFIG pointing at k3d, kind or minikube"]
+async fn real_cluster_tracked_deployment_goes_active_and_terminates() {
+    let path = std::env::var("KUBECONFIG").expect("KUBECONFIG must point at a test cluster");
+    let env = TestEnv::new();
+    let host = env
+        .start(&format!(
+            "[operator.kubernetes]\nclusters = [ {{ name = \"real\", kubeconfig = {path:?} }} ]\n"
+        ))
+        .await;
+    let mut r = request(unique_service(), "real", Tier::Basic);
+    // An image that runs as a numeric non-root user with a read-only root.
+    if let Some(WorkloadSpec {
+        source: WorkloadSource::Container { image, args, .. },
+        ..
+    }) = r.workload.as_mut()
+    {
+        *image = "nginxinc/nginx-unprivileged:1.27-alpine".into();
+        args.clear();
+    }
+    if let Some(k) = r.kubernetes.as_mut() {
+        k.run_as_user = Some(101);
+    }
+    r.health = Some(HealthCheck {
+        port: 8080,
+        path: Some("/".into()),
+    });
+    let opts = DeployOptions {
+        health_timeout: Duration::from_secs(300),
+        ..DeployOptions::default()
+    };
+    let rec = host.deploy_with(r, vec![], &opts).await.expect("deploys");
+    assert_eq!(rec.status, DeploymentStatus::Active);
+    let status = host.workload_status(&rec.id).await.expect("status");
+    assert!(status.rolled_out(), "{}", status.describe());
+    let done = host.terminate(&rec.id).await.expect("terminate");
+    assert_eq!(done.status, DeploymentStatus::Terminated);
+}
