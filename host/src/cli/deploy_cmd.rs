@@ -69,6 +69,9 @@ pub enum DeployCommand {
     Resume {
         /// Deployment id.
         id: String,
+        /// New time to live in seconds from now (the renewed payment period).
+        #[arg(long)]
+        ttl: Option<u64>,
         /// Rollout deadline in seconds.
         #[arg(long, default_value_t = 300)]
         timeout_secs: u64,
@@ -696,8 +699,22 @@ pub async fn run(cmd: DeployCommand, mut config: Config) -> anyhow::Result<ExitC
             print!("{}", workload_text(&status));
             Ok(ExitCode::SUCCESS)
         }
-        DeployCommand::Resume { id, timeout_secs } => {
+        DeployCommand::Resume {
+            id,
+            ttl,
+            timeout_secs,
+        } => {
+            if ttl == Some(0) {
+                anyhow::bail!(
+                    "--ttl must be at least 1 second (omit it to keep the current expiry)"
+                );
+            }
             let host = Host::start(config).await?;
+            // The renewed period first, so the supervisor does not reap it meanwhile.
+            if let Some(t) = ttl {
+                let rec = host.tracker().set_ttl(&id, Some(t))?;
+                println!("expires at {}", when(rec.expires_at));
+            }
             let status = host.resume(&id, &k8s_opts(timeout_secs)).await?;
             print!("{}", workload_text(&status));
             Ok(ExitCode::SUCCESS)

@@ -708,6 +708,20 @@ impl Tracker {
         Ok(())
     }
 
+    /// Set a new time to live from now (a renewed payment); `None` removes the limit.
+    pub fn set_ttl(&self, id: &str, ttl_secs: Option<u64>) -> Result<DeploymentRecord> {
+        let now = now();
+        let ttl = ttl_secs.map(|t| t.min(i64::MAX as u64) as i64);
+        let changed = self.db.lock().execute(
+            "UPDATE deployments SET ttl_secs = ?2, expires_at = ?3, updated_at = ?4 WHERE id = ?1",
+            params![id, ttl, ttl.map(|t| now.saturating_add(t)), now],
+        )?;
+        if changed == 0 {
+            return Err(TrackError::NotFound(id.to_string()));
+        }
+        self.get(id)
+    }
+
     /// Update the address (once the instance has one).
     pub fn record_address(&self, id: &str, address: &str) -> Result<()> {
         self.db.lock().execute(

@@ -599,6 +599,25 @@ async fn bpr_deploy_target_k8s_status_and_terminate_through_the_binary() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("0/0 ready"));
 
+    let out = bpr(vec![
+        "resume".into(),
+        id.clone(),
+        "--ttl".into(),
+        "3600".into(),
+        "--timeout-secs".into(),
+        "20".into(),
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2/2 ready"));
+    let rec = host.tracker().get(&id).unwrap();
+    assert_eq!(rec.ttl_secs, Some(3600));
+    assert!(rec.expires_at.is_some_and(|e| e > rec.created_at + 3500));
+
     let out = bpr(vec!["terminate".into(), id.clone()]).await;
     ctl.abort();
     assert!(
