@@ -2,11 +2,10 @@
 //! never sees them: it may not set `Authorization` (a forbidden header), and
 //! the host adds the credential after the allowlist check.
 //!
-//! Kinds: static bearer token (from an env var or a file), and AWS SigV4
-//! signing (credentials from the standard AWS env vars or a shared credentials
-//! file and profile). A new kind (GCP service-account JWT → OAuth token, Azure
-//! client credentials) is one more [`CredentialConfig`] variant and one more
-//! arm in [`Credential::apply`]; nothing else changes.
+//! Kinds: static bearer token (from an env var or a file), AWS SigV4 signing
+//! (credentials from the standard AWS env vars or a shared credentials file and
+//! profile), and OAuth access tokens the host mints (Google service account,
+//! Entra ID client credentials; see [`super::oauth`]), sent as a bearer token.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -21,6 +20,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 
 use super::http_policy::Target;
+use super::oauth::OAuthConfig;
 
 /// Header in which an `aws-sigv4` component states `<service>/<region>` of a
 /// request. The host strips it before signing and sending.
@@ -60,6 +60,14 @@ pub enum CredentialConfig {
     },
     /// AWS Signature Version 4.
     AwsSigV4(AwsCredentialSource),
+    /// An OAuth access token the host mints ([`super::oauth`]), for the kind's
+    /// default scope (GCP `cloud-platform`, Azure Resource Manager).
+    OAuth {
+        /// The identity and how to mint with it.
+        source: OAuthConfig,
+        /// Hosts the token is sent to; empty = every allowed host.
+        hosts: Vec<String>,
+    },
 }
 
 impl CredentialConfig {
@@ -69,6 +77,14 @@ impl CredentialConfig {
             Self::None => "none",
             Self::Bearer { .. } => "bearer",
             Self::AwsSigV4(_) => "aws-sigv4",
+            Self::OAuth {
+                source: OAuthConfig::GcpServiceAccount { .. },
+                ..
+            } => "gcp-service-account",
+            Self::OAuth {
+                source: OAuthConfig::AzureClientCredentials { .. },
+                ..
+            } => "azure-client-credentials",
         }
     }
 }
@@ -104,7 +120,7 @@ impl std::fmt::Debug for AwsKeys {
 }
 
 impl SecretSource {
-    fn read(&self) -> Result<String, CredentialError> {
+    pub(crate) fn read(&self) -> Result<String, CredentialError> {
         let value = match self {
             Self::Env(name) => std::env::var(name).map_err(|_| {
                 CredentialError::Unavailable(format!("environment variable {name} is not set"))
@@ -215,30 +231,68 @@ fn ini_section(text: &str, name: &str) -> Option<Vec<(String, String)>> {
     (current == Some(true) || !out.is_empty()).then_some(out)
 }
 
+fn host_listed(hosts: &[String], target: &Target) -> bool {
+    hosts.is_empty() || hosts.iter().any(|h| h.eq_ignore_ascii_case(&target.host))
+}
+
+fn set_bearer(req: &mut http::Request<Bytes>, token: &str) -> Result<(), CredentialError> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| CredentialError::Unavailable("token has invalid characters".into()))?;
+    value.set_sensitive(true);
+    req.headers_mut().insert(http::header::AUTHORIZATION, value);
+    Ok(())
+}
+
 impl CredentialConfig {
+    /// A token source for an OAuth credential (one per loaded provider, so its
+    /// cache is shared by all the provider's calls).
+    pub fn oauth_source(&self) -> Option<std::sync::Arc<super::oauth::OAuthSource>> {
+        match self {
+            Self::OAuth { source, .. } => Some(std::sync::Arc::new(
+                super::oauth::OAuthSource::new(source.clone()),
+            )),
+            _ => None,
+        }
+    }
+
+    /// The OAuth identity whose token a request to `target` needs, if any: mint it
+    /// (async, cached; [`super::oauth::OAuthSource::token`]) and pass it to
+    /// [`CredentialConfig::apply`].
+    pub fn oauth_for(&self, target: &Target) -> Option<&OAuthConfig> {
+        match self {
+            Self::OAuth { source, hosts } if host_listed(hosts, target) => Some(source),
+            _ => None,
+        }
+    }
+
     /// Apply the credential to a fully buffered outgoing request for
-    /// `target`. `aws_scope` is the stripped value of [`AWS_SCOPE_HEADER`].
+    /// `target`. `aws_scope` is the stripped value of [`AWS_SCOPE_HEADER`];
+    /// `oauth_token` the token minted for [`CredentialConfig::oauth_for`].
     pub fn apply(
         &self,
         req: &mut http::Request<Bytes>,
         target: &Target,
         aws_scope: Option<String>,
+        oauth_token: Option<&str>,
     ) -> Result<(), CredentialError> {
         match self {
             Self::None => Ok(()),
             Self::Bearer { token, hosts } => {
-                if !hosts.is_empty() && !hosts.iter().any(|h| h.eq_ignore_ascii_case(&target.host))
-                {
+                if !host_listed(hosts, target) {
                     return Ok(()); // not a host this token belongs to
                 }
-                let token = token.read()?;
-                let mut value =
-                    HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                        CredentialError::Unavailable("token has invalid characters".into())
-                    })?;
-                value.set_sensitive(true);
-                req.headers_mut().insert(http::header::AUTHORIZATION, value);
-                Ok(())
+                set_bearer(req, &token.read()?)
+            }
+            Self::OAuth { hosts, .. } => {
+                if !host_listed(hosts, target) {
+                    return Ok(());
+                }
+                let token = oauth_token.ok_or_else(|| {
+                    CredentialError::Unavailable(
+                        "no OAuth token was minted for this request".into(),
+                    )
+                })?;
+                set_bearer(req, token)
             }
             Self::AwsSigV4(source) => {
                 // Requests without a scope (public catalogues) go unsigned.
@@ -434,14 +488,14 @@ mod tests {
             host: "cdn.example.com".into(),
             port: 443,
         };
-        c.apply(&mut req, &other, None).unwrap();
+        c.apply(&mut req, &other, None, None).unwrap();
         assert!(!req.headers().contains_key("authorization"));
         let api = Target {
             scheme: "https".into(),
             host: "api.example.com".into(),
             port: 443,
         };
-        c.apply(&mut req, &api, None).unwrap();
+        c.apply(&mut req, &api, None, None).unwrap();
         assert_eq!(req.headers()["authorization"], "Bearer tok");
     }
 

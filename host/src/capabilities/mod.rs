@@ -5,6 +5,7 @@ pub mod credentials;
 mod host_imports;
 pub mod http_client;
 pub mod http_policy;
+pub mod oauth;
 pub mod outbound;
 pub mod ssh_bridge;
 

@@ -37,6 +37,8 @@ pub struct OutboundContext {
     pub max_request_body: usize,
     /// Cap on a response body.
     pub max_response_body: usize,
+    /// Mints and caches the provider's OAuth tokens (OAuth credentials only).
+    pub oauth: Option<Arc<super::oauth::OAuthSource>>,
 }
 
 /// The `WasiHttpHooks` of one store.
@@ -153,9 +155,18 @@ impl OutboundContext {
             .headers
             .remove(AWS_SCOPE_HEADER)
             .and_then(|v| v.to_str().ok().map(str::to_string));
+        let token = match (self.credential.oauth_for(&target), &self.oauth) {
+            (Some(identity), Some(source)) => {
+                Some(source.token(identity.default_scope()).await.map_err(|e| {
+                    tracing::warn!(provider = %self.provider, "{e}");
+                    HttpError::InternalError(Some(e.to_string()))
+                })?)
+            }
+            _ => None,
+        };
         let mut req = http::Request::from_parts(parts, body);
         self.credential
-            .apply(&mut req, &target, scope)
+            .apply(&mut req, &target, scope, token.as_deref())
             .map_err(|e| {
                 tracing::warn!(provider = %self.provider, "{e}");
                 HttpError::InternalError(Some(e.to_string()))

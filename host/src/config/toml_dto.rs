@@ -18,6 +18,7 @@ use super::{
 };
 use crate::capabilities::credentials::{AwsCredentialSource, CredentialConfig, SecretSource};
 use crate::capabilities::http_policy::AllowRule;
+use crate::capabilities::oauth::OAuthConfig;
 use crate::ssh::{SshHostConfig, SshLimits};
 
 #[derive(Deserialize, Default)]
@@ -165,6 +166,12 @@ struct CredentialToml {
     hosts: Vec<String>,
     shared_credentials_file: Option<PathBuf>,
     profile: Option<String>,
+    key_file: Option<PathBuf>,
+    tenant_id: Option<String>,
+    client_id: Option<String>,
+    client_secret_env: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    authority: Option<String>,
 }
 
 /// Parse `text` (from `origin`), resolving relative paths against `base`.
@@ -490,8 +497,47 @@ fn credential(
             shared_credentials_file: c.shared_credentials_file.map(resolve),
             profile: c.profile,
         })),
+        "gcp-service-account" => {
+            Ok(CredentialConfig::OAuth {
+                source: OAuthConfig::GcpServiceAccount {
+                    key_file: resolve(c.key_file.ok_or(
+                        "gcp-service-account: set key_file (the service account's JSON key)",
+                    )?),
+                },
+                hosts: c.hosts,
+            })
+        }
+        "azure-client-credentials" => {
+            let client_secret = match (c.client_secret_env, c.client_secret_file) {
+                (Some(e), None) => SecretSource::Env(e),
+                (None, Some(f)) => SecretSource::File(resolve(f)),
+                _ => {
+                    return Err("azure-client-credentials: set one of client_secret_env or client_secret_file".into());
+                }
+            };
+            let (Some(tenant_id), Some(client_id)) = (c.tenant_id, c.client_id) else {
+                return Err("azure-client-credentials: set tenant_id and client_id".into());
+            };
+            let authority = c
+                .authority
+                .unwrap_or_else(|| "https://login.microsoftonline.com".into());
+            if !(authority.starts_with("https://") || authority.starts_with("http://127.0.0.1")) {
+                return Err(format!(
+                    "azure-client-credentials: authority {authority:?} must be an https URL"
+                ));
+            }
+            Ok(CredentialConfig::OAuth {
+                source: OAuthConfig::AzureClientCredentials {
+                    tenant_id,
+                    client_id,
+                    client_secret,
+                    authority,
+                },
+                hosts: c.hosts,
+            })
+        }
         other => Err(format!(
-            "unknown credential kind {other:?}; use \"none\", \"bearer\" or \"aws-sigv4\""
+            "unknown credential kind {other:?}; use \"none\", \"bearer\", \"aws-sigv4\", \"gcp-service-account\" or \"azure-client-credentials\""
         )),
     }
 }

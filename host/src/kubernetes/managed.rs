@@ -12,9 +12,12 @@
 //!   kubeconfig may not run commands or read host files (`exec`, `auth-provider`,
 //!   `tokenFile`, certificate paths are refused): the provider is sandboxed, its output
 //!   must not escape the sandbox through the host's kubeconfig loader.
-//! - `provider-oauth(scope)`: GKE / AKS, not implemented yet ([`ManagedError::Unsupported`]).
+//! - `provider-oauth(scope)`: GKE / AKS: an OAuth access token for `scope` the host mints
+//!   with the provider's `gcp-service-account` or `azure-client-credentials` identity
+//!   ([`crate::capabilities::oauth`]); renewed like the EKS token.
 //!
-//! No network I/O happens while building a client.
+//! Building a client does no network I/O, except minting an OAuth token (the token
+//! endpoint; cached).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -27,8 +30,8 @@ use super::cluster::Cluster;
 use crate::capabilities::credentials::{AwsCredentialSource, CredentialError, eks_token};
 use crate::wit::{self, ClusterAuth, ClusterCredentials};
 
-/// Age at which a client holding a host-minted EKS token is rebuilt with a new token
-/// (EKS tokens live 15 minutes).
+/// Age at which a client holding a host-minted token is rebuilt (EKS tokens live 15
+/// minutes; OAuth tokens are handed out with more than 10 minutes left).
 pub const EKS_TOKEN_REFRESH: Duration = Duration::from_secs(5 * 60);
 
 /// A fetched bearer token this close to its `expires-at` counts as expired.
@@ -65,11 +68,11 @@ pub enum ManagedError {
         /// Cluster name.
         cluster: String,
     },
-    /// The authentication scheme is not implemented by the host yet.
+    /// `provider-oauth` auth, but the provider has no OAuth identity configured.
     #[error(
-        "managed cluster `{cluster}` uses {auth}, which the host does not support yet (GKE / AKS OAuth tokens); use a kubeconfig cluster in [operator.kubernetes] instead"
+        "managed cluster `{cluster}` uses {auth} (GKE / AKS): configure kind = \"gcp-service-account\" or \"azure-client-credentials\" for its provider so the host can mint the token"
     )]
-    Unsupported {
+    MissingOAuthCredentials {
         /// Cluster name.
         cluster: String,
         /// The auth variant, e.g. `provider-oauth(https://www.googleapis.com/auth/cloud-platform)`.
@@ -101,8 +104,8 @@ pub enum ManagedError {
         /// Its `expires-at`.
         expires_at: u64,
     },
-    /// The host could not mint an EKS token from its AWS credentials.
-    #[error("managed cluster `{cluster}`: cannot mint an EKS token: {source}")]
+    /// The host could not mint a token (EKS from its AWS credentials, or OAuth).
+    #[error("managed cluster `{cluster}`: cannot mint a token: {source}")]
     TokenMint {
         /// Cluster name.
         cluster: String,
@@ -151,6 +154,8 @@ pub struct HostCredentials {
     pub aws: Option<AwsCredentialSource>,
     /// What the provider's `get-credentials` returned (`fetched`).
     pub fetched: Option<ClusterCredentials>,
+    /// The OAuth identity of the provider that created the cluster (`provider-oauth`).
+    pub oauth: Option<std::sync::Arc<crate::capabilities::oauth::OAuthSource>>,
 }
 
 fn auth_name(auth: &ClusterAuth) -> String {
@@ -271,90 +276,103 @@ fn check_safe(cluster: &str, kubeconfig: &Kubeconfig) -> Result<(), ManagedError
     Ok(())
 }
 
-/// The client configuration for a managed cluster; mints an EKS token for `aws-iam`.
+/// The client configuration for a managed cluster; mints an EKS token for `aws-iam` and
+/// an OAuth token for `provider-oauth`.
 /// Does no network I/O.
 pub async fn client_config(
     cluster: &wit::Cluster,
     credentials: &HostCredentials,
 ) -> Result<kube::Config, ManagedError> {
     let name = cluster.name.clone();
-    let kubeconfig =
-        match &cluster.auth {
-            ClusterAuth::ProviderOauth(_) => {
-                return Err(ManagedError::Unsupported {
-                    cluster: name,
+    let kubeconfig = match &cluster.auth {
+        ClusterAuth::ProviderOauth(scope) => {
+            let endpoint = endpoint_of(cluster)?;
+            let source = credentials.oauth.as_ref().ok_or_else(|| {
+                ManagedError::MissingOAuthCredentials {
+                    cluster: name.clone(),
                     auth: auth_name(&cluster.auth),
-                });
-            }
-            ClusterAuth::AwsIam(eks_name) => {
-                let endpoint = endpoint_of(cluster)?;
-                let source = credentials.aws.as_ref().ok_or_else(|| {
-                    ManagedError::MissingAwsCredentials {
-                        cluster: name.clone(),
-                    }
+                }
+            })?;
+            let token = source
+                .token(scope)
+                .await
+                .map_err(|source| ManagedError::TokenMint {
+                    cluster: name.clone(),
+                    source,
                 })?;
-                let token = eks_token(source, eks_name, &cluster.region).map_err(|source| {
-                    ManagedError::TokenMint {
+            synthetic_kubeconfig(cluster, endpoint, json!({ "token": token }))
+        }
+        ClusterAuth::AwsIam(eks_name) => {
+            let endpoint = endpoint_of(cluster)?;
+            let source =
+                credentials
+                    .aws
+                    .as_ref()
+                    .ok_or_else(|| ManagedError::MissingAwsCredentials {
                         cluster: name.clone(),
-                        source,
-                    }
-                })?;
-                synthetic_kubeconfig(cluster, endpoint, json!({ "token": token }))
-            }
-            ClusterAuth::Fetched => {
-                let fetched = credentials.fetched.as_ref().ok_or_else(|| {
-                    ManagedError::MissingFetchedCredentials {
-                        cluster: name.clone(),
-                    }
-                })?;
-                match fetched {
-                    ClusterCredentials::BearerToken(bearer) => {
-                        if let Some(expires_at) = bearer.expires_at
-                            && expires_at <= now_secs() + EXPIRY_MARGIN_SECS
-                        {
-                            return Err(ManagedError::CredentialsExpired {
-                                cluster: name,
-                                expires_at,
-                            });
-                        }
-                        let endpoint = endpoint_of(cluster)?;
-                        synthetic_kubeconfig(cluster, endpoint, json!({ "token": bearer.token }))
-                    }
-                    ClusterCredentials::ClientCertificate(cert) => {
-                        let endpoint = endpoint_of(cluster)?;
-                        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-                        synthetic_kubeconfig(
-                            cluster,
-                            endpoint,
-                            json!({
-                                "client-certificate-data": b64(&cert.certificate_pem),
-                                "client-key-data": b64(&cert.key_pem),
-                            }),
-                        )
-                    }
-                    ClusterCredentials::Kubeconfig(yaml) => {
-                        let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(|source| {
-                            ManagedError::ConfigInvalid {
-                                cluster: name.clone(),
-                                what: "the kubeconfig its provider returned",
-                                source,
-                            }
-                        })?;
-                        check_safe(&name, &kubeconfig)?;
-                        return kube::Config::from_custom_kubeconfig(
-                            kubeconfig,
-                            &KubeConfigOptions::default(),
-                        )
-                        .await
-                        .map_err(|source| ManagedError::ConfigInvalid {
+                    })?;
+            let token = eks_token(source, eks_name, &cluster.region).map_err(|source| {
+                ManagedError::TokenMint {
+                    cluster: name.clone(),
+                    source,
+                }
+            })?;
+            synthetic_kubeconfig(cluster, endpoint, json!({ "token": token }))
+        }
+        ClusterAuth::Fetched => {
+            let fetched = credentials.fetched.as_ref().ok_or_else(|| {
+                ManagedError::MissingFetchedCredentials {
+                    cluster: name.clone(),
+                }
+            })?;
+            match fetched {
+                ClusterCredentials::BearerToken(bearer) => {
+                    if let Some(expires_at) = bearer.expires_at
+                        && expires_at <= now_secs() + EXPIRY_MARGIN_SECS
+                    {
+                        return Err(ManagedError::CredentialsExpired {
                             cluster: name,
-                            what: "the kubeconfig its provider returned",
-                            source,
+                            expires_at,
                         });
                     }
+                    let endpoint = endpoint_of(cluster)?;
+                    synthetic_kubeconfig(cluster, endpoint, json!({ "token": bearer.token }))
+                }
+                ClusterCredentials::ClientCertificate(cert) => {
+                    let endpoint = endpoint_of(cluster)?;
+                    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+                    synthetic_kubeconfig(
+                        cluster,
+                        endpoint,
+                        json!({
+                            "client-certificate-data": b64(&cert.certificate_pem),
+                            "client-key-data": b64(&cert.key_pem),
+                        }),
+                    )
+                }
+                ClusterCredentials::Kubeconfig(yaml) => {
+                    let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(|source| {
+                        ManagedError::ConfigInvalid {
+                            cluster: name.clone(),
+                            what: "the kubeconfig its provider returned",
+                            source,
+                        }
+                    })?;
+                    check_safe(&name, &kubeconfig)?;
+                    return kube::Config::from_custom_kubeconfig(
+                        kubeconfig,
+                        &KubeConfigOptions::default(),
+                    )
+                    .await
+                    .map_err(|source| ManagedError::ConfigInvalid {
+                        cluster: name,
+                        what: "the kubeconfig its provider returned",
+                        source,
+                    });
                 }
             }
-        };
+        }
+    };
     // JSON is YAML: kube's own parser reads the document we built, so a bad CA PEM or
     // client certificate is reported the same way as in a kubeconfig file.
     let kubeconfig = Kubeconfig::from_yaml(&kubeconfig.to_string()).map_err(|source| {
@@ -392,7 +410,7 @@ pub async fn connect(
 /// A managed cluster whose client is rebuilt when its host-minted token gets old.
 ///
 /// Call [`ManagedCluster::cluster`] before each operation rather than keeping the
-/// returned [`Cluster`]: for `aws-iam` it re-mints the EKS token every
+/// returned [`Cluster`]: for `aws-iam` and `provider-oauth` it re-mints the token every
 /// [`EKS_TOKEN_REFRESH`]; for `fetched` credentials it keeps one client until they are
 /// replaced with [`ManagedCluster::set_fetched`] (an expired fetched token is reported as
 /// [`ManagedError::CredentialsExpired`]).
@@ -429,7 +447,10 @@ impl ManagedCluster {
     /// (`aws-iam`), building a new client when needed.
     pub async fn cluster(&self) -> Result<Cluster, ManagedError> {
         let mut current = self.current.lock().await;
-        let refresh = matches!(self.cluster.auth, ClusterAuth::AwsIam(_));
+        let refresh = matches!(
+            self.cluster.auth,
+            ClusterAuth::AwsIam(_) | ClusterAuth::ProviderOauth(_)
+        );
         if let Some((cluster, built)) = current.as_ref()
             && !(refresh && built.elapsed() >= EKS_TOKEN_REFRESH)
         {

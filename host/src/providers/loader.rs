@@ -176,6 +176,7 @@ impl Loader {
             client: self.client.clone(),
             max_request_body: pconfig.max_request_body,
             max_response_body: pconfig.max_response_body,
+            oauth: pconfig.credential.oauth_source(),
         });
         let size_bytes = tokio::fs::metadata(path)
             .await
@@ -258,6 +259,13 @@ impl LoadedProvider {
     ) -> Result<R, CallError> {
         self.call_with_deadline(op, self.config.call_timeout, f)
             .await
+    }
+
+    /// The outbound hooks a call's store gets, for benchmarks that drive
+    /// the hook without a guest.
+    #[doc(hidden)]
+    pub fn outbound_hooks(&self) -> OutboundHttp {
+        OutboundHttp::new(self.outbound.clone())
     }
 
     async fn call_with_deadline<R>(

@@ -115,6 +115,14 @@ impl Host {
                 {
                     credentials.aws = Some(source.clone());
                 }
+                if let Some(credential) = self
+                    .config()
+                    .providers
+                    .get(&entry.provider)
+                    .map(|p| &p.credential)
+                {
+                    credentials.oauth = credential.oauth_source();
+                }
                 if matches!(record.auth, ClusterAuth::Fetched) {
                     credentials.fetched = Some(fetch().await?);
                 }

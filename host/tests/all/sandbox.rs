@@ -715,3 +715,43 @@ async fn every_outbound_request_is_audited_without_credentials() {
         "a credential reached the logs"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oauth_credential_is_minted_by_the_host_and_sent_as_a_bearer_token() {
+    let (server, _, with_auth) = counting_server().await;
+    // An Entra ID token endpoint: checks the client secret, answers a token.
+    let mints = Arc::new(AtomicUsize::new(0));
+    let m = mints.clone();
+    let authority = TestServer::start(move |req| {
+        m.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(req.uri().path(), "/tenant-1/oauth2/v2.0/token");
+        Response::new(Full::new(Bytes::from_static(
+            br#"{"token_type":"Bearer","expires_in":3599,"access_token":"minted-by-host"}"#,
+        )))
+    })
+    .await;
+    let env = TestEnv::new();
+    env.add("well_behaved");
+    let secret = env.dir.path().join("client-secret");
+    std::fs::write(&secret, "s3cret").unwrap();
+    let host = env
+        .start(&format!(
+            "[providers.well_behaved]\nallow = [\"http://{addr}\"]\n[providers.well_behaved.settings]\nurl = {url:?}\n\
+             [providers.well_behaved.credential]\nkind = \"azure-client-credentials\"\ntenant_id = \"tenant-1\"\n\
+             client_id = \"app-1\"\nclient_secret_file = {secret:?}\nauthority = {authority:?}\n",
+            addr = server.addr,
+            url = server.url("/x"),
+            authority = authority.url(""),
+        ))
+        .await;
+    let p = host.provider("well_behaved").unwrap();
+    for _ in 0..3 {
+        let found = p.list_instances(any_instances()).await.unwrap();
+        assert_eq!(
+            found[0].detail.as_deref(),
+            Some("hello; auth=Bearer minted-by-host")
+        );
+    }
+    assert_eq!(with_auth.load(Ordering::SeqCst), 3);
+    assert_eq!(mints.load(Ordering::SeqCst), 1, "the token is cached");
+}

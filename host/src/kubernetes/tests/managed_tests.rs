@@ -57,6 +57,7 @@ fn record(endpoint: Option<&str>, ca: Option<&str>, auth: ClusterAuth) -> wit::C
 
 fn bearer(token: &str, expires_at: Option<u64>) -> HostCredentials {
     HostCredentials {
+        oauth: None,
         aws: None,
         fetched: Some(ClusterCredentials::BearerToken(BearerCredential {
             token: token.into(),
@@ -156,6 +157,7 @@ async fn aws_iam_sends_an_eks_token_minted_by_the_host_for_the_cluster_name() {
     )
     .expect("write credentials");
     let credentials = HostCredentials {
+        oauth: None,
         aws: Some(AwsCredentialSource {
             shared_credentials_file: Some(file),
             profile: None,
@@ -214,6 +216,7 @@ async fn client_certificate_credentials_configure_cert_and_key() {
         ClusterAuth::Fetched,
     );
     let credentials = HostCredentials {
+        oauth: None,
         aws: None,
         fetched: Some(ClusterCredentials::ClientCertificate(ClientCertificate {
             certificate_pem: CA_PEM.into(),
@@ -237,6 +240,7 @@ async fn fetched_kubeconfig_is_used_as_returned() {
     let yaml = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://doks.example:443\nusers:\n- name: u\n  user:\n    token: abc\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n";
     let cluster = record(None, None, ClusterAuth::Fetched);
     let credentials = HostCredentials {
+        oauth: None,
         aws: None,
         fetched: Some(ClusterCredentials::Kubeconfig(yaml.into())),
     };
@@ -252,6 +256,7 @@ async fn fetched_kubeconfig_with_an_exec_plugin_is_refused() {
     let yaml = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://eks.example\nusers:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: /bin/sh\n      args: [\"-c\", \"echo pwned\"]\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n";
     let cluster = record(None, None, ClusterAuth::Fetched);
     let credentials = HostCredentials {
+        oauth: None,
         aws: None,
         fetched: Some(ClusterCredentials::Kubeconfig(yaml.into())),
     };
@@ -265,7 +270,7 @@ async fn fetched_kubeconfig_with_an_exec_plugin_is_refused() {
 }
 
 #[tokio::test]
-async fn provider_oauth_is_unsupported_and_names_gke_and_aks() {
+async fn provider_oauth_without_an_oauth_identity_says_what_to_configure() {
     let cluster = record(
         Some("https://gke.example"),
         Some(CA_PEM),
@@ -273,12 +278,65 @@ async fn provider_oauth_is_unsupported_and_names_gke_and_aks() {
     );
     let err = managed::client_config(&cluster, &HostCredentials::default())
         .await
-        .expect_err("unsupported");
-    assert!(matches!(err, ManagedError::Unsupported { .. }), "{err:?}");
+        .expect_err("no identity");
+    assert!(
+        matches!(err, ManagedError::MissingOAuthCredentials { .. }),
+        "{err:?}"
+    );
     let message = err.to_string();
-    for needle in ["prod-eks", "GKE", "AKS", "provider-oauth("] {
+    for needle in [
+        "prod-eks",
+        "GKE",
+        "AKS",
+        "provider-oauth(",
+        "gcp-service-account",
+    ] {
         assert!(message.contains(needle), "{needle} missing in: {message}");
     }
+}
+
+#[tokio::test]
+async fn provider_oauth_sends_a_token_the_host_minted_for_the_clusters_scope() {
+    use crate::capabilities::credentials::SecretSource;
+    use crate::capabilities::oauth::{AKS_SERVER, OAuthConfig, OAuthSource};
+    let ep = crate::capabilities::oauth::tests::endpoint(|path, form| {
+        assert_eq!(path, "/tenant-1/oauth2/v2.0/token");
+        let scope = form.get("scope").cloned().unwrap_or_default();
+        (
+            200,
+            serde_json::json!({"access_token": format!("aks-token-for-{scope}"), "expires_in": 3599}),
+        )
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "s3cret").expect("write");
+    let credentials = HostCredentials {
+        oauth: Some(std::sync::Arc::new(OAuthSource::new(
+            OAuthConfig::AzureClientCredentials {
+                tenant_id: "tenant-1".into(),
+                client_id: "app-1".into(),
+                client_secret: SecretSource::File(secret),
+                authority: ep.url.clone(),
+            },
+        ))),
+        ..HostCredentials::default()
+    };
+    let sent = authorization_sent_by(async |url| {
+        let cluster = record(
+            Some(&url),
+            None,
+            ClusterAuth::ProviderOauth(AKS_SERVER.into()),
+        );
+        managed::connect(&cluster, &credentials)
+            .await
+            .expect("client")
+    })
+    .await;
+    assert_eq!(
+        sent.as_deref(),
+        Some(format!("Bearer aks-token-for-{AKS_SERVER}").as_str())
+    );
 }
 
 #[tokio::test]
