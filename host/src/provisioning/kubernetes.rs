@@ -340,20 +340,8 @@ impl Host {
                                 .map_err(|e| e.to_string())?;
                         }
                     }
-                    let mut now_at = at;
-                    for next in [
-                        DeploymentStatus::Provisioning,
-                        DeploymentStatus::Provisioned,
-                        DeploymentStatus::Deploying,
-                        DeploymentStatus::Active,
-                    ] {
-                        if now_at.can_become(next, true) {
-                            tracker
-                                .transition(&id, next, &why)
-                                .map_err(|e| e.to_string())?;
-                            now_at = next;
-                        }
-                    }
+                    super::recover::walk_to_active(tracker, &id, at, &why)
+                        .map_err(|e| e.to_string())?;
                     report.adopted.push(id.clone());
                 }
                 (at, _) => {
@@ -470,13 +458,7 @@ impl Host {
         id: &str,
         opts: &DeployOptions,
     ) -> Result<WorkloadStatus, DeployError> {
-        self.change_kubernetes(id, opts, |req| {
-            if let Some(k) = req.kubernetes.as_mut() {
-                k.suspended = true;
-            }
-            "suspended: scaled to zero".to_string()
-        })
-        .await
+        self.set_suspended(id, opts, true).await
     }
 
     /// Payment renewed: scale Kubernetes deployment `id` back to its tier and wait
@@ -486,11 +468,24 @@ impl Host {
         id: &str,
         opts: &DeployOptions,
     ) -> Result<WorkloadStatus, DeployError> {
+        self.set_suspended(id, opts, false).await
+    }
+
+    async fn set_suspended(
+        &self,
+        id: &str,
+        opts: &DeployOptions,
+        suspended: bool,
+    ) -> Result<WorkloadStatus, DeployError> {
         self.change_kubernetes(id, opts, |req| {
             if let Some(k) = req.kubernetes.as_mut() {
-                k.suspended = false;
+                k.suspended = suspended;
             }
-            "resumed: scaled back to its tier".to_string()
+            if suspended {
+                "suspended: scaled to zero".to_string()
+            } else {
+                "resumed: scaled back to its tier".to_string()
+            }
         })
         .await
     }

@@ -94,6 +94,29 @@ pub(super) async fn post_webhook(rec: &DeploymentRecord, error: Option<&DeployEr
     }
 }
 
+/// Moves an adopted record from `from` up the chain to `active`, one allowed step at
+/// a time, each with `why` in the history.
+pub(super) fn walk_to_active(
+    tracker: &Tracker,
+    id: &str,
+    from: DeploymentStatus,
+    why: &str,
+) -> Result<(), crate::tracking::TrackError> {
+    let mut at = from;
+    for next in [
+        DeploymentStatus::Provisioning,
+        DeploymentStatus::Provisioned,
+        DeploymentStatus::Deploying,
+        DeploymentStatus::Active,
+    ] {
+        if at.can_become(next, true) {
+            tracker.transition(id, next, why)?;
+            at = next;
+        }
+    }
+    Ok(())
+}
+
 impl Host {
     /// Resolve every deployment a dead process left mid-flight, and check
     /// active ones still exist. Each is resolved by asking its provider
@@ -312,18 +335,7 @@ impl Host {
                         "recovery: adopted running instance {} (found by label after the process stopped at {status})",
                         inst.id
                     );
-                    let mut at = status;
-                    for next in [
-                        DeploymentStatus::Provisioning,
-                        DeploymentStatus::Provisioned,
-                        DeploymentStatus::Deploying,
-                        DeploymentStatus::Active,
-                    ] {
-                        if at.can_become(next, true) {
-                            tracker.transition(&id, next, &why)?;
-                            at = next;
-                        }
-                    }
+                    walk_to_active(tracker, &id, status, &why)?;
                     report.adopted.push(id.clone());
                 }
                 (status, None) => {

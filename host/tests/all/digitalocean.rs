@@ -864,6 +864,27 @@ async fn a_tracked_deployment_reaches_active_and_terminate_leaves_nothing() {
     f.finish().await;
 }
 
+/// A one-node cluster `bpr-<name>` in nyc1.
+fn one_node_cluster(name: &str) -> ClusterSpec {
+    ClusterSpec {
+        name: format!("bpr-{name}"),
+        deployment_id: format!("dep-{name}"),
+        idempotency_key: format!("idem-{name}"),
+        region: "nyc1".into(),
+        kubernetes_version: None,
+        node_pools: vec![NodePoolSpec {
+            name: "pool-1".into(),
+            instance_type: "s-1vcpu-1gb".into(),
+            count: 1,
+            min_count: None,
+            max_count: None,
+            spot: false,
+            disk_gib: None,
+        }],
+        labels: vec![],
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_doks_cluster_named_in_the_config_is_a_deployment_target_with_fetched_credentials() {
     let kmock = crate::kubernetes::kmock_url();
@@ -874,23 +895,7 @@ async fn a_doks_cluster_named_in_the_config_is_a_deployment_target_with_fetched_
         .await;
     let created = f
         .do_
-        .create_cluster(ClusterSpec {
-            name: "bpr-managed".into(),
-            deployment_id: "dep-managed".into(),
-            idempotency_key: "idem-managed".into(),
-            region: "nyc1".into(),
-            kubernetes_version: None,
-            node_pools: vec![NodePoolSpec {
-                name: "pool-1".into(),
-                instance_type: "s-1vcpu-1gb".into(),
-                count: 1,
-                min_count: None,
-                max_count: None,
-                spot: false,
-                disk_gib: None,
-            }],
-            labels: vec![],
-        })
+        .create_cluster(one_node_cluster("managed"))
         .await
         .expect("create cluster");
     // A host whose operator names that cluster as a target.
@@ -956,23 +961,7 @@ async fn a_managed_cluster_still_provisioning_is_refused_with_its_state() {
         .await;
     let created = f
         .do_
-        .create_cluster(ClusterSpec {
-            name: "bpr-slow".into(),
-            deployment_id: "dep-slow".into(),
-            idempotency_key: "idem-slow".into(),
-            region: "nyc1".into(),
-            kubernetes_version: None,
-            node_pools: vec![NodePoolSpec {
-                name: "pool-1".into(),
-                instance_type: "s-1vcpu-1gb".into(),
-                count: 1,
-                min_count: None,
-                max_count: None,
-                spot: false,
-                disk_gib: None,
-            }],
-            labels: vec![],
-        })
+        .create_cluster(one_node_cluster("slow"))
         .await
         .expect("create cluster");
     let host = f
