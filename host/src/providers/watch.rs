@@ -132,7 +132,18 @@ pub async fn reload(config: &Config, loader: &Arc<Loader>, registry: &Registry, 
             );
         }
         Err(e) => {
-            tracing::error!(provider = %name, "provider refused: {e}");
+            // The shipped ssh provider in a config that does not grant it `ssh` is the
+            // operator's choice, not a fault: say so once, quietly.
+            let not_granted = matches!(
+                &e,
+                crate::runtime::LoadError::ImportRefused { import, .. }
+                    if import.starts_with("blueprint:provider/ssh@")
+            );
+            if not_granted {
+                tracing::info!(provider = %name, "provider not loaded: {e}");
+            } else {
+                tracing::error!(provider = %name, "provider refused: {e}");
+            }
             registry.refuse(
                 &name,
                 super::registry::Refusal {
