@@ -634,31 +634,44 @@ pub async fn run(cmd: DeployCommand, mut config: Config) -> anyhow::Result<ExitC
         }
         DeployCommand::Status { id, json } => {
             let host = Host::start(config).await?;
-            let records = host.status(id.as_deref())?;
-            // One Kubernetes deployment: also what its cluster reports now.
-            let live = match (&id, records.as_slice()) {
-                (Some(id), [r])
-                    if r.deployment_type == DeploymentType::Kubernetes && r.holds_resources() =>
-                {
-                    Some(host.workload_status(id).await.map_err(|e| e.to_string()))
-                }
-                _ => None,
-            };
+            let mut records = host.status(id.as_deref())?;
+            // One Kubernetes deployment: also what its cluster reports now (the
+            // Service address first: reading it may record a newly assigned one).
+            let mut live = None;
+            if let (Some(id), [r]) = (&id, records.as_slice())
+                && r.deployment_type == DeploymentType::Kubernetes
+                && r.holds_resources()
+            {
+                let service = host.service_address(id).await.map_err(|e| e.to_string());
+                let workload = host.workload_status(id).await.map_err(|e| e.to_string());
+                records = host.status(Some(id))?;
+                live = Some((workload, service));
+            }
             if json {
                 let mut value = serde_json::to_value(&records)?;
-                if let (Some(live), Some(first)) = (&live, value.get_mut(0)) {
-                    first["workload"] = match live {
+                if let (Some((workload, service)), Some(first)) = (&live, value.get_mut(0)) {
+                    first["workload"] = match workload {
                         Ok(s) => workload_json(s),
+                        Err(e) => serde_json::json!({ "error": e }),
+                    };
+                    first["service"] = match service {
+                        Ok(a) => serde_json::to_value(a)?,
                         Err(e) => serde_json::json!({ "error": e }),
                     };
                 }
                 println!("{}", serde_json::to_string_pretty(&value)?);
             } else {
                 print!("{}", status_table(&records));
-                match live {
-                    Some(Ok(s)) => print!("{}", workload_text(&s)),
-                    Some(Err(e)) => println!("workload: cannot read it from the cluster: {e}"),
-                    None => {}
+                if let Some((workload, service)) = live {
+                    match workload {
+                        Ok(s) => print!("{}", workload_text(&s)),
+                        Err(e) => println!("workload: cannot read it from the cluster: {e}"),
+                    }
+                    match service {
+                        Ok(Some(a)) => println!("service: {}", a.describe()),
+                        Ok(None) => println!("service: none (the deployment exposes no ports)"),
+                        Err(e) => println!("service: cannot read it from the cluster: {e}"),
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -11,6 +11,7 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject};
 
+use super::address::ServiceAddress;
 use super::error::{Error, Result};
 use super::render::{Manifest, Manifests, render, resource_of};
 use super::spec::{DeploymentRequest, Target, WorkloadKind};
@@ -416,6 +417,20 @@ impl Deployer {
                 })
             }
         }
+    }
+
+    /// Where the deployment's Service is reached; `None` when it has no Service (a
+    /// deployment without ports).
+    pub async fn service_address(&self, target: &Target) -> Result<Option<ServiceAddress>> {
+        let service = Api::<Service>::namespaced(self.client.clone(), &target.namespace)
+            .get_opt(&target.name)
+            .await
+            .map_err(|source| Error::ReadFailed {
+                kind: "Service",
+                object: target.object(),
+                source,
+            })?;
+        Ok(service.map(|s| ServiceAddress::of(&s, target)))
     }
 
     /// Polls [`Deployer::status`] until the rollout is complete, the cluster reports it

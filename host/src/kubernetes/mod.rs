@@ -27,6 +27,7 @@
 //! # Ok(()) }
 //! ```
 
+mod address;
 mod cluster;
 mod deploy;
 mod error;
@@ -37,6 +38,7 @@ mod spec;
 #[cfg(test)]
 mod tests;
 
+pub use address::ServiceAddress;
 pub use cluster::{Cluster, ClusterConfig, Clusters};
 pub use deploy::{Deployer, RolloutOptions, WorkloadCondition, WorkloadStatus};
 pub use error::{Error, Result};

@@ -10,7 +10,9 @@
 //! `instance_id` is `namespace/name`.
 
 use crate::Host;
-use crate::kubernetes::{self, Cluster, Deployer, RolloutOptions, WorkloadStatus};
+use crate::kubernetes::{
+    self, Cluster, Deployer, RolloutOptions, ServiceAddress, Target, WorkloadStatus,
+};
 use crate::tracking::{
     AttemptIntent, AttemptOutcome, DeploymentRecord, DeploymentStatus, DeploymentType,
     NewDeployment, TrackError, Tracker,
@@ -169,6 +171,7 @@ impl Host {
         match deployer.wait_for_rollout(&target).await {
             Ok(status) => {
                 let detail = format!("rolled out: {}", status.describe());
+                record_address(&tracker, &deployer, &id, &target).await;
                 tracker.finish_attempt(&id, n, AttemptOutcome::Used, &detail)?;
                 opts.emit(DeployEvent::AttemptDone {
                     n,
@@ -340,6 +343,7 @@ impl Host {
                                 .map_err(|e| e.to_string())?;
                         }
                     }
+                    record_address(tracker, &deployer, &id, &target).await;
                     super::recover::walk_to_active(tracker, &id, at, &why)
                         .map_err(|e| e.to_string())?;
                     report.adopted.push(id.clone());
@@ -402,6 +406,33 @@ impl Host {
                 id: id.to_string(),
                 message: e.to_string(),
             })
+    }
+
+    /// Where Kubernetes deployment `id`'s Service is reached, read from its cluster now
+    /// (`None` without ports). Records the address when it changed, e.g. once the cloud
+    /// assigned a public LoadBalancer its ingress after the rollout.
+    pub async fn service_address(&self, id: &str) -> Result<Option<ServiceAddress>, DeployError> {
+        let tracker = self.tracker();
+        let rec = tracker.get(id)?;
+        let target = self.kubernetes_target(&rec)?;
+        let failed = |message: String| DeployError::Kubernetes {
+            id: id.to_string(),
+            message,
+        };
+        let deployer = self
+            .deployer_of(&rec, &DeployOptions::default())
+            .await
+            .map_err(failed)?;
+        let address = deployer
+            .service_address(&target)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        if let Some(a) = &address
+            && rec.address.as_deref() != Some(a.preferred())
+        {
+            tracker.record_address(id, a.preferred())?;
+        }
+        Ok(address)
     }
 
     fn kubernetes_target(&self, rec: &DeploymentRecord) -> Result<kubernetes::Target, DeployError> {
@@ -538,5 +569,21 @@ impl Host {
         })?;
         tracker.record_event(id, &format!("{what}: {}", status.describe()), &json)?;
         Ok(status)
+    }
+}
+
+/// Records where the deployment's Service is reached. Best effort: the rollout
+/// succeeded whatever this read does, and `bpr status` reads it again.
+async fn record_address(tracker: &Tracker, deployer: &Deployer, id: &str, target: &Target) {
+    match deployer.service_address(target).await {
+        Ok(Some(a)) => {
+            if let Err(e) = tracker.record_address(id, a.preferred()) {
+                tracing::warn!(deployment = id, error = %e, "could not record the service address");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(deployment = id, error = %e, "could not read the service address");
+        }
     }
 }

@@ -21,7 +21,7 @@ use blueprint_remote_providers::tracking::{
 use blueprint_remote_providers::workload::{PortSpec, WorkloadSource, WorkloadSpec};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
@@ -194,6 +194,11 @@ async fn a_kubernetes_deployment_is_tracked_from_planned_to_active_updated_suspe
         (Some("kubernetes"), Some("kmock-a"), Some("standard"))
     );
     assert_eq!(rec.instance_id.as_deref(), Some(target.object().as_str()));
+    assert_eq!(
+        rec.address,
+        Some(format!("{}.{ns}.svc", target.name)),
+        "a ClusterIP service is recorded by its in-cluster DNS name"
+    );
     let history: Vec<DeploymentStatus> = host
         .history(&rec.id)
         .unwrap()
@@ -286,6 +291,61 @@ async fn a_kubernetes_deployment_is_tracked_from_planned_to_active_updated_suspe
     );
     let again = host.terminate(&rec.id).await.expect("idempotent");
     assert_eq!(again.status, DeploymentStatus::Terminated);
+}
+
+#[tokio::test]
+async fn a_public_deployment_is_recorded_at_its_load_balancer_address_once_the_cloud_assigns_one() {
+    let env = TestEnv::new();
+    let host = start(&env).await;
+    let service = unique_service();
+    let ns = format!("bpr-7-{service}");
+    let client = host.cluster("kmock-a").await.unwrap().client().clone();
+    let ctl = controller(client.clone(), ns.clone());
+    let mut req = request(service, "kmock-a", Tier::Basic);
+    req.kubernetes.as_mut().unwrap().public = true;
+
+    let rec = host
+        .deploy_with(req, vec![], &fast())
+        .await
+        .expect("deploys");
+    let target = rec.kubernetes.clone().unwrap();
+    let in_cluster = format!("{}.{ns}.svc", target.name);
+    assert_eq!(rec.address.as_deref(), Some(in_cluster.as_str()));
+    let pending = host
+        .service_address(&rec.id)
+        .await
+        .unwrap()
+        .expect("a Service");
+    assert_eq!(pending.type_, "LoadBalancer");
+    assert!(pending.external_pending(), "{pending:?}");
+    assert_eq!(pending.ports, ["8080/TCP"]);
+
+    // The cloud's load-balancer controller fills in the ingress later.
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    services
+        .patch_status(
+            &target.name,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}}}),
+            ),
+        )
+        .await
+        .expect("kmock stores the Service status");
+    let assigned = host.service_address(&rec.id).await.unwrap().unwrap();
+    assert_eq!(assigned.external.as_deref(), Some("203.0.113.7"));
+    assert_eq!(
+        host.tracker().get(&rec.id).unwrap().address.as_deref(),
+        Some("203.0.113.7"),
+        "the newly assigned address is recorded"
+    );
+
+    host.terminate(&rec.id).await.expect("terminate");
+    ctl.abort();
+    assert!(matches!(
+        host.service_address(&rec.id).await,
+        Err(DeployError::Kubernetes { .. })
+    ));
 }
 
 #[tokio::test]
@@ -582,6 +642,10 @@ async fn bpr_deploy_target_k8s_status_and_terminate_through_the_binary() {
     assert!(out.status.success(), "{stdout}");
     assert!(
         stdout.contains("kubernetes/kmock-b/standard") && stdout.contains("2/2 ready"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("service: ClusterIP ") && stdout.contains(".svc ports 8080/TCP"),
         "{stdout}"
     );
 
