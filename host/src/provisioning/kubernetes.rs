@@ -14,8 +14,8 @@ use crate::kubernetes::{
     self, Cluster, Deployer, RolloutOptions, ServiceAddress, Target, WorkloadStatus,
 };
 use crate::tracking::{
-    AttemptIntent, AttemptOutcome, DeploymentRecord, DeploymentStatus, DeploymentType,
-    NewDeployment, TrackError, Tracker,
+    AttemptIntent, AttemptOutcome, DeploymentRecord, DeploymentStatus, DeploymentType, TrackError,
+    Tracker,
 };
 
 use super::recover::RecoveryReport;
@@ -96,21 +96,7 @@ impl Host {
             .ok_or_else(|| DeployError::Busy(id.clone()))?;
         let mut stored = req.clone();
         stored.deployment_id = Some(id.clone());
-        tracker.create(&NewDeployment {
-            id: id.clone(),
-            blueprint_id: req.blueprint_id.clone(),
-            service_id: req.service_id.clone(),
-            deployment_type: DeploymentType::Kubernetes,
-            labels: req.labels.clone(),
-            ttl_secs: req.ttl_secs,
-            cleanup_webhook: req.cleanup_webhook.clone(),
-            request_json: serde_json::to_string(&stored).unwrap_or_default(),
-        })?;
-        opts.emit(DeployEvent::Status {
-            id: id.clone(),
-            status: DeploymentStatus::Planned,
-            reason: "request recorded".into(),
-        });
+        super::record_planned(&tracker, &id, &stored, opts)?;
         let tier = wanted.tier.as_str();
         self.step(
             &tracker,

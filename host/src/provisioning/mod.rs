@@ -288,6 +288,32 @@ enum CandidateError {
     },
 }
 
+/// Creates deployment `id`'s record (`planned`) from the request it stores, and
+/// reports it: the first durable step of every deploy, VM or Kubernetes.
+pub(super) fn record_planned(
+    tracker: &Tracker,
+    id: &str,
+    stored: &DeployRequest,
+    opts: &DeployOptions,
+) -> Result<DeploymentRecord, DeployError> {
+    let record = tracker.create(&NewDeployment {
+        id: id.to_string(),
+        blueprint_id: stored.blueprint_id.clone(),
+        service_id: stored.service_id.clone(),
+        deployment_type: stored.deployment_type,
+        labels: stored.labels.clone(),
+        ttl_secs: stored.ttl_secs,
+        cleanup_webhook: stored.cleanup_webhook.clone(),
+        request_json: serde_json::to_string(stored).unwrap_or_default(),
+    })?;
+    opts.emit(DeployEvent::Status {
+        id: id.to_string(),
+        status: DeploymentStatus::Planned,
+        reason: "request recorded".into(),
+    });
+    Ok(record)
+}
+
 /// A fresh deployment id.
 pub fn new_deployment_id() -> String {
     format!("dep-{}", uuid::Uuid::new_v4())
@@ -338,21 +364,7 @@ impl Host {
             .try_lock(&id)?
             .ok_or_else(|| DeployError::Busy(id.clone()))?;
         let user_data = req.user_data(&id)?;
-        let record = tracker.create(&NewDeployment {
-            id: id.clone(),
-            blueprint_id: req.blueprint_id.clone(),
-            service_id: req.service_id.clone(),
-            deployment_type: req.deployment_type,
-            labels: req.labels.clone(),
-            ttl_secs: req.ttl_secs,
-            cleanup_webhook: req.cleanup_webhook.clone(),
-            request_json: serde_json::to_string(&req).unwrap_or_default(),
-        })?;
-        opts.emit(DeployEvent::Status {
-            id: id.clone(),
-            status: DeploymentStatus::Planned,
-            reason: "request recorded".into(),
-        });
+        let record = record_planned(&tracker, &id, &req, opts)?;
         let plan = candidates
             .iter()
             .map(Target::label)
