@@ -97,7 +97,13 @@ start() {
   if ! id $USER_NAME >/dev/null 2>&1; then useradd -m -s /bin/bash $USER_NAME; fi
   usermod -p '*' $USER_NAME # a '!'-locked account is refused even with a key
   install -d -m700 -o $USER_NAME -g $USER_NAME $HOME_DIR/.ssh
-  install -m600 -o $USER_NAME -g $USER_NAME "$D/client_ed25519.pub" $HOME_DIR/.ssh/authorized_keys
+  # Append, never replace: several checkouts may run their own stand-in on
+  # other ports with other client keys, all logging in as the same user.
+  touch $HOME_DIR/.ssh/authorized_keys
+  grep -qxF "$(cat "$D/client_ed25519.pub")" $HOME_DIR/.ssh/authorized_keys \
+    || cat "$D/client_ed25519.pub" >> $HOME_DIR/.ssh/authorized_keys
+  chown $USER_NAME:$USER_NAME $HOME_DIR/.ssh/authorized_keys
+  chmod 600 $HOME_DIR/.ssh/authorized_keys
   install_shims
   cat > "$D/sshd_config" <<EOF
 ListenAddress 127.0.0.1
