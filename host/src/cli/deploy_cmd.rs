@@ -228,13 +228,8 @@ fn kubernetes_options(a: &DeployArgs, target: &str) -> anyhow::Result<Kubernetes
             min_gpus: a.gpus.unwrap_or(0.0),
             ..crate::placement::Request::default()
         };
-        k.tier = match crate::placement::kubernetes_tier(&request)
-            .map_err(|e| anyhow::anyhow!("--target k8s:{cluster}: {e}"))?
-        {
-            crate::placement::Tier::Basic => Tier::Basic,
-            crate::placement::Tier::Standard => Tier::Standard,
-            crate::placement::Tier::Premium => Tier::Premium,
-        };
+        k.tier = crate::placement::kubernetes_tier(&request)
+            .map_err(|e| anyhow::anyhow!("--target k8s:{cluster}: {e}"))?;
     }
     if let Some(g) = a.gpus {
         if g < 0.0 || g.fract() != 0.0 {

@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 
 use super::table;
-use crate::config::{Config, ScalingConfig};
+use crate::config::Config;
 use crate::kubernetes::{
     Cluster, ClusterConfig, DeploymentRequest, HealthCheck, ScalingPolicy, ServicePort,
     StorageRequest, Tier, render,
@@ -81,7 +81,7 @@ pub struct RenderArgs {
 /// The request `bpr k8s render` renders, with the operator's scaling bounds.
 pub(crate) fn build_request(
     args: &RenderArgs,
-    scaling: &ScalingConfig,
+    scaling: &ScalingPolicy,
 ) -> anyhow::Result<DeploymentRequest> {
     let tier: Tier = args.tier.parse().context("--tier")?;
     let mut request = DeploymentRequest::new(
@@ -91,12 +91,7 @@ pub(crate) fn build_request(
         args.image.clone(),
         tier,
     );
-    request.scaling = ScalingPolicy {
-        enabled: scaling.enabled,
-        min_replicas: scaling.min_replicas,
-        max_replicas: scaling.max_replicas,
-        target_cpu: scaling.target_cpu,
-    };
+    request.scaling = *scaling;
     for (i, port) in args.ports.iter().enumerate() {
         if *port == 0 {
             bail!("--port #{}: 0 is not a port; give 1-65535", i + 1);

@@ -9,21 +9,10 @@ use clap::{Args, ValueEnum};
 
 use super::table;
 use crate::Host;
-use crate::config::{Config, DeploymentMode};
-use crate::placement::{Geography, Mode, Policy, Ranking, Request, Tier, rank_offers};
+use crate::config::Config;
+use crate::placement::{Geography, Policy, Ranking, Request, Tier, rank_offers};
 use crate::pricing::normalize::canonical_gpu_model;
 use crate::pricing::{CatalogueSource, CatalogueStatus, PriceReport, PricingService};
-
-/// Payment tier names.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum TierArg {
-    /// 1 replica, 100m CPU, 128Mi.
-    Basic,
-    /// 2 replicas, 500m CPU, 512Mi.
-    Standard,
-    /// 3 replicas, 2000m CPU, 4Gi, 1 GPU.
-    Premium,
-}
 
 /// CPU architectures.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -70,9 +59,10 @@ pub struct PlanArgs {
     /// High availability: candidates in two or more failure domains.
     #[arg(long)]
     pub ha: bool,
-    /// Payment tier.
-    #[arg(long, value_enum)]
-    pub tier: Option<TierArg>,
+    /// Payment tier: basic (1 replica, 100m CPU, 128Mi), standard (2 replicas,
+    /// 500m CPU, 512Mi) or premium (3 replicas, 2000m CPU, 4Gi, 1 GPU).
+    #[arg(long)]
+    pub tier: Option<Tier>,
     /// Only these providers (repeatable).
     #[arg(long)]
     pub provider: Vec<String>,
@@ -136,29 +126,11 @@ pub fn request_and_policy(args: &PlanArgs, config: &Config) -> anyhow::Result<(R
         regions,
         geography,
         high_availability: args.ha,
-        tier: args.tier.map(|t| match t {
-            TierArg::Basic => Tier::Basic,
-            TierArg::Standard => Tier::Standard,
-            TierArg::Premium => Tier::Premium,
-        }),
+        tier: args.tier,
         allow_spot: args.spot,
         ..Request::default()
     };
-    let d = &config.operator.deployment;
-    let policy = Policy {
-        mode: match d.mode {
-            DeploymentMode::Preferred => Mode::Preferred,
-            _ => Mode::AutoCheapest,
-        },
-        preferred_providers: d.preferred_providers.clone(),
-        excluded_providers: d.excluded_providers.clone(),
-        max_cost_per_hour: d.max_cost_per_hour,
-        allow_spot_instances: d.allow_spot_instances,
-        default_regions: d.default_regions.clone(),
-        allow_fractional_gpus: d.allow_fractional_gpus,
-        allow_promotional: d.allow_promotional,
-        ..Policy::default()
-    };
+    let policy = config.operator.deployment.policy.clone();
     Ok((request, policy))
 }
 
@@ -248,14 +220,6 @@ fn cluster_targets(config: &Config, request: &crate::placement::Request) -> Vec<
         .collect()
 }
 
-fn tier_name(t: crate::placement::Tier) -> &'static str {
-    match t {
-        crate::placement::Tier::Basic => "basic",
-        crate::placement::Tier::Standard => "standard",
-        crate::placement::Tier::Premium => "premium",
-    }
-}
-
 fn print_clusters(clusters: &[ClusterTarget]) {
     if clusters.is_empty() {
         return;
@@ -270,9 +234,9 @@ fn print_clusters(clusters: &[ClusterTarget]) {
                 println!(
                     "  {:<20} tier {} fits ({cpu} vCPU, {mem} GiB, {gpus} GPU per replica): bpr deploy --target {} --tier {}",
                     c.target,
-                    tier_name(*t),
+                    t.as_str(),
                     c.target,
-                    tier_name(*t)
+                    t.as_str()
                 );
             }
             Err(e) => println!("  {:<20} no tier fits: {e}", c.target),
@@ -399,7 +363,7 @@ fn print_json(
         "candidates": ranking.candidates.iter().take(args.limit).collect::<Vec<_>>(),
         "dropped": report.normalize.dropped.len(),
         "kubernetes": clusters.iter().map(|c| match &c.tier {
-            Ok(t) => serde_json::json!({ "target": c.target, "tier": tier_name(*t) }),
+            Ok(t) => serde_json::json!({ "target": c.target, "tier": t.as_str() }),
             Err(e) => serde_json::json!({ "target": c.target, "error": e.0 }),
         }).collect::<Vec<_>>(),
     });

@@ -713,8 +713,8 @@ fn pod_template(
     let target = request.target();
     let tier = request.tier.profile();
     let mut requests = BTreeMap::from([
-        ("cpu".to_owned(), q(tier.cpu)),
-        ("memory".to_owned(), q(tier.memory)),
+        ("cpu".to_owned(), q(tier.cpu_quantity())),
+        ("memory".to_owned(), q(tier.memory_quantity())),
     ]);
     let mut limits = requests.clone();
     if gpus > 0 {

@@ -4,108 +4,10 @@
 //! and store them without depending on `k8s-openapi`.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{Error, Result};
-
-/// A payment tier (seed table in `design/architecture.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    /// 1 replica, 100m CPU, 128Mi, no autoscaling. The default.
-    #[default]
-    Basic,
-    /// 2 replicas, 500m CPU, 512Mi, autoscaling up to 5.
-    Standard,
-    /// 3 replicas, 2000m CPU, 4Gi, autoscaling up to 20, 1 GPU.
-    Premium,
-}
-
-/// The resources and scaling a tier buys, per replica.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TierProfile {
-    /// Replicas when not autoscaled, and the autoscaler's minimum.
-    pub replicas: u32,
-    /// CPU request and limit (Kubernetes quantity).
-    pub cpu: &'static str,
-    /// Memory request and limit (Kubernetes quantity).
-    pub memory: &'static str,
-    /// Whether a HorizontalPodAutoscaler is created.
-    pub autoscale: bool,
-    /// The autoscaler's maximum.
-    pub max_replicas: u32,
-    /// `nvidia.com/gpu` per replica.
-    pub gpus: u32,
-}
-
-impl Tier {
-    /// All tiers, cheapest first.
-    pub const ALL: [Tier; 3] = [Tier::Basic, Tier::Standard, Tier::Premium];
-
-    /// The seed table row of this tier.
-    pub fn profile(self) -> TierProfile {
-        match self {
-            Tier::Basic => TierProfile {
-                replicas: 1,
-                cpu: "100m",
-                memory: "128Mi",
-                autoscale: false,
-                max_replicas: 1,
-                gpus: 0,
-            },
-            Tier::Standard => TierProfile {
-                replicas: 2,
-                cpu: "500m",
-                memory: "512Mi",
-                autoscale: true,
-                max_replicas: 5,
-                gpus: 0,
-            },
-            Tier::Premium => TierProfile {
-                replicas: 3,
-                cpu: "2000m",
-                memory: "4Gi",
-                autoscale: true,
-                max_replicas: 20,
-                gpus: 1,
-            },
-        }
-    }
-
-    /// The lower-case name used in config and on the CLI.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Basic => "basic",
-            Tier::Standard => "standard",
-            Tier::Premium => "premium",
-        }
-    }
-}
-
-impl fmt::Display for Tier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Tier {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "basic" => Ok(Tier::Basic),
-            "standard" => Ok(Tier::Standard),
-            "premium" => Ok(Tier::Premium),
-            other => Err(Error::invalid(
-                "tier",
-                format!("is `{other}`; expected basic, standard or premium"),
-            )),
-        }
-    }
-}
+pub use crate::placement::{Tier, TierProfile};
 
 /// The operator's `[operator.scaling]` bounds, applied on top of the tier.
 ///

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ScalingConfig;
 use crate::kubernetes::{self, ScalingPolicy, ServicePort, StorageRequest, Tier};
 use crate::runtime::bindings::wit::{PortRule, Protocol};
 use crate::tracking::DeploymentType;
@@ -363,7 +362,7 @@ impl DeployRequest {
     pub fn kubernetes_request(
         &self,
         id: &str,
-        scaling: &ScalingConfig,
+        scaling: &ScalingPolicy,
     ) -> Result<kubernetes::DeploymentRequest, RequestError> {
         let Some(k) = &self.kubernetes else {
             return Err(bad(
@@ -431,12 +430,7 @@ impl DeployRequest {
             port: h.port,
             path: Some(h.path().to_string()),
         });
-        r.scaling = ScalingPolicy {
-            enabled: scaling.enabled,
-            min_replicas: scaling.min_replicas,
-            max_replicas: scaling.max_replicas,
-            target_cpu: scaling.target_cpu,
-        };
+        r.scaling = *scaling;
         r.storage = k.storage.clone();
         r.gpus = k.gpus;
         r.public = k.public;
