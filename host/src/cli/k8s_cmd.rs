@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use super::table;
 use crate::config::Config;
 use crate::kubernetes::{
-    Cluster, ClusterConfig, DeploymentRequest, HealthCheck, ScalingPolicy, ServicePort,
+    Cluster, ClusterConfig, DeploymentRequest, HealthProbe, ScalingPolicy, ServicePort,
     StorageRequest, Tier, render,
 };
 
@@ -102,7 +102,7 @@ pub(crate) fn build_request(
         // Empty name: the renderer names it `p<port>`.
         request.ports.push(ServicePort::tcp("", *port));
     }
-    request.health = args.health_port.map(|port| HealthCheck {
+    request.health = args.health_port.map(|port| HealthProbe {
         port,
         path: args.health_path.clone(),
     });

@@ -6,7 +6,7 @@
 //!   NetworkPolicy, Service, Deployment or StatefulSet, PodDisruptionBudget and
 //!   HorizontalPodAutoscaler, all labelled with the deployment, blueprint and service ids.
 //! - [`Deployer`] applies them with one field manager ([`MANAGER`]) and operates on a
-//!   deployed [`Target`] (what the tracker stores).
+//!   deployed [`WorkloadRef`] (what the tracker stores).
 //! - [`Clusters`] connects the clusters of `[operator.kubernetes]`.
 //! - [`managed`] builds clients for clusters a provider created (endpoint + CA from the
 //!   provider, credentials minted or fetched by the host).
@@ -46,8 +46,8 @@ pub use render::{
     CONTAINER_NAME, DATA_VOLUME, Manifest, Manifests, Replicas, labels, render, replicas,
 };
 pub use spec::{
-    DeploymentRequest, HealthCheck, Protocol, ScalingPolicy, ServicePort, StorageRequest, Target,
-    Tier, TierProfile, WorkloadKind,
+    DeploymentRequest, HealthProbe, Protocol, ScalingPolicy, ServicePort, StorageRequest, Tier,
+    TierProfile, WorkloadKind, WorkloadRef,
 };
 
 /// The one server-side apply field manager, and the `managed-by` label value.

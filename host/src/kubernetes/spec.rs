@@ -85,9 +85,10 @@ impl ServicePort {
     }
 }
 
-/// Health endpoint: readiness and liveness probes are created when it is set.
+/// The health endpoint as the cluster probes it: readiness and liveness probes are
+/// created when it is set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HealthCheck {
+pub struct HealthProbe {
     /// Port to probe.
     pub port: u16,
     /// HTTP path to GET (e.g. `/health`); `None` probes a TCP connection instead.
@@ -127,7 +128,7 @@ pub struct DeploymentRequest {
     /// Ports; empty means no Service and an ingress-closed NetworkPolicy.
     pub ports: Vec<ServicePort>,
     /// Health endpoint for probes; `None` means no probes.
-    pub health: Option<HealthCheck>,
+    pub health: Option<HealthProbe>,
     /// Payment tier.
     pub tier: Tier,
     /// Operator scaling bounds. Default [`ScalingPolicy::default`].
@@ -189,9 +190,9 @@ impl DeploymentRequest {
     }
 
     /// Where this deployment lives: what the tracker records to find it again.
-    pub fn target(&self) -> Target {
+    pub fn target(&self) -> WorkloadRef {
         let owns_namespace = self.namespace.is_none();
-        Target {
+        WorkloadRef {
             namespace: self
                 .namespace
                 .clone()
@@ -228,9 +229,9 @@ impl WorkloadKind {
 }
 
 /// Where a deployment's objects are, inside one cluster; the tracker stores it next to
-/// the cluster name. Every object of the deployment is named [`Target::name`].
+/// the cluster name. Every object of the deployment is named [`WorkloadRef::name`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Target {
+pub struct WorkloadRef {
     /// Namespace of every namespaced object.
     pub namespace: String,
     /// Name of every object (workload, Service, ServiceAccount, ...).
@@ -243,7 +244,7 @@ pub struct Target {
     pub deployment_id: String,
 }
 
-impl Target {
+impl WorkloadRef {
     /// `namespace/name`, for messages.
     pub fn object(&self) -> String {
         format!("{}/{}", self.namespace, self.name)

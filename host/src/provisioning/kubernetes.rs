@@ -11,7 +11,7 @@
 
 use crate::Host;
 use crate::kubernetes::{
-    self, Cluster, Deployer, RolloutOptions, ServiceAddress, Target, WorkloadStatus,
+    self, Cluster, Deployer, RolloutOptions, ServiceAddress, WorkloadRef, WorkloadStatus,
 };
 use crate::tracking::{
     AttemptIntent, AttemptOutcome, DeploymentRecord, DeploymentStatus, DeploymentType, TrackError,
@@ -421,7 +421,10 @@ impl Host {
         Ok(address)
     }
 
-    fn kubernetes_target(&self, rec: &DeploymentRecord) -> Result<kubernetes::Target, DeployError> {
+    fn kubernetes_target(
+        &self,
+        rec: &DeploymentRecord,
+    ) -> Result<kubernetes::WorkloadRef, DeployError> {
         if rec.deployment_type != DeploymentType::Kubernetes {
             return Err(DeployError::NotKubernetes(rec.id.clone()));
         }
@@ -560,7 +563,7 @@ impl Host {
 
 /// Records where the deployment's Service is reached. Best effort: the rollout
 /// succeeded whatever this read does, and `bpr status` reads it again.
-async fn record_address(tracker: &Tracker, deployer: &Deployer, id: &str, target: &Target) {
+async fn record_address(tracker: &Tracker, deployer: &Deployer, id: &str, target: &WorkloadRef) {
     match deployer.service_address(target).await {
         Ok(Some(a)) => {
             if let Err(e) = tracker.record_address(id, a.preferred()) {

@@ -426,7 +426,7 @@ impl DeployRequest {
                 r.ports.push(ServicePort::tcp("", p.container_port));
             }
         }
-        r.health = self.health.as_ref().map(|h| kubernetes::HealthCheck {
+        r.health = self.health.as_ref().map(|h| kubernetes::HealthProbe {
             port: h.port,
             path: Some(h.path().to_string()),
         });

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::{Database, DbError};
 use crate::runtime::bindings::wit::ResourceRef;
 
-pub use crate::kubernetes::Target as KubernetesTarget;
+pub use crate::kubernetes::WorkloadRef as KubernetesTarget;
 pub use status::{DeploymentStatus, DeploymentType, UnknownStatus};
 
 /// A tracker operation failed.
