@@ -22,6 +22,7 @@
 pub mod capabilities;
 #[doc(hidden)]
 pub mod cli;
+mod clock;
 pub mod config;
 pub mod db;
 mod host;

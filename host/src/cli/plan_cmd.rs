@@ -3,7 +3,6 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
 
@@ -78,13 +77,6 @@ pub struct PlanArgs {
     /// Explain every excluded offer family.
     #[arg(long)]
     pub explain: bool,
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn age(secs: u64) -> String {
@@ -165,7 +157,7 @@ pub async fn run(args: PlanArgs, mut config: Config) -> anyhow::Result<ExitCode>
         );
     }
     let started = std::time::Instant::now();
-    let t = now();
+    let t = crate::clock::unix_now_u64();
     let progress = |s: &CatalogueStatus| {
         if interactive {
             eprintln!(

@@ -19,7 +19,7 @@
 //! Building a client does no network I/O, except minting an OAuth token (the token
 //! endpoint; cached).
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -29,6 +29,7 @@ use tokio::sync::Mutex;
 use super::cluster::Cluster;
 pub use super::error::ManagedError;
 use crate::capabilities::credentials::{AwsCredentialSource, eks_token};
+use crate::clock::unix_now_u64;
 use crate::wit::{self, ClusterAuth, ClusterCredentials};
 
 /// Age at which a client holding a host-minted token is rebuilt (EKS tokens live 15
@@ -56,13 +57,6 @@ fn auth_name(auth: &ClusterAuth) -> String {
         ClusterAuth::ProviderOauth(scope) => format!("provider-oauth({scope})"),
         ClusterAuth::Fetched => "fetched".to_owned(),
     }
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn endpoint_of(cluster: &wit::Cluster) -> Result<&str, ManagedError> {
@@ -220,7 +214,7 @@ pub async fn client_config(
             match fetched {
                 ClusterCredentials::BearerToken(bearer) => {
                     if let Some(expires_at) = bearer.expires_at
-                        && expires_at <= now_secs() + EXPIRY_MARGIN_SECS
+                        && expires_at <= unix_now_u64() + EXPIRY_MARGIN_SECS
                     {
                         return Err(ManagedError::CredentialsExpired {
                             cluster: name,
@@ -350,7 +344,7 @@ impl ManagedCluster {
                 && let Some(ClusterCredentials::BearerToken(b)) =
                     &self.credentials.lock().await.fetched
                 && let Some(expires_at) = b.expires_at
-                && expires_at <= now_secs() + EXPIRY_MARGIN_SECS
+                && expires_at <= unix_now_u64() + EXPIRY_MARGIN_SECS
             {
                 return Err(ManagedError::CredentialsExpired {
                     cluster: self.cluster.name.clone(),

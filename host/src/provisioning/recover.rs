@@ -8,8 +8,9 @@ use serde::Serialize;
 
 use super::{DeployError, DeployOptions, address_of, instance_ref, resources_of};
 use crate::Host;
+use crate::clock::unix_now as now;
 use crate::runtime::bindings::wit::{Instance, InstanceState};
-use crate::tracking::{AttemptOutcome, DeploymentRecord, DeploymentStatus, Tracker, now};
+use crate::tracking::{AttemptOutcome, DeploymentRecord, DeploymentStatus, Tracker};
 
 /// What [`Host::recover`] did.
 #[derive(Debug, Clone, Default, Serialize)]
