@@ -9,15 +9,15 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::table;
-use crate::Host;
-use crate::config::Config;
-use crate::kubernetes::{StorageRequest, Tier, WorkloadStatus};
-use crate::provisioning::{
+use blueprint_remote_providers::Host;
+use blueprint_remote_providers::config::Config;
+use blueprint_remote_providers::kubernetes::{StorageRequest, Tier, WorkloadStatus};
+use blueprint_remote_providers::provisioning::{
     DeployEvent, DeployOptions, DeployRequest, HealthCheck, KubernetesChange, KubernetesOptions,
     RequestFile, SupervisorOptions, Target,
 };
-use crate::tracking::{DeploymentRecord, DeploymentStatus, DeploymentType};
-use crate::workload::{PortSpec, WorkloadSource, WorkloadSpec};
+use blueprint_remote_providers::tracking::{DeploymentRecord, DeploymentStatus, DeploymentType};
+use blueprint_remote_providers::workload::{PortSpec, WorkloadSource, WorkloadSpec};
 
 /// Deployment commands.
 #[derive(Debug, Subcommand)]
@@ -222,13 +222,13 @@ fn kubernetes_options(a: &DeployArgs, target: &str) -> anyhow::Result<Kubernetes
         k.tier = t.parse().map_err(|e| anyhow::anyhow!("--tier: {e}"))?;
     } else if a.cpu.is_some() || a.memory.is_some() || a.gpus.is_some() {
         // Placement picks the cheapest tier whose replicas get what was asked.
-        let request = crate::placement::Request {
+        let request = blueprint_remote_providers::placement::Request {
             min_vcpus: a.cpu.unwrap_or(0.0),
             min_memory_gib: a.memory.unwrap_or(0.0),
             min_gpus: a.gpus.unwrap_or(0.0),
-            ..crate::placement::Request::default()
+            ..blueprint_remote_providers::placement::Request::default()
         };
-        k.tier = crate::placement::kubernetes_tier(&request)
+        k.tier = blueprint_remote_providers::placement::kubernetes_tier(&request)
             .map_err(|e| anyhow::anyhow!("--target k8s:{cluster}: {e}"))?;
     }
     if let Some(g) = a.gpus {
@@ -418,9 +418,10 @@ async fn ranked_candidates(a: &DeployArgs, host: &Host) -> anyhow::Result<Vec<Ta
     };
     let (request, mut policy) = request_and_policy(&plan, host.config())?;
     policy.max_candidates = a.failover.max(1);
-    let pricing = crate::pricing::PricingService::new(host.clone())?;
+    let pricing = host.pricing().clone();
     let report = pricing.gather(false, &|_| {}).await;
-    let ranking = crate::placement::rank_offers(report.offers, &request, &policy)?;
+    let ranking =
+        blueprint_remote_providers::placement::rank_offers(report.offers, &request, &policy)?;
     if ranking.candidates.is_empty() {
         anyhow::bail!("no offer meets the requirements; see `bpr plan ... --explain`");
     }

@@ -8,8 +8,8 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 
 use super::table;
-use crate::config::Config;
-use crate::kubernetes::{
+use blueprint_remote_providers::config::Config;
+use blueprint_remote_providers::kubernetes::{
     Cluster, ClusterConfig, DeploymentRequest, HealthProbe, ScalingPolicy, ServicePort,
     StorageRequest, Tier, render,
 };
@@ -194,7 +194,7 @@ pub async fn run(cmd: K8sCommand, config: Config) -> anyhow::Result<ExitCode> {
                 // Managed clusters are looked up through the provider that made them.
                 let mut config = config;
                 config.host.watch = false;
-                let host = crate::Host::start(config).await?;
+                let host = blueprint_remote_providers::Host::start(config).await?;
                 for m in &k8s.managed {
                     let result = match host.cluster(&m.name).await {
                         Ok(cluster) => version_of(&m.name, &cluster).await,

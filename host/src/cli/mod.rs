@@ -4,6 +4,8 @@
 mod deploy_cmd;
 mod hosts_cmd;
 pub(crate) mod k8s_cmd;
+#[cfg(test)]
+mod k8s_cmd_tests;
 pub(crate) mod plan_cmd;
 mod providers_cmd;
 mod table;
@@ -81,8 +83,8 @@ pub fn main() -> ExitCode {
 
 fn blueprint_remote_providers_config(
     path: Option<&std::path::Path>,
-) -> anyhow::Result<crate::Config> {
-    Ok(crate::Config::load(path)?)
+) -> anyhow::Result<blueprint_remote_providers::Config> {
+    Ok(blueprint_remote_providers::Config::load(path)?)
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the default (warnings, and only

@@ -7,11 +7,13 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 
 use super::table;
-use crate::Host;
-use crate::config::Config;
-use crate::placement::{Geography, Policy, Ranking, Request, Tier, rank_offers};
-use crate::pricing::normalize::canonical_gpu_model;
-use crate::pricing::{CatalogueSource, CatalogueStatus, PriceReport, PricingService};
+use blueprint_remote_providers::Host;
+use blueprint_remote_providers::config::Config;
+use blueprint_remote_providers::placement::{
+    Geography, Policy, Ranking, Request, Tier, rank_offers,
+};
+use blueprint_remote_providers::pricing::normalize::canonical_gpu_model;
+use blueprint_remote_providers::pricing::{CatalogueSource, CatalogueStatus, PriceReport};
 
 /// CPU architectures.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -112,8 +114,8 @@ pub fn request_and_policy(args: &PlanArgs, config: &Config) -> anyhow::Result<(R
         gpu_model,
         confidential: args.confidential,
         arch: args.arch.map(|a| match a {
-            ArchArg::X86_64 => crate::placement::Arch::X86_64,
-            ArchArg::Arm64 => crate::placement::Arch::Arm64,
+            ArchArg::X86_64 => blueprint_remote_providers::placement::Arch::X86_64,
+            ArchArg::Arm64 => blueprint_remote_providers::placement::Arch::Arm64,
         }),
         regions,
         geography,
@@ -148,7 +150,7 @@ pub async fn run(args: PlanArgs, mut config: Config) -> anyhow::Result<ExitCode>
     config.host.watch = false;
     let (request, policy) = request_and_policy(&args, &config)?;
     let host = Host::start(config).await?;
-    let pricing = PricingService::new(host.clone())?;
+    let pricing = host.pricing().clone();
     let interactive = std::io::stderr().is_terminal() && !args.json;
     if interactive {
         eprintln!(
@@ -157,7 +159,7 @@ pub async fn run(args: PlanArgs, mut config: Config) -> anyhow::Result<ExitCode>
         );
     }
     let started = std::time::Instant::now();
-    let t = crate::clock::unix_now_u64();
+    let t = blueprint_remote_providers::clock::unix_now_u64();
     let progress = |s: &CatalogueStatus| {
         if interactive {
             eprintln!(
@@ -194,13 +196,19 @@ pub async fn run(args: PlanArgs, mut config: Config) -> anyhow::Result<ExitCode>
 /// A Kubernetes cluster of the operator's config and the tier a request needs on it.
 struct ClusterTarget {
     target: String,
-    tier: Result<crate::placement::Tier, crate::placement::NoTierFits>,
+    tier: Result<
+        blueprint_remote_providers::placement::Tier,
+        blueprint_remote_providers::placement::NoTierFits,
+    >,
 }
 
 /// Every configured cluster (kubeconfig and managed) as a target for `request`.
-fn cluster_targets(config: &Config, request: &crate::placement::Request) -> Vec<ClusterTarget> {
+fn cluster_targets(
+    config: &Config,
+    request: &blueprint_remote_providers::placement::Request,
+) -> Vec<ClusterTarget> {
     let k8s = &config.operator.kubernetes;
-    let tier = crate::placement::kubernetes_tier(request);
+    let tier = blueprint_remote_providers::placement::kubernetes_tier(request);
     k8s.clusters
         .iter()
         .map(|c| c.name.clone())
@@ -222,7 +230,7 @@ fn print_clusters(clusters: &[ClusterTarget]) {
     for c in clusters {
         match &c.tier {
             Ok(t) => {
-                let (cpu, mem, gpus) = crate::placement::tier_resources(*t);
+                let (cpu, mem, gpus) = blueprint_remote_providers::placement::tier_resources(*t);
                 println!(
                     "  {:<20} tier {} fits ({cpu} vCPU, {mem} GiB, {gpus} GPU per replica): bpr deploy --target {} --tier {}",
                     c.target,
@@ -270,8 +278,8 @@ fn print_text(args: &PlanArgs, report: &PriceReport, ranking: &Ranking, now: u64
                     .unwrap_or_else(|| o.region.clone()),
                 o.instance_type.clone(),
                 match o.arch {
-                    crate::placement::Arch::X86_64 => "x86_64".into(),
-                    crate::placement::Arch::Arm64 => "arm64".into(),
+                    blueprint_remote_providers::placement::Arch::X86_64 => "x86_64".into(),
+                    blueprint_remote_providers::placement::Arch::Arm64 => "arm64".into(),
                 },
                 format!("{}", o.vcpus),
                 format!("{:.1}", o.memory_gib),

@@ -27,11 +27,11 @@ fn bad(field: impl Into<String>, message: impl Into<String>) -> RequestError {
     }
 }
 
-/// One place to try, in ranked order. The lead's placement converts its
-/// `placement::rank::Candidate` into this.
+/// Where to create an instance: one candidate of a deployment, tried in ranked
+/// order (placement's [`crate::placement::Candidate`] converts into this).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Target {
+pub struct InstanceTarget {
     /// Provider name (the `.wasm` file stem).
     pub provider: String,
     /// Region code.
@@ -49,7 +49,7 @@ pub struct Target {
     pub hourly_usd: Option<f64>,
 }
 
-impl Target {
+impl InstanceTarget {
     /// `provider/region/type` (`+spot`).
     pub fn label(&self) -> String {
         format!(
@@ -508,7 +508,7 @@ pub struct RequestFile {
     pub request: DeployRequest,
     /// Candidates in ranked order (until `bpr plan` supplies them).
     #[serde(default)]
-    pub candidates: Vec<Target>,
+    pub candidates: Vec<InstanceTarget>,
 }
 
 impl RequestFile {

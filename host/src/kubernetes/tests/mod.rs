@@ -3,7 +3,6 @@
 //! one flow against a real cluster (ignored unless asked for).
 
 mod cluster_tests;
-mod k8s_cmd_tests;
 mod kmock_tests;
 mod managed_tests;
 mod mock_tests;
