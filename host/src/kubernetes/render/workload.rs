@@ -31,7 +31,7 @@ pub(super) fn workload_object(
     label_selector: &LabelSelector,
     gpus: u32,
 ) -> Manifest {
-    let pod = pod_template(request, &labels, gpus);
+    let pod = pod_template(request, labels, gpus);
     let initial = if request.suspended {
         0
     } else {
