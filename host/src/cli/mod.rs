@@ -8,6 +8,7 @@ pub(crate) mod k8s_cmd;
 mod k8s_cmd_tests;
 pub(crate) mod plan_cmd;
 mod providers_cmd;
+mod service_cmd;
 mod table;
 
 use std::path::PathBuf;
@@ -46,6 +47,10 @@ pub enum Command {
     /// Deployments: deploy, status, terminate, update, suspend, resume, cleanup, history.
     #[command(flatten)]
     Deployments(deploy::DeployCommand),
+    /// Blueprint Manager's service events through the embedding API: initiated,
+    /// terminated, renew, reconcile.
+    #[command(subcommand)]
+    Service(service_cmd::ServiceCommand),
 }
 
 /// Entry point of the binary.
@@ -70,6 +75,7 @@ pub fn main() -> ExitCode {
             Command::Hosts(cmd) => hosts_cmd::run(cmd, config).await,
             Command::K8s(cmd) => k8s_cmd::run(cmd, config).await,
             Command::Deployments(cmd) => deploy::run(cmd, config).await,
+            Command::Service(cmd) => service_cmd::run(cmd, config).await,
         }
     });
     match result {

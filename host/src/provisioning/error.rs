@@ -66,6 +66,9 @@ pub enum StepError {
     /// The tracker failed.
     #[error(transparent)]
     Track(#[from] TrackError),
+    /// The operation needs a deployment in another state.
+    #[error("{0}")]
+    WrongState(String),
     /// A Kubernetes record names no cluster (written by hand, or corrupt).
     #[error("deployment {0} names no cluster")]
     NoCluster(String),
@@ -209,14 +212,6 @@ pub enum DeployError {
         /// Why.
         #[source]
         source: StepError,
-    },
-    /// A Kubernetes operation asked of a deployment in the wrong state.
-    #[error("deployment {id}: {message}")]
-    WrongState {
-        /// Deployment id.
-        id: String,
-        /// What state it is in and what the operation needs.
-        message: String,
     },
     /// A Kubernetes-only operation was asked of another kind of deployment.
     #[error(

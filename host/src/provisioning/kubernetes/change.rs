@@ -143,12 +143,12 @@ impl Orchestrator {
         let rec = tracker.get(id)?;
         self.kubernetes_target(&rec)?;
         if rec.status != DeploymentStatus::Active {
-            return Err(DeployError::WrongState {
+            return Err(DeployError::Kubernetes {
                 id: id.to_string(),
-                message: format!(
+                source: StepError::WrongState(format!(
                     "only an active deployment can be changed; it is {}",
                     rec.status
-                ),
+                )),
             });
         }
         let mut req = stored_request(&rec)?;
