@@ -63,7 +63,17 @@ fn config(moto: &str, state: &std::path::Path) -> Result<Config, Box<dyn std::er
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("manager loop: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let moto = std::env::var("BPR_TEST_MOTO_URL")
         .map_err(|_| "set BPR_TEST_MOTO_URL to a running moto (scripts/standins/moto.sh start)")?;
     let state = tempfile::tempdir()?;

@@ -52,7 +52,7 @@ use tokio::sync::broadcast;
 pub use types::{BadServiceKey, DeployArtifact, QosParameters, ResourceSpec, ServiceKey};
 
 use crate::Host;
-use crate::placement::Request;
+use crate::placement::{Arch, Request};
 use crate::provisioning::{
     DeployError, DeployOptions, DeployRequest, DeploymentEvent, HealthCheck,
 };
@@ -73,6 +73,10 @@ pub struct EmbeddingOptions {
     pub health: Option<HealthCheck>,
     /// Ranked candidates tried before a deployment fails. Default: 5.
     pub failover: usize,
+    /// CPU architecture the artifacts are built for (a release binary is built
+    /// for one, and so is an image that is not multi-arch); `None` = any.
+    /// Default: x86_64.
+    pub arch: Option<Arch>,
     /// Timing of provider calls, waits and retries. Default:
     /// [`DeployOptions::default`].
     pub deploy: DeployOptions,
@@ -85,6 +89,7 @@ impl Default for EmbeddingOptions {
             ports: Vec::new(),
             health: None,
             failover: crate::provisioning::DEFAULT_FAILOVER,
+            arch: Some(Arch::X86_64),
             deploy: DeployOptions::default(),
         }
     }
@@ -327,6 +332,7 @@ impl RemoteDeployments {
             min_storage_gib: spec.storage_gb,
             min_gpus: spec.gpu_count.unwrap_or(0) as f32,
             allow_spot: spec.allow_spot,
+            arch: self.options.arch,
             ..Request::default()
         });
         req.failover = Some(self.options.failover.max(1));

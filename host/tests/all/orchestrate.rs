@@ -491,6 +491,39 @@ async fn a_ranked_deploy_lands_on_the_operators_machine_runs_healthy_and_termina
     };
     assert_eq!(running, "ssh/lab/rack1");
 
+    // The workload dies (its supervisor first, so nothing restarts it): the
+    // supervisor's health pass publishes it as unhealthy, once.
+    for needle in [format!("{}/supervise.sh", rec.id), format!("{port} ranked")] {
+        Command::new("pkill")
+            .args(["-u", "deploy", "-f", &needle])
+            .status()
+            .unwrap();
+    }
+    let mut unhealthy = std::collections::BTreeSet::new();
+    host.orchestrator().check_health(&mut unhealthy).await;
+    assert!(
+        unhealthy.contains(&rec.id),
+        "the dead workload is unhealthy"
+    );
+    let reason = loop {
+        let e = tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .expect("an event")
+            .expect("the bus is open");
+        if let blueprint_remote_providers::EventKind::Unhealthy { reason } = e.kind {
+            break reason;
+        }
+    };
+    assert!(
+        reason.contains(&rec.id) || reason.contains("Failed"),
+        "{reason}"
+    );
+    host.orchestrator().check_health(&mut unhealthy).await;
+    assert!(
+        events.try_recv().is_err(),
+        "a failing streak is published once"
+    );
+
     let done = host.terminate(&rec.id).await.expect("terminates");
     assert_eq!(done.status, DeploymentStatus::Terminated);
     assert_eq!(remote_procs(&format!("{port} ranked")), 0, "nothing runs");
@@ -627,5 +660,60 @@ async fn an_unreachable_ssh_host_fails_over_to_the_next_candidate_on_moto() {
     assert_eq!(attempts[1].outcome, AttemptOutcome::Used);
     let done = host.terminate(&rec.id).await.expect("terminates");
     assert_eq!(done.status, DeploymentStatus::Terminated);
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_endpoint_that_does_not_resolve_is_one_sentence_and_fails_over_without_retries()
+{
+    let env = TestEnv::new();
+    env.add("aws");
+    // A name under `.invalid` never resolves (RFC 2606).
+    let endpoint = "http://bpr-test-endpoint.invalid:5000";
+    let rest = format!(
+        "[providers.aws]\nallow = [{endpoint:?}]\n[providers.aws.settings]\nregions = \"us-east-1\"\nendpoint = {endpoint:?}\n\
+         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {:?}\n",
+        aws_creds(&env)
+    );
+    let host = start_async(&env, &rest).await;
+    let mut req = DeployRequest::new("7", "4244");
+    req.candidates = ["t3.micro", "t3.small"]
+        .into_iter()
+        .map(|t| blueprint_remote_providers::InstanceTarget {
+            provider: "aws".into(),
+            region: "us-east-1".into(),
+            zone: None,
+            instance_type: t.into(),
+            spot: false,
+            hourly_usd: None,
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let err = host
+        .orchestrator()
+        .deploy_with(req, vec![], &fast())
+        .await
+        .expect_err("nothing resolves");
+    let text = err.to_string();
+    assert!(
+        matches!(err, DeployError::Exhausted { .. }),
+        "a name that does not resolve fails over: {err:?}"
+    );
+    assert!(text.contains("does not resolve"), "{text}");
+    for debug in ["DnsError", "ErrorCode", "Payload", "Transient", "temporary"] {
+        assert!(
+            !text.contains(debug),
+            "no Debug text, not transient: {text}"
+        );
+    }
+    assert_eq!(
+        text.matches("does not resolve").count(),
+        1,
+        "both candidates failed alike, said once: {text}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "not retried as a transient failure"
+    );
     host.shutdown().await;
 }
