@@ -91,7 +91,7 @@ impl StepError {
     /// The step error inside a failed termination (cleanup after a failure).
     pub(super) fn from_cleanup(e: DeployError) -> Self {
         match e {
-            DeployError::TerminateFailed { source, .. } => source,
+            DeployError::TerminateFailed { source, .. } => *source,
             DeployError::Track(t) => Self::Track(t),
             other => Self::Cleanup(Box::new(other)),
         }
@@ -168,7 +168,7 @@ pub enum DeployError {
         candidate: String,
         /// Why.
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
     /// Every candidate failed over.
     #[error("deployment {id}: no candidate could serve it: {}", summary(failures))]
@@ -186,7 +186,7 @@ pub enum DeployError {
         id: String,
         /// Why.
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
     /// Something created could not be deleted (yet). The record is `failed`
     /// and still holds the instance; `bpr cleanup` (or the supervisor) retries.
@@ -202,7 +202,7 @@ pub enum DeployError {
         instance: String,
         /// Why deletion failed.
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
     /// A Kubernetes operation (update, suspend, resume, status) failed.
     #[error("deployment {id}: {source}")]
@@ -211,7 +211,7 @@ pub enum DeployError {
         id: String,
         /// Why.
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
     /// A Kubernetes-only operation was asked of another kind of deployment.
     #[error(
@@ -227,6 +227,6 @@ pub enum DeployError {
         id: String,
         /// Why.
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
 }
