@@ -123,19 +123,26 @@ impl fmt::Display for CandidateFailure {
 
 /// The failures of every candidate, each said once: candidates that failed the
 /// same way (a provider that cannot be reached from here fails every region
-/// alike) are listed together.
+/// alike, each naming its own region's endpoint) are listed together, with the
+/// first one's words.
 fn summary(failures: &[CandidateFailure]) -> String {
-    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    // (the failure with its region blanked out, the first one's text, candidates)
+    let mut groups: Vec<(String, String, Vec<&str>)> = Vec::new();
     for f in failures {
         let why = f.error.to_string();
-        match groups.iter_mut().find(|(w, _)| *w == why) {
-            Some((_, names)) => names.push(&f.candidate),
-            None => groups.push((why, vec![&f.candidate])),
+        let region = f.candidate.split('/').nth(1).unwrap_or_default();
+        let same = match region {
+            "" => why.clone(),
+            r => why.replace(r.split('(').next().unwrap_or(r), "<region>"),
+        };
+        match groups.iter_mut().find(|(s, _, _)| *s == same) {
+            Some((_, _, names)) => names.push(&f.candidate),
+            None => groups.push((same, why, vec![&f.candidate])),
         }
     }
     groups
         .iter()
-        .map(|(why, names)| format!("{}: {why}", names.join(", ")))
+        .map(|(_, why, names)| format!("{}: {why}", names.join(", ")))
         .collect::<Vec<_>>()
         .join("; ")
 }
