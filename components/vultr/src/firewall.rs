@@ -125,13 +125,19 @@ pub fn list(api: &Api) -> Result<Vec<FirewallGroup>, Error> {
     )
 }
 
-/// The group named `name` with (at least) `rules`: found again, or made; the
-/// rules it lacks are added. A group this call made is deleted again when
-/// adding its rules fails for good.
-pub fn ensure(api: &Api, name: &str, rules: &[Rule]) -> Result<String, Error> {
-    let existing = list(api)?.into_iter().find(|g| g.description == name);
+/// The group named `name` with (at least) `rules`: found among `groups`
+/// (every group of the account) or made; the rules it lacks are added. A
+/// group this call made is deleted again when adding its rules fails for
+/// good.
+pub fn ensure(
+    api: &Api,
+    groups: &[FirewallGroup],
+    name: &str,
+    rules: &[Rule],
+) -> Result<String, Error> {
+    let existing = groups.iter().find(|g| g.description == name);
     let (id, made) = match existing {
-        Some(g) => (g.id, false),
+        Some(g) => (g.id.clone(), false),
         None => {
             let env: FirewallGroupEnvelope = api.post_json(
                 "/firewalls",

@@ -114,9 +114,19 @@ pub fn create(spec: &InstanceSpec) -> Result<Instance, Error> {
     }
 
     let boot = images::resolve(&api, spec.image.as_deref())?;
-    let key_uses = keys::ensure(&api, &public_keys, &spec.ssh_public_keys, &side)?;
+    let mut existing = SideResources::load(&api)?;
+    // Before our key is looked up by fingerprint: an abandoned attempt's key
+    // must not be reused and then deleted under us.
+    existing.remove_abandoned(&api, &spec.deployment_id, &spec.idempotency_key);
+    let key_uses = keys::ensure(
+        &api,
+        existing.keys,
+        &public_keys,
+        &spec.ssh_public_keys,
+        &side,
+    )?;
     let group = match family {
-        Family::Instance => match firewall::ensure(&api, &side, &rules) {
+        Family::Instance => match firewall::ensure(&api, &existing.groups, &side, &rules) {
             Ok(id) => Some(id),
             Err(e) => {
                 if is_final(&e) {
@@ -272,6 +282,71 @@ impl SideResources {
         })
     }
 
+    /// Delete what other creates of `deployment` (not `except`, an
+    /// idempotency key) made and left without a machine: an attempt the
+    /// orchestrator abandoned after transient failures, before or while its
+    /// machine was being made. Best effort: a failure is logged, and what is
+    /// left is found again next time (its name carries the deployment).
+    fn remove_abandoned(&mut self, api: &Api, deployment: &str, except: &str) {
+        let mut attempts: Vec<String> = self
+            .keys
+            .iter()
+            .map(|k| k.name.as_str())
+            .chain(self.groups.iter().map(|g| g.description.as_str()))
+            .filter_map(model::parse_side_name)
+            .filter(|(key, dep)| dep == deployment && key != except)
+            .map(|(key, _)| key)
+            .collect();
+        attempts.sort();
+        attempts.dedup();
+        for key in attempts {
+            let label = machine_label(&key);
+            let machine =
+                find_by_label(api, Family::Instance, &label).and_then(|found| match found {
+                    Some(m) => Ok(Some(m)),
+                    None => find_by_label(api, Family::BareMetal, &label),
+                });
+            match machine {
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(e) => {
+                    log::warn(&format!(
+                        "could not check attempt {key} of deployment {deployment} for leftovers: {}",
+                        sdk_errors::message(&e)
+                    ));
+                    continue;
+                }
+            }
+            for r in self.of(&model::side_name(&key, deployment)) {
+                let gone = match r.kind.as_str() {
+                    firewall::KIND => {
+                        firewall::delete(api, &r.id).map(|d| d == firewall::Deleted::Gone)
+                    }
+                    _ => api
+                        .delete(&format!("/ssh-keys/{}", r.id), "deleting an SSH key")
+                        .map(|_| true),
+                };
+                match gone {
+                    Ok(true) => {
+                        log::info(&format!(
+                            "deleted {} {} left by abandoned attempt {key} of deployment {deployment}",
+                            r.kind, r.id
+                        ));
+                        self.keys.retain(|k| k.id != r.id);
+                        self.groups.retain(|g| g.id != r.id);
+                    }
+                    Ok(false) => {}
+                    Err(e) => log::warn(&format!(
+                        "{} {} left by attempt {key} could not be deleted: {}",
+                        r.kind,
+                        r.id,
+                        sdk_errors::message(&e)
+                    )),
+                }
+            }
+        }
+    }
+
     /// The keys and group made for the create named `side`.
     fn of(&self, side: &str) -> Vec<ResourceRef> {
         let ours = |name: &str| {
@@ -413,6 +488,19 @@ pub fn delete(target: &InstanceRef) -> Result<DeleteStatus, Error> {
             }
             _ => {}
         }
+    }
+    // The deployment's attempts that left a key or group but no machine go
+    // with it.
+    let tags = machine.as_ref().map(|(_, s)| &s.tags[..]).unwrap_or(&[]);
+    let deployment = target
+        .labels
+        .iter()
+        .chain(model::labels_from_tags(tags).iter())
+        .find(|(k, _)| k == "bpr-deployment")
+        .map(|(_, v)| v.clone());
+    if let Some(deployment) = deployment {
+        let own = model::idempotency_key_of(tags).unwrap_or_default();
+        SideResources::load(&api)?.remove_abandoned(&api, &deployment, &own);
     }
     Ok(status)
 }

@@ -68,11 +68,12 @@ pub fn parse_all(lines: &[String]) -> Result<Vec<PublicKey>, Error> {
         .collect()
 }
 
-/// Ids to install for `keys`: the registered key with the same fingerprint,
-/// else a new registration named after the create. On failure, keys this
-/// call registered are deleted again.
+/// Ids to install for `keys`: the key among `registered` (every key of the
+/// account) with the same fingerprint, else a new registration named after
+/// the create. On failure, keys this call registered are deleted again.
 pub fn ensure(
     api: &Api,
+    mut registered: Vec<SshKey>,
     keys: &[PublicKey],
     lines: &[String],
     name: &str,
@@ -80,7 +81,6 @@ pub fn ensure(
     if keys.is_empty() {
         return Ok(vec![]);
     }
-    let mut registered = list(api)?;
     let mut out: Vec<KeyUse> = Vec::new();
     for (i, key) in keys.iter().enumerate() {
         let wanted_name = key_name(name, i, keys.len());

@@ -436,6 +436,15 @@ pub fn side_name(idempotency_key: &str, deployment_id: &str) -> String {
     )
 }
 
+/// `(idempotency key, deployment id)` of a name made by [`side_name`] (an SSH
+/// key's name may carry a ` key <n>` suffix); `None` for other names.
+pub fn parse_side_name(name: &str) -> Option<(String, String)> {
+    let rest = name.strip_prefix(IDEMPOTENCY_TAG_PREFIX)?;
+    let (key, rest) = rest.split_once(" bpr-deployment:")?;
+    let deployment = rest.split(' ').next()?;
+    Some((decode_tag_value(key)?, decode_tag_value(deployment)?))
+}
+
 /// A hostname-safe name (`[a-zA-Z0-9.-]`, starts and ends alphanumeric, at
 /// most `max` characters) made from `prefix` and `raw`.
 pub fn safe_name(prefix: &str, raw: &str, max: usize) -> String {
@@ -540,10 +549,12 @@ mod tests {
 
     #[test]
     fn side_names_carry_the_create_and_the_deployment() {
-        assert_eq!(
-            side_name("dep-1-c2", "dep-1"),
-            "bpr-idem:dep-1-c2 bpr-deployment:dep-1"
-        );
+        let name = side_name("dep_1-c2", "dep_1");
+        assert_eq!(name, "bpr-idem:dep__1-c2 bpr-deployment:dep__1");
+        let both = Some(("dep_1-c2".to_string(), "dep_1".to_string()));
+        assert_eq!(parse_side_name(&name), both);
+        assert_eq!(parse_side_name(&format!("{name} key 2")), both);
+        assert_eq!(parse_side_name("operator laptop"), None);
     }
 
     #[test]

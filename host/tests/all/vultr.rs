@@ -618,6 +618,72 @@ async fn create_retried_after_a_server_error_reuses_the_key_and_firewall_group()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn what_an_abandoned_attempt_left_goes_with_the_next_create_and_with_the_delete() {
+    let f = Fixture::new().await;
+    // Attempt 1 of the deployment is abandoned after a server error: its key
+    // and firewall group are left, without an instance.
+    f.stand
+        .inject(json!({"status": 500, "method": "POST", "path": "/instances"}))
+        .await;
+    provider_error(f.vultr.create_instance(spec("dep-ab", "dep-ab-c1")).await);
+    let descriptions = |state: &Value| -> Vec<String> {
+        state["firewalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["description"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        descriptions(&f.stand.state().await),
+        vec!["bpr-idem:dep-ab-c1 bpr-deployment:dep-ab"]
+    );
+    // Attempt 2 removes them before making its own.
+    let created = f
+        .vultr
+        .create_instance(spec("dep-ab", "dep-ab-c2"))
+        .await
+        .expect("create");
+    let state = f.stand.state().await;
+    assert_eq!(
+        descriptions(&state),
+        vec!["bpr-idem:dep-ab-c2 bpr-deployment:dep-ab"]
+    );
+    assert_eq!(len(&state["ssh_keys"]), 1);
+    assert_eq!(
+        state["ssh_keys"][0]["name"],
+        "bpr-idem:dep-ab-c2 bpr-deployment:dep-ab"
+    );
+    // Another deployment's attempt is not touched.
+    let other = f
+        .vultr
+        .create_instance(spec("dep-other", "dep-other-c1"))
+        .await
+        .expect("create");
+    // Attempt 3 is abandoned too; deleting attempt 2's instance takes its
+    // leftovers with it.
+    f.stand
+        .inject(json!({"status": 500, "method": "POST", "path": "/instances"}))
+        .await;
+    provider_error(f.vultr.create_instance(spec("dep-ab", "dep-ab-c3")).await);
+    assert_eq!(len(&f.stand.state().await["firewalls"]), 3);
+    f.vultr
+        .delete_instance(as_ref(&created))
+        .await
+        .expect("delete");
+    assert_eq!(
+        descriptions(&f.stand.state().await),
+        vec!["bpr-idem:dep-other-c1 bpr-deployment:dep-other"]
+    );
+    f.vultr
+        .delete_instance(as_ref(&other))
+        .await
+        .expect("delete");
+    assert_nothing_left(&f.stand, "deleting both deployments").await;
+    f.finish_with_undocumented_status(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn instances_are_listed_across_pages() {
     let f = Fixture::new().await;
     for i in 0..5 {
