@@ -149,8 +149,15 @@ pub fn ensure(
     };
     let result = add_missing_rules(api, &id, rules);
     if let Err(e) = result {
-        if made && crate::errors::is_final(&e) {
-            let _ = api.delete(&format!("/firewalls/{id}"), "deleting a firewall group");
+        if made
+            && crate::errors::is_final(&e)
+            && let Err(cleanup) =
+                api.delete(&format!("/firewalls/{id}"), "deleting a firewall group")
+        {
+            provider_sdk::log::warn(&format!(
+                "firewall group {id} made for a failed create could not be deleted: {}",
+                provider_sdk::errors::message(&cleanup)
+            ));
         }
         return Err(e);
     }

@@ -184,8 +184,13 @@ pub fn create(spec: &InstanceSpec) -> Result<Instance, Error> {
         Err(e) => {
             let e = settle_plan_error(e, &spec.instance_type, &spec.region);
             if is_final(&e) {
-                if let Some(group) = &group {
-                    let _ = firewall::delete(&api, group);
+                if let Some(group) = &group
+                    && let Err(cleanup) = firewall::delete(&api, group)
+                {
+                    log::warn(&format!(
+                        "firewall group {group} made for a failed create could not be deleted: {}",
+                        sdk_errors::message(&cleanup)
+                    ));
                 }
                 keys::cleanup(&api, &key_uses);
             }
