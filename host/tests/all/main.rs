@@ -11,3 +11,4 @@ mod kubernetes;
 mod pricing;
 mod sandbox;
 mod ssh;
+mod vultr;
