@@ -194,14 +194,9 @@ impl Arm {
         Ok((doc, Operation::from_response(&resp)))
     }
 
-    /// POST (an action such as `listClusterUserCredential`) and parse the answer.
+    /// POST an action without a body (`listClusterUserCredential`) and parse the answer.
     pub fn post<T: DeserializeOwned>(&self, path: &str, api: &str, what: &str) -> Result<T, Error> {
-        let resp = self.send(
-            Request::post(self.url(path, api))
-                .header("content-type", "application/json")
-                .body("{}"),
-            what,
-        )?;
+        let resp = self.send(Request::post(self.url(path, api)), what)?;
         json::parse(&resp.body, what)
     }
 

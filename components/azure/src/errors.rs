@@ -11,7 +11,7 @@
 //! | `LocationNotAvailableForResourceType`, `LocationNotAvailableForResourceGroup`, `DisallowedLocation`, `NoRegisteredProviderFound` | `region-unavailable` |
 //! | `AuthorizationFailed`, `AuthenticationFailed`, `InvalidAuthenticationToken*`, `ExpiredAuthenticationToken`, `LinkedAuthorizationFailed` | `unauthorized` |
 //! | `ResourceNotFound`, `ResourceGroupNotFound`, `NotFound` | `not-found` |
-//! | `AnotherOperationInProgress`, `RetryableError`, `OperationPreempted`, `ResourceGroupBeingDeleted`, `*InUse*` | `transient` (retry later) |
+//! | `AnotherOperationInProgress`, `RetryableError`, `OperationPreempted`, `ResourceGroupBeingDeleted`, `*InUse*`, `*CannotBeDeleted*` | `transient` (retry later) |
 //!
 //! Otherwise by status: 401/403 `unauthorized`, 404 `not-found`, 409 `transient`
 //! (a conflict with an operation in flight), 429 `rate-limited` with
@@ -103,7 +103,10 @@ fn by_code(err: &ArmError, text: String) -> Option<Error> {
             | "RetryableError"
             | "OperationPreempted"
             | "ResourceGroupBeingDeleted" => Some(Error::Transient(text.clone())),
-            c if c.contains("InUse") => Some(Error::Transient(text.clone())),
+            // Still attached to something being deleted: it goes on a later call.
+            c if c.contains("InUse") || c.contains("CannotBeDeleted") => {
+                Some(Error::Transient(text.clone()))
+            }
             _ => None,
         };
         if mapped.is_some() {
