@@ -54,6 +54,7 @@ pub fn create(spec: &ClusterSpec) -> Result<Cluster, Error> {
         )));
     }
 
+    names::check_operator_group(&arm, &place)?;
     let tags = names::tags(
         &spec.labels,
         &spec.deployment_id,

@@ -60,6 +60,7 @@ pub fn create(spec: &InstanceSpec) -> Result<Instance, Error> {
         return Ok(existing);
     }
 
+    names::check_operator_group(&arm, &place)?;
     let deadline = arm::deadline("operation_wait_ms", DEFAULT_OPERATION_WAIT_MS);
     let tags = names::tags(
         &spec.labels,
@@ -606,8 +607,14 @@ pub fn list(query: &InstanceQuery) -> Result<Vec<Instance>, Error> {
     let arm = Arm::from_settings();
     // (group, instance name, location, group being deleted)
     let mut found: Vec<(String, String, String, bool)> = Vec::new();
+    // Azure filters groups by one tag; the rest is checked here.
     let groups: Vec<Value> = arm.list(
-        &format!("/subscriptions/{subscription}/resourcegroups"),
+        &format!(
+            "/subscriptions/{subscription}/resourcegroups?$filter={}",
+            provider_sdk::http::percent_encode(&format!(
+                "tagName eq '{TAG_OWNER}' and tagValue eq '{OWNER}'"
+            ))
+        ),
         RESOURCES_API,
         "listing resource groups",
     )?;

@@ -141,6 +141,22 @@ impl Place {
     }
 }
 
+/// The operator's resource group must exist: the component never creates or
+/// deletes it. `Ok` when `place` is a create's own group.
+pub fn check_operator_group(arm: &crate::arm::Arm, place: &Place) -> Result<(), Error> {
+    if place.owned_group {
+        return Ok(());
+    }
+    let what = format!("reading resource group {}", place.group);
+    match arm.get(&place.group_id(), crate::arm::RESOURCES_API, &what)? {
+        Some(_) => Ok(()),
+        None => Err(Error::InvalidRequest(format!(
+            "resource group `{}` (setting resource_group) does not exist in subscription {}; create it, or unset the setting to let the provider make one per instance",
+            place.group, place.subscription
+        ))),
+    }
+}
+
 /// A parsed resource id `/subscriptions/{s}/resourceGroups/{g}/providers/{ns}/{type}/{name}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceId {

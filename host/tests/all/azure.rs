@@ -183,6 +183,23 @@ impl Stand {
             .collect()
     }
 
+    /// Create a resource group directly (the operator's, which the component never makes).
+    async fn put_group(&self, name: &str) {
+        let resp = self
+            .http
+            .put(format!(
+                "{}/subscriptions/{SUBSCRIPTION}/resourcegroups/{name}?api-version=2021-04-01",
+                self.url
+            ))
+            .bearer_auth(ARM_TOKEN)
+            .header("content-type", "application/json")
+            .body(json!({"location": "eastus", "tags": {"owner": "operator"}}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+    }
+
     fn log_len(&self) -> usize {
         std::fs::read(&self.prism_log).map(|b| b.len()).unwrap_or(0)
     }
@@ -599,20 +616,7 @@ async fn in_the_operators_resource_group_the_vm_delete_cascades_and_every_other_
 {
     let f = Fixture::with_settings("resource_group = \"ops-rg\"").await;
     // The operator's group exists already (the component never creates or deletes it).
-    let resp = f
-        .stand
-        .http
-        .put(format!(
-            "{}/subscriptions/{SUBSCRIPTION}/resourcegroups/ops-rg?api-version=2021-04-01",
-            f.stand.url
-        ))
-        .bearer_auth(ARM_TOKEN)
-        .header("content-type", "application/json")
-        .body(json!({"location": "eastus", "tags": {"owner": "operator"}}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
+    f.stand.put_group("ops-rg").await;
     let created = f
         .azure
         .create_instance(spec("dep-ops", "idem-ops", "Standard_B2s"))
@@ -1327,6 +1331,44 @@ async fn an_aks_cluster_is_created_with_a_system_pool_read_with_its_endpoint_and
         provider_error(f.azure.get_cluster(r).await),
         ProviderError::NotFound(_)
     ));
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_aks_cluster_in_the_operators_resource_group_is_deleted_with_its_node_group_only() {
+    let f = Fixture::with_settings("resource_group = \"ops-rg\"").await;
+    let mut spec = cluster_spec("bpr-k2");
+    spec.node_pools.truncate(1);
+    // The operator's group must exist: the component says so instead of creating it.
+    let err = provider_error(f.azure.create_cluster(spec.clone()).await);
+    assert!(
+        matches!(&err, ProviderError::InvalidRequest(m) if m.contains("ops-rg") && m.contains("resource_group")),
+        "{err:?}"
+    );
+    f.stand.put_group("ops-rg").await;
+    let created = f.azure.create_cluster(spec).await.expect("create");
+    assert!(
+        created.id.contains("/resourceGroups/ops-rg/"),
+        "{}",
+        created.id
+    );
+    let r = cluster_ref(&created);
+    running_cluster(&f.azure, &r).await;
+    assert_eq!(f.stand.groups().await.len(), 2, "ops-rg and the node group");
+    let mut done = false;
+    for _ in 0..20 {
+        if f.azure.delete_cluster(r.clone()).await.expect("delete") == DeleteStatus::Deleted {
+            done = true;
+            break;
+        }
+    }
+    assert!(done);
+    assert_eq!(
+        f.stand.groups().await,
+        vec!["ops-rg"],
+        "the operator's group stays"
+    );
+    assert!(f.stand.resources().await.is_empty());
     f.finish().await;
 }
 
