@@ -278,7 +278,10 @@ fn fetch_region(base: &str, region: &str, deadline: u64) -> Result<Vec<Price>, E
     crate::names::check_region(region)?;
     let what = format!("reading Azure retail prices of {region}");
     let items = paginate::collect(MAX_PAGES, |cursor| {
-        if now_ms() > deadline {
+        // A page may take no longer than what is left of the budget, so that
+        // the snapshot can still answer within the host's deadline.
+        let left = deadline.saturating_sub(now_ms());
+        if left == 0 {
             return Err(Error::Transient(format!(
                 "{what}: out of time (setting price_budget_ms)"
             )));
@@ -290,7 +293,7 @@ fn fetch_region(base: &str, region: &str, deadline: u64) -> Result<Vec<Price>, E
         let resp = Request::get(url)
             .header("accept", "application/json")
             .max_response_bytes(MAX_PAGE_BYTES)
-            .timeout_ms(20_000)
+            .timeout_ms(left.clamp(1_000, 20_000))
             .send()?;
         if !resp.is_success() {
             return Err(errors::from_response(&resp, &what));
