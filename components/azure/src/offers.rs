@@ -203,8 +203,8 @@ pub fn offers(rows: &[Row], table: &BTreeMap<String, Size>, source: &PriceSource
         });
     }
     if unknown > 0 {
-        log::debug(&format!(
-            "{unknown} priced sizes are not in the size table and were skipped"
+        log::info(&format!(
+            "{unknown} priced (size, region) rows skipped: their size is not in the component's recorded size table (snapshot/sizes.csv)"
         ));
     }
     out
