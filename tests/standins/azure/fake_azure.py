@@ -42,14 +42,15 @@ Test controls (API listener, reached through the router too):
   "k8s_endpoint": URL, "allocation_failed": ["Standard_X"],
   "sku_not_available": ["Standard_Y"], "quota_exceeded": ["Standard_Z"]}`;
 - `POST /_fake/next-error` queues one fault for the next request matching `method`,
-  `path` prefix and a `contains` substring of the path (all optional): `{"status": 429, "code": "...", "message": "...",
-  "retry_after_s": 3}` answers that error; `{"lost_response": true}` lets the request
+  `path` prefix and a `contains` substring of the path (all optional):
+  `{"status": 429, "code": "...", "message": "...", "retry_after_s": 3}` answers that
+  error; `{"lost_response": true}` lets the request
   happen and then closes the connection without an answer (router);
   `{"break_response": true}` answers with `location` turned into a number (a schema
   violation Prism must catch);
 - `GET /_fake/log` lists `{method, path, status, auth}` of every API request;
-- `GET /_fake/state` dumps resource groups, resources (with their full properties) and
-  clusters; `GET /_fake/bodies` the last PUT body per resource id.
+- `GET /_fake/state` dumps resource groups and resources (clusters included) with their
+  properties; `GET /_fake/bodies` the last PUT body per resource id.
 
 Usage: fake_azure.py --port P --api-port A --prism-url URL --spec MERGED.json
 """
