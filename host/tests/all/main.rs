@@ -4,6 +4,7 @@
 mod support;
 
 mod aws;
+mod azure;
 mod cli;
 mod deploy;
 mod digitalocean;
