@@ -18,6 +18,7 @@
 //! | HTTP | reason `rateLimitExceeded` / `userRateLimitExceeded` (403 or 429), status 429 | `rate-limited` (`Retry-After` honoured) |
 //! | HTTP | reason `quotaExceeded` | `quota-exceeded` |
 //! | HTTP | reason `resourceExhausted`, `ZONE_RESOURCE_POOL_EXHAUSTED` in the message | `capacity-unavailable` |
+//! | HTTP | reason `resourceNotReady` (busy with another operation) | `transient` |
 //! | HTTP | 401, other 403 | `unauthorized` |
 //! | HTTP | 404 | `not-found` |
 //! | HTTP | 409 `alreadyExists` | `invalid-request` (callers that expect it on a retry check [`is_already_exists`] first) |
@@ -100,6 +101,11 @@ pub fn from_http(status: u16, body: &[u8], retry_after_ms: Option<u64>, what: &s
     }
     if has("resourceExhausted") || message.contains("RESOURCE_POOL_EXHAUSTED") {
         return Error::CapacityUnavailable(text);
+    }
+    // The resource is busy with another operation (e.g. a delete while its insert
+    // still runs): it will succeed later.
+    if has("resourceNotReady") {
+        return Error::Transient(text);
     }
     match status {
         401 | 403 => Error::Unauthorized(format!(
@@ -289,6 +295,15 @@ mod tests {
         ));
         assert!(matches!(
             from_http(503, b"", None, "x"),
+            Error::Transient(_)
+        ));
+        assert!(matches!(
+            from_http(
+                400,
+                &google(400, "resourceNotReady", "The resource is not ready"),
+                None,
+                "x"
+            ),
             Error::Transient(_)
         ));
         assert!(matches!(

@@ -31,8 +31,11 @@ pub struct Plan {
     /// Source ranges (all IPv4 or all IPv6).
     pub sources: Vec<String>,
     /// Protocol -> port specs (`"22"`, `"9000-9001"`).
-    pub allowed: BTreeMap<&'static str, Vec<String>>,
+    pub allowed: Allowed,
 }
+
+/// Protocol -> port specs of one rule.
+type Allowed = BTreeMap<&'static str, Vec<String>>;
 
 /// The name of rule `i` of instance `instance`.
 pub fn rule_name(instance: &str, i: usize) -> String {
@@ -75,8 +78,7 @@ fn check_cidr(c: &str) -> Result<bool, Error> {
 /// The rules for `open` on `instance` (empty when nothing is to be opened).
 pub fn plan(instance: &str, open: &[PortRule]) -> Result<Vec<Plan>, Error> {
     // (sources, ipv6) -> protocol -> ports
-    let mut groups: BTreeMap<(Vec<String>, bool), BTreeMap<&'static str, Vec<String>>> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<(Vec<String>, bool), Allowed> = BTreeMap::new();
     for rule in open {
         let end = rule.end_port.unwrap_or(rule.port);
         if end < rule.port {

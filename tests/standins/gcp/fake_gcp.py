@@ -38,7 +38,8 @@ Test controls (not part of any Google API; tests call this server directly):
 - `POST /_fake/config` updates `{"op_done_after_ms", "op_steps", "running_after_gets",
   "cluster_running_after_gets", "cluster_deleted_after_gets", "max_results_cap",
   "k8s_endpoint", "require_token", "op_errors": [{"machine_type", "zone"?, "code",
-  "message", "http_status"}], "client_email"}`;
+  "message", "http_status"}], "client_email"}`; `{"forget_request_ids": true}` forgets
+  every requestId seen (as Google does after a while);
 - `POST /_fake/key` registers the service account's public key `{"n": hex, "e": int}`;
 - `POST /_fake/next-error` queues one fault for the next request matching `method`
   and `path` prefix: `{"status": 403, "reason": "rateLimitExceeded", "message": ...,
@@ -357,6 +358,9 @@ class Handler(BaseHTTPRequestHandler):
                 st.reset()
                 return self.send(200, {"ok": True})
             if path == "/_fake/config" and method == "POST":
+                if body.pop("forget_request_ids", False):
+                    # Google remembers a requestId only for a while.
+                    st.request_ids.clear()
                 st.config.update(body)
                 return self.send(200, st.config)
             if path == "/_fake/key" and method == "POST":
