@@ -1493,6 +1493,25 @@ fn bpr_lists_gcp_and_plans_with_its_snapshot_offline_on_embedded_defaults() {
         .unwrap_or_else(|| panic!("gcp missing:\n{stdout}"));
     assert!(line.ends_with("loaded"), "{line}");
 
+    // Ranked next to the other providers, from the embedded snapshots.
+    let out = run(&["plan", "--cpu", "2", "--memory", "8", "--region", "us"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        table.contains("offline: every price comes from the components' embedded, dated snapshots"),
+        "{table}"
+    );
+    for provider in ["gcp ", "aws ", "digitalocean "] {
+        assert!(
+            table.lines().any(|l| l.starts_with(provider)),
+            "{provider}missing:\n{table}"
+        );
+    }
+
     let out = run(&[
         "plan",
         "--cpu",
