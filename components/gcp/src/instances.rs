@@ -24,7 +24,7 @@ use crate::model::{
     region_of, split_id, to_instance,
 };
 use crate::names::{self, LABEL_IDEMPOTENCY};
-use crate::operations::{self, Operation, Scope};
+use crate::operations::{self, Budget, Operation, Scope};
 
 /// Resource kind of an insert operation still running when create returned.
 pub const KIND_OPERATION: &str = "operation";
@@ -269,11 +269,12 @@ pub fn create(spec: &InstanceSpec) -> Result<Instance, Error> {
             &names::request_id(&format!("{}/insert/{zone}", spec.idempotency_key)),
         )])
     );
+    let budget = Budget::from_settings();
     let mut resources = Vec::new();
     match api.post::<Operation>(&url, &body, &what)? {
         Outcome::Ok(op) => {
             let scope = Scope::Zone(zone.clone());
-            match operations::wait(&api, &scope, op.clone(), operations::budget_ms(), &what) {
+            match operations::wait(&api, &scope, op.clone(), &budget, &what) {
                 Ok(Some(_)) => {}
                 Ok(None) => resources.push(ResourceRef {
                     kind: KIND_OPERATION.into(),
@@ -316,6 +317,7 @@ pub fn create(spec: &InstanceSpec) -> Result<Instance, Error> {
             &opts.network,
             &description,
             &spec.idempotency_key,
+            &budget,
         ) {
             // A transient failure leaves the instance for the retry (same key,
             // same names); anything else must not leave it running unprotected.
@@ -462,6 +464,7 @@ fn ensure_rule(
     network: &str,
     description: &str,
     key: &str,
+    budget: &Budget,
 ) -> Result<(), Error> {
     let what = format!("creating firewall rule {}", rule.name);
     let url = format!(
@@ -475,7 +478,7 @@ fn ensure_rule(
     let body = firewall::body(rule, instance, network, description);
     match api.post::<Operation>(&url, &body, &what)? {
         Outcome::Ok(op) => {
-            operations::wait(api, &Scope::Global, op, operations::budget_ms(), &what)?;
+            operations::wait(api, &Scope::Global, op, budget, &what)?;
             Ok(())
         }
         Outcome::Failed(f) if f.already_exists() => {
@@ -604,7 +607,7 @@ pub fn delete(target: &InstanceRef) -> Result<DeleteStatus, Error> {
             rules.push(r.id.clone());
         }
     }
-    let budget = operations::budget_ms();
+    let budget = Budget::from_settings();
     for rule in &rules {
         let what = format!("deleting firewall rule {rule}");
         let url = format!(
@@ -616,7 +619,7 @@ pub fn delete(target: &InstanceRef) -> Result<DeleteStatus, Error> {
             )])
         );
         if let Some(op) = api.delete::<Operation>(&url, &what)?.found()? {
-            operations::wait(&api, &Scope::Global, op, budget, &what)?;
+            operations::wait(&api, &Scope::Global, op, &budget, &what)?;
         }
     }
     if get_gce(&api, zone, name)?.is_some() {
@@ -630,7 +633,7 @@ pub fn delete(target: &InstanceRef) -> Result<DeleteStatus, Error> {
             )])
         );
         if let Some(op) = api.delete::<Operation>(&url, &what)?.found()? {
-            operations::wait(&api, &Scope::Zone(zone.to_string()), op, budget, &what)?;
+            operations::wait(&api, &Scope::Zone(zone.to_string()), op, &budget, &what)?;
         }
     }
     let gone = get_gce(&api, zone, name)?.is_none() && rules_of(&api, name)?.is_empty();

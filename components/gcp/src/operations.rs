@@ -16,7 +16,7 @@ use wasip2::clocks::monotonic_clock;
 use crate::api::{Api, Outcome};
 use crate::errors::{self, OperationErrors};
 
-/// Default budget for waiting on one operation: `operation_timeout_ms`.
+/// Default budget of one call for waiting on operations: `operation_timeout_ms`.
 pub const DEFAULT_BUDGET_MS: u64 = 90_000;
 /// What one `wait` request may take before it is given up (under the host's cap).
 const WAIT_REQUEST_MS: u64 = 25_000;
@@ -72,11 +72,31 @@ impl Scope {
     }
 }
 
-/// The operation budget from the `operation_timeout_ms` setting.
-pub fn budget_ms() -> u64 {
-    settings::get("operation_timeout_ms")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_BUDGET_MS)
+/// How long one call may spend waiting on operations, all of them together (a
+/// create waits on the instance and then on each firewall rule), so that the call
+/// stays under the host's deadline.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    start_ms: u64,
+    total_ms: u64,
+}
+
+impl Budget {
+    /// From the `operation_timeout_ms` setting (default 90 s), starting now.
+    pub fn from_settings() -> Self {
+        Budget {
+            start_ms: now_ms(),
+            total_ms: settings::get("operation_timeout_ms")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DEFAULT_BUDGET_MS),
+        }
+    }
+
+    /// Milliseconds left.
+    pub fn remaining_ms(&self) -> u64 {
+        self.total_ms
+            .saturating_sub(now_ms().saturating_sub(self.start_ms))
+    }
 }
 
 fn now_ms() -> u64 {
@@ -87,17 +107,16 @@ fn sleep_ms(ms: u64) {
     monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000)).block();
 }
 
-/// Wait for `op` until DONE or `budget_ms` passed. `Ok(Some(op))` when it
+/// Wait for `op` until DONE or the budget is spent. `Ok(Some(op))` when it
 /// finished successfully, `Ok(None)` when it is still running at the deadline,
 /// `Err` with the mapped failure when it finished with `error`.
 pub fn wait(
     api: &Api,
     scope: &Scope,
     mut op: Operation,
-    budget_ms: u64,
+    budget: &Budget,
     what: &str,
 ) -> Result<Option<Operation>, Error> {
-    let start = now_ms();
     let mut quick = 0u32;
     loop {
         if op.done() {
@@ -106,17 +125,18 @@ pub fn wait(
                 None => Ok(Some(op)),
             };
         }
-        if now_ms().saturating_sub(start) >= budget_ms {
+        if budget.remaining_ms() == 0 {
             log::info(&format!(
-                "{what}: operation {} still {} after {budget_ms} ms; it goes on without us",
-                op.name, op.status
+                "{what}: operation {} still {} when this call's {} ms were spent; it goes on without us",
+                op.name, op.status, budget.total_ms
             ));
             return Ok(None);
         }
         let asked = now_ms();
         let base = format!("{}/{}", scope.path(), op.name);
         let waited = api.call::<Operation>(
-            Request::post(api.compute(&format!("{base}/wait"))?).timeout_ms(WAIT_REQUEST_MS),
+            Request::post(api.compute(&format!("{base}/wait"))?)
+                .timeout_ms(WAIT_REQUEST_MS.min(budget.remaining_ms().max(1000))),
             &format!("waiting for {what}"),
         );
         op = match waited {
