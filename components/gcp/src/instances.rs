@@ -280,29 +280,19 @@ pub fn create(spec: &InstanceSpec) -> Result<Instance, Error> {
                     kind: KIND_OPERATION.into(),
                     id: format!("zones/{zone}/operations/{}", op.name),
                 }),
+                // Reported by the operation instead of a 409: never delete it.
+                Err(e) if errors::message(&e).contains("RESOURCE_ALREADY_EXISTS") => {
+                    adopt(&api, &zone, &name, &spec.idempotency_key, &what)?;
+                }
                 Err(e) => {
-                    remove_failed_insert(&api, &zone, &name);
+                    remove_failed_insert(&api, &zone, &name, &spec.idempotency_key);
                     return Err(e);
                 }
             }
         }
+        // An earlier attempt created it (and its requestId has expired).
         Outcome::Failed(f) if f.already_exists() => {
-            // An earlier attempt created it (and its requestId has expired).
-            let existing = get_gce(&api, &zone, &name)?.ok_or_else(|| {
-                Error::Transient(format!(
-                    "{what}: instance {name} exists but cannot be read yet; retry"
-                ))
-            })?;
-            if existing.labels.get(LABEL_IDEMPOTENCY)
-                != Some(&names::idempotency_label(&spec.idempotency_key))
-            {
-                return Err(Error::InvalidRequest(format!(
-                    "{what}: the name {name} is taken by an instance this request did not create"
-                )));
-            }
-            log::info(&format!(
-                "{what}: the instance exists from an earlier attempt; adopting it"
-            ));
+            adopt(&api, &zone, &name, &spec.idempotency_key, &what)?;
         }
         Outcome::Failed(f) => return Err(f.into_error()),
     }
@@ -380,10 +370,31 @@ fn with_note(e: Error, note: &str) -> Error {
     }
 }
 
+/// Accept the existing instance `name` as this create's result when it carries
+/// this create's idempotency label.
+fn adopt(api: &Api, zone: &str, name: &str, key: &str, what: &str) -> Result<(), Error> {
+    let existing = get_gce(api, zone, name)?.ok_or_else(|| {
+        Error::Transient(format!(
+            "{what}: instance {name} exists but cannot be read yet; retry"
+        ))
+    })?;
+    if existing.labels.get(LABEL_IDEMPOTENCY) != Some(&names::idempotency_label(key)) {
+        return Err(Error::InvalidRequest(format!(
+            "{what}: the name {name} is taken by an instance this request did not create"
+        )));
+    }
+    log::info(&format!(
+        "{what}: the instance exists from an earlier attempt; adopting it"
+    ));
+    Ok(())
+}
+
 /// After an insert operation failed: the instance should not exist; if Compute
-/// Engine kept anything, delete it (best effort, logged).
-fn remove_failed_insert(api: &Api, zone: &str, name: &str) {
-    if let Ok(Some(_)) = get_gce(api, zone, name) {
+/// Engine kept one of ours anyway, delete it (best effort, logged).
+fn remove_failed_insert(api: &Api, zone: &str, name: &str, key: &str) {
+    if let Ok(Some(g)) = get_gce(api, zone, name)
+        && g.labels.get(LABEL_IDEMPOTENCY) == Some(&names::idempotency_label(key))
+    {
         let url = match api.compute(&format!("zones/{zone}/instances/{name}")) {
             Ok(u) => u,
             Err(_) => return,

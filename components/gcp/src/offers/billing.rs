@@ -7,7 +7,9 @@
 //! where the E2 shared-core types bill a fraction of a vCPU (e2-micro 0.25,
 //! e2-small 0.5, e2-medium 1). Spot prices come from the `Preemptible` SKUs the
 //! same way, and exist only when every part has one. A type whose family or GPU
-//! has no SKU in a region is left out there.
+//! has no SKU in a region is left out there. Every `n1-standard` type is also
+//! offered with each GPU that attaches to N1 and that the region prices, in the
+//! counts its vCPUs allow (`n1-standard-4+1xnvidia-tesla-t4`).
 //!
 //! SKUs are recognised by their description (`[Preemptible ]<family phrase>
 //! running in <place>`), their `usageType` (`OnDemand` or `Preemptible`) and unit
@@ -290,6 +292,9 @@ pub fn offers(
             spot = spot.zip(gs).map(|(s, g)| s + n as f64 * g);
         }
         let arm = mt.architecture.as_deref() == Some("ARM64") || machine::is_arm(&mt.name);
+        if family == "n1" && mt.name.starts_with("n1-standard-") {
+            out.extend(attached_offers(rates, mt, region, hourly, spot, source));
+        }
         out.push(Offer {
             instance_type: mt.name.clone(),
             region: region.to_string(),
@@ -308,6 +313,48 @@ pub fn offers(
             promotional: false,
             source: source.clone(),
         });
+    }
+    out
+}
+
+/// An N1 machine with each GPU model and count it may take, where the region
+/// prices that GPU (`n1-standard-4+1xnvidia-tesla-t4`): host + GPUs.
+fn attached_offers(
+    rates: &Rates,
+    mt: &MachineType,
+    region: &str,
+    host: f64,
+    host_spot: Option<f64>,
+    source: &PriceSource,
+) -> Vec<Offer> {
+    let mut out = Vec::new();
+    for gpu in machine::GPUS {
+        let (Some(g), gs) = rates.get(Part::Gpu(gpu.accelerator), region) else {
+            continue;
+        };
+        for n in [1u32, 2, 4, 8] {
+            if machine::n1_max_vcpus(gpu, n).is_none_or(|max| mt.guest_cpus > max as f64) {
+                continue;
+            }
+            out.push(Offer {
+                instance_type: machine::attached_name(&mt.name, gpu, n),
+                region: region.to_string(),
+                zone: None,
+                vcpus: mt.guest_cpus as f32,
+                memory_gib: (mt.memory_mb / 1024.0) as f32,
+                storage_gib: None,
+                gpus: n as f32,
+                gpu_model: Some(gpu.accelerator.to_string()),
+                gpu_memory_gib: Some(gpu.memory_gib),
+                arch: Arch::X8664,
+                hourly_usd: host + n as f64 * g,
+                spot_hourly_usd: host_spot.zip(gs).map(|(h, g)| h + n as f64 * g),
+                shared_cpu: false,
+                confidential: false,
+                promotional: false,
+                source: source.clone(),
+            });
+        }
     }
     out
 }
@@ -494,6 +541,54 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn an_n1_type_is_also_offered_with_the_gpus_the_region_prices() {
+        let mut r = Rates::default();
+        r.add(&[
+            sku(
+                "N1 Predefined Instance Core running in Americas",
+                "OnDemand",
+                "h",
+                "us-central1",
+                "0",
+                31_611_000,
+            ),
+            sku(
+                "N1 Predefined Instance Ram running in Americas",
+                "OnDemand",
+                "GiBy.h",
+                "us-central1",
+                "0",
+                4_237_000,
+            ),
+            sku(
+                "Nvidia Tesla T4 GPU running in Americas",
+                "OnDemand",
+                "h",
+                "us-central1",
+                "0",
+                350_000_000,
+            ),
+        ]);
+        let o = offers(&r, &[mt("n1-standard-4", 4.0, 15.0, None)], &[], &src());
+        let names: Vec<&str> = o.iter().map(|o| o.instance_type.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "n1-standard-4+1xnvidia-tesla-t4",
+                "n1-standard-4+2xnvidia-tesla-t4",
+                "n1-standard-4+4xnvidia-tesla-t4",
+                "n1-standard-4"
+            ]
+        );
+        assert!(
+            (o[0].hourly_usd - (0.189999 + 0.35)).abs() < 1e-9,
+            "{}",
+            o[0].hourly_usd
+        );
+        assert_eq!(o[2].gpus, 4.0);
     }
 
     #[test]
