@@ -12,3 +12,4 @@ mod kubernetes;
 mod pricing;
 mod sandbox;
 mod ssh;
+mod vultr;
