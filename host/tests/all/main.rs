@@ -8,6 +8,7 @@ mod azure;
 mod cli;
 mod deploy;
 mod digitalocean;
+mod gcp;
 mod kubernetes;
 mod pricing;
 mod sandbox;
