@@ -4,12 +4,15 @@
 mod support;
 
 mod aws;
+mod azure;
 mod cli;
 mod deploy;
 mod digitalocean;
 mod embedding;
+mod gcp;
 mod kubernetes;
 mod orchestrate;
 mod pricing;
 mod sandbox;
 mod ssh;
+mod vultr;
