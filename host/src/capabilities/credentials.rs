@@ -21,19 +21,11 @@ use http::HeaderValue;
 
 use super::http_policy::Target;
 use super::oauth::OAuthConfig;
+pub use super::secret::{CredentialError, SecretSource};
 
 /// Header in which an `aws-sigv4` component states `<service>/<region>` of a
 /// request. The host strips it before signing and sending.
 pub const AWS_SCOPE_HEADER: &str = "x-bpr-aws-scope";
-
-/// Where a secret is read from. Read at use, so rotation needs no restart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretSource {
-    /// An environment variable of the host process.
-    Env(String),
-    /// A file (its content, trimmed).
-    File(PathBuf),
-}
 
 /// Where AWS credentials come from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -89,20 +81,6 @@ impl CredentialConfig {
     }
 }
 
-/// A credential could not be applied. The request is not sent.
-#[derive(Debug, thiserror::Error)]
-pub enum CredentialError {
-    /// The secret's env var or file is missing or empty.
-    #[error("credential unavailable: {0}")]
-    Unavailable(String),
-    /// An `aws-sigv4` request lacked or garbled the scope header.
-    #[error("aws-sigv4 request needs header {AWS_SCOPE_HEADER}: <service>/<region>, got {0:?}")]
-    MissingScope(Option<String>),
-    /// Signing failed.
-    #[error("signing failed: {0}")]
-    SigningFailed(String),
-}
-
 /// AWS access key material.
 #[derive(Clone)]
 pub struct AwsKeys {
@@ -116,27 +94,6 @@ impl std::fmt::Debug for AwsKeys {
         f.debug_struct("AwsKeys")
             .field("access_key_id", &self.access_key_id)
             .finish_non_exhaustive()
-    }
-}
-
-impl SecretSource {
-    pub(crate) fn read(&self) -> Result<String, CredentialError> {
-        let value = match self {
-            Self::Env(name) => std::env::var(name).map_err(|_| {
-                CredentialError::Unavailable(format!("environment variable {name} is not set"))
-            })?,
-            Self::File(path) => std::fs::read_to_string(path).map_err(|e| {
-                CredentialError::Unavailable(format!(
-                    "cannot read token file {}: {e}",
-                    path.display()
-                ))
-            })?,
-        };
-        let value = value.trim().to_string();
-        if value.is_empty() {
-            return Err(CredentialError::Unavailable(format!("{self:?} is empty")));
-        }
-        Ok(value)
     }
 }
 

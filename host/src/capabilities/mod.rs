@@ -7,6 +7,7 @@ pub mod http_client;
 pub mod http_policy;
 pub mod oauth;
 pub mod outbound;
+pub mod secret;
 pub mod ssh_bridge;
 
 use std::collections::BTreeMap;

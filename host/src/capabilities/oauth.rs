@@ -21,7 +21,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::credentials::{CredentialError, SecretSource};
+use super::secret::{CredentialError, SecretSource};
 
 /// A cached token is renewed when it has less than this left.
 pub const RENEW_BEFORE: Duration = Duration::from_secs(10 * 60);
