@@ -7,6 +7,7 @@ mod aws;
 mod cli;
 mod deploy;
 mod digitalocean;
+mod integrity;
 mod kubernetes;
 mod pricing;
 mod sandbox;
