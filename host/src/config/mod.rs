@@ -26,6 +26,8 @@
 //! max_response_body_kib = 16384
 //! price_multiplier = 1.0         # negotiated discount, applied before ranking
 //! allow_ssh = false
+//! log_records_burst = 200        # records one call may log at once...
+//! log_records_per_sec = 20       # ...and per second after that
 //! [providers.digitalocean.settings]
 //! image = "ubuntu-24-04-x64"
 //! [providers.digitalocean.credential]
@@ -48,6 +50,7 @@ pub use operator::{
 };
 
 use crate::capabilities::credentials::CredentialConfig;
+use crate::capabilities::guest_log::LogLimits;
 use crate::capabilities::http_policy::AllowRule;
 
 /// The embedded defaults used when no config file is given.
@@ -153,6 +156,9 @@ pub struct ProviderConfig {
     pub settings: BTreeMap<String, String>,
     /// Credential the host applies to outbound requests. Default: none.
     pub credential: CredentialConfig,
+    /// Records one call may log (`log_records_burst`, `log_records_per_sec`).
+    /// Default: 200 at once, then 20 per second.
+    pub log: LogLimits,
 }
 
 impl ProviderConfig {
@@ -169,6 +175,7 @@ impl ProviderConfig {
             allow_ssh: false,
             settings: BTreeMap::new(),
             credential: CredentialConfig::None,
+            log: LogLimits::default(),
         }
     }
 }

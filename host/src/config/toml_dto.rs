@@ -17,6 +17,7 @@ use super::{
     default_state_dir,
 };
 use crate::capabilities::credentials::{AwsCredentialSource, CredentialConfig, SecretSource};
+use crate::capabilities::guest_log::LogLimits;
 use crate::capabilities::http_policy::AllowRule;
 use crate::capabilities::oauth::OAuthConfig;
 use crate::ssh::{SshHostConfig, SshLimits};
@@ -151,6 +152,8 @@ struct ProviderToml {
     max_response_body_kib: Option<u64>,
     price_multiplier: Option<f64>,
     allow_ssh: Option<bool>,
+    log_records_burst: Option<u32>,
+    log_records_per_sec: Option<u32>,
     #[serde(default)]
     settings: BTreeMap<String, toml::Value>,
     credential: Option<CredentialToml>,
@@ -422,6 +425,10 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
                 allow_ssh: p.allow_ssh.unwrap_or(false),
                 settings,
                 credential,
+                log: LogLimits {
+                    burst: p.log_records_burst.unwrap_or(d.log.burst),
+                    per_second: p.log_records_per_sec.unwrap_or(d.log.per_second),
+                },
             },
         );
     }

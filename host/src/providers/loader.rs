@@ -168,6 +168,7 @@ impl Loader {
             } else {
                 None
             },
+            log: pconfig.log,
         });
         let outbound = Arc::new(OutboundContext {
             provider: name.clone(),
