@@ -3,8 +3,8 @@
 //! they belong, the artifact cache cannot smuggle code past the lock, signed
 //! providers, and settings the component does not declare.
 
-use blueprint_remote_providers::Host;
-use blueprint_remote_providers::wit::OfferQuery;
+use blueprint_remote_providers::wit::{ClusterRef, InstanceQuery, OfferQuery};
+use blueprint_remote_providers::{CallError, Host};
 
 use crate::support::TestEnv;
 
@@ -116,4 +116,142 @@ async fn a_log_record_with_huge_fields_is_cut_to_its_caps() {
         "a {} byte log line from one record",
         record.len()
     );
+}
+
+fn no_instances() -> InstanceQuery {
+    InstanceQuery {
+        regions: vec![],
+        labels: vec![],
+    }
+}
+
+fn a_cluster() -> ClusterRef {
+    ClusterRef {
+        id: "c-1".into(),
+        name: "c-1".into(),
+        region: "test-1".into(),
+        resources: vec![],
+    }
+}
+
+/// Start `hostile_huge` (and `well_behaved`) with these settings and section lines.
+async fn huge_host(env: &TestEnv, section: &str, settings: &str) -> Host {
+    env.add("hostile_huge").add("well_behaved");
+    env.start(&format!(
+        "[providers.hostile_huge]\n{section}\n[providers.hostile_huge.settings]\n{settings}\n"
+    ))
+    .await
+}
+
+/// The refusal names the provider, the call, and the setting that raises the cap.
+fn assert_refused(err: &CallError, op: &str, setting: &str) {
+    let text = err.to_string();
+    for part in ["hostile_huge", op, "returned too much data", setting] {
+        assert!(text.contains(part), "{part:?} missing in: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_offers_with_ten_mib_names_are_refused_by_the_string_cap() {
+    let env = TestEnv::new();
+    let host = huge_host(&env, "", "shape = \"strings\"").await;
+    let p = host.provider("hostile_huge").unwrap();
+    let err = p
+        .list_offers(OfferQuery { regions: vec![] })
+        .await
+        .unwrap_err();
+    assert_refused(&err, "list-offers", "max_returned_string_kib");
+    // The provider and the host go on.
+    assert!(matches!(
+        p.list_instances(no_instances()).await,
+        Err(CallError::Provider(_))
+    ));
+    assert_eq!(list_offers(&host, "well_behaved").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_offer_count_over_the_operators_cap_is_refused_and_one_at_the_cap_is_not() {
+    let env = TestEnv::new();
+    let host = huge_host(
+        &env,
+        "max_returned_offers = 1000",
+        "shape = \"offers\"\nsize = \"1001\"",
+    )
+    .await;
+    let err = host
+        .provider("hostile_huge")
+        .unwrap()
+        .list_offers(OfferQuery { regions: vec![] })
+        .await
+        .unwrap_err();
+    assert_refused(&err, "list-offers", "max_returned_offers");
+    assert!(err.to_string().contains("1001"), "{err}");
+
+    let env = TestEnv::new();
+    let host = huge_host(
+        &env,
+        "max_returned_offers = 1000",
+        "shape = \"offers\"\nsize = \"1000\"",
+    )
+    .await;
+    assert_eq!(list_offers(&host, "hostile_huge").await, 1000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn four_hundred_thousand_offers_are_refused_by_the_default_cap() {
+    let env = TestEnv::new();
+    let host = huge_host(&env, "", "shape = \"offers\"\nsize = \"400000\"").await;
+    let err = host
+        .provider("hostile_huge")
+        .unwrap()
+        .list_offers(OfferQuery { regions: vec![] })
+        .await
+        .unwrap_err();
+    assert_refused(&err, "list-offers", "max_returned_offers");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instance_records_with_oversized_strings_or_lists_are_refused() {
+    for (settings, setting) in [
+        ("shape = \"detail\"", "max_returned_string_kib"),
+        (
+            "shape = \"labels\"\ncount = \"5000\"",
+            "max_returned_list_items",
+        ),
+        (
+            "shape = \"instances\"\ncount = \"20000\"",
+            "max_returned_instances",
+        ),
+    ] {
+        let env = TestEnv::new();
+        let host = huge_host(&env, "", settings).await;
+        let err = host
+            .provider("hostile_huge")
+            .unwrap()
+            .list_instances(no_instances())
+            .await
+            .unwrap_err();
+        assert_refused(&err, "list-instances", setting);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_records_and_credentials_with_oversized_strings_or_lists_are_refused() {
+    let env = TestEnv::new();
+    let host = huge_host(&env, "", "").await;
+    let p = host.provider("hostile_huge").unwrap();
+    let err = p.get_cluster(a_cluster()).await.unwrap_err();
+    assert_refused(&err, "get-cluster", "max_returned_string_kib");
+    let err = p.get_credentials(a_cluster()).await.unwrap_err();
+    assert_refused(&err, "get-credentials", "max_returned_string_kib");
+
+    let env = TestEnv::new();
+    let host = huge_host(&env, "", "size = \"10\"\ncount = \"5000\"").await;
+    let err = host
+        .provider("hostile_huge")
+        .unwrap()
+        .get_cluster(a_cluster())
+        .await
+        .unwrap_err();
+    assert_refused(&err, "get-cluster", "max_returned_list_items");
 }
