@@ -130,7 +130,12 @@ pub struct SafeRecord {
 /// Escape and cut a guest's record.
 pub fn render(message: &str, fields: &[(String, String)]) -> SafeRecord {
     let mut safe_message = String::new();
-    escape_into(&mut safe_message, message, MAX_MESSAGE_BYTES, Style::Message);
+    escape_into(
+        &mut safe_message,
+        message,
+        MAX_MESSAGE_BYTES,
+        Style::Message,
+    );
     let mut budget = MAX_RECORD_BYTES.saturating_sub(safe_message.len());
     let mut out = String::new();
     let mut shown = 0;
@@ -155,7 +160,10 @@ pub fn render(message: &str, fields: &[(String, String)]) -> SafeRecord {
         if !out.is_empty() {
             out.push(' ');
         }
-        out.push_str(&format!("{CUT}{} more field(s) not shown", fields.len() - shown));
+        out.push_str(&format!(
+            "{CUT}{} more field(s) not shown",
+            fields.len() - shown
+        ));
     }
     SafeRecord {
         message: safe_message,

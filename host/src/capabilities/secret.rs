@@ -47,4 +47,3 @@ impl SecretSource {
         Ok(value)
     }
 }
-

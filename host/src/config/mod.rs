@@ -28,6 +28,11 @@
 //! allow_ssh = false
 //! log_records_burst = 200        # records one call may log at once...
 //! log_records_per_sec = 20       # ...and per second after that
+//! max_returned_offers = 200000   # caps on what the component returns
+//! max_returned_instances = 10000
+//! max_returned_list_items = 1000 # labels, resources... of one record
+//! max_returned_string_kib = 64   # any one string
+//! max_returned_mib = 64          # all strings of one answer
 //! [providers.digitalocean.settings]
 //! image = "ubuntu-24-04-x64"
 //! [providers.digitalocean.credential]
@@ -52,6 +57,7 @@ pub use operator::{
 use crate::capabilities::credentials::CredentialConfig;
 use crate::capabilities::guest_log::LogLimits;
 use crate::capabilities::http_policy::AllowRule;
+use crate::providers::returned::ReturnLimits;
 
 /// The embedded defaults used when no config file is given.
 pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
@@ -159,6 +165,9 @@ pub struct ProviderConfig {
     /// Records one call may log (`log_records_burst`, `log_records_per_sec`).
     /// Default: 200 at once, then 20 per second.
     pub log: LogLimits,
+    /// Caps on what the component returns (`max_returned_*`); see
+    /// [`ReturnLimits`] for each default.
+    pub returned: ReturnLimits,
 }
 
 impl ProviderConfig {
@@ -176,6 +185,7 @@ impl ProviderConfig {
             settings: BTreeMap::new(),
             credential: CredentialConfig::None,
             log: LogLimits::default(),
+            returned: ReturnLimits::default(),
         }
     }
 }

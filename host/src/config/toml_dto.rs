@@ -20,6 +20,7 @@ use crate::capabilities::credentials::{AwsCredentialSource, CredentialConfig, Se
 use crate::capabilities::guest_log::LogLimits;
 use crate::capabilities::http_policy::AllowRule;
 use crate::capabilities::oauth::OAuthConfig;
+use crate::providers::returned::ReturnLimits;
 use crate::ssh::{SshHostConfig, SshLimits};
 
 #[derive(Deserialize, Default)]
@@ -154,6 +155,11 @@ struct ProviderToml {
     allow_ssh: Option<bool>,
     log_records_burst: Option<u32>,
     log_records_per_sec: Option<u32>,
+    max_returned_offers: Option<usize>,
+    max_returned_instances: Option<usize>,
+    max_returned_list_items: Option<usize>,
+    max_returned_string_kib: Option<usize>,
+    max_returned_mib: Option<usize>,
     #[serde(default)]
     settings: BTreeMap<String, toml::Value>,
     credential: Option<CredentialToml>,
@@ -356,6 +362,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
     for (name, p) in dto.providers {
         let key = |k: &str| format!("providers.{name}.{k}");
         let d = ProviderConfig::unconfigured();
+        let returned = returned_limits(&p, &d.returned).map_err(|(k, m)| invalid(key(k), m))?;
         let mut allow = Vec::new();
         for rule in &p.allow {
             allow.push(AllowRule::parse(rule).map_err(|m| invalid(key("allow"), m))?);
@@ -429,6 +436,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
                     burst: p.log_records_burst.unwrap_or(d.log.burst),
                     per_second: p.log_records_per_sec.unwrap_or(d.log.per_second),
                 },
+                returned,
             },
         );
     }
@@ -479,6 +487,52 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
             limits,
             hosts: ssh_hosts,
         },
+    })
+}
+
+/// The `max_returned_*` keys of a provider section; each must be at least 1.
+fn returned_limits(
+    p: &ProviderToml,
+    d: &ReturnLimits,
+) -> std::result::Result<ReturnLimits, (&'static str, String)> {
+    let pick = |v: Option<usize>, key: &'static str, default: usize, unit: usize| match v {
+        Some(0) => Err((key, "must be at least 1".to_string())),
+        Some(n) => n
+            .checked_mul(unit)
+            .ok_or((key, format!("{n} is too large"))),
+        None => Ok(default),
+    };
+    Ok(ReturnLimits {
+        max_offers: pick(
+            p.max_returned_offers,
+            "max_returned_offers",
+            d.max_offers,
+            1,
+        )?,
+        max_instances: pick(
+            p.max_returned_instances,
+            "max_returned_instances",
+            d.max_instances,
+            1,
+        )?,
+        max_list_items: pick(
+            p.max_returned_list_items,
+            "max_returned_list_items",
+            d.max_list_items,
+            1,
+        )?,
+        max_string_bytes: pick(
+            p.max_returned_string_kib,
+            "max_returned_string_kib",
+            d.max_string_bytes,
+            1 << 10,
+        )?,
+        max_total_bytes: pick(
+            p.max_returned_mib,
+            "max_returned_mib",
+            d.max_total_bytes,
+            1 << 20,
+        )?,
     })
 }
 

@@ -209,6 +209,15 @@ impl Loader {
                 file: file.clone(),
                 message: format!("describe.info failed: {e}"),
             })?;
+        if let Err(e) = loaded.config.returned.check_info(&info) {
+            return Err(LoadError::InstantiateFailed {
+                file,
+                message: format!(
+                    "describe.info returned too much data: {} (cap: {}; setting `providers.{name}.{}`)",
+                    e.what, e.cap, e.setting
+                ),
+            });
+        }
         if info.name != name {
             return Err(LoadError::NameMismatch {
                 file,
@@ -260,6 +269,25 @@ impl LoadedProvider {
     ) -> Result<R, CallError> {
         self.call_with_deadline(op, self.config.call_timeout, f)
             .await
+    }
+
+    /// Check an answer of `op` against the operator's caps on returned data
+    /// ([`super::returned`]).
+    pub fn check_returned(
+        &self,
+        op: &'static str,
+        check: impl FnOnce(&super::returned::ReturnLimits) -> Result<(), super::returned::Excess>,
+    ) -> Result<(), CallError> {
+        check(&self.config.returned).map_err(|e| {
+            tracing::warn!(provider = %self.name, op, "answer refused: {} (cap: {})", e.what, e.cap);
+            CallError::ReturnedTooMuch {
+                provider: self.name.clone(),
+                op,
+                what: e.what,
+                cap: e.cap,
+                setting: e.setting,
+            }
+        })
     }
 
     /// The outbound hooks a call's store gets, for benchmarks that drive

@@ -118,6 +118,23 @@ pub enum CallError {
         /// Trap and captured guest stderr.
         message: String,
     },
+    /// The component returned more than the operator's caps on returned data
+    /// allow (too many offers or instances, a list or string too long).
+    #[error(
+        "{provider}: call `{op}` returned too much data: {what} (cap: {cap}); the answer was discarded. If it is legitimate, raise `providers.{provider}.{setting}`"
+    )]
+    ReturnedTooMuch {
+        /// Provider.
+        provider: String,
+        /// Function.
+        op: &'static str,
+        /// What was too large, and where.
+        what: String,
+        /// The cap.
+        cap: String,
+        /// The setting that raises the cap.
+        setting: &'static str,
+    },
     /// No provider of that name is loaded.
     #[error("provider {0:?} is not loaded (see `bpr providers list`)")]
     NotLoaded(String),

@@ -146,6 +146,11 @@ async fn huge_host(env: &TestEnv, section: &str, settings: &str) -> Host {
 /// The refusal names the provider, the call, and the setting that raises the cap.
 fn assert_refused(err: &CallError, op: &str, setting: &str) {
     let text = err.to_string();
+    assert!(
+        matches!(err, CallError::ReturnedTooMuch { .. }),
+        "expected a returned-data refusal, got {err:?}"
+    );
+    eprintln!("refused as expected: {text}");
     for part in ["hostile_huge", op, "returned too much data", setting] {
         assert!(text.contains(part), "{part:?} missing in: {text}");
     }

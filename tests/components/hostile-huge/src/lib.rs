@@ -39,9 +39,9 @@ mod common {
 
 use blueprint::provider::settings;
 use blueprint::provider::types::{
-    Cluster, ClusterAuth, ClusterCredentials, ClusterRef, ClusterSpec, ClusterState,
-    DeleteStatus, Error, Instance, InstanceQuery, InstanceRef, InstanceSpec, InstanceState, Offer,
-    OfferQuery, ResourceRef,
+    Cluster, ClusterAuth, ClusterCredentials, ClusterRef, ClusterSpec, ClusterState, DeleteStatus,
+    Error, Instance, InstanceQuery, InstanceRef, InstanceSpec, InstanceState, Offer, OfferQuery,
+    ResourceRef,
 };
 use exports::blueprint::provider::{compute, describe, kubernetes};
 

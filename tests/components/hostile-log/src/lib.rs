@@ -61,8 +61,14 @@ impl describe::Guest for Component {
                     "marker",
                     "text put in every record so a test finds its own lines (default `hostile-log`)",
                 ),
-                ("count", "records (`flood`, default 100,000) or fields (`wide`, default 1,000)"),
-                ("size", "bytes of each field key and value (`wide`, default 65,536)"),
+                (
+                    "count",
+                    "records (`flood`, default 100,000) or fields (`wide`, default 1,000)",
+                ),
+                (
+                    "size",
+                    "bytes of each field key and value (`wide`, default 65,536)",
+                ),
             ],
         )
     }
@@ -99,7 +105,9 @@ impl Component {
                 );
                 log(
                     Level::Warn,
-                    &format!("{marker} innocent\n{forged}\r\x1b[2K\x1b[31m\u{2028}{forged}\u{202e}"),
+                    &format!(
+                        "{marker} innocent\n{forged}\r\x1b[2K\x1b[31m\u{2028}{forged}\u{202e}"
+                    ),
                     &[
                         (format!("{marker}\nkey"), format!("value\n{forged}")),
                         ("k".to_string(), format!("\r\n{forged}\x1b]0;title\x07")),
@@ -109,7 +117,12 @@ impl Component {
             Some("wide") => {
                 let size = number("size", 64 << 10)?;
                 let fields: Vec<(String, String)> = (0..number("count", 1_000)?)
-                    .map(|i| (format!("{marker}-{i}-{}", "k".repeat(size)), "v".repeat(size)))
+                    .map(|i| {
+                        (
+                            format!("{marker}-{i}-{}", "k".repeat(size)),
+                            "v".repeat(size),
+                        )
+                    })
                     .collect();
                 log(Level::Info, &format!("{marker} wide record"), &fields);
             }
