@@ -3,10 +3,16 @@
 //! they belong, the artifact cache cannot smuggle code past the lock, signed
 //! providers, and settings the component does not declare.
 
-use blueprint_remote_providers::wit::{ClusterRef, InstanceQuery, OfferQuery};
-use blueprint_remote_providers::{CallError, Host};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::support::TestEnv;
+use blueprint_remote_providers::wit::{ClusterRef, InstanceQuery, OfferQuery, ProviderError};
+use blueprint_remote_providers::{CallError, Host};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Response;
+
+use crate::support::{TestEnv, TestServer};
 
 /// A marker unique to one test, so it finds its own lines in the shared log.
 fn marker(test: &str) -> String {
@@ -259,4 +265,117 @@ async fn cluster_records_and_credentials_with_oversized_strings_or_lists_are_ref
         .await
         .unwrap_err();
     assert_refused(&err, "get-cluster", "max_returned_list_items");
+}
+
+/// A server answering with what it received: `auth=<Authorization> token=<x-amz-security-token>`,
+/// counting requests that carried either.
+async fn echo_server() -> (TestServer, Arc<AtomicUsize>) {
+    let leaked = Arc::new(AtomicUsize::new(0));
+    let l = leaked.clone();
+    let server = TestServer::start(move |req| {
+        let get = |name: &str| {
+            req.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap_or("").to_string())
+        };
+        let (auth, token) = (get("authorization"), get("x-amz-security-token"));
+        if auth.is_some() || token.is_some() {
+            l.fetch_add(1, Ordering::SeqCst);
+        }
+        Response::new(Full::new(Bytes::from(format!(
+            "auth={} token={}",
+            auth.unwrap_or_default(),
+            token.unwrap_or_default()
+        ))))
+    })
+    .await;
+    (server, leaked)
+}
+
+/// An AWS shared credentials file with a session token.
+fn session_credentials(env: &TestEnv) -> std::path::PathBuf {
+    let path = env.dir.path().join("aws-credentials");
+    std::fs::write(
+        &path,
+        "[default]\naws_access_key_id = AKIDSIGV4TEST\naws_secret_access_key = sigv4-secret\naws_session_token = SESSION-TOKEN-SECRET\n",
+    )
+    .unwrap();
+    path
+}
+
+/// `hostile_sigv4` asking for `scope` on the echo server, allowed by an exact
+/// rule; `hosts` is the credential's `hosts` line (or empty for the default).
+async fn sigv4_host(env: &TestEnv, server: &TestServer, scope: &str, hosts: &str) -> Host {
+    env.add("hostile_sigv4");
+    let creds = session_credentials(env);
+    env.start(&format!(
+        "[providers.hostile_sigv4]\nallow = [\"http://{addr}\"]\n\
+         [providers.hostile_sigv4.settings]\nurl = {url:?}\nscope = {scope:?}\n\
+         [providers.hostile_sigv4.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {creds:?}\n{hosts}\n",
+        addr = server.addr,
+        url = server.url("/echo"),
+    ))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigv4_never_signs_for_a_host_that_is_not_an_aws_endpoint() {
+    for scope in ["iam/us-east-1", "ec2/us-east-1", "sts/eu-west-1"] {
+        let (server, leaked) = echo_server().await;
+        let env = TestEnv::new();
+        let host = sigv4_host(&env, &server, scope, "").await;
+        let result = host
+            .provider("hostile_sigv4")
+            .unwrap()
+            .list_instances(no_instances())
+            .await;
+        assert_eq!(
+            leaked.load(Ordering::SeqCst),
+            0,
+            "{scope}: the echo server received a signature or the session token: {result:?}"
+        );
+        assert!(
+            matches!(
+                result.as_ref().map_err(CallError::provider_error),
+                Err(Some(ProviderError::Denied(_)))
+            ),
+            "{scope}: expected a denied request, got {result:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigv4_signs_for_a_stand_in_the_operator_lists_in_the_credentials_hosts() {
+    let (server, leaked) = echo_server().await;
+    let env = TestEnv::new();
+    let hosts = format!("hosts = [\"127.0.0.1:{}\"]", server.addr.port());
+    let host = sigv4_host(&env, &server, "ec2/us-east-1", &hosts).await;
+    let found = host
+        .provider("hostile_sigv4")
+        .unwrap()
+        .list_instances(no_instances())
+        .await
+        .unwrap();
+    let echoed = found[0].detail.clone().unwrap_or_default();
+    assert!(
+        echoed.contains("Credential=AKIDSIGV4TEST/") && echoed.contains("/us-east-1/ec2/"),
+        "{echoed}"
+    );
+    assert!(echoed.contains("token=SESSION-TOKEN-SECRET"), "{echoed}");
+    assert_eq!(leaked.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigv4_does_not_sign_for_a_stand_in_on_another_port() {
+    let (server, leaked) = echo_server().await;
+    let env = TestEnv::new();
+    let hosts = format!("hosts = [\"127.0.0.1:{}\"]", server.addr.port() ^ 1);
+    let host = sigv4_host(&env, &server, "ec2/us-east-1", &hosts).await;
+    let result = host
+        .provider("hostile_sigv4")
+        .unwrap()
+        .list_instances(no_instances())
+        .await;
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(leaked.load(Ordering::SeqCst), 0);
 }
