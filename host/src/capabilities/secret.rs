@@ -22,6 +22,11 @@ pub enum CredentialError {
     /// An `aws-sigv4` request lacked or garbled the scope header.
     #[error("aws-sigv4 request needs header x-bpr-aws-scope: <service>/<region>, got {0:?}")]
     MissingScope(Option<String>),
+    /// An `aws-sigv4` request asked for a signature the credential does not
+    /// give: a host it is not restricted to, or a service or region that is
+    /// not the host's. The request is not sent.
+    #[error("{0}")]
+    SigningRefused(String),
     /// Signing failed.
     #[error("signing failed: {0}")]
     SigningFailed(String),

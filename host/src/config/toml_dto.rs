@@ -554,10 +554,13 @@ fn credential(
             token: secret(c.token_env, c.token_file, "bearer")?,
             hosts: c.hosts,
         }),
-        "aws-sigv4" => Ok(CredentialConfig::AwsSigV4(AwsCredentialSource {
-            shared_credentials_file: c.shared_credentials_file.map(resolve),
-            profile: c.profile,
-        })),
+        "aws-sigv4" => Ok(CredentialConfig::AwsSigV4 {
+            source: AwsCredentialSource {
+                shared_credentials_file: c.shared_credentials_file.map(resolve),
+                profile: c.profile,
+            },
+            hosts: c.hosts,
+        }),
         "gcp-service-account" => {
             Ok(CredentialConfig::OAuth {
                 source: OAuthConfig::GcpServiceAccount {

@@ -107,7 +107,7 @@ impl Host {
                     .await
                     .map_err(|e| lookup("describe the cluster", describe_error(&e)))?;
                 let mut credentials = HostCredentials::default();
-                if let Some(CredentialConfig::AwsSigV4(source)) = self
+                if let Some(CredentialConfig::AwsSigV4 { source, .. }) = self
                     .config()
                     .providers
                     .get(&entry.provider)
