@@ -379,3 +379,160 @@ async fn sigv4_does_not_sign_for_a_stand_in_on_another_port() {
     assert!(result.is_err(), "{result:?}");
     assert_eq!(leaked.load(Ordering::SeqCst), 0);
 }
+
+/// A `[host]` section with an artifact cache of this env's own (not the
+/// shared one), so a test can tamper with it.
+fn own_cache_section(env: &TestEnv, integrity: &str) -> String {
+    format!(
+        "[host]\nproviders_dir = {:?}\nstate_dir = {:?}\nartifact_dir = {:?}\nlock_file = {:?}\nintegrity = {integrity:?}\nwatch = false\n",
+        env.providers,
+        env.state,
+        env.state.join("artifacts"),
+        env.lock_path(),
+    )
+}
+
+fn cwasm_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn version_ref() -> blueprint_remote_providers::wit::InstanceRef {
+    blueprint_remote_providers::wit::InstanceRef {
+        id: "version".into(),
+        region: "test-1".into(),
+        zone: None,
+        resources: vec![],
+        labels: vec![],
+    }
+}
+
+async fn served_version(host: &Host) -> String {
+    host.provider("well_behaved")
+        .unwrap()
+        .get_instance(version_ref())
+        .await
+        .unwrap()
+        .detail
+        .unwrap()
+}
+
+fn approve(env: &TestEnv, file: &std::path::Path) {
+    use sha2::Digest;
+    let sha = hex::encode(sha2::Sha256::digest(std::fs::read(file).unwrap()));
+    std::fs::write(
+        env.lock_path(),
+        format!("[providers.well_behaved]\nsha256 = \"{sha}\"\nallowed_hosts = []\n"),
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replaced_artifact_does_not_run_under_the_approved_file() {
+    crate::support::install_log_capture();
+    let env = TestEnv::new();
+    env.add("well_behaved");
+    let wasm = env.providers.join("well_behaved.wasm");
+    approve(&env, &wasm);
+    let artifacts = env.state.join("artifacts");
+    let first = env
+        .start_with(&own_cache_section(&env, "enforce"), "")
+        .await;
+    assert_eq!(served_version(&first).await, "1");
+    let approved = cwasm_files(&artifacts);
+    assert_eq!(approved.len(), 1, "{approved:?}");
+
+    // The same host compiles the other version (approved too, for a moment),
+    // which leaves its artifact beside the first.
+    let v1 = std::fs::read(&wasm).unwrap();
+    std::fs::copy(crate::support::well_behaved_v2(), &wasm).unwrap();
+    approve(&env, &wasm);
+    let second = env
+        .start_with(&own_cache_section(&env, "enforce"), "")
+        .await;
+    assert_eq!(served_version(&second).await, "2");
+    let other = cwasm_files(&artifacts)
+        .into_iter()
+        .find(|p| !approved.contains(p))
+        .expect("v2's artifact");
+
+    // The attacker puts v2's artifact where v1's belongs; v1 is approved again.
+    std::fs::copy(&other, &approved[0]).unwrap();
+    std::fs::write(&wasm, &v1).unwrap();
+    approve(&env, &wasm);
+    let third = env
+        .start_with(&own_cache_section(&env, "enforce"), "")
+        .await;
+    assert_eq!(
+        served_version(&third).await,
+        "1",
+        "the host ran another file's code under the approved sha256"
+    );
+    let loaded = third.provider("well_behaved").unwrap().current().unwrap();
+    assert!(!loaded.compile.from_cache, "the swapped artifact was used");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupted_artifact_is_recompiled_and_the_provider_works() {
+    let env = TestEnv::new();
+    env.add("well_behaved");
+    let artifacts = env.state.join("artifacts");
+    env.start_with(&own_cache_section(&env, "warn"), "").await;
+    let file = cwasm_files(&artifacts).pop().unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let i = bytes.len() - 100;
+    bytes[i] ^= 0x5a;
+    std::fs::write(&file, &bytes).unwrap();
+    let host = env.start_with(&own_cache_section(&env, "warn"), "").await;
+    let loaded = host.provider("well_behaved").unwrap().current().unwrap();
+    assert!(!loaded.compile.from_cache);
+    assert_eq!(served_version(&host).await, "1");
+}
+
+#[cfg(unix)]
+async fn start_refused(env: &TestEnv) -> String {
+    let text = format!("{}\n", own_cache_section(env, "warn"));
+    let cfg = blueprint_remote_providers::Config::from_toml_str(&text, "test.toml").unwrap();
+    match Host::start(cfg).await {
+        Ok(_) => panic!("the host started"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_directory_others_can_write_is_refused_naming_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    env.add("well_behaved");
+    std::fs::set_permissions(&env.state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let reason = start_refused(&env).await;
+    assert!(
+        reason.contains(&env.state.display().to_string()),
+        "{reason}"
+    );
+    assert!(reason.contains("writable"), "{reason}");
+    assert!(reason.contains("chmod"), "{reason}");
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_artifact_directory_others_can_write_is_refused_naming_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    env.add("well_behaved");
+    let artifacts = env.state.join("artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    std::fs::set_permissions(&artifacts, std::fs::Permissions::from_mode(0o775)).unwrap();
+    let reason = start_refused(&env).await;
+    assert!(
+        reason.contains(&artifacts.display().to_string()),
+        "{reason}"
+    );
+    assert!(reason.contains("writable"), "{reason}");
+}
