@@ -16,6 +16,10 @@ use crate::runtime::engine::EngineHandle;
 /// The host could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
+    /// The state directory, the artifact cache or its key is not private to
+    /// this host (other users could write it), or could not be set up.
+    #[error("{0}")]
+    StateDirNotPrivate(#[source] crate::runtime::cache::CacheError),
     /// The state directory could not be created.
     #[error("cannot create state directory {path}: {source}")]
     StateDirUnusable {
@@ -98,9 +102,11 @@ impl Host {
     /// Start with options.
     pub async fn start_with(config: Config, options: HostOptions) -> Result<Self, HostError> {
         let state_dir = config.host.state_dir.clone();
-        std::fs::create_dir_all(&state_dir).map_err(|source| HostError::StateDirUnusable {
-            path: state_dir.display().to_string(),
-            source,
+        crate::runtime::private_dir::create(&state_dir).map_err(|source| {
+            HostError::StateDirUnusable {
+                path: state_dir.display().to_string(),
+                source,
+            }
         })?;
         let dir = config.host.providers_dir.clone();
         if !dir.is_dir() {
@@ -120,6 +126,8 @@ impl Host {
             EngineHandle::new(config.host.max_concurrent_calls, max_memory)
                 .map_err(|e| HostError::EngineFailed(format!("{e:#}")))?,
         );
+        let cache = crate::runtime::cache::ArtifactCache::open(&config.host, engine.engine())
+            .map_err(HostError::StateDirNotPrivate)?;
         let client = SharedHttpClient::new(options.http).map_err(HostError::HttpClientFailed)?;
         let db = Database::open(&config.database_path())?;
         let ssh_pool = crate::operator_hosts::build_pool(&config, &db)
@@ -130,13 +138,8 @@ impl Host {
             (None, None) => None,
         };
         let loader = Arc::new(
-            Loader::new(
-                engine,
-                config.host.artifact_dir.clone(),
-                client,
-                ssh_backend,
-            )
-            .map_err(|e| HostError::EngineFailed(format!("{e:#}")))?,
+            Loader::new(engine, cache, client, ssh_backend)
+                .map_err(|e| HostError::EngineFailed(format!("{e:#}")))?,
         );
         let registry = Arc::new(Registry::default());
         let config = Arc::new(config);

@@ -186,27 +186,59 @@ enum Style {
 /// past the cap is replaced by `…`.
 fn escape_into(out: &mut String, text: &str, max: usize, style: Style) {
     let limit = out.len() + max;
-    let mut buf = [0u8; 4];
     for c in text.chars() {
-        let piece: std::borrow::Cow<'_, str> = match c {
-            '\\' => "\\\\".into(),
-            '\n' => "\\n".into(),
-            '\r' => "\\r".into(),
-            '\t' => "\\t".into(),
-            '"' if style != Style::Message => "\\\"".into(),
-            c if breaks_or_disguises(c) => format!("\\u{{{:04x}}}", c as u32).into(),
-            c if style == Style::Key
-                && !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')) =>
-            {
-                format!("\\u{{{:04x}}}", c as u32).into()
-            }
-            c => (&*c.encode_utf8(&mut buf)).to_owned().into(),
-        };
+        let piece = Piece::of(c, style);
         if out.len() + piece.len() + CUT.len_utf8() > limit {
             out.push(CUT);
             return;
         }
-        out.push_str(&piece);
+        piece.push_to(out);
+    }
+}
+
+/// How one character is written.
+enum Piece {
+    /// As itself.
+    Plain(char),
+    /// As a fixed escape (`\n`, `\\`...).
+    Escape(&'static str),
+    /// As `\u{XXXX}`.
+    Code(char),
+}
+
+impl Piece {
+    fn of(c: char, style: Style) -> Self {
+        match c {
+            '\\' => Self::Escape("\\\\"),
+            '\n' => Self::Escape("\\n"),
+            '\r' => Self::Escape("\\r"),
+            '\t' => Self::Escape("\\t"),
+            '"' if style != Style::Message => Self::Escape("\\\""),
+            c if breaks_or_disguises(c) => Self::Code(c),
+            c if style == Style::Key
+                && !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')) =>
+            {
+                Self::Code(c)
+            }
+            c => Self::Plain(c),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Plain(c) => c.len_utf8(),
+            Self::Escape(s) => s.len(),
+            // `\u{` + at least 4 hex digits + `}`.
+            Self::Code(c) => 4 + format!("{:04x}", *c as u32).len(),
+        }
+    }
+
+    fn push_to(&self, out: &mut String) {
+        match self {
+            Self::Plain(c) => out.push(*c),
+            Self::Escape(s) => out.push_str(s),
+            Self::Code(c) => out.push_str(&format!("\\u{{{:04x}}}", *c as u32)),
+        }
     }
 }
 

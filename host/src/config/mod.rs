@@ -13,6 +13,7 @@
 //! state_dir = "~/.local/state/bpr"  # sqlite database, artifact cache
 //! lock_file = "providers.lock"   # default: <providers_dir>/providers.lock
 //! artifact_dir = "artifacts"     # default: <state_dir>/artifacts
+//! artifact_key_file = "k"        # default: <state_dir>/artifact-cache.key (outside artifact_dir)
 //! database = "bpr.sqlite3"       # default: <state_dir>/bpr.sqlite3
 //! integrity = "enforce"          # or "warn"
 //! watch = true                   # hot reload on file changes
@@ -127,6 +128,10 @@ pub struct HostSettings {
     pub lock_file: PathBuf,
     /// Precompiled-artifact cache. Default: `<state_dir>/artifacts`.
     pub artifact_dir: PathBuf,
+    /// The key whose HMAC vouches that a cached artifact was compiled by this
+    /// host from the approved file; made on first use, mode 0600. Must lie
+    /// outside `artifact_dir`. Default: `<state_dir>/artifact-cache.key`.
+    pub artifact_key_file: PathBuf,
     /// The SQLite database (price cache, deployment tracker). Default:
     /// `<state_dir>/bpr.sqlite3`.
     pub database: PathBuf,

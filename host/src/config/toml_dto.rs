@@ -70,6 +70,7 @@ struct HostToml {
     state_dir: Option<PathBuf>,
     lock_file: Option<PathBuf>,
     artifact_dir: Option<PathBuf>,
+    artifact_key_file: Option<PathBuf>,
     database: Option<PathBuf>,
     integrity: Option<String>,
     watch: Option<bool>,
@@ -224,13 +225,30 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
         .state_dir
         .map(resolve)
         .unwrap_or_else(default_state_dir);
+    let artifact_dir = dto
+        .host
+        .artifact_dir
+        .map(resolve)
+        .unwrap_or_else(|| state_dir.join("artifacts"));
+    let artifact_key_file = dto
+        .host
+        .artifact_key_file
+        .map(resolve)
+        .unwrap_or_else(|| state_dir.join("artifact-cache.key"));
+    if artifact_key_file.starts_with(&artifact_dir) {
+        return Err(invalid(
+            "host.artifact_key_file".into(),
+            format!(
+                "{} lies inside artifact_dir {}; the key that vouches for artifacts must be kept outside their directory",
+                artifact_key_file.display(),
+                artifact_dir.display()
+            ),
+        ));
+    }
     let host = HostSettings {
         providers_dir,
-        artifact_dir: dto
-            .host
-            .artifact_dir
-            .map(resolve)
-            .unwrap_or_else(|| state_dir.join("artifacts")),
+        artifact_dir,
+        artifact_key_file,
         database: dto
             .host
             .database

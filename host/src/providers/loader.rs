@@ -77,15 +77,14 @@ pub struct Loader {
 }
 
 impl Loader {
-    /// A loader caching artifacts in `cache_dir`.
+    /// A loader caching artifacts in `cache`.
     pub fn new(
         engine: Arc<EngineHandle>,
-        cache_dir: PathBuf,
+        cache: ArtifactCache,
         client: SharedHttpClient,
         ssh: Option<Arc<dyn SshBackend>>,
     ) -> wasmtime::Result<Self> {
         let linker = crate::runtime::linker::build(engine.engine())?;
-        let cache = ArtifactCache::new(cache_dir, engine.engine());
         Ok(Self {
             engine,
             linker,

@@ -1,5 +1,5 @@
 //! The wasmtime side: engine, bindings, linker, per-store state and limits,
-//! load-time checks, and the artifact cache.
+//! load-time checks, the artifact cache and the host's private directories.
 
 pub mod bindings;
 pub mod cache;
@@ -8,6 +8,7 @@ pub mod error;
 pub mod inspect;
 pub mod limits;
 pub mod linker;
+pub mod private_dir;
 pub mod state;
 
 pub use error::{CallError, LoadError};

@@ -536,3 +536,22 @@ async fn an_artifact_directory_others_can_write_is_refused_naming_it() {
     );
     assert!(reason.contains("writable"), "{reason}");
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_artifact_key_other_users_can_read_is_refused_naming_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    env.add("well_behaved");
+    // First start makes the key (0600) in the state directory.
+    env.start_with(&own_cache_section(&env, "warn"), "").await;
+    let key = env.state.join("artifact-cache.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let reason = start_refused(&env).await;
+    assert!(reason.contains(&key.display().to_string()), "{reason}");
+    assert!(reason.contains("chmod 600"), "{reason}");
+}
