@@ -8,8 +8,10 @@ pub mod loader;
 pub mod lock;
 pub mod registry;
 pub mod returned;
+mod set;
 pub mod watch;
 
 pub use handle::ProviderHandle;
 pub use loader::LoadedProvider;
 pub use registry::{ProviderState, ProviderStatus, Registry};
+pub use set::Providers;
