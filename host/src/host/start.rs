@@ -77,9 +77,11 @@ pub struct HostOptions {
 /// Start: load every provider, start the watch (when configured).
 pub(super) async fn start(config: Config, options: HostOptions) -> Result<Host, HostError> {
     let state_dir = config.host.state_dir.clone();
-    crate::runtime::private_dir::create(&state_dir).map_err(|source| HostError::StateDirUnusable {
-        path: state_dir.display().to_string(),
-        source,
+    crate::runtime::private_dir::create(&state_dir).map_err(|source| {
+        HostError::StateDirUnusable {
+            path: state_dir.display().to_string(),
+            source,
+        }
     })?;
     let dir = config.host.providers_dir.clone();
     if !dir.is_dir() {
@@ -112,13 +114,8 @@ pub(super) async fn start(config: Config, options: HostOptions) -> Result<Host, 
         (None, None) => None,
     };
     let loader = Arc::new(
-        Loader::new(
-            engine,
-            cache,
-            client,
-            ssh_backend,
-        )
-        .map_err(|e| HostError::EngineFailed(format!("{e:#}")))?,
+        Loader::new(engine, cache, client, ssh_backend)
+            .map_err(|e| HostError::EngineFailed(format!("{e:#}")))?,
     );
     let config = Arc::new(config);
     let providers = Providers::load(config.clone(), loader).await;
