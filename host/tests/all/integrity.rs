@@ -555,3 +555,46 @@ async fn an_artifact_key_other_users_can_read_is_refused_naming_it() {
     assert!(reason.contains(&key.display().to_string()), "{reason}");
     assert!(reason.contains("chmod 600"), "{reason}");
 }
+
+/// Why `name` was refused (it must have been).
+fn refusal(host: &Host, name: &str) -> String {
+    use blueprint_remote_providers::providers::ProviderState;
+    let status = host
+        .statuses()
+        .into_iter()
+        .find(|s| s.name == name)
+        .expect("provider was seen");
+    match status.state {
+        ProviderState::Refused(r) => r,
+        other => panic!("{name}: expected refused, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_setting_the_component_does_not_declare_is_refused_naming_file_provider_and_key() {
+    let env = TestEnv::new();
+    env.add("well_behaved");
+    let host = env
+        .start("[providers.well_behaved.settings]\nurll = \"http://127.0.0.1:9/x\"\n")
+        .await;
+    let reason = refusal(&host, "well_behaved");
+    for part in [
+        "well_behaved.wasm",
+        "providers.well_behaved.settings",
+        "urll",
+        "`url`",
+    ] {
+        assert!(reason.contains(part), "{part:?} missing in: {reason}");
+    }
+    assert!(host.provider("well_behaved").is_err());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_setting_a_component_declares_is_accepted() {
+    let env = TestEnv::new();
+    env.add("well_behaved");
+    let host = env
+        .start("[providers.well_behaved.settings]\nurl = \"http://127.0.0.1:9/x\"\naddress = \"127.0.0.1\"\n")
+        .await;
+    assert_eq!(list_offers(&host, "well_behaved").await, 2);
+}
