@@ -217,6 +217,23 @@ impl Loader {
                 ),
             });
         }
+        // Settings are checked against what the component declares: a typo
+        // is an error, as unknown keys are everywhere else in the config.
+        let unknown: Vec<String> = loaded
+            .config
+            .settings
+            .keys()
+            .filter(|k| !info.settings.iter().any(|s| &s.key == *k))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(LoadError::UnknownSetting {
+                file,
+                provider: name,
+                unknown,
+                accepted: info.settings.iter().map(|s| s.key.clone()).collect(),
+            });
+        }
         if info.name != name {
             return Err(LoadError::NameMismatch {
                 file,
