@@ -198,6 +198,32 @@ fn ini_section(text: &str, name: &str) -> Option<Vec<(String, String)>> {
     (current == Some(true) || !out.is_empty()).then_some(out)
 }
 
+/// Credentials that could not be read, each reported once until it can be
+/// read again.
+static UNRESOLVED: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// A credential that cannot be read (variable unset, file missing) does not
+/// stop the request: it goes out without it, so public endpoints (price lists)
+/// still answer and the API itself refuses the rest, which the component maps
+/// to `unauthorized`. Deploys are refused up front by the orchestrator.
+fn unresolved(what: &str, e: &CredentialError) {
+    let mut seen = UNRESOLVED.lock().unwrap_or_else(|p| p.into_inner());
+    if seen.insert(what.to_string()) {
+        tracing::warn!(
+            "{e}; requests go out without this credential until it can be read (public endpoints still answer, the API refuses the rest)"
+        );
+    }
+}
+
+/// The credential `what` was read: a later failure is reported again.
+fn resolved(what: &str) {
+    let mut seen = UNRESOLVED.lock().unwrap_or_else(|p| p.into_inner());
+    if seen.remove(what) {
+        tracing::info!("credential {what} can be read again");
+    }
+}
+
 fn host_listed(hosts: &[String], target: &Target) -> bool {
     hosts.is_empty() || hosts.iter().any(|h| h.eq_ignore_ascii_case(&target.host))
 }
@@ -248,7 +274,16 @@ impl CredentialConfig {
                 if !host_listed(hosts, target) {
                     return Ok(()); // not a host this token belongs to
                 }
-                set_bearer(req, &token.read()?)
+                match token.read() {
+                    Ok(value) => {
+                        resolved(&format!("{token:?}"));
+                        set_bearer(req, &value)
+                    }
+                    Err(e) => {
+                        unresolved(&format!("{token:?}"), &e);
+                        Ok(())
+                    }
+                }
             }
             Self::OAuth { hosts, .. } => {
                 if !host_listed(hosts, target) {
@@ -276,8 +311,17 @@ impl CredentialConfig {
                         target.scheme, target.host, target.port
                     ))
                 })?;
-                let keys = source.keys()?;
-                sign_request(req, &keys, service, region, SystemTime::now())
+                let what = format!("aws-sigv4 {source:?}");
+                match source.keys() {
+                    Ok(keys) => {
+                        resolved(&what);
+                        sign_request(req, &keys, service, region, SystemTime::now())
+                    }
+                    Err(e) => {
+                        unresolved(&what, &e);
+                        Ok(())
+                    }
+                }
             }
         }
     }
@@ -733,6 +777,36 @@ mod tests {
             None,
         );
         assert!(matches!(garbled, Err(CredentialError::MissingScope(_))));
+    }
+
+    #[test]
+    fn a_credential_that_cannot_be_read_lets_the_request_go_out_without_it() {
+        let mut req = http::Request::new(Bytes::new());
+        let bearer = CredentialConfig::Bearer {
+            token: SecretSource::Env("BPR_TEST_SURELY_UNSET_TOKEN_VARIABLE".into()),
+            hosts: vec![],
+        };
+        bearer
+            .apply(&mut req, &https("api.example.com"), None, None)
+            .unwrap();
+        assert!(req.headers().is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let sigv4 = CredentialConfig::AwsSigV4 {
+            source: AwsCredentialSource {
+                shared_credentials_file: Some(dir.path().join("missing")),
+                profile: None,
+            },
+            hosts: vec![],
+        };
+        sigv4
+            .apply(
+                &mut req,
+                &https("ec2.us-east-1.amazonaws.com"),
+                Some("ec2/us-east-1".into()),
+                None,
+            )
+            .unwrap();
+        assert!(req.headers().is_empty(), "{:?}", req.headers());
     }
 
     #[test]
