@@ -598,3 +598,254 @@ async fn every_setting_a_component_declares_is_accepted() {
         .await;
     assert_eq!(list_offers(&host, "well_behaved").await, 2);
 }
+
+// ---- signed providers -----------------------------------------------------
+
+/// A minisign key pair made for this test.
+fn keypair() -> minisign::KeyPair {
+    minisign::KeyPair::generate_unencrypted_keypair().expect("a key pair")
+}
+
+/// Write `<file>.minisig`: a detached minisign signature of `file` by `kp`.
+fn sign(kp: &minisign::KeyPair, file: &std::path::Path) {
+    let sig = minisign::sign(
+        Some(&kp.pk),
+        &kp.sk,
+        std::fs::File::open(file).unwrap(),
+        Some(&format!(
+            "file:{}",
+            file.file_name().unwrap().to_string_lossy()
+        )),
+        None,
+    )
+    .expect("signing works");
+    std::fs::write(format!("{}.minisig", file.display()), sig.into_string()).unwrap();
+}
+
+/// minisign's key id of `kp`, as minisign prints it.
+fn key_id(kp: &minisign::KeyPair) -> String {
+    let mut id = [0u8; 8];
+    id.copy_from_slice(kp.pk.keynum());
+    format!("{:016X}", u64::from_le_bytes(id))
+}
+
+/// A `[host]` section in signed mode trusting `keys` (TOML array items).
+fn signed_section(env: &TestEnv, keys: &str, watch: bool) -> String {
+    format!(
+        "{}trusted_keys = [{keys}]\n",
+        env.host_section("signed", watch)
+    )
+}
+
+fn named_key(name: &str, kp: &minisign::KeyPair) -> String {
+    format!("{{ name = {name:?}, key = {:?} }}", kp.pk.to_base64())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_signed_by_a_trusted_key_loads_in_signed_mode() {
+    let kp = keypair();
+    let env = TestEnv::new();
+    env.add("well_behaved");
+    sign(&kp, &env.providers.join("well_behaved.wasm"));
+    let host = env
+        .start_with(
+            &signed_section(&env, &named_key("Acme test key", &kp), false),
+            "",
+        )
+        .await;
+    assert_eq!(served_version(&host).await, "1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unsigned_file_is_refused_in_signed_mode_saying_how_to_sign_it() {
+    let kp = keypair();
+    let env = TestEnv::new();
+    env.add("well_behaved");
+    let host = env
+        .start_with(
+            &signed_section(&env, &named_key("Acme test key", &kp), false),
+            "",
+        )
+        .await;
+    let reason = refusal(&host, "well_behaved");
+    for part in [
+        "well_behaved.wasm",
+        "well_behaved.wasm.minisig",
+        "minisign -Sm",
+    ] {
+        assert!(reason.contains(part), "{part:?} missing in: {reason}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_signed_by_an_untrusted_key_is_refused_naming_the_key() {
+    let (trusted, stranger) = (keypair(), keypair());
+    let env = TestEnv::new();
+    env.add("well_behaved");
+    sign(&stranger, &env.providers.join("well_behaved.wasm"));
+    let host = env
+        .start_with(
+            &signed_section(&env, &named_key("Acme test key", &trusted), false),
+            "",
+        )
+        .await;
+    let reason = refusal(&host, "well_behaved");
+    assert!(reason.contains(&key_id(&stranger)), "{reason}");
+    assert!(reason.contains("not trusted"), "{reason}");
+    assert!(
+        reason.contains("Acme test key"),
+        "the trusted keys are listed: {reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_changed_after_signing_is_refused() {
+    let kp = keypair();
+    let env = TestEnv::new();
+    env.add("well_behaved");
+    let wasm = env.providers.join("well_behaved.wasm");
+    sign(&kp, &wasm);
+    let mut bytes = std::fs::read(&wasm).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0xff;
+    std::fs::write(&wasm, &bytes).unwrap();
+    let host = env
+        .start_with(
+            &signed_section(&env, &named_key("Acme test key", &kp), false),
+            "",
+        )
+        .await;
+    let reason = refusal(&host, "well_behaved");
+    assert!(reason.contains("does not match"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_trusted_for_one_provider_does_not_vouch_for_another() {
+    let kp = keypair();
+    let env = TestEnv::new();
+    env.add("well_behaved");
+    sign(&kp, &env.providers.join("well_behaved.wasm"));
+    let host = env
+        .start_with(
+            &signed_section(&env, "", false),
+            &format!(
+                "[providers.other]\ntrusted_keys = [{}]\n",
+                named_key("Other's key", &kp)
+            ),
+        )
+        .await;
+    let reason = refusal(&host, "well_behaved");
+    assert!(reason.contains("trusted_keys"), "{reason}");
+
+    let env2 = TestEnv::new();
+    env2.add("well_behaved");
+    sign(&kp, &env2.providers.join("well_behaved.wasm"));
+    let host = env2
+        .start_with(
+            &signed_section(&env2, "", false),
+            &format!(
+                "[providers.well_behaved]\ntrusted_keys = [{:?}]\n",
+                kp.pk.to_base64()
+            ),
+        )
+        .await;
+    assert_eq!(served_version(&host).await, "1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hot_reload_checks_the_signature_before_swapping() {
+    let (trusted, stranger) = (keypair(), keypair());
+    let env = TestEnv::new();
+    env.add("well_behaved");
+    let wasm = env.providers.join("well_behaved.wasm");
+    sign(&trusted, &wasm);
+    let host = env
+        .start_with(
+            &signed_section(&env, &named_key("Acme test key", &trusted), true),
+            "",
+        )
+        .await;
+    assert_eq!(served_version(&host).await, "1");
+
+    // A new version signed by a stranger: refused, the old one keeps serving.
+    let staged = env.dir.path().join("staged.wasm");
+    std::fs::copy(crate::support::well_behaved_v2(), &staged).unwrap();
+    sign(&stranger, &staged);
+    std::fs::rename(
+        format!("{}.minisig", staged.display()),
+        format!("{}.minisig", wasm.display()),
+    )
+    .unwrap();
+    std::fs::rename(&staged, &wasm).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status = host
+            .statuses()
+            .into_iter()
+            .find(|s| s.name == "well_behaved")
+            .unwrap();
+        if let blueprint_remote_providers::providers::ProviderState::ServingPrevious(r) =
+            status.state
+        {
+            assert!(r.contains(&key_id(&stranger)), "{r}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bad signature was never noticed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(served_version(&host).await, "1");
+
+    // The trusted author's signature arrives: the new version is swapped in.
+    sign(&trusted, &wasm);
+    loop {
+        if served_version(&host).await == "2" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the signed version was never served"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn providers_inspect_shows_who_signed_the_file() {
+    let kp = keypair();
+    let env = TestEnv::new();
+    env.add("well_behaved");
+    sign(&kp, &env.providers.join("well_behaved.wasm"));
+    let config = env.dir.path().join("bpr.toml");
+    std::fs::write(
+        &config,
+        signed_section(&env, &named_key("Acme test key", &kp), false),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bpr"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "providers",
+            "inspect",
+            "well_behaved",
+        ])
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("bpr runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("signature"))
+        .unwrap_or_else(|| panic!("no signature line:\n{stdout}"));
+    for part in ["Acme test key", &key_id(&kp), "file:well_behaved.wasm"] {
+        assert!(line.contains(part), "{part:?} missing in: {line}");
+    }
+}
