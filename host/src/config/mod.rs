@@ -15,7 +15,8 @@
 //! artifact_dir = "artifacts"     # default: <state_dir>/artifacts
 //! artifact_key_file = "k"        # default: <state_dir>/artifact-cache.key (outside artifact_dir)
 //! database = "bpr.sqlite3"       # default: <state_dir>/bpr.sqlite3
-//! integrity = "enforce"          # or "warn"
+//! integrity = "enforce"          # or "warn", or "signed" (a trusted minisign signature instead of the lock)
+//! trusted_keys = [{ name = "Acme", key = "RWQ..." }]  # minisign public keys trusted for every provider
 //! watch = true                   # hot reload on file changes
 //! max_concurrent_calls = 256     # pre-reserved instance slots
 //!
@@ -34,6 +35,7 @@
 //! max_returned_list_items = 1000 # labels, resources... of one record
 //! max_returned_string_kib = 64   # any one string
 //! max_returned_mib = 64          # all strings of one answer
+//! trusted_keys = ["RWQ..."]      # keys trusted to sign this provider only
 //! [providers.digitalocean.settings]
 //! image = "ubuntu-24-04-x64"
 //! [providers.digitalocean.credential]
@@ -59,6 +61,7 @@ use crate::capabilities::credentials::CredentialConfig;
 use crate::capabilities::guest_log::LogLimits;
 use crate::capabilities::http_policy::AllowRule;
 use crate::providers::returned::ReturnLimits;
+use crate::providers::signature::TrustedKey;
 
 /// The embedded defaults used when no config file is given.
 pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
@@ -114,6 +117,10 @@ pub enum IntegrityMode {
     Enforce,
     /// An unknown or changed file is loaded with a warning.
     Warn,
+    /// A file loads only with a valid minisign signature (`<file>.minisig`)
+    /// by a key trusted for it (`trusted_keys`); `providers.lock` is not
+    /// consulted, so a newly signed release is picked up by hot reload.
+    Signed,
 }
 
 /// The `[host]` section.
@@ -139,6 +146,10 @@ pub struct HostSettings {
     pub integrity: IntegrityMode,
     /// Watch `providers_dir` and hot-reload. Default: true.
     pub watch: bool,
+    /// Public keys trusted to sign every provider file (`trusted_keys`: a
+    /// minisign public key `"RW..."`, or `{ name = "...", key = "RW..." }`
+    /// or `{ name = "...", key_file = "x.pub" }`). Default: none.
+    pub trusted_keys: Vec<TrustedKey>,
     /// Calls that may run at once across all providers (pre-reserved
     /// instance slots); a call beyond it fails with a trap. Default: 256.
     pub max_concurrent_calls: u32,
@@ -173,6 +184,9 @@ pub struct ProviderConfig {
     /// Caps on what the component returns (`max_returned_*`); see
     /// [`ReturnLimits`] for each default.
     pub returned: ReturnLimits,
+    /// Public keys trusted to sign this provider's file, besides `[host]
+    /// trusted_keys` (same forms). Default: none.
+    pub trusted_keys: Vec<TrustedKey>,
 }
 
 impl ProviderConfig {
@@ -191,6 +205,7 @@ impl ProviderConfig {
             credential: CredentialConfig::None,
             log: LogLimits::default(),
             returned: ReturnLimits::default(),
+            trusted_keys: Vec::new(),
         }
     }
 }

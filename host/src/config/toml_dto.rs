@@ -23,6 +23,7 @@ use crate::capabilities::oauth::OAuthConfig;
 use crate::kubernetes::ScalingPolicy;
 use crate::placement::{Mode, Policy};
 use crate::providers::returned::ReturnLimits;
+use crate::providers::signature::TrustedKey;
 use crate::ssh::{SshHostConfig, SshLimits};
 
 #[derive(Deserialize, Default)]
@@ -75,6 +76,8 @@ struct HostToml {
     artifact_key_file: Option<PathBuf>,
     database: Option<PathBuf>,
     integrity: Option<String>,
+    #[serde(default)]
+    trusted_keys: Vec<TrustedKeyToml>,
     watch: Option<bool>,
     max_concurrent_calls: Option<u32>,
 }
@@ -164,8 +167,51 @@ struct ProviderToml {
     max_returned_string_kib: Option<usize>,
     max_returned_mib: Option<usize>,
     #[serde(default)]
+    trusted_keys: Vec<TrustedKeyToml>,
+    #[serde(default)]
     settings: BTreeMap<String, toml::Value>,
     credential: Option<CredentialToml>,
+}
+
+/// A trusted signing key: its base64 form, or a table naming it.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TrustedKeyToml {
+    Key(String),
+    Named(NamedKeyToml),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NamedKeyToml {
+    name: Option<String>,
+    key: Option<String>,
+    key_file: Option<PathBuf>,
+}
+
+/// Parse `trusted_keys` entries.
+fn trusted_keys(
+    entries: Vec<TrustedKeyToml>,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+) -> std::result::Result<Vec<TrustedKey>, String> {
+    entries
+        .into_iter()
+        .map(|e| match e {
+            TrustedKeyToml::Key(k) => TrustedKey::from_base64(None, &k),
+            TrustedKeyToml::Named(NamedKeyToml {
+                name,
+                key,
+                key_file,
+            }) => match (key, key_file) {
+                (Some(k), None) => TrustedKey::from_base64(name, &k),
+                (None, Some(f)) => TrustedKey::from_file(name, &resolve(f)),
+                _ => Err(
+                    "give each key as `key = \"RW...\"` or `key_file = \"x.pub\"`, one of them"
+                        .into(),
+                ),
+            },
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -215,13 +261,16 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
     let integrity = match dto.host.integrity.as_deref() {
         None | Some("enforce") => IntegrityMode::Enforce,
         Some("warn") => IntegrityMode::Warn,
+        Some("signed") => IntegrityMode::Signed,
         Some(other) => {
             return Err(invalid(
                 "host.integrity".into(),
-                format!("unknown mode {other:?}; use \"enforce\" or \"warn\""),
+                format!("unknown mode {other:?}; use \"enforce\", \"warn\" or \"signed\""),
             ));
         }
     };
+    let host_keys = trusted_keys(dto.host.trusted_keys, &resolve)
+        .map_err(|m| invalid("host.trusted_keys".into(), m))?;
     let state_dir = dto
         .host
         .state_dir
@@ -259,6 +308,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
         state_dir,
         lock_file,
         integrity,
+        trusted_keys: host_keys,
         watch: dto.host.watch.unwrap_or(true),
         max_concurrent_calls: dto.host.max_concurrent_calls.unwrap_or(256).max(1),
     };
@@ -383,10 +433,12 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
     }
 
     let mut providers = BTreeMap::new();
-    for (name, p) in dto.providers {
+    for (name, mut p) in dto.providers {
         let key = |k: &str| format!("providers.{name}.{k}");
         let d = ProviderConfig::unconfigured();
         let returned = returned_limits(&p, &d.returned).map_err(|(k, m)| invalid(key(k), m))?;
+        let provider_keys = trusted_keys(std::mem::take(&mut p.trusted_keys), &resolve)
+            .map_err(|m| invalid(key("trusted_keys"), m))?;
         let mut allow = Vec::new();
         for rule in &p.allow {
             allow.push(AllowRule::parse(rule).map_err(|m| invalid(key("allow"), m))?);
@@ -461,6 +513,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
                     per_second: p.log_records_per_sec.unwrap_or(d.log.per_second),
                 },
                 returned,
+                trusted_keys: provider_keys,
             },
         );
     }
@@ -712,6 +765,32 @@ target_cpu = 70
         )
         .unwrap_err();
         assert!(err.to_string().contains("providers.aws.allow"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_trusted_key_names_the_setting_and_the_key() {
+        let err = parse(
+            "[host]\nintegrity = \"signed\"\ntrusted_keys = [{ name = \"acme\", key = \"RWQnope\" }]\n",
+            "ops.toml",
+            Path::new("/"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("host.trusted_keys") && err.contains("RWQnope"),
+            "{err}"
+        );
+        let err = parse(
+            "[providers.aws]\ntrusted_keys = [{ name = \"acme\" }]\n",
+            "ops.toml",
+            Path::new("/"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("providers.aws.trusted_keys") && err.contains("key_file"),
+            "{err}"
+        );
     }
 
     #[test]

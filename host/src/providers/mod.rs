@@ -9,6 +9,7 @@ pub mod lock;
 pub mod registry;
 pub mod returned;
 mod set;
+pub mod signature;
 pub mod watch;
 
 pub use handle::ProviderHandle;

@@ -69,9 +69,11 @@ pub fn spawn(
             let paths: BTreeSet<PathBuf> = if lock_changed {
                 wasm_files(&dir).into_iter().collect()
             } else {
+                // A changed signature reloads the file it signs.
                 batch
                     .into_iter()
                     .filter(|p| p.parent() == Some(dir.as_path()))
+                    .map(|p| super::signature::provider_file(&p))
                     .collect()
             };
             for path in paths {
@@ -116,6 +118,9 @@ pub async fn reload(config: &Config, loader: &Arc<Loader>, registry: &Registry, 
     if let Some(current) = registry.get(&name)
         && let Ok(bytes) = std::fs::read(path)
         && hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)) == current.sha256
+        && let Ok(sig) = super::signature::read_signature(path)
+        && sig.map(|s| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&s)))
+            == current.signature_sha256
     {
         return; // unchanged (e.g. a touch, or a lock change that does not concern it)
     }
