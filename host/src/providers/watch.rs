@@ -100,9 +100,12 @@ pub fn wasm_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Load (or remove) the provider of `path` and update the registry. A file
-/// that fails to load leaves the previous version serving.
+/// Load (or remove) the provider of `path` (a `.wasm`, or its `.minisig`)
+/// and update the registry. A file that fails to load leaves the previous
+/// version serving.
 pub async fn reload(config: &Config, loader: &Arc<Loader>, registry: &Registry, path: &Path) {
+    // A signature file stands for the provider file it signs.
+    let path = &super::signature::provider_file(path);
     let Some(name) = super::loader::provider_name(path) else {
         return;
     };
