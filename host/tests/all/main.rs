@@ -4,11 +4,16 @@
 mod support;
 
 mod aws;
+mod azure;
 mod cli;
 mod deploy;
 mod digitalocean;
+mod embedding;
+mod gcp;
 mod integrity;
 mod kubernetes;
+mod orchestrate;
 mod pricing;
 mod sandbox;
 mod ssh;
+mod vultr;

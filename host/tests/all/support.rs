@@ -204,3 +204,13 @@ pub async fn moto_lock() -> tokio::sync::MutexGuard<'static, ()> {
     }
     guard
 }
+
+/// The `hosts = [...]` line of an `aws-sigv4` credential that signs for the
+/// stand-in at `endpoint` (a stand-in is signed for only when listed).
+pub fn sigv4_hosts_line(endpoint: &str) -> String {
+    let host = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest)
+        .trim_end_matches('/');
+    format!("hosts = [{host:?}]\n")
+}
