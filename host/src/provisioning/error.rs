@@ -52,6 +52,18 @@ pub enum StepError {
         /// The deadline in seconds.
         secs: u64,
     },
+    /// Not tried: an earlier candidate of the same provider and region was
+    /// told the region is unavailable (WIT `region-unavailable`: unknown,
+    /// disabled, or its endpoint unreachable), which no instance type changes.
+    #[error("not tried: {provider} region {region} was unavailable to {earlier}")]
+    RegionSkipped {
+        /// The provider.
+        provider: String,
+        /// The region.
+        region: String,
+        /// The candidate that found it unavailable (`provider/region/type`).
+        earlier: String,
+    },
     /// The health check did not pass before the deadline.
     #[error("not healthy after {secs} s (last: {last})")]
     Unhealthy {
