@@ -121,7 +121,7 @@ impl Host {
                 .map_err(|e| HostError::EngineFailed(format!("{e:#}")))?,
         );
         let client = SharedHttpClient::new(options.http).map_err(HostError::HttpClientFailed)?;
-        let db = Database::open(&config.database_path())?;
+        let db = Database::open_with(&config.database_path(), &config.database)?;
         let ssh_pool = crate::operator_hosts::build_pool(&config, &db)
             .map_err(|e| HostError::SshFailed(e.to_string()))?;
         let ssh_backend: Option<Arc<dyn SshBackend>> = match (options.ssh, &ssh_pool) {

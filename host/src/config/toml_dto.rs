@@ -32,6 +32,8 @@ struct ConfigToml {
     providers: BTreeMap<String, ProviderToml>,
     #[serde(default)]
     ssh: SshToml,
+    #[serde(default)]
+    database: super::database::DatabaseToml,
 }
 
 #[derive(Deserialize, Default)]
@@ -472,6 +474,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
             limits,
             hosts: ssh_hosts,
         },
+        database: dto.database.settings(origin)?,
     })
 }
 
