@@ -9,5 +9,6 @@ mod deploy;
 mod digitalocean;
 mod kubernetes;
 mod pricing;
+mod reliability;
 mod sandbox;
 mod ssh;
