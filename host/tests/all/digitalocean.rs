@@ -1180,3 +1180,106 @@ async fn an_unknown_region_moves_the_deployment_to_its_next_candidate() {
     }
     f.finish().await;
 }
+
+/// Issue 20's crash driver on DigitalOcean: the real `bpr deploy` and `bpr
+/// terminate` SIGKILLed at every API call they make (before it reaches the
+/// fake, and after the fake acted on it). After `bpr cleanup` and the
+/// termination of what is active, nothing is left in the fake: no droplet,
+/// no firewall, no key.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkills_at_every_api_call_of_bpr_deploy_and_terminate_leave_nothing_in_the_fake() {
+    use crate::reliability::harness::{Bpr, Fault, KillProxy, run_until_killed, text};
+
+    let _serial = SERIAL.lock().await;
+    let stand = Stand::from_env();
+    stand.control("/_fake/reset", json!({})).await;
+    let log_from = stand.log_len();
+    let proxy = KillProxy::start(stand.prism.clone()).await;
+    let env = TestEnv::new();
+    let bpr = Bpr::for_digitalocean(&env, &proxy.url());
+    let run = format!("dokill-{}", std::process::id());
+
+    // Calibrate: the API calls of one whole deploy and one whole terminate.
+    let cal = format!("{run}-cal");
+    proxy.forward_all();
+    let out = bpr.deploy(&cal).output().unwrap();
+    assert!(out.status.success(), "bpr deploy: {}", text(&out));
+    let deploy_calls = proxy.actions();
+    proxy.forward_all();
+    let out = bpr.run(&["terminate", &cal]);
+    assert!(out.status.success(), "bpr terminate: {}", text(&out));
+    let terminate_calls = proxy.actions();
+    let empty = |state: &Value| {
+        ["droplets", "firewalls", "ssh_keys"]
+            .iter()
+            .all(|k| state[k].as_array().is_some_and(|a| a.is_empty()))
+    };
+    let state = stand.state().await;
+    assert!(
+        empty(&state),
+        "a whole deploy + terminate leaves nothing: {state}"
+    );
+
+    let mut ids = Vec::new();
+    for k in 0..deploy_calls.len() {
+        for (tag, fault) in [("b", Fault::KillBefore), ("a", Fault::KillAfter)] {
+            let id = format!("{run}-d{k}{tag}");
+            proxy.set_plan(move |n, _| if n == k { fault } else { Fault::Forward });
+            run_until_killed(&proxy, bpr.deploy(&id)).await;
+            ids.push(id);
+        }
+    }
+    for k in 0..terminate_calls.len() {
+        for (tag, fault) in [("b", Fault::KillBefore), ("a", Fault::KillAfter)] {
+            let id = format!("{run}-t{k}{tag}");
+            proxy.forward_all();
+            let out = bpr.deploy(&id).output().unwrap();
+            assert!(out.status.success(), "bpr deploy {id}: {}", text(&out));
+            proxy.set_plan(move |n, _| if n == k { fault } else { Fault::Forward });
+            let mut terminate = bpr.command();
+            terminate.args(["terminate", &id]);
+            run_until_killed(&proxy, terminate).await;
+            ids.push(id);
+        }
+    }
+
+    proxy.forward_all();
+    let out = bpr.run(&["cleanup"]);
+    assert!(out.status.success(), "bpr cleanup: {}", text(&out));
+    for r in bpr.status() {
+        assert!(
+            !r.status.is_in_flight(),
+            "{} left {}: {r:?}",
+            r.id,
+            r.status
+        );
+        if r.status == blueprint_remote_providers::tracking::DeploymentStatus::Active {
+            let out = bpr.run(&["terminate", &r.id]);
+            assert!(
+                out.status.success(),
+                "bpr terminate {}: {}",
+                r.id,
+                text(&out)
+            );
+        } else {
+            assert!(
+                !r.holds_resources(),
+                "{} is {} and holds resources",
+                r.id,
+                r.status
+            );
+        }
+    }
+    let state = stand.state().await;
+    assert!(
+        empty(&state),
+        "after {} killed runs, cleanup and terminate, the fake still holds: {state}",
+        ids.len()
+    );
+    let v = stand.violations_since(log_from).await;
+    assert!(
+        v.is_empty(),
+        "Prism reported schema violations:\n{}",
+        v.join("\n")
+    );
+}

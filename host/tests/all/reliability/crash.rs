@@ -4,56 +4,16 @@
 //! restarted empty. After `bpr cleanup`, nothing may be left in moto that no
 //! active record points at: no instance, no security group, no key pair.
 
-use std::os::unix::process::ExitStatusExt;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use blueprint_remote_providers::provisioning::{DeployOptions, RetryPolicy, Target};
 use blueprint_remote_providers::tracking::{DeploymentRecord, DeploymentStatus};
 
-use super::harness::{Bpr, Ec2Proxy, Fault, Moto, aws_section, is, text, unique_id, write_creds};
+use super::harness::{
+    Bpr, Fault, KillProxy, Moto, aws_section, is, next, run_and_kill_at, run_until_killed, text,
+    unique_id, write_creds,
+};
 use crate::support::{TestEnv, moto_lock};
-
-/// Runs `cmd` with the proxy set to kill it; true when it was SIGKILLed.
-async fn run_until_killed(proxy: &Ec2Proxy, mut cmd: std::process::Command) -> bool {
-    proxy.set_pid(0);
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    proxy.set_pid(child.id());
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    status.signal() == Some(9)
-}
-
-/// Runs `cmd` and SIGKILLs it after `after` unless it finished; true when killed.
-async fn run_and_kill_at(mut cmd: std::process::Command, after: Duration) -> bool {
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    tokio::time::sleep(after).await;
-    let killed = child.try_wait().unwrap().is_none();
-    if killed {
-        child.kill().unwrap(); // SIGKILL
-    }
-    tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    killed
-}
-
-/// xorshift64: reproducible kill times.
-fn next(seed: &mut u64) -> u64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    *seed
-}
 
 /// Nothing of `ids` is left half-done, and nothing is left in moto except the
 /// instance of each active record, which is then terminated through `bpr`.
@@ -109,7 +69,7 @@ async fn assert_nothing_leaked(bpr: &Bpr, moto: &Moto, ids: &[String]) -> Vec<De
 async fn sigkills_at_every_ec2_call_of_deploy_and_terminate_leave_nothing_in_moto_after_cleanup() {
     let _serial = moto_lock().await;
     let moto = Moto::new();
-    let proxy = Ec2Proxy::start(moto.url.clone()).await;
+    let proxy = KillProxy::start(moto.url.clone()).await;
     let env = TestEnv::new();
     let bpr = Bpr::for_aws(&env, &proxy.url());
     let run = unique_id("kill");
@@ -251,7 +211,7 @@ fn request(id: &str) -> blueprint_remote_providers::provisioning::DeployRequest 
 async fn a_create_whose_answer_was_lost_in_an_outage_stays_unresolved_until_a_listing_answers() {
     let _serial = moto_lock().await;
     let moto = Moto::new();
-    let proxy = Ec2Proxy::start(moto.url.clone()).await;
+    let proxy = KillProxy::start(moto.url.clone()).await;
     let env = TestEnv::new();
     let bpr = Bpr::for_aws(&env, &proxy.url());
     let creds = write_creds(&env);
@@ -320,7 +280,7 @@ async fn a_create_whose_answer_was_lost_in_an_outage_stays_unresolved_until_a_li
 async fn moto_restarted_empty_leaves_no_record_unresolved_and_none_wrongly_failed_in_the_outage() {
     let _serial = moto_lock().await;
     let moto = Moto::new();
-    let proxy = Ec2Proxy::start(moto.url.clone()).await;
+    let proxy = KillProxy::start(moto.url.clone()).await;
     let env = TestEnv::new();
     let bpr = Bpr::for_aws(&env, &proxy.url());
     let run = unique_id("empty");

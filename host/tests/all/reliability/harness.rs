@@ -1,10 +1,11 @@
 //! What the reliability tests share: unsigned access to moto to see what
-//! really exists, a proxy in front of moto that can lose answers, cut the
-//! service or SIGKILL the `bpr` process at an exact EC2 call, and the `bpr`
-//! binary on a test config.
+//! really exists, a proxy in front of a stand-in that can lose answers, cut
+//! the service or SIGKILL the `bpr` process at an exact API call, and the
+//! `bpr` binary on a test config.
 
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -220,7 +221,7 @@ impl Moto {
     }
 }
 
-/// What [`Ec2Proxy`] does with one request.
+/// What [`KillProxy`] does with one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// Pass it on to moto.
@@ -237,10 +238,11 @@ pub enum Fault {
 
 type Plan = dyn FnMut(usize, &str) -> Fault + Send;
 
-/// A proxy in front of moto that applies a [`Fault`] per request, chosen by
-/// a plan from the request's number (0-based, since the plan was set) and
-/// its call, `<Action>@<region>` (see [`is`]).
-pub struct Ec2Proxy {
+/// A proxy in front of a stand-in (moto, Prism) that applies a [`Fault`] per
+/// request, chosen by a plan from the request's number (0-based, since the
+/// plan was set) and what it is (see `call_of`: `<Action>@<region>` for EC2,
+/// `<METHOD> <path>` otherwise).
+pub struct KillProxy {
     addr: std::net::SocketAddr,
     task: tokio::task::JoinHandle<()>,
     plan: Arc<Mutex<Box<Plan>>>,
@@ -248,19 +250,19 @@ pub struct Ec2Proxy {
     pid: Arc<AtomicU32>,
 }
 
-impl Drop for Ec2Proxy {
+impl Drop for KillProxy {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-/// `<Action>@<region>` of an EC2 request: the action from the form body, the
-/// region from the SigV4 credential scope the host signed with.
-fn call_of(body: &str, headers: &hyper::HeaderMap) -> String {
-    let action = body
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("Action="))
-        .unwrap_or("?");
+/// What a request is: `<Action>@<region>` for EC2 (the action from the form
+/// body, the region from the SigV4 credential scope the host signed with),
+/// `<METHOD> <path>` for a REST API.
+fn call_of(method: &hyper::Method, path: &str, body: &str, headers: &hyper::HeaderMap) -> String {
+    let Some(action) = body.split('&').find_map(|kv| kv.strip_prefix("Action=")) else {
+        return format!("{method} {}", path.split('?').next().unwrap_or(path));
+    };
     let region = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -287,7 +289,7 @@ fn kill_process(pid: &AtomicU32) {
     let _ = Command::new("kill").args(["-9", &p.to_string()]).status();
 }
 
-impl Ec2Proxy {
+impl KillProxy {
     pub async fn start(upstream: String) -> Self {
         let plan: Arc<Mutex<Box<Plan>>> = Arc::new(Mutex::new(Box::new(|_, _| Fault::Forward)));
         let seen: Arc<Mutex<Vec<String>>> = Default::default();
@@ -324,7 +326,12 @@ impl Ec2Proxy {
                                 .await
                                 .map(|b| b.to_bytes())
                                 .unwrap_or_default();
-                            let action = call_of(&String::from_utf8_lossy(&body), &parts.headers);
+                            let action = call_of(
+                                &parts.method,
+                                parts.uri.path(),
+                                &String::from_utf8_lossy(&body),
+                                &parts.headers,
+                            );
                             let fault = {
                                 let mut seen = seen.lock().unwrap();
                                 let n = seen.len();
@@ -436,12 +443,15 @@ pub fn write_creds(env: &TestEnv) -> PathBuf {
     path
 }
 
-/// The `bpr` binary on a config whose aws provider talks to `endpoint`.
+/// The `bpr` binary on a test config with one provider.
 pub struct Bpr {
     pub config: PathBuf,
+    /// The one candidate deploys use: provider, region, type.
+    candidate: [&'static str; 3],
 }
 
 impl Bpr {
+    /// The aws provider talks to `endpoint` (moto, or a proxy in front of it).
     pub fn for_aws(env: &TestEnv, endpoint: &str) -> Self {
         env.add("aws");
         let creds = write_creds(env);
@@ -455,7 +465,33 @@ impl Bpr {
             ),
         )
         .unwrap();
-        Self { config }
+        Self {
+            config,
+            candidate: ["aws", "us-east-1", "t3.micro"],
+        }
+    }
+
+    /// The digitalocean provider talks to `endpoint` (Prism in front of the
+    /// fake, or a proxy in front of Prism).
+    pub fn for_digitalocean(env: &TestEnv, endpoint: &str) -> Self {
+        env.add("digitalocean");
+        let token = env.dir.path().join("do-token");
+        std::fs::write(&token, "dop_v1_test_token").unwrap();
+        let config = env.dir.path().join("bpr.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "{}\n[providers.digitalocean]\nallow = [{endpoint:?}]\ncall_timeout_ms = 60000\n\
+                 [providers.digitalocean.settings]\nendpoint = {endpoint:?}\n\
+                 [providers.digitalocean.credential]\nkind = \"bearer\"\ntoken_file = {token:?}\n",
+                env.host_section("warn", false),
+            ),
+        )
+        .unwrap();
+        Self {
+            config,
+            candidate: ["digitalocean", "nyc3", "s-1vcpu-1gb"],
+        }
     }
 
     pub fn command(&self) -> Command {
@@ -467,20 +503,15 @@ impl Bpr {
         c
     }
 
-    /// `bpr deploy` of one t3.micro in us-east-1 with everything the aws
-    /// component creates next to an instance: a key pair, a security group
-    /// with an opening.
+    /// `bpr deploy` on the one candidate with everything a component creates
+    /// next to an instance: an SSH key, a firewall (security group) with an
+    /// opening.
     pub fn deploy(&self, id: &str) -> Command {
+        let [provider, region, instance_type] = self.candidate;
         let mut c = self.command();
         c.args(["deploy", "--blueprint", "7", "--service", "42"])
-            .args([
-                "--provider",
-                "aws",
-                "--region",
-                "us-east-1",
-                "--type",
-                "t3.micro",
-            ])
+            .args(["--provider", provider, "--region", region])
+            .args(["--type", instance_type])
             .args([
                 "--container",
                 "ghcr.io/example/app:1.2",
@@ -515,4 +546,45 @@ pub fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// Runs `cmd` with the proxy set to kill it; true when it was SIGKILLed.
+pub async fn run_until_killed(proxy: &KillProxy, mut cmd: std::process::Command) -> bool {
+    proxy.set_pid(0);
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    proxy.set_pid(child.id());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    status.signal() == Some(9)
+}
+
+/// Runs `cmd` and SIGKILLs it after `after` unless it finished; true when killed.
+pub async fn run_and_kill_at(mut cmd: std::process::Command, after: Duration) -> bool {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(after).await;
+    let killed = child.try_wait().unwrap().is_none();
+    if killed {
+        child.kill().unwrap(); // SIGKILL
+    }
+    tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    killed
+}
+
+/// xorshift64: reproducible kill times.
+pub fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
 }

@@ -6,5 +6,5 @@
 mod concurrency;
 mod crash;
 mod database;
-mod harness;
+pub(crate) mod harness;
 mod side_resources;

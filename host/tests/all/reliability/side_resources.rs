@@ -17,7 +17,7 @@ use blueprint_remote_providers::wit::{
 };
 use blueprint_remote_providers::{CallError, Host, ProviderHandle};
 
-use super::harness::{Ec2Proxy, Fault, Moto, SSH_KEY, aws_section, is, unique_id, write_creds};
+use super::harness::{Fault, KillProxy, Moto, SSH_KEY, aws_section, is, unique_id, write_creds};
 use crate::support::{TestEnv, moto_lock};
 
 fn spec(deployment: &str, attempt: u32) -> InstanceSpec {
@@ -84,7 +84,7 @@ async fn host(env: &TestEnv, endpoint: &str) -> (Host, ProviderHandle) {
 async fn an_empty_id_deletes_the_key_pair_and_security_group_a_create_left_without_an_instance() {
     let _serial = moto_lock().await;
     let moto = Moto::new();
-    let proxy = Ec2Proxy::start(moto.url.clone()).await;
+    let proxy = KillProxy::start(moto.url.clone()).await;
     let env = TestEnv::new();
     let (host, aws) = host(&env, &proxy.url()).await;
     let dep = unique_id("left");
@@ -203,7 +203,7 @@ async fn two_instances_of_one_deployment_keep_the_shared_security_group_until_th
 async fn an_unknown_region_is_refused_by_name_without_calling_ec2_and_the_next_candidate_runs() {
     let _serial = moto_lock().await;
     let moto = Moto::new();
-    let proxy = Ec2Proxy::start(moto.url.clone()).await;
+    let proxy = KillProxy::start(moto.url.clone()).await;
     let env = TestEnv::new();
     let (host, aws) = host(&env, &proxy.url()).await;
 
