@@ -200,9 +200,12 @@ pub fn list(query: &InstanceQuery) -> Result<Vec<Instance>, Error> {
         }
         p.filter(n, "instance-state-name", LIVE_STATES);
         let found = describe_all(region, p)?;
-        let orphans = leftovers::orphaned(region, &query.labels, &found)?;
+        // A deployment asked for by name that has instances has no orphans.
+        let named = deployment_of(&query.labels).is_some();
+        if !(named && !found.is_empty()) {
+            out.extend(leftovers::orphaned(region, &query.labels, &found)?);
+        }
         out.extend(found);
-        out.extend(orphans);
     }
     Ok(out)
 }

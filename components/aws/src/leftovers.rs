@@ -1,7 +1,7 @@
 //! What a deployment's creates made next to its instances (key pairs,
 //! security groups), found by the deployment alone: the `bpr-deployment` tag
 //! they carry from the moment they exist (`TagSpecification` on the create
-//! call), or their deterministic names (`bpr-<deployment>`,
+//! call); their names are derived from it too (`bpr-<deployment>`,
 //! `bpr-<deployment>-<8 hex>`). This is how `delete-instance` removes them
 //! when the instance is unknown, already gone, or was never made, and how
 //! `list-instances` reports them when no instance is left.
@@ -40,13 +40,6 @@ pub fn key_name(deployment: &str, hash: u32) -> String {
 /// The name of the deployment's security group.
 pub fn group_name(deployment: &str) -> String {
     format!("bpr-{deployment}")
-}
-
-/// True when `name` is one of `deployment`'s key pairs (not another
-/// deployment's whose id merely starts the same).
-fn is_key_of(name: &str, deployment: &str) -> bool {
-    name.strip_prefix(&format!("bpr-{deployment}-"))
-        .is_some_and(|rest| rest.len() == 8 && rest.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// User tags of a `tagSet` (the bookkeeping ones dropped).
@@ -99,35 +92,14 @@ fn find_tagged(region: &str, labels: &[Label]) -> Result<Vec<Side>, Error> {
     Ok(out)
 }
 
-/// Everything `deployment` made next to its instances in `region`: tagged
-/// with it, or named after it.
+/// Everything `deployment` made next to its instances in `region`. The
+/// `bpr-deployment` tag is given by the very call that creates a key pair or
+/// a group (`TagSpecification`), so the tag alone finds all of them.
 fn find_of(region: &str, deployment: &str) -> Result<Vec<ResourceRef>, Error> {
     let label = [(DEPLOYMENT_LABEL.to_string(), deployment.to_string())];
-    let mut found: BTreeSet<(String, String)> = find_tagged(region, &label)?
+    Ok(find_tagged(region, &label)?
         .into_iter()
-        .map(|s| (s.resource.kind, s.resource.id))
-        .collect();
-    let mut p = Params::default();
-    p.filter(1, "group-name", &[group_name(deployment).as_str()]);
-    let xml = ec2::call(region, "DescribeSecurityGroups", &p.0)?;
-    let doc = ec2::parse(&xml, "DescribeSecurityGroups")?;
-    for g in items(doc.root_element(), "securityGroupInfo") {
-        if let Some(id) = text(g, "groupId") {
-            found.insert((KIND_SG.into(), id));
-        }
-    }
-    let mut p = Params::default();
-    p.filter(1, "key-name", &[format!("bpr-{deployment}-*").as_str()]);
-    let xml = ec2::call(region, "DescribeKeyPairs", &p.0)?;
-    let doc = ec2::parse(&xml, "DescribeKeyPairs")?;
-    for k in items(doc.root_element(), "keySet") {
-        if let Some(name) = text(k, "keyName").filter(|n| is_key_of(n, deployment)) {
-            found.insert((KIND_KEY.into(), name));
-        }
-    }
-    Ok(found
-        .into_iter()
-        .map(|(kind, id)| ResourceRef { kind, id })
+        .map(|s| s.resource)
         .collect())
 }
 
@@ -255,11 +227,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn key_names_match_only_their_own_deployment() {
-        assert!(is_key_of(&key_name("dep-1", 0xdeadbeef), "dep-1"));
-        assert!(!is_key_of(&key_name("dep-1-2", 0xdeadbeef), "dep-1"));
-        assert!(!is_key_of("bpr-dep-1-xyz", "dep-1"));
-        assert!(!is_key_of("bpr-dep-1", "dep-1"));
+    fn names_are_derived_from_the_deployment() {
+        assert_eq!(key_name("dep-1", 0xdeadbeef), "bpr-dep-1-deadbeef");
+        assert_eq!(group_name("dep-1"), "bpr-dep-1");
     }
 
     #[test]

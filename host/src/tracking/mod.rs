@@ -8,6 +8,11 @@
 //! ([`Tracker::record_instance`]) right after. A transition the state
 //! machine does not allow is a [`TrackError::TransitionNotAllowed`], never a
 //! silent write.
+//!
+//! Many `bpr` processes share the database: every transaction that reads,
+//! then writes is immediate (it takes the write lock first, waiting up to the
+//! busy timeout), because a deferred one that upgrades fails at once with
+//! "database is locked" when another process wrote in between.
 
 mod status;
 #[cfg(test)]
@@ -17,7 +22,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Database, DbError};
@@ -438,7 +443,7 @@ impl Tracker {
             .map(|t| now.saturating_add(t.min(i64::MAX as u64) as i64));
         {
             let mut conn = self.db.lock();
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let exists: bool = tx
                 .query_row("SELECT 1 FROM deployments WHERE id = ?1", [&new.id], |_| {
                     Ok(())
@@ -546,7 +551,7 @@ impl Tracker {
     ) -> Result<DeploymentRecord> {
         {
             let mut conn = self.db.lock();
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let row: Option<(String, Option<String>, Option<i64>)> = tx
                 .query_row(
                     "SELECT status, instance_id, released_at FROM deployments WHERE id = ?1",
@@ -592,7 +597,7 @@ impl Tracker {
     /// Returns the attempt number.
     pub fn begin_attempt(&self, id: &str, a: &AttemptIntent<'_>) -> Result<u32> {
         let mut conn = self.db.lock();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n: u32 = tx.query_row(
             "SELECT COALESCE(MAX(n), 0) + 1 FROM deployment_attempts WHERE deployment_id = ?1",
             [id],
@@ -628,7 +633,7 @@ impl Tracker {
         address: Option<&str>,
     ) -> Result<()> {
         let mut conn = self.db.lock();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let res = serde_json::to_string(resources).unwrap_or_else(|_| "[]".into());
         let changed = tx.execute(
             "UPDATE deployments SET instance_id = ?2, resources_json = ?3, address = COALESCE(?4, address),
@@ -659,7 +664,7 @@ impl Tracker {
         target: &KubernetesTarget,
     ) -> Result<()> {
         let mut conn = self.db.lock();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let json = serde_json::to_string(target).map_err(|e| TrackError::Corrupt {
             id: id.to_string(),
             message: format!("cannot encode the Kubernetes target: {e}"),
@@ -686,7 +691,7 @@ impl Tracker {
     /// cluster now runs.
     pub fn record_event(&self, id: &str, reason: &str, request_json: &str) -> Result<()> {
         let mut conn = self.db.lock();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let status: Option<String> = tx
             .query_row("SELECT status FROM deployments WHERE id = ?1", [id], |r| {
                 r.get(0)

@@ -98,6 +98,8 @@ async fn deploy_and_terminate_concurrently(bpr: &Bpr, moto: &Moto, run: &str, n:
 async fn concurrent_deploys_on_a_new_database_all_succeed_and_terminate() {
     let _serial = moto_lock().await;
     let moto = Moto::new();
+    // moto answers in time proportional to what it holds; start it empty.
+    moto.reset().await;
     let env = TestEnv::new();
     let bpr = Bpr::for_aws(&env, &moto.url);
     // Compile the component once (shared artifact cache), then start from no database.
@@ -120,6 +122,8 @@ async fn concurrent_deploys_on_a_new_database_all_succeed_and_terminate() {
 async fn concurrent_deploys_on_a_database_in_use_all_succeed_and_terminate() {
     let _serial = moto_lock().await;
     let moto = Moto::new();
+    // moto answers in time proportional to what it holds; start it empty.
+    moto.reset().await;
     let env = TestEnv::new();
     let bpr = Bpr::for_aws(&env, &moto.url);
     let run = unique_id("conc-old");

@@ -69,6 +69,8 @@ async fn assert_nothing_leaked(bpr: &Bpr, moto: &Moto, ids: &[String]) -> Vec<De
 async fn sigkills_at_every_ec2_call_of_deploy_and_terminate_leave_nothing_in_moto_after_cleanup() {
     let _serial = moto_lock().await;
     let moto = Moto::new();
+    // moto answers in time proportional to what it holds; start it empty.
+    moto.reset().await;
     let proxy = KillProxy::start(moto.url.clone()).await;
     let env = TestEnv::new();
     let bpr = Bpr::for_aws(&env, &proxy.url());
