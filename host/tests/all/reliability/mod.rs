@@ -7,4 +7,5 @@ mod concurrency;
 mod crash;
 mod database;
 pub(crate) mod harness;
+mod limits;
 mod side_resources;
