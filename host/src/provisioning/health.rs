@@ -10,7 +10,8 @@ use hyper_util::rt::TokioExecutor;
 
 use super::{DeployOptions, HealthCheck, describe_error};
 use crate::providers::ProviderHandle;
-use crate::runtime::bindings::wit::{Instance, InstanceRef, InstanceState};
+use crate::runtime::CallError;
+use crate::runtime::bindings::wit::{Instance, InstanceRef, InstanceState, ProviderError};
 
 /// A passed health check.
 pub(super) struct Healthy {
@@ -121,6 +122,14 @@ pub(super) async fn wait_healthy(
                     return Err(format!("instance {} is {:?}", i.id, i.state));
                 }
                 last = format!("instance {} is {:?}", i.id, i.state);
+            }
+            // It ran before the wait began: not found now means it is gone,
+            // and no deadline will bring it back.
+            Err(CallError::Provider(ProviderError::NotFound(m))) => {
+                return Err(format!(
+                    "instance {} no longer exists (the provider says: {m})",
+                    instance.id
+                ));
             }
             Err(e) => last = describe_error(&e),
         }

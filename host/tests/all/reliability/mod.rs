@@ -7,5 +7,6 @@ mod concurrency;
 mod crash;
 mod database;
 pub(crate) mod harness;
+mod health;
 mod limits;
 mod side_resources;
