@@ -91,6 +91,20 @@ pub(super) const ALL: &[(&str, &str)] = &[(
     "0004_kubernetes_targets",
     "ALTER TABLE deployments ADD COLUMN cluster TEXT;          -- kubernetes: the cluster's name
     ALTER TABLE deployments ADD COLUMN k8s_target_json TEXT;  -- kubernetes: namespace, name, workload kind",
+),
+(
+    "0005_reliability_host_identity_and_unresolved",
+    "CREATE TABLE host_identity (
+        only INTEGER PRIMARY KEY CHECK (only = 1),
+        id   TEXT NOT NULL                -- value of the bpr-host label on this host's cloud resources
+    );
+    INSERT INTO host_identity (only, id) VALUES (1, lower(hex(randomblob(8))));
+    -- 1 while a provider may hold something made for the deployment that no
+    -- listing by its label has confirmed deleted (a create whose answer was lost).
+    ALTER TABLE deployments ADD COLUMN unresolved INTEGER NOT NULL DEFAULT 0;
+    -- Records an older bpr gave up on while its listing failed (issue 20).
+    UPDATE deployments SET unresolved = 1
+        WHERE status = 'failed' AND instance_id IS NULL AND last_error LIKE '%(unknown: listing failed)%';",
 )];
 
 /// The schema version of the open database.
@@ -285,6 +299,45 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM price_catalogues", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, 1);
+    }
+
+    #[test]
+    fn records_an_older_bpr_gave_up_on_while_listing_failed_become_unresolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bpr.sqlite3");
+        database_at_version(&path, 4);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for (id, status, err) in [
+            (
+                "lost",
+                "failed",
+                "transient: x; deleting instance (unknown: listing failed) failed: y",
+            ),
+            (
+                "plain",
+                "failed",
+                "stopped at aws/us-east-1/t3.micro: invalid request",
+            ),
+            ("fine", "terminated", "(unknown: listing failed)"),
+        ] {
+            conn.execute(
+                "INSERT INTO deployments (id, blueprint_id, service_id, deployment_type, status, request_json,
+                   last_error, created_at, updated_at) VALUES (?1, '7', '42', 'vm', ?2, '{}', ?3, 0, 0)",
+                [id, status, err],
+            )
+            .unwrap();
+        }
+        drop(conn);
+        let db = Database::open(&path).unwrap();
+        let unresolved: Vec<String> = db
+            .lock()
+            .prepare("SELECT id FROM deployments WHERE unresolved = 1")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(unresolved, ["lost"]);
     }
 
     #[test]

@@ -289,6 +289,18 @@ impl Database {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// This host's identity: a random id made with the database, stored on
+    /// every cloud resource it creates as the `bpr-host` label, so that a
+    /// sweep for resources no record owns never touches another host's (two
+    /// hosts may share one cloud account).
+    pub fn host_id(&self) -> Result<String> {
+        Ok(self
+            .lock()
+            .query_row("SELECT id FROM host_identity WHERE only = 1", [], |r| {
+                r.get(0)
+            })?)
+    }
+
     /// Run `job` in an immediate transaction: the write lock is taken first
     /// (waiting up to the busy timeout for other processes), so a job that
     /// reads, then writes, never fails because another process wrote in
@@ -362,6 +374,18 @@ mod tests {
         Database::open_with(&path, &settings).unwrap();
         let files = std::fs::read_dir(dir.path()).unwrap().count();
         assert!(files <= 4, "{files} files");
+    }
+
+    #[test]
+    fn the_host_id_is_made_once_with_the_database_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bpr.sqlite3");
+        let id = Database::open(&path).unwrap().host_id().unwrap();
+        assert_eq!(id.len(), 16, "{id}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        assert_eq!(Database::open(&path).unwrap().host_id().unwrap(), id);
+        let other = Database::open(&dir.path().join("other.sqlite3")).unwrap();
+        assert_ne!(other.host_id().unwrap(), id);
     }
 
     #[test]
