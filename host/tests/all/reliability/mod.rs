@@ -3,6 +3,7 @@
 //! `scripts/standins/moto.sh start`), behind a proxy that SIGKILLs, loses
 //! answers and cuts the service on cue.
 
+mod cleanup;
 mod concurrency;
 mod crash;
 mod database;
