@@ -13,8 +13,11 @@ use provider_sdk::types::{
 use serde_json::json;
 
 use crate::api::{Api, PER_PAGE};
+use crate::droplets::path_segment;
+use crate::firewalls::{Firewall, FirewallsPage};
+use crate::keys::{SshKey, SshKeysPage};
 use crate::model::{self, Droplet, DropletsPage};
-use crate::{FirewallsPage, KIND_FIREWALL, KIND_SSH_KEY, SshKeysPage, path_segment};
+use crate::{KIND_FIREWALL, KIND_SSH_KEY};
 
 /// The label every resource of a deployment carries.
 pub const DEPLOYMENT_LABEL: &str = "bpr-deployment";
@@ -106,7 +109,7 @@ pub fn shared_of(api: &Api, tag: &str) -> Result<Vec<ResourceRef>, Error> {
     Ok(out)
 }
 
-fn firewalls(api: &Api) -> Result<Vec<crate::Firewall>, Error> {
+fn firewalls(api: &Api) -> Result<Vec<Firewall>, Error> {
     api.all_pages(
         &format!("/v2/firewalls?per_page={PER_PAGE}"),
         "listing firewalls",
@@ -114,7 +117,7 @@ fn firewalls(api: &Api) -> Result<Vec<crate::Firewall>, Error> {
     )
 }
 
-fn keys(api: &Api) -> Result<Vec<crate::SshKey>, Error> {
+fn keys(api: &Api) -> Result<Vec<SshKey>, Error> {
     api.all_pages(
         &format!("/v2/account/keys?per_page={PER_PAGE}"),
         "listing SSH keys",
