@@ -45,8 +45,8 @@ pub use placement::{Mode, Policy, Tier};
 pub use pricing::PricingService;
 pub use providers::{ProviderHandle, Providers};
 pub use provisioning::{
-    DeployError, DeployEvent, DeployOptions, DeployRequest, InstanceTarget, Orchestrator,
-    RecoveryReport, SupervisorOptions,
+    CleanupReport, DeployError, DeployEvent, DeployOptions, DeployRequest, InstanceTarget,
+    Orchestrator, RecoveryReport, SupervisorOptions, SweepReport,
 };
 pub use runtime::bindings::wit;
 pub use runtime::{CallError, LoadError};

@@ -23,6 +23,7 @@ mod recover;
 mod request;
 mod retry;
 mod supervisor;
+mod sweep;
 mod terminate;
 mod verdict;
 mod vm;
@@ -42,5 +43,6 @@ pub use request::{
     RequestFile,
 };
 pub use retry::RetryPolicy;
-pub use supervisor::SupervisorOptions;
+pub use supervisor::{CleanupReport, SupervisorOptions};
+pub use sweep::SweepReport;
 pub use verdict::describe_error;

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::error::DeployError;
 use super::health;
-use super::instances::{address_of, instance_ref, labels_of, resources_of};
+use super::instances::{address_of, instance_ref, labels_of, places_of, resources_of};
 use super::options::{DeployEvent, DeployOptions};
 use super::orchestrator::{Orchestrator, record_planned};
 use super::request::{DeployRequest, InstanceTarget};
@@ -125,7 +125,7 @@ impl Orchestrator {
                         detail: why.clone(),
                     });
                     let message = format!("{}: {why}", target.label());
-                    self.step(&tracker, opts, &id, DeploymentStatus::Failed, &message)?;
+                    self.end_failed(&tracker, opts, &id, &message).await?;
                     return Err(DeployError::Stopped {
                         id,
                         candidate: target.label(),
@@ -145,7 +145,7 @@ impl Orchestrator {
                         outcome: AttemptOutcome::Failed,
                         detail: detail.clone(),
                     });
-                    self.step(&tracker, opts, &id, DeploymentStatus::Failed, &detail)?;
+                    self.end_failed(&tracker, opts, &id, &detail).await?;
                     return Err(DeployError::CleanupFailed {
                         id,
                         message,
@@ -157,7 +157,7 @@ impl Orchestrator {
         }
         let Some((target, instance)) = chosen else {
             let why = format!("no candidate could serve it: {}", reasons.join("; "));
-            self.step(&tracker, opts, &id, DeploymentStatus::Failed, &why)?;
+            self.end_failed(&tracker, opts, &id, &why).await?;
             return Err(DeployError::Exhausted { id, reasons });
         };
         let addr = address_of(&instance);
@@ -243,6 +243,37 @@ impl Orchestrator {
         }
     }
 
+    /// End a deploy `failed` with `why`, after clearing every place it tried
+    /// (see [`Orchestrator::clear_place`]). A place that cannot be cleared now
+    /// (an outage, a create whose answer was lost) leaves the record
+    /// unresolved: it counts as holding resources, and `bpr cleanup` and the
+    /// supervisor clear it once a listing by its label answers.
+    async fn end_failed(
+        &self,
+        tracker: &Tracker,
+        opts: &DeployOptions,
+        id: &str,
+        why: &str,
+    ) -> Result<(), DeployError> {
+        self.step(tracker, opts, id, DeploymentStatus::Failed, why)?;
+        let rec = tracker.get(id)?;
+        let attempts = tracker.attempts(id)?;
+        match self
+            .clear_places(&rec, &places_of(&rec, &attempts), opts)
+            .await
+        {
+            Ok(_) => tracker.record_cleared(id)?,
+            Err(e) => tracker.mark_unresolved(
+                id,
+                &format!(
+                    "{why}; what it may have made could not be checked or deleted yet ({e}); \
+                     `bpr cleanup` finishes it once the provider answers"
+                ),
+            )?,
+        }
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments, reason = "one private step of deploy_with")]
     async fn try_candidate(
         &self,
@@ -289,11 +320,16 @@ impl Orchestrator {
                     Verdict::Failover => Err(CandidateError::Failover(why)),
                     Verdict::Stop => Err(CandidateError::Stop(why)),
                     Verdict::Unknown => {
-                        // The create may have happened: find and delete what carries our label here.
-                        match self.sweep(&provider, &target.region, id, opts).await {
-                            Ok(0) => Err(CandidateError::Failover(why)),
-                            Ok(k) => Err(CandidateError::Failover(format!(
-                                "{why}; deleted {k} instance(s) it may have made"
+                        // The create may have happened: find and delete what carries
+                        // our label here, next to an instance or not.
+                        match self
+                            .clear_place(&provider, &target.region, id, &labels, opts)
+                            .await
+                        {
+                            Ok(v) if v.is_empty() => Err(CandidateError::Failover(why)),
+                            Ok(v) => Err(CandidateError::Failover(format!(
+                                "{why}; deleted instance(s) {} it made",
+                                v.join(", ")
                             ))),
                             Err(sweep) => Err(CandidateError::Leaked {
                                 message: why,
