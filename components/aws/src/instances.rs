@@ -202,7 +202,7 @@ pub fn list(query: &InstanceQuery) -> Result<Vec<Instance>, Error> {
         let found = describe_all(region, p)?;
         // A deployment asked for by name that has instances has no orphans.
         let named = deployment_of(&query.labels).is_some();
-        if !(named && !found.is_empty()) {
+        if !named || found.is_empty() {
             out.extend(leftovers::orphaned(region, &query.labels, &found)?);
         }
         out.extend(found);

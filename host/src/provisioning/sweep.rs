@@ -132,7 +132,7 @@ impl Orchestrator {
                 }
                 // Whatever a record owns, recovery and terminate take care of.
                 match tracker.get(&dep) {
-                    Ok(rec) if !(rec.status.is_final() && !rec.holds_resources()) => continue,
+                    Ok(rec) if !rec.status.is_final() || rec.holds_resources() => continue,
                     Ok(_) | Err(TrackError::NotFound(_)) => {}
                     Err(e) => {
                         report.errors.push((dep.clone(), e.to_string()));
