@@ -4,7 +4,8 @@
 //! for it is never a reason to fail.
 //!
 //! CI runs 40 processes per phase; `BPR_TEST_CONCURRENT_PROCESSES=200` runs
-//! the full load (see BENCHMARKS.md for the numbers).
+//! the full load, best with `BPR_TEST_BPR_BIN=target/release/bpr`
+//! (see BENCHMARKS.md for the numbers and the exact command).
 
 use std::process::Output;
 use std::time::{Duration, Instant};

@@ -494,8 +494,13 @@ impl Bpr {
         }
     }
 
+    /// `bpr` with this config: the binary built with the tests, or the one
+    /// `BPR_TEST_BPR_BIN` names (a release build, for measuring).
     pub fn command(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_bpr"));
+        let bin = std::env::var_os("BPR_TEST_BPR_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_bpr")));
+        let mut c = Command::new(bin);
         c.arg("--config")
             .arg(&self.config)
             .env("RUST_LOG", "error")
