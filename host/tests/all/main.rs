@@ -4,11 +4,14 @@
 mod support;
 
 mod aws;
+mod azure;
 mod cli;
 mod deploy;
 mod digitalocean;
+mod gcp;
 mod kubernetes;
 mod pricing;
 mod reliability;
 mod sandbox;
 mod ssh;
+mod vultr;
