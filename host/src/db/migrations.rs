@@ -93,7 +93,14 @@ pub(super) const ALL: &[(&str, &str)] = &[(
     ALTER TABLE deployments ADD COLUMN k8s_target_json TEXT;  -- kubernetes: namespace, name, workload kind",
 ),
 (
-    "0005_reliability_host_identity_and_unresolved",
+    "0005_orch_service_keys",
+    "ALTER TABLE deployments ADD COLUMN service_key TEXT;     -- embedding API: <blueprint>/<service>
+    -- At most one live deployment per service key: a replayed service event finds it.
+    CREATE UNIQUE INDEX deployments_live_service_key ON deployments(service_key)
+        WHERE service_key IS NOT NULL AND status NOT IN ('terminated', 'failed');",
+),
+(
+    "0006_reliability_host_identity_and_unresolved",
     "CREATE TABLE host_identity (
         only INTEGER PRIMARY KEY CHECK (only = 1),
         id   TEXT NOT NULL                -- value of the bpr-host label on this host's cloud resources

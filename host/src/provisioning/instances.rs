@@ -5,9 +5,10 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use super::error::StepError;
 use super::options::DeployOptions;
 use super::orchestrator::Orchestrator;
-use super::verdict::{Verdict, describe_error, verdict};
+use super::verdict::{Verdict, verdict};
 use crate::providers::ProviderHandle;
 use crate::runtime::CallError;
 use crate::runtime::bindings::wit::{
@@ -63,7 +64,7 @@ impl Orchestrator {
         provider: &ProviderHandle,
         r: &InstanceRef,
         opts: &DeployOptions,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let started = Instant::now();
         let mut wait = opts.poll_initial;
         loop {
@@ -74,14 +75,13 @@ impl Orchestrator {
                 Err(e)
                     if verdict(&e) == Verdict::Unknown
                         && started.elapsed() < opts.delete_timeout => {}
-                Err(e) => return Err(format!("delete-instance {}: {}", r.id, describe_error(&e))),
+                Err(e) => return Err(StepError::call(format!("delete-instance {}", r.id), e)),
             }
             if started.elapsed() >= opts.delete_timeout {
-                return Err(format!(
-                    "instance {} still not deleted after {} s",
-                    r.id,
-                    opts.delete_timeout.as_secs()
-                ));
+                return Err(StepError::NotDeleted {
+                    instance: r.id.clone(),
+                    secs: opts.delete_timeout.as_secs(),
+                });
             }
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(opts.poll_max);
@@ -95,7 +95,7 @@ impl Orchestrator {
         region: &str,
         id: &str,
         opts: &DeployOptions,
-    ) -> Result<Vec<Instance>, String> {
+    ) -> Result<Vec<Instance>, StepError> {
         let q = InstanceQuery {
             regions: vec![region.to_string()],
             labels: vec![("bpr-deployment".to_string(), id.to_string())],
@@ -108,7 +108,7 @@ impl Orchestrator {
                     .filter(|i| !matches!(i.state, InstanceState::Terminated))
                     .collect()
             })
-            .map_err(|e| format!("list-instances in {region}: {}", describe_error(&e)))
+            .map_err(|e| StepError::call(format!("list-instances in {region}"), e))
     }
 
     /// Delete everything deployment `id` left in `region` of `provider`:
@@ -125,7 +125,7 @@ impl Orchestrator {
         id: &str,
         labels: &[(String, String)],
         opts: &DeployOptions,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, StepError> {
         let found = self.find_labelled(provider, region, id, opts).await?;
         let everything = InstanceRef {
             id: String::new(),
@@ -163,17 +163,18 @@ impl Orchestrator {
                     if verdict(&e) == Verdict::Unknown
                         && started.elapsed() < opts.delete_timeout => {}
                 Err(e) => {
-                    return Err(format!(
-                        "deleting what {id} left in {region}: {}",
-                        describe_error(&e)
+                    return Err(StepError::call(
+                        format!("delete-instance (what {id} left in {region})"),
+                        e,
                     ));
                 }
             }
             if started.elapsed() >= opts.delete_timeout {
-                return Err(format!(
-                    "what {id} left in {region} is still not deleted after {} s",
-                    opts.delete_timeout.as_secs()
-                ));
+                return Err(StepError::NotCleared {
+                    deployment: id.to_string(),
+                    place: format!("{}/{region}", provider.name()),
+                    secs: opts.delete_timeout.as_secs(),
+                });
             }
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(opts.poll_max);
@@ -188,18 +189,17 @@ impl Orchestrator {
         rec: &DeploymentRecord,
         places: &BTreeSet<(String, String)>,
         opts: &DeployOptions,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, StepError> {
         let labels = labels_of(rec);
         let mut deleted = Vec::new();
         for (pname, region) in places {
             let provider = self
                 .providers
                 .get(pname)
-                .map_err(|e| format!("{pname}: {e}"))?;
+                .map_err(|e| StepError::call(format!("load {pname}"), e))?;
             deleted.extend(
                 self.clear_place(&provider, region, &rec.id, &labels, opts)
-                    .await
-                    .map_err(|e| format!("{pname}: {e}"))?,
+                    .await?,
             );
         }
         Ok(deleted)

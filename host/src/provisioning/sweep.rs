@@ -15,7 +15,6 @@ use serde::Serialize;
 use super::instances::instance_ref;
 use super::options::DeployOptions;
 use super::orchestrator::Orchestrator;
-use super::verdict::describe_error;
 use crate::runtime::CallError;
 use crate::runtime::bindings::wit::{Instance, InstanceQuery, ProviderError};
 use crate::tracking::{HOST_LABEL, TrackError};
@@ -107,10 +106,9 @@ impl Orchestrator {
                 Err(CallError::Unsupported { .. })
                 | Err(CallError::Provider(ProviderError::Unsupported(_))) => continue,
                 Err(e) => {
-                    report.errors.push((
-                        pname.clone(),
-                        format!("list-instances: {}", describe_error(&e)),
-                    ));
+                    report
+                        .errors
+                        .push((pname.clone(), format!("list-instances: {e}")));
                     continue;
                 }
             };

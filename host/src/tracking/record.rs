@@ -70,6 +70,10 @@ pub struct DeploymentRecord {
     /// answered). `bpr cleanup` and the supervisor keep at it until one has.
     #[serde(default)]
     pub unresolved: bool,
+    /// The embedding API's service key (`<blueprint>/<service>`), when a service
+    /// event created it; unique among live deployments.
+    #[serde(default)]
+    pub service_key: Option<String>,
 }
 
 impl DeploymentRecord {
@@ -196,7 +200,7 @@ pub struct Attempt {
 }
 
 /// What a new record starts with.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewDeployment {
     /// `dep-<uuid>`.
     pub id: String,
@@ -214,6 +218,8 @@ pub struct NewDeployment {
     pub cleanup_webhook: Option<String>,
     /// The request (JSON).
     pub request_json: String,
+    /// The embedding API's service key; at most one live deployment has it.
+    pub service_key: Option<String>,
 }
 
 /// The candidate an attempt is about to try.
