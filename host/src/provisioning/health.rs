@@ -7,7 +7,8 @@ use super::error::StepError;
 use super::{DeployOptions, HealthCheck};
 use crate::host_http::{self, HostHttpError};
 use crate::providers::ProviderHandle;
-use crate::runtime::bindings::wit::{Instance, InstanceRef, InstanceState};
+use crate::runtime::CallError;
+use crate::runtime::bindings::wit::{Instance, InstanceRef, InstanceState, ProviderError};
 
 /// Deadline of one HTTP check.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -102,6 +103,14 @@ pub(super) async fn wait_healthy(
                     });
                 }
                 last = format!("instance {} is {:?}", i.id, i.state);
+            }
+            // It ran before the wait began: not found now means it is gone,
+            // and no deadline will bring it back.
+            Err(CallError::Provider(ProviderError::NotFound(m))) => {
+                return Err(StepError::Vanished {
+                    instance: instance.id.clone(),
+                    detail: m,
+                });
             }
             Err(e) => last = e.to_string(),
         }

@@ -7,7 +7,8 @@
 //! forgotten. Every status change is published on the [`EventBus`].
 //!
 //! Files: `plan.rs` (where), `vm.rs` and `kubernetes/` (deploy),
-//! `instances.rs` (delete, find, sweep), `terminate.rs`, `recover.rs`,
+//! `instances.rs` (delete, find, clear a place), `sweep.rs` (what no
+//! record owns), `terminate.rs`, `recover.rs`,
 //! `supervisor.rs` (TTL, leftovers, health), `webhook.rs`, `health.rs`,
 //! `events.rs`, `verdict.rs` (what a provider error means), `retry.rs`,
 //! `request.rs`, `options.rs`, `error.rs`.
@@ -35,6 +36,7 @@ mod recover;
 mod request;
 mod retry;
 mod supervisor;
+mod sweep;
 mod terminate;
 mod verdict;
 mod vm;
@@ -59,4 +61,5 @@ pub use request::{
     RequestFile,
 };
 pub use retry::RetryPolicy;
-pub use supervisor::SupervisorOptions;
+pub use supervisor::{CleanupReport, SupervisorOptions};
+pub use sweep::SweepReport;
