@@ -37,6 +37,8 @@ struct ConfigToml {
     providers: BTreeMap<String, ProviderToml>,
     #[serde(default)]
     ssh: SshToml,
+    #[serde(default)]
+    database: super::database::DatabaseToml,
 }
 
 #[derive(Deserialize, Default)]
@@ -584,6 +586,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
             limits,
             hosts: ssh_hosts,
         },
+        database: dto.database.settings(origin)?,
     })
 }
 
