@@ -200,6 +200,24 @@ impl Host {
         ))
     }
 
+    /// The registry of loaded providers (what the pricing service calls).
+    pub fn registry(&self) -> Arc<Registry> {
+        self.inner.registry.clone()
+    }
+
+    /// A pricing service over this host's providers, database and config.
+    pub fn pricing(
+        &self,
+    ) -> Result<Arc<crate::pricing::PricingService>, crate::pricing::normalize::NormalizeError>
+    {
+        let config = crate::pricing::PricingConfig::from_config(self.config())?;
+        Ok(crate::pricing::PricingService::new(
+            self.registry(),
+            self.database().clone(),
+            config,
+        ))
+    }
+
     /// Handles on every serving provider, sorted by name.
     pub fn providers(&self) -> Vec<ProviderHandle> {
         self.inner

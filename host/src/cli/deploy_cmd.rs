@@ -423,9 +423,12 @@ async fn ranked_candidates(a: &DeployArgs, host: &Host) -> anyhow::Result<Vec<Ta
     };
     let (request, mut policy) = request_and_policy(&plan, host.config())?;
     policy.max_candidates = a.failover.max(1);
-    let pricing = crate::pricing::PricingService::new(host.clone())?;
-    let report = pricing.gather(false, &|_| {}).await;
-    let ranking = crate::placement::rank_offers(report.offers, &request, &policy)?;
+    let pricing = host.pricing()?;
+    let options = crate::pricing::PlanOptions::default();
+    let ranking = pricing
+        .plan(&request, &policy, &options, &|_| {})
+        .await?
+        .ranking;
     if ranking.candidates.is_empty() {
         anyhow::bail!("no offer meets the requirements; see `bpr plan ... --explain`");
     }

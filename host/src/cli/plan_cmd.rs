@@ -10,9 +10,9 @@ use clap::{Args, ValueEnum};
 use super::table;
 use crate::Host;
 use crate::config::{Config, DeploymentMode};
-use crate::placement::{Geography, Mode, Policy, Ranking, Request, Tier, rank_offers};
+use crate::placement::{Geography, Mode, Policy, Ranking, Request, Tier};
 use crate::pricing::normalize::canonical_gpu_model;
-use crate::pricing::{CatalogueSource, CatalogueStatus, PriceReport, PricingService};
+use crate::pricing::{CatalogueSource, CatalogueStatus, PlanOptions, PriceReport};
 
 /// Payment tier names.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -167,8 +167,24 @@ fn source_text(s: &CatalogueStatus, now: u64) -> String {
         .fetched_at
         .map(|t| age(now.saturating_sub(t)))
         .unwrap_or_else(|| "-".into());
+    // Prices published well before they were fetched say so.
+    let published = match (s.observed_at, s.fetched_at) {
+        (Some(o), Some(f)) if f.saturating_sub(o) >= 86_400 => {
+            format!(", prices published {} before", age(f - o))
+        }
+        _ => String::new(),
+    };
     match &s.source {
-        CatalogueSource::Fresh => format!("live, fetched now ({} offers)", s.offers),
+        CatalogueSource::Fresh => format!("live, fetched now{published} ({} offers)", s.offers),
+        CatalogueSource::Cached | CatalogueSource::Stale if !published.is_empty() => format!(
+            "cache, {when} old{published}{} ({} offers)",
+            if s.source == CatalogueSource::Stale {
+                ", refreshing"
+            } else {
+                ""
+            },
+            s.offers
+        ),
         CatalogueSource::Cached => format!("cache, {when} old ({} offers)", s.offers),
         CatalogueSource::Stale => format!("cache, {when} old, refreshing ({} offers)", s.offers),
         CatalogueSource::Snapshot => format!("embedded snapshot, {when} old ({} offers)", s.offers),
@@ -184,7 +200,7 @@ pub async fn run(args: PlanArgs, mut config: Config) -> anyhow::Result<ExitCode>
     config.host.watch = false;
     let (request, policy) = request_and_policy(&args, &config)?;
     let host = Host::start(config).await?;
-    let pricing = PricingService::new(host.clone())?;
+    let pricing = host.pricing()?;
     let interactive = std::io::stderr().is_terminal() && !args.json;
     if interactive {
         eprintln!(
@@ -204,13 +220,13 @@ pub async fn run(args: PlanArgs, mut config: Config) -> anyhow::Result<ExitCode>
             );
         }
     };
-    let mut report = pricing.gather(args.refresh, &progress).await;
-    if !args.provider.is_empty() {
-        report
-            .offers
-            .retain(|o| args.provider.contains(&o.provider));
-    }
-    let ranking = rank_offers(report.offers.clone(), &request, &policy)?;
+    let options = PlanOptions {
+        providers: args.provider.clone(),
+        refresh: args.refresh,
+        explain: args.explain,
+    };
+    let plan = pricing.plan(&request, &policy, &options, &progress).await?;
+    let (report, ranking) = (plan.report, plan.ranking);
     let clusters = cluster_targets(host.config(), &request);
     if args.json {
         print_json(&args, &report, &ranking, &clusters, t)?;
@@ -288,10 +304,10 @@ fn print_text(args: &PlanArgs, report: &PriceReport, ranking: &Ranking, now: u64
     if report.all_from_snapshots() {
         println!("offline: every price comes from the components' embedded, dated snapshots");
     }
-    if !report.normalize.dropped.is_empty() {
+    if report.dropped() > 0 {
         println!(
             "  {} offer(s) dropped by sanity checks (run with RUST_LOG=warn to see them)",
-            report.normalize.dropped.len()
+            report.dropped()
         );
     }
     println!();
@@ -331,6 +347,8 @@ fn print_text(args: &PlanArgs, report: &PriceReport, ranking: &Ranking, now: u64
                 },
                 if o.from_snapshot {
                     format!("snapshot {}", age(now.saturating_sub(o.observed_at)))
+                } else if now.saturating_sub(o.observed_at) >= 86_400 {
+                    format!("{} ({} old)", o.source, age(now - o.observed_at))
                 } else {
                     o.source.clone()
                 },
@@ -389,7 +407,7 @@ fn print_json(
     let catalogues: Vec<_> = report
         .catalogues
         .iter()
-        .map(|s| serde_json::json!({ "provider": s.provider, "source": source_text(s, now), "fetched_at": s.fetched_at, "offers": s.offers }))
+        .map(|s| serde_json::json!({ "provider": s.provider, "source": source_text(s, now), "fetched_at": s.fetched_at, "observed_at": s.observed_at, "offers": s.offers }))
         .collect();
     let mut out = serde_json::json!({
         "catalogues": catalogues,
@@ -397,7 +415,7 @@ fn print_json(
         "offers_considered": ranking.offers_considered,
         "offers_satisfying": ranking.offers_satisfying,
         "candidates": ranking.candidates.iter().take(args.limit).collect::<Vec<_>>(),
-        "dropped": report.normalize.dropped.len(),
+        "dropped": report.dropped(),
         "kubernetes": clusters.iter().map(|c| match &c.tier {
             Ok(t) => serde_json::json!({ "target": c.target, "tier": tier_name(*t) }),
             Err(e) => serde_json::json!({ "target": c.target, "error": e.0 }),

@@ -85,6 +85,30 @@ pub(super) const ALL: &[(&str, &str)] = &[(
     "0004_kubernetes_targets",
     "ALTER TABLE deployments ADD COLUMN cluster TEXT;          -- kubernetes: the cluster's name
     ALTER TABLE deployments ADD COLUMN k8s_target_json TEXT;  -- kubernetes: namespace, name, workload kind",
+),
+(
+    // The price store of pricing/store: provenance once per catalogue, the
+    // offers as fixed-size rows per region (the JSON blobs of 0001 go).
+    "0005_price_rows",
+    "DROP TABLE price_catalogues;
+    CREATE TABLE price_catalogue (
+        provider     TEXT PRIMARY KEY,
+        format       INTEGER NOT NULL,  -- encoding of shapes and rows (pricing/store/format.rs)
+        fetched_at   INTEGER NOT NULL,  -- unix seconds of the successful fetch
+        sources_json TEXT NOT NULL,     -- [{source, observed_at, from_snapshot}]: provenance, once
+        listed       INTEGER NOT NULL,  -- offers the provider listed
+        offers       INTEGER NOT NULL,  -- offers kept by normalisation
+        dropped_json TEXT NOT NULL,     -- {count, first: [[offer, reason]]}: what normalisation dropped
+        normalized   TEXT NOT NULL,     -- the sanity bounds normalisation ran with
+        shapes       BLOB NOT NULL      -- strings and distinct machines
+    );
+    CREATE TABLE price_rows (
+        provider TEXT NOT NULL,
+        region   TEXT NOT NULL,
+        offers   INTEGER NOT NULL,
+        rows     BLOB NOT NULL,         -- one fixed-size record per offer in the region
+        PRIMARY KEY (provider, region)
+    );",
 )];
 
 pub(super) fn run(conn: &mut Connection, path: &str) -> Result<()> {
