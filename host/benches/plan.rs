@@ -35,6 +35,10 @@ fn main() {
         return;
     }
     let offers = env_usize("BPR_BENCH_OFFERS", 250_000);
+    if std::env::var("BPR_BENCH_ONLY").as_deref() == Ok("memory") {
+        guest_memory(offers);
+        return;
+    }
     let warm_runs = env_usize("BPR_BENCH_WARM_RUNS", 30);
     let cold_runs = env_usize("BPR_BENCH_COLD_RUNS", 5);
 
@@ -110,27 +114,43 @@ fn main() {
         );
     }
 
-    println!("\n== guest memory: cold runs of the generated catalogue at smaller memory_mib");
-    let generated = generate(offers);
-    for mib in [128u64, 96, 80, 64] {
-        let bench = Bench::new("memory", generated.clone(), mib);
-        let run = bench.run_once(&[&["--refresh"], queries[0].1].concat());
-        let ok = run.fresh;
-        println!(
-            "memory_mib = {mib:>3}: {}",
-            if ok {
-                "fits (catalogue fetched live)".to_string()
-            } else {
-                format!(
-                    "does not fit: {}",
-                    run.failure.unwrap_or_else(|| "no live catalogue".into())
-                )
-            }
-        );
-    }
+    guest_memory(offers);
 
     println!("\n== storage forms on the same {offers} offers (in-process)");
-    storage_forms(&generated);
+    storage_forms(&generate(offers));
+}
+
+/// The smallest `memory_mib` (to 4 MiB) at which the AWS component reads a
+/// generated catalogue, for several sizes up to `offers`: what an offer
+/// costs in guest memory.
+fn guest_memory(offers: usize) {
+    println!("\n== guest memory: the smallest memory_mib at which list-offers succeeds");
+    for n in [offers / 10, offers / 2, offers] {
+        let body = generate(n);
+        let fits = |mib: u64| {
+            Bench::new("memory", body.clone(), mib)
+                .run_once(&["--refresh", "--region", "us-east-1"])
+                .fresh
+        };
+        let (mut low, mut high) = (4u64, 1024u64);
+        if !fits(high) {
+            println!("{n:>7} offers: does not fit in {high} MiB");
+            continue;
+        }
+        while high - low > 4 {
+            let mid = (low + high) / 2;
+            if fits(mid) {
+                high = mid;
+            } else {
+                low = mid;
+            }
+        }
+        println!(
+            "{n:>7} offers ({:.1} MB of JSON): fits in {high} MiB, not in {low} MiB ({:.0} bytes per offer)",
+            body.len() as f64 / 1e6,
+            (high << 20) as f64 / n as f64
+        );
+    }
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -236,7 +256,7 @@ fn generate(offers: usize) -> Vec<u8> {
             ("g", 4),
             ("p", 8),
         ][kind];
-        let arm = family_index % 3 == 0 && kind != 6;
+        let arm = family_index.is_multiple_of(3) && kind != 6;
         let family = format!(
             "{letter}{}{}{}",
             family_index / 7 + 1,
@@ -453,6 +473,7 @@ impl Run {
                 .ok()
         };
         for line in stderr.lines().map_while(Result::ok) {
+            let line = strip_ansi(&line);
             if line.contains("catalogue fetched") {
                 run.call_us = field(&line, "call_us");
                 run.encode_us = field(&line, "encode_us");
@@ -468,6 +489,24 @@ impl Run {
         }
         run
     }
+}
+
+/// `line` without terminal colour sequences (`ESC [ ... m`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `--measure BPR ARGS...`: runs BPR, passes its stdout through and prints

@@ -15,7 +15,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::{RegionPrice, arch_of};
+use super::{RegionPrice, Regions, arch_of};
 use provider_sdk::types::Arch;
 
 /// What offers need of one instance type.
@@ -33,15 +33,22 @@ pub struct TypeRecord<'a> {
 
 impl<'a> TypeRecord<'a> {
     /// Parses `bytes` (one element of the array); the Linux prices of the
-    /// wanted `regions` (all when empty) are appended to `prices`.
+    /// wanted `regions` (all when empty) are appended to `prices`, their
+    /// regions named by ids of `names`.
     pub fn parse(
         bytes: &'a [u8],
         regions: &[String],
+        names: &mut Regions,
         prices: &mut Vec<RegionPrice>,
     ) -> serde_json::Result<TypeRecord<'a>> {
         prices.clear();
         let mut de = serde_json::Deserializer::from_slice(bytes);
-        let record = TypeSeed { regions, prices }.deserialize(&mut de)?;
+        let record = TypeSeed {
+            regions,
+            names,
+            prices,
+        }
+        .deserialize(&mut de)?;
         de.end()?;
         Ok(record)
     }
@@ -49,6 +56,7 @@ impl<'a> TypeRecord<'a> {
 
 struct TypeSeed<'s> {
     regions: &'s [String],
+    names: &'s mut Regions,
     prices: &'s mut Vec<RegionPrice>,
 }
 
@@ -92,6 +100,7 @@ impl<'de> Visitor<'de> for TypeSeed<'_> {
                 Field::Storage => record.storage_gib = map.next_value::<Storage>()?.0,
                 Field::Pricing => map.next_value_seed(PricingSeed {
                     regions: self.regions,
+                    names: &mut *self.names,
                     prices: &mut *self.prices,
                 })?,
                 Field::Other => {
@@ -283,6 +292,7 @@ impl<'de> serde::Deserialize<'de> for Storage {
 /// skipped unread.
 struct PricingSeed<'s> {
     regions: &'s [String],
+    names: &'s mut Regions,
     prices: &'s mut Vec<RegionPrice>,
 }
 
@@ -312,8 +322,11 @@ impl<'de> Visitor<'de> for PricingSeed<'_> {
                 continue;
             }
             if let Some((hourly, spot)) = map.next_value::<RegionPrices>()?.0 {
+                let region = self.names.id(&region.0).ok_or_else(|| {
+                    de::Error::custom("more than 65,535 distinct regions")
+                })?;
                 self.prices.push(RegionPrice {
-                    region: region.0.into_owned(),
+                    region,
                     hourly,
                     spot,
                 });
