@@ -19,7 +19,9 @@
 //!
 //! Run with `RUST_BACKTRACE=0 cargo bench -p blueprint-remote-providers --bench plan`.
 //! `BPR_BENCH_OFFERS` (default 250000), `BPR_BENCH_WARM_RUNS` (30),
-//! `BPR_BENCH_COLD_RUNS` (5) change the sizes.
+//! `BPR_BENCH_COLD_RUNS` (5) change the sizes; `BPR_BENCH_ONLY=memory` runs
+//! only the guest-memory probe; `BPR_BENCH_DUMP=<file>` writes the generated
+//! catalogue and exits.
 
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
@@ -35,6 +37,11 @@ fn main() {
         return;
     }
     let offers = env_usize("BPR_BENCH_OFFERS", 250_000);
+    if let Ok(path) = std::env::var("BPR_BENCH_DUMP") {
+        // The generated catalogue, for profiling the parse outside the bench.
+        std::fs::write(&path, generate(offers)).unwrap();
+        return;
+    }
     if std::env::var("BPR_BENCH_ONLY").as_deref() == Ok("memory") {
         guest_memory(offers);
         return;

@@ -4,13 +4,13 @@
 //! One failing provider never hides the others: it is reported and its last
 //! good catalogue is used with its age.
 //!
-//! It depends on the narrow parts it uses: the provider [`Registry`] (to
-//! call `list-offers`), the [`Database`] (the store) and its
-//! [`PricingConfig`]; not on `Host`.
+//! It depends on the narrow parts it uses: the loaded [`Providers`] (to call
+//! `list-offers`), the [`Database`] (the store) and its [`PricingConfig`];
+//! not on `Host`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use super::convert::from_wit;
 use super::error::PricingError;
@@ -22,7 +22,7 @@ use super::store::{CatalogueMeta, CatalogueStore, Drops, Encoder, Loaded};
 use crate::config::Config;
 use crate::db::Database;
 use crate::placement::{Offer, Policy, Ranking, Request, rank_offers};
-use crate::providers::{ProviderHandle, Registry};
+use crate::providers::Providers;
 use crate::runtime::bindings::wit::{self, Capability, OfferQuery};
 
 /// Where a provider's catalogue came from in this report.
@@ -157,7 +157,7 @@ impl PricingConfig {
 
 /// Gathers, stores and refreshes catalogues.
 pub struct PricingService {
-    registry: Arc<Registry>,
+    providers: Providers,
     store: CatalogueStore,
     config: PricingConfig,
     /// The sanity bounds as stored with each catalogue.
@@ -173,12 +173,7 @@ impl std::fmt::Debug for PricingService {
     }
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use crate::clock::unix_now_u64 as now;
 
 /// A catalogue obtained for a report: its status and, when there is one, the
 /// catalogue itself.
@@ -190,12 +185,27 @@ struct Obtained {
 }
 
 impl PricingService {
-    /// A service over the providers of `registry` and the store in `db`.
-    pub fn new(registry: Arc<Registry>, db: Database, config: PricingConfig) -> Arc<Self> {
+    /// A service over `providers` and the price store in `db`, with the
+    /// operator's refresh interval, fetch deadline and per-provider price
+    /// multipliers from `config`.
+    pub fn new(
+        providers: Providers,
+        db: Database,
+        config: &Config,
+    ) -> Result<Arc<Self>, NormalizeError> {
+        Ok(Self::with_config(
+            providers,
+            db,
+            PricingConfig::from_config(config)?,
+        ))
+    }
+
+    /// A service over `providers` and the price store in `db`, with `config`.
+    pub fn with_config(providers: Providers, db: Database, config: PricingConfig) -> Arc<Self> {
         let normalized_with = serde_json::to_string(config.normalize.bounds())
             .unwrap_or_else(|_| String::from("default"));
         Arc::new(Self {
-            registry,
+            providers,
             store: CatalogueStore::new(db),
             config,
             normalized_with,
@@ -205,14 +215,14 @@ impl PricingService {
 
     /// Names of the providers that announce `offers`, sorted.
     pub fn providers(&self) -> Vec<String> {
-        self.registry
-            .names()
+        self.providers
+            .all()
             .into_iter()
-            .filter(|name| {
-                self.registry
-                    .get(name)
-                    .is_some_and(|p| p.info.capabilities.contains(&Capability::Offers))
+            .filter(|p| {
+                p.current()
+                    .is_ok_and(|c| c.info.capabilities.contains(&Capability::Offers))
             })
+            .map(|p| p.name().to_string())
             .collect()
     }
 
@@ -494,7 +504,13 @@ impl PricingService {
     /// Calls `list-offers` of `provider` under the fetch deadline, normalises
     /// and encodes the answer, and stores it unless it is a snapshot.
     async fn fetch(&self, provider: &str) -> Result<Fetched, PricingError> {
-        let handle = ProviderHandle::new(provider.to_string(), self.registry.clone());
+        let handle = self
+            .providers
+            .get(provider)
+            .map_err(|source| PricingError::CallFailed {
+                provider: provider.into(),
+                source,
+            })?;
         let owned = handle
             .current()
             .is_ok_and(|c| c.info.capabilities.contains(&Capability::Workloads));

@@ -4,10 +4,13 @@
 mod support;
 
 mod aws;
+mod azure;
 mod cli;
 mod deploy;
 mod digitalocean;
+mod gcp;
 mod kubernetes;
 mod pricing;
 mod sandbox;
 mod ssh;
+mod vultr;

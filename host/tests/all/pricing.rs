@@ -41,7 +41,7 @@ async fn one_failing_provider_is_reported_and_the_others_are_still_ranked() {
     let env = TestEnv::new();
     env.add("aws").add("hostile_panic");
     let host = env.start(&aws_section(&server, "")).await;
-    let pricing = host.pricing().unwrap();
+    let pricing = host.pricing().clone();
     let report = pricing.gather(false, &no_progress).await;
 
     let aws = report
@@ -124,7 +124,7 @@ async fn a_zero_dollar_offer_is_dropped_and_reported() {
     let env = TestEnv::new();
     env.add("aws");
     let host = env.start(&aws_section(&server, "")).await;
-    let report = host.pricing().unwrap().gather(false, &no_progress).await;
+    let report = host.pricing().clone().gather(false, &no_progress).await;
     let has = |region: &str| {
         report
             .offers
@@ -162,7 +162,7 @@ async fn the_operator_discount_applies_before_ranking() {
     let host = env
         .start(&aws_section(&server, "price_multiplier = 0.5"))
         .await;
-    let report = host.pricing().unwrap().gather(false, &no_progress).await;
+    let report = host.pricing().clone().gather(false, &no_progress).await;
     let m5 = report
         .offers
         .iter()
@@ -181,14 +181,14 @@ async fn the_cache_survives_a_restart_and_serves_when_the_source_is_gone() {
     let section = aws_section(&server, "");
     let first = {
         let host = env.start(&section).await;
-        let report = host.pricing().unwrap().gather(false, &no_progress).await;
+        let report = host.pricing().clone().gather(false, &no_progress).await;
         assert_eq!(report.catalogues[0].source, CatalogueSource::Fresh);
         report.offers
     };
     drop(server); // the live source is gone
 
     let host = env.start(&section).await;
-    let pricing = host.pricing().unwrap();
+    let pricing = host.pricing().clone();
     let report = pricing.gather(false, &no_progress).await;
     assert_eq!(report.catalogues[0].source, CatalogueSource::Cached);
     assert_eq!(report.offers, first);
@@ -222,7 +222,7 @@ async fn catalogues_are_gathered_concurrently_each_under_its_own_deadline() {
     let started = std::time::Instant::now();
     let report = host
         .pricing()
-        .unwrap()
+        .clone()
         .gather(false, &move |c| {
             s2.lock()
                 .unwrap()
@@ -308,12 +308,12 @@ async fn a_plan_read_from_the_store_ranks_like_every_offer_ranked() {
     let section = aws_section(&server, "price_multiplier = 0.9");
     let every = {
         let host = env.start(&section).await;
-        host.pricing().unwrap().gather(false, &no_progress).await
+        host.pricing().clone().gather(false, &no_progress).await
     };
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
     // A restart: the plans below read the store only.
     let host = env.start(&section).await;
-    let pricing = host.pricing().unwrap();
+    let pricing = host.pricing().clone();
     for (request, policy) in requests() {
         let plan = pricing
             .plan(&request, &policy, &PlanOptions::default(), &no_progress)
@@ -359,7 +359,7 @@ async fn only_the_providers_named_are_fetched() {
             aws_section(&server, "")
         ))
         .await;
-    let pricing = host.pricing().unwrap();
+    let pricing = host.pricing().clone();
     let started = std::time::Instant::now();
     let options = PlanOptions {
         providers: vec!["aws".into()],
@@ -410,14 +410,14 @@ async fn the_publication_date_the_source_gives_is_kept_and_shown() {
     env.add("aws");
     let section = aws_section(&server, "");
     let host = env.start(&section).await;
-    let report = host.pricing().unwrap().gather(false, &no_progress).await;
+    let report = host.pricing().clone().gather(false, &no_progress).await;
     let aws = &report.catalogues[0];
     assert_eq!(aws.source, CatalogueSource::Fresh);
     assert_eq!(aws.observed_at, Some(1_691_280_000));
     assert!(report.offers.iter().all(|o| o.observed_at == 1_691_280_000));
     // The store keeps it once for the catalogue, and gives it back.
     let host = env.start(&section).await;
-    let cached = host.pricing().unwrap().gather(false, &no_progress).await;
+    let cached = host.pricing().clone().gather(false, &no_progress).await;
     assert_eq!(cached.catalogues[0].observed_at, Some(1_691_280_000));
     assert!(cached.offers.iter().all(|o| o.observed_at == 1_691_280_000));
 }

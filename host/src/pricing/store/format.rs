@@ -41,17 +41,21 @@ pub struct Shape {
     pub instance_type: u32,
     /// String id of the GPU model; 0 for none.
     pub gpu_model: u32,
+    /// Virtual CPUs.
     pub vcpus: f32,
+    /// Memory in GiB.
     pub memory_gib: f32,
-    /// NaN when the disk is sized at creation.
+    /// Fixed disk in GiB; NaN when the disk is sized at creation.
     pub storage_gib: f32,
+    /// GPU count.
     pub gpus: f32,
-    /// NaN when unknown.
+    /// Memory per GPU in GiB; NaN when unknown.
     pub gpu_memory_gib: f32,
     flags: u8,
 }
 
 impl Shape {
+    /// CPU architecture.
     pub fn arch(&self) -> Arch {
         if self.flags & ARM64 != 0 {
             Arch::Arm64
@@ -59,24 +63,31 @@ impl Shape {
             Arch::X86_64
         }
     }
+    /// Burstable or shared-core vCPUs.
     pub fn shared_cpu(&self) -> bool {
         self.flags & SHARED_CPU != 0
     }
+    /// Confidential computing.
     pub fn confidential(&self) -> bool {
         self.flags & CONFIDENTIAL != 0
     }
+    /// Promotional SKU.
     pub fn promotional(&self) -> bool {
         self.flags & PROMOTIONAL != 0
     }
+    /// A slice of a GPU.
     pub fn fractional_gpu(&self) -> bool {
         self.flags & FRACTIONAL_GPU != 0
     }
+    /// One of the operator's own machines.
     pub fn operator_owned(&self) -> bool {
         self.flags & OPERATOR_OWNED != 0
     }
+    /// Fixed disk in GiB, when the type has one.
     pub fn storage(&self) -> Option<f32> {
         some_unless_nan(self.storage_gib)
     }
+    /// Memory per GPU in GiB, when known.
     pub fn gpu_memory(&self) -> Option<f32> {
         some_unless_nan(self.gpu_memory_gib)
     }
@@ -85,17 +96,20 @@ impl Shape {
 /// One offer of a region: which shape, where, from which source, at what price.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Row {
+    /// Index of the shape.
     pub shape: u32,
     /// String id of the zone; 0 for none.
     pub zone: u32,
     /// Index into the catalogue's sources.
     pub provenance: u16,
+    /// On-demand USD per hour, list price.
     pub hourly_usd: f64,
     /// NaN when the offer has no spot price.
     pub spot_usd: f64,
 }
 
 impl Row {
+    /// Spot USD per hour, list price, when there is one.
     pub fn spot(&self) -> Option<f64> {
         (!self.spot_usd.is_nan()).then_some(self.spot_usd)
     }
@@ -266,7 +280,7 @@ pub fn check_rows(
     strings: usize,
     sources: usize,
 ) -> Result<(), Damaged> {
-    if blob.len() % ROW_BYTES != 0 {
+    if !blob.len().is_multiple_of(ROW_BYTES) {
         return Err(Damaged("rows length"));
     }
     let bad = rows(blob).any(|r| {
