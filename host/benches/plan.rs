@@ -112,12 +112,17 @@ fn main() {
         ));
     }
 
-    println!("\n== summary (median / p90 wall, median / max peak RSS)");
+    println!("\n== summary (median / p90 wall, median CPU, median / max peak RSS)");
     for (name, runs) in &table {
         let (wall, rss) = stats(runs);
+        let cpu = median_of(runs, |r| Some(r.cpu.as_micros() as u64)).unwrap_or(f64::NAN);
         println!(
-            "{name:<60} {:>8.1} / {:>8.1} ms   {:>6.1} / {:>6.1} MB",
-            wall.0, wall.1, rss.0, rss.1
+            "{name:<62} {:>8.1} / {:>8.1} ms  cpu {:>8.1} ms  {:>6.1} / {:>6.1} MB",
+            wall.0,
+            wall.1,
+            cpu / 1000.0,
+            rss.0,
+            rss.1
         );
     }
 
@@ -438,6 +443,9 @@ impl Bench {
 #[derive(Clone, Debug, Default)]
 struct Run {
     wall: Duration,
+    /// User + system CPU time of the process: what the load of other work
+    /// on the machine changes least.
+    cpu: Duration,
     max_rss_kb: u64,
     success: bool,
     fresh: bool,
@@ -463,6 +471,7 @@ impl Run {
                 run.wall = Duration::from_micros(v[0]);
                 run.max_rss_kb = v[1];
                 run.success = v[2] == 0;
+                run.cpu = Duration::from_micros(v[3]);
             }
             if line.contains("live, fetched now") {
                 run.fresh = true;
@@ -530,11 +539,14 @@ fn measure(cmd: &[String]) {
         nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).unwrap();
     std::io::stdout().write_all(&out.stdout).unwrap();
     std::io::stderr().write_all(&out.stderr).unwrap();
+    use nix::sys::time::TimeValLike;
+    let cpu = usage.user_time().num_microseconds() + usage.system_time().num_microseconds();
     println!(
-        "MEASURED {} {} {}",
+        "MEASURED {} {} {} {}",
         wall.as_micros(),
         usage.max_rss(),
-        out.status.code().unwrap_or(-1)
+        out.status.code().unwrap_or(-1),
+        cpu
     );
 }
 
@@ -572,12 +584,13 @@ fn report(label: &str, runs: &[Run]) {
     let mut sorted: Vec<f64> = runs.iter().map(|r| r.wall.as_secs_f64() * 1e3).collect();
     sorted.sort_by(f64::total_cmp);
     println!(
-        "{label}: {} runs, median {:.1} ms (min {:.1}, p90 {:.1}, max {:.1}), peak RSS median {:.1} MB (max {:.1}){}",
+        "{label}: {} runs, median {:.1} ms (min {:.1}, p90 {:.1}, max {:.1}), CPU median {:.1} ms, peak RSS median {:.1} MB (max {:.1}){}",
         runs.len(),
         wall.0,
         sorted.first().copied().unwrap_or(f64::NAN),
         wall.1,
         sorted.last().copied().unwrap_or(f64::NAN),
+        median_of(runs, |r| Some(r.cpu.as_micros() as u64)).unwrap_or(f64::NAN) / 1000.0,
         rss.0,
         rss.1,
         if failed > 0 {
@@ -598,16 +611,24 @@ fn print_cold_split(runs: &[Run]) {
     let request = median_of(runs, |r| r.request_ms.map(|m| m * 1000));
     let encode = median_of(runs, |r| r.encode_us);
     let store = median_of(runs, |r| r.store_us);
-    let known = call.unwrap_or(0.0) + encode.unwrap_or(0.0) + store.unwrap_or(0.0);
+    let read = median_of(runs, |r| r.read_us);
+    let select = median_of(runs, |r| r.select_us);
+    let rank = median_of(runs, |r| r.rank_us);
+    let known = read.unwrap_or(0.0) + select.unwrap_or(0.0) + rank.unwrap_or(0.0);
     println!(
-        "  where the time goes (medians): list-offers call {} = host fetch until buffered {} + \
-         guest parse and returning the offers {}; normalise+encode {}; store {}; \
-         the rest of the process (start, load components, select, rank, print) {:.1} ms",
+        "  where the time goes (medians): obtaining the catalogue {} = list-offers call {} \
+         (host fetch until buffered {} + guest parse and returning the offers {}) + \
+         normalise+encode {} + store {} + the rest {}; select {}; rank {}; \
+         the rest of the process (start, load components, print, exit) {:.1} ms",
+        ms(read),
         ms(call),
         ms(request),
         ms(call.zip(request).map(|(c, r)| c - r)),
         ms(encode),
         ms(store),
+        ms(read.map(|r| r - call.unwrap_or(0.0) - encode.unwrap_or(0.0) - store.unwrap_or(0.0))),
+        ms(select),
+        ms(rank),
         total - known / 1000.0
     );
 }

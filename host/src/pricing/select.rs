@@ -196,26 +196,78 @@ fn shape_ok(request: &Request, policy: &Policy, loaded: &Loaded, shape: usize) -
     !fails
 }
 
-/// A selectable row: where it is, its preference group and its cheapest
-/// usable price.
+/// A row that may be selected: where it is and its (group, cheapest price).
 struct Pick {
     source: u32,
     row: RowRef,
-    /// In [`Mode::Preferred`], true for providers not preferred (ranked after).
-    later: bool,
-    best: f64,
+    key: (bool, f64),
 }
 
 fn key_cmp(a: (bool, f64), b: (bool, f64)) -> Ordering {
     a.0.cmp(&b.0).then(a.1.total_cmp(&b.1))
 }
 
+/// The k smallest keys seen, without keeping every key: the k-th smallest so
+/// far is the threshold, and only keys at or under it are kept.
+struct Threshold {
+    k: usize,
+    keys: Vec<(bool, f64)>,
+    /// The k-th smallest key so far, once k were seen.
+    kth: Option<(bool, f64)>,
+}
+
+impl Threshold {
+    fn new(k: usize) -> Threshold {
+        Threshold {
+            k,
+            keys: Vec::with_capacity(4 * k.max(64)),
+            kth: None,
+        }
+    }
+
+    /// True when `key` is at or under the threshold so far.
+    fn admits(&self, key: (bool, f64)) -> bool {
+        self.kth
+            .is_none_or(|t| key_cmp(key, t) != Ordering::Greater)
+    }
+
+    fn offer(&mut self, key: (bool, f64)) {
+        if !self.admits(key) {
+            return;
+        }
+        self.keys.push(key);
+        if self.keys.len() == self.keys.capacity() {
+            self.shrink();
+        }
+    }
+
+    fn shrink(&mut self) {
+        if self.keys.len() >= self.k {
+            let k = self.k;
+            self.keys.select_nth_unstable_by(k - 1, |a, b| key_cmp(*a, *b));
+            self.keys.truncate(k);
+            self.kth = self.keys.iter().copied().max_by(|a, b| key_cmp(*a, *b));
+        }
+    }
+
+    /// The k-th smallest key of all, or `None` when there were fewer than k.
+    fn finish(mut self) -> Option<(bool, f64)> {
+        self.shrink();
+        self.kth
+    }
+}
+
 fn for_request(request: &Request, policy: &Policy, sources: &[Source<'_>]) -> Selected {
     let cap = policy.max_cost_per_hour.unwrap_or(f64::INFINITY);
     let spot_allowed = policy.allow_spot_instances && request.allow_spot;
+    let mut threshold = Threshold::new(policy.max_candidates.max(1));
+    // Per (provider, region, zone): the cheapest key so far.
+    let mut cheapest: HashMap<(u32, u32, u32), (bool, f64)> = HashMap::new();
+    // Rows whose key was at or under the threshold, or their place's
+    // cheapest, when seen; both only fall, so every row selected in the end
+    // is among these.
     let mut picks: Vec<Pick> = Vec::new();
-    // (group, price) of every usable price: each is one candidate.
-    let mut entries: Vec<(bool, f64)> = Vec::new();
+    let mut satisfying = 0usize;
     for (index, source) in sources.iter().enumerate() {
         let loaded = source.loaded;
         let provider = loaded.provider.as_str();
@@ -256,56 +308,42 @@ fn for_request(request: &Request, policy: &Policy, sources: &[Source<'_>]) -> Se
             if !on_demand && !spot_usable {
                 continue;
             }
+            satisfying += 1;
             let mut best = f64::INFINITY;
             for (usable, price) in [(on_demand, hourly), (spot_usable, spot)] {
                 if usable {
-                    entries.push((later, price));
+                    threshold.offer((later, price));
                     best = best.min(price);
                 }
             }
-            picks.push(Pick {
-                source: index as u32,
-                row: r,
-                later,
-                best,
-            });
+            let key = (later, best);
+            let mut keep = threshold.admits(key);
+            if request.high_availability {
+                let place = (index as u32, r.segment, r.row.zone);
+                let min = cheapest.entry(place).or_insert(key);
+                if key_cmp(key, *min) != Ordering::Greater {
+                    *min = key;
+                    keep = true;
+                }
+            }
+            if keep {
+                picks.push(Pick {
+                    source: index as u32,
+                    row: r,
+                    key,
+                });
+            }
         }
     }
-    let satisfying = picks.len();
-
-    // Step 2: the k-th smallest (group, price) of all candidates.
-    let k = policy.max_candidates.max(1);
-    let threshold = if entries.len() > k {
-        let (_, kth, _) = entries.select_nth_unstable_by(k - 1, |a, b| key_cmp(*a, *b));
-        Some(*kth)
-    } else {
-        None
-    };
-    // Step 3: the cheapest (group, price) of every (provider, region, zone).
-    let mut cheapest: HashMap<(u32, u32, u32), (bool, f64)> = HashMap::new();
-    if request.high_availability {
-        for p in &picks {
-            let place = (p.source, p.row.segment, p.row.row.zone);
-            let key = (p.later, p.best);
-            cheapest
-                .entry(place)
-                .and_modify(|c| {
-                    if key_cmp(key, *c) == Ordering::Less {
-                        *c = key;
-                    }
-                })
-                .or_insert(key);
-        }
-    }
+    let threshold = threshold.finish();
     let mut out = Selected {
         satisfying: Some(satisfying),
         ..Selected::default()
     };
     for p in &picks {
-        let key = (p.later, p.best);
-        let in_top = threshold.is_none_or(|t| key_cmp(key, t) != Ordering::Greater);
+        let in_top = threshold.is_none_or(|t| key_cmp(p.key, t) != Ordering::Greater);
         let cheapest_here = request.high_availability
-            && cheapest.get(&(p.source, p.row.segment, p.row.row.zone)) == Some(&key);
+            && cheapest.get(&(p.source, p.row.segment, p.row.row.zone)) == Some(&p.key);
         if in_top || cheapest_here {
             let source = &sources[p.source as usize];
             out.offers

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use super::convert::from_wit;
 use super::error::PricingError;
 use super::normalize::{
-    NormalizeConfig, NormalizeError, NormalizeReport, OfferId, SanityBounds, normalize_listed,
+    GpuNames, NormalizeConfig, NormalizeError, NormalizeReport, OfferId, SanityBounds,
+    normalize_listed_with,
 };
 use super::select::{Selection, Source, select};
 use super::store::{CatalogueMeta, CatalogueStore, Drops, Encoder, Loaded};
@@ -642,12 +643,10 @@ fn encode_and_store(
     let mut encoder = Encoder::new();
     let mut report = NormalizeReport::default();
     let mut drops = Drops::default();
+    let mut gpu_names = GpuNames::default();
     for offer in offers {
-        match normalize_listed(
-            from_wit(provider, operator_owned, offer),
-            bounds,
-            &mut report.adjusted,
-        ) {
+        let offer = from_wit(provider, operator_owned, offer);
+        match normalize_listed_with(offer, bounds, &mut report.adjusted, &mut gpu_names) {
             Ok(offer) => encoder.push(&offer),
             Err(dropped) => {
                 let (id, reason): (OfferId, _) = *dropped;

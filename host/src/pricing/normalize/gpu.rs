@@ -182,3 +182,29 @@ pub fn is_fractional_gpu(
         .and_then(|m| m.full_memory_gib);
     matches!((full, memory_gib_per_gpu), (Some(full), Some(gib)) if gib < 0.75 * full)
 }
+
+/// Remembers [`canonical_gpu_model`] per provider string and memory hint: a
+/// catalogue names a handful of GPU models across many thousand offers.
+#[derive(Debug, Default)]
+pub struct GpuNames {
+    known: std::collections::HashMap<String, Vec<(Option<u32>, Option<&'static str>)>>,
+}
+
+impl GpuNames {
+    /// [`canonical_gpu_model`]`(raw, memory_gib_per_gpu)`, computed once per
+    /// distinct pair.
+    pub fn canonical(&mut self, raw: &str, memory_gib_per_gpu: Option<f32>) -> Option<&'static str> {
+        let hint = memory_gib_per_gpu.map(f32::to_bits);
+        if let Some(seen) = self.known.get(raw)
+            && let Some(&(_, name)) = seen.iter().find(|(h, _)| *h == hint)
+        {
+            return name;
+        }
+        let name = canonical_gpu_model(raw, memory_gib_per_gpu);
+        self.known
+            .entry(raw.to_owned())
+            .or_default()
+            .push((hint, name));
+        name
+    }
+}

@@ -31,7 +31,7 @@ mod report;
 
 pub use bounds::{PriceUnit, SanityBounds};
 pub use config::{NormalizeConfig, NormalizeError};
-pub use gpu::{canonical_gpu_model, is_fractional_gpu};
+pub use gpu::{GpuNames, canonical_gpu_model, is_fractional_gpu};
 pub use marks::{is_promotional_sku, is_shared_core};
 pub use report::{Adjustment, DropReason, NormalizeReport, OfferId};
 
@@ -71,9 +71,20 @@ pub fn normalize_offer(
 /// the offer at its list price when kept (changes worth reporting are pushed
 /// to `adjusted`), `Err` with the reason when dropped.
 pub fn normalize_listed(
+    offer: Offer,
+    bounds: &SanityBounds,
+    adjusted: &mut Vec<(OfferId, Adjustment)>,
+) -> Result<Offer, Box<(OfferId, DropReason)>> {
+    normalize_listed_with(offer, bounds, adjusted, &mut GpuNames::default())
+}
+
+/// [`normalize_listed`] with GPU names remembered across the offers of a
+/// catalogue.
+pub fn normalize_listed_with(
     mut offer: Offer,
     bounds: &SanityBounds,
     adjusted: &mut Vec<(OfferId, Adjustment)>,
+    gpu_names: &mut GpuNames,
 ) -> Result<Offer, Box<(OfferId, DropReason)>> {
     if let Err(reason) = check_numbers(&offer) {
         return Err(Box::new((OfferId::of(&offer), reason)));
@@ -85,7 +96,7 @@ pub fn normalize_listed(
             adjusted.push((OfferId::of(&offer), Adjustment::GpuModelWithoutGpus(model)));
         }
     } else if let Some(raw) = offer.gpu_model.take() {
-        match canonical_gpu_model(&raw, offer.gpu_memory_gib) {
+        match gpu_names.canonical(&raw, offer.gpu_memory_gib) {
             Some(name) => offer.gpu_model = Some(name.to_owned()),
             None => {
                 let trimmed = raw.trim().to_owned();

@@ -124,9 +124,9 @@ impl Encoded {
 #[derive(Debug, Default)]
 pub struct Encoder {
     strings: Vec<String>,
-    string_ids: HashMap<String, u32>,
+    string_ids: HashMap<String, u32, Fx>,
     shapes: Vec<Shape>,
-    shape_ids: HashMap<[u32; 8], u32>,
+    shape_ids: HashMap<[u32; 8], u32, Fx>,
     sources: Vec<Provenance>,
     regions: BTreeMap<String, (usize, Vec<u8>)>,
     offers: usize,
@@ -161,15 +161,20 @@ impl Encoder {
             self.shapes.push(shape);
             next
         });
-        let provenance = Provenance {
-            source: offer.source.clone(),
-            observed_at: offer.observed_at,
-            from_snapshot: offer.from_snapshot,
+        // A catalogue has one source or a few: compare, do not allocate.
+        let same = |p: &Provenance| {
+            p.source == offer.source
+                && p.observed_at == offer.observed_at
+                && p.from_snapshot == offer.from_snapshot
         };
-        let provenance_id = match self.sources.iter().position(|p| *p == provenance) {
+        let provenance_id = match self.sources.iter().rposition(same) {
             Some(i) => i,
             None => {
-                self.sources.push(provenance);
+                self.sources.push(Provenance {
+                    source: offer.source.clone(),
+                    observed_at: offer.observed_at,
+                    from_snapshot: offer.from_snapshot,
+                });
                 self.sources.len() - 1
             }
         };
@@ -204,6 +209,50 @@ impl Encoder {
             regions: self.regions,
             offers: self.offers,
         }
+    }
+}
+
+/// FxHash (rustc's): interning a quarter million short strings and shape
+/// keys is hashing-bound, and SipHash's flooding resistance buys nothing
+/// for keys the host builds from one catalogue.
+#[derive(Debug, Default, Clone, Copy)]
+struct Fx;
+
+impl std::hash::BuildHasher for Fx {
+    type Hasher = FxHasher;
+    fn build_hasher(&self) -> FxHasher {
+        FxHasher(0)
+    }
+}
+
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        for &b in chunks.remainder() {
+            self.add(u64::from(b));
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.add(u64::from(v));
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.add(v as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
 }
 
