@@ -87,9 +87,16 @@ pub(super) const ALL: &[(&str, &str)] = &[(
     ALTER TABLE deployments ADD COLUMN k8s_target_json TEXT;  -- kubernetes: namespace, name, workload kind",
 ),
 (
+    "0005_orch_service_keys",
+    "ALTER TABLE deployments ADD COLUMN service_key TEXT;     -- embedding API: <blueprint>/<service>
+    -- At most one live deployment per service key: a replayed service event finds it.
+    CREATE UNIQUE INDEX deployments_live_service_key ON deployments(service_key)
+        WHERE service_key IS NOT NULL AND status NOT IN ('terminated', 'failed');",
+),
+(
     // The price store of pricing/store: provenance once per catalogue, the
     // offers as fixed-size rows per region (the JSON blobs of 0001 go).
-    "0005_price_rows",
+    "0006_price_rows",
     "DROP TABLE price_catalogues;
     CREATE TABLE price_catalogue (
         provider     TEXT PRIMARY KEY,

@@ -53,7 +53,7 @@ impl Selection {
     /// The offers that can be candidates for `request` under `policy`.
     pub fn for_request(request: &Request, policy: &Policy) -> Selection {
         Selection {
-            providers: Vec::new(),
+            providers: request.providers.clone(),
             scope: Scope::Request(Box::new((request.clone(), policy.clone()))),
         }
     }
@@ -84,7 +84,10 @@ impl Selection {
     pub fn reads_offers_of(&self, provider: &str) -> bool {
         match &self.scope {
             Scope::Everything => true,
-            Scope::Request(rp) => !rp.1.excluded_providers.iter().any(|p| p == provider),
+            Scope::Request(rp) => {
+                !rp.1.excluded_providers.iter().any(|p| p == provider)
+                    && (rp.0.providers.is_empty() || rp.0.providers.iter().any(|p| p == provider))
+            }
         }
     }
 
@@ -244,7 +247,8 @@ impl Threshold {
     fn shrink(&mut self) {
         if self.keys.len() >= self.k {
             let k = self.k;
-            self.keys.select_nth_unstable_by(k - 1, |a, b| key_cmp(*a, *b));
+            self.keys
+                .select_nth_unstable_by(k - 1, |a, b| key_cmp(*a, *b));
             self.keys.truncate(k);
             self.kth = self.keys.iter().copied().max_by(|a, b| key_cmp(*a, *b));
         }
@@ -271,7 +275,9 @@ fn for_request(request: &Request, policy: &Policy, sources: &[Source<'_>]) -> Se
     for (index, source) in sources.iter().enumerate() {
         let loaded = source.loaded;
         let provider = loaded.provider.as_str();
-        if policy.excluded_providers.iter().any(|p| p == provider) {
+        if policy.excluded_providers.iter().any(|p| p == provider)
+            || !(request.providers.is_empty() || request.providers.iter().any(|p| p == provider))
+        {
             continue;
         }
         let later = policy.mode == Mode::Preferred

@@ -27,7 +27,8 @@ use crate::providers::Providers;
 use crate::runtime::bindings::wit::{self, Capability, OfferQuery};
 
 /// Where a provider's catalogue came from in this report.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum CatalogueSource {
     /// Fetched live just now.
     Fresh,
@@ -51,7 +52,7 @@ pub enum CatalogueSource {
 }
 
 /// One provider's part of a report.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct CatalogueStatus {
     /// Provider.
     pub provider: String,
@@ -82,6 +83,9 @@ pub struct PriceReport {
     pub normalize: NormalizeReport,
     /// Offers in all the catalogues read, selected or not.
     pub total_offers: usize,
+    /// Every region with offers in the catalogues read, selected or not;
+    /// sorted.
+    pub regions: Vec<String>,
     /// For a request's selection: offers satisfying every rule.
     pub satisfying: Option<usize>,
 }
@@ -263,12 +267,19 @@ impl PricingService {
         options: &PlanOptions,
         progress: &(dyn Fn(&CatalogueStatus) + Sync),
     ) -> Result<Plan, PricingError> {
+        // The providers named by the options, else by the request: only
+        // these are fetched.
+        let providers = if options.providers.is_empty() {
+            &request.providers
+        } else {
+            &options.providers
+        };
         let selection = if options.explain {
             Selection::everything()
         } else {
             Selection::for_request(request, policy)
         }
-        .only_providers(&options.providers);
+        .only_providers(providers);
         self.check_providers(&selection)?;
         let started = Instant::now();
         let mut obtained = self.obtain(&selection, options.refresh, progress).await;
@@ -298,7 +309,7 @@ impl PricingService {
                     satisfying = ranking.offers_satisfying,
                     "price selection and placement disagree; ranking every offer"
                 );
-                let everything = Selection::everything().only_providers(&options.providers);
+                let everything = Selection::everything().only_providers(providers);
                 for o in &mut obtained {
                     if o.loaded.as_ref().is_some_and(|l| !l.complete) {
                         o.loaded = self.load(&o.status.provider, &everything)?;
@@ -367,6 +378,13 @@ impl PricingService {
             normalize.adjusted.extend(o.report.adjusted.iter().cloned());
         }
         normalize.discounted = selected.discounted;
+        let mut regions: Vec<String> = obtained
+            .iter()
+            .filter_map(|o| o.loaded.as_ref())
+            .flat_map(|l| l.all_regions.iter().cloned())
+            .collect();
+        regions.sort_unstable();
+        regions.dedup();
         if tracing::enabled!(tracing::Level::WARN) {
             for o in obtained {
                 if let Some(l) = &o.loaded
@@ -384,6 +402,7 @@ impl PricingService {
             normalize,
             total_offers: obtained.iter().map(|o| o.status.offers).sum(),
             satisfying: selected.satisfying,
+            regions,
         }
     }
 

@@ -401,11 +401,8 @@ async fn only_the_providers_named_are_fetched() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_publication_date_the_source_gives_is_kept_and_shown() {
     // The 2023 recording served as a file is: Last-Modified says when.
-    let (server, _) = serve_counting(
-        catalogue(|_| {}),
-        Some("Sun, 06 Aug 2023 00:00:00 GMT"),
-    )
-    .await;
+    let (server, _) =
+        serve_counting(catalogue(|_| {}), Some("Sun, 06 Aug 2023 00:00:00 GMT")).await;
     let env = TestEnv::new();
     env.add("aws");
     let section = aws_section(&server, "");

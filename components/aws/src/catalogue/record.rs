@@ -322,9 +322,10 @@ impl<'de> Visitor<'de> for PricingSeed<'_> {
                 continue;
             }
             if let Some((hourly, spot)) = map.next_value::<RegionPrices>()?.0 {
-                let region = self.names.id(&region.0).ok_or_else(|| {
-                    de::Error::custom("more than 65,535 distinct regions")
-                })?;
+                let region = self
+                    .names
+                    .id(&region.0)
+                    .ok_or_else(|| de::Error::custom("more than 65,535 distinct regions"))?;
                 self.prices.push(RegionPrice {
                     region,
                     hourly,

@@ -193,7 +193,11 @@ pub struct GpuNames {
 impl GpuNames {
     /// [`canonical_gpu_model`]`(raw, memory_gib_per_gpu)`, computed once per
     /// distinct pair.
-    pub fn canonical(&mut self, raw: &str, memory_gib_per_gpu: Option<f32>) -> Option<&'static str> {
+    pub fn canonical(
+        &mut self,
+        raw: &str,
+        memory_gib_per_gpu: Option<f32>,
+    ) -> Option<&'static str> {
         let hint = memory_gib_per_gpu.map(f32::to_bits);
         if let Some(seen) = self.known.get(raw)
             && let Some(&(_, name)) = seen.iter().find(|(h, _)| *h == hint)

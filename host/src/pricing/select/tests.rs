@@ -109,11 +109,16 @@ fn request_strategy() -> impl Strategy<Value = Request> {
             prop::sample::select(vec![None, Some(Geography::Us), Some(Geography::Europe)]),
             prop::sample::select(vec![None, Some(Arch::X86_64), Some(Arch::Arm64)]),
             prop::sample::select(vec![None, Some(Tier::Basic), Some(Tier::Premium)]),
+            prop::sample::subsequence(vec!["aws", "gcp", "azure"], 0..3),
         ),
         prop::collection::vec(any::<bool>(), 4),
     )
         .prop_map(
-            |((cpu, mem, storage, gpus, model), (regions, geography, arch, tier), flags)| Request {
+            |(
+                (cpu, mem, storage, gpus, model),
+                (regions, geography, arch, tier, providers),
+                flags,
+            )| Request {
                 min_vcpus: cpu,
                 min_memory_gib: mem,
                 min_storage_gib: storage,
@@ -127,6 +132,7 @@ fn request_strategy() -> impl Strategy<Value = Request> {
                 high_availability: flags[2],
                 tier,
                 allow_spot: flags[3],
+                providers: providers.into_iter().map(str::to_string).collect(),
             },
         )
 }

@@ -111,12 +111,13 @@ impl Encoded {
 
     /// The catalogue as if read back from the store, every region.
     pub fn into_loaded(self, provider: &str, meta: CatalogueMeta) -> Option<Loaded> {
+        let all_regions = self.regions.keys().cloned().collect();
         let segments = self
             .regions
             .into_iter()
             .map(|(region, (_, rows))| (region, rows))
             .collect();
-        Loaded::decode(provider, meta, &self.shapes, segments, true)
+        Loaded::decode(provider, meta, &self.shapes, segments, all_regions)
     }
 }
 
@@ -266,6 +267,8 @@ pub struct Loaded {
     pub meta: CatalogueMeta,
     /// True when every region was read.
     pub complete: bool,
+    /// Every region of the stored catalogue, read or not (sorted).
+    pub all_regions: Vec<String>,
     strings: Strings,
     shapes: Vec<Shape>,
     /// (region, rows blob), rows checked.
@@ -287,8 +290,9 @@ impl Loaded {
         meta: CatalogueMeta,
         shapes_blob: &[u8],
         segments: Vec<(String, Vec<u8>)>,
-        complete: bool,
+        all_regions: Vec<String>,
     ) -> Option<Loaded> {
+        let complete = segments.len() == all_regions.len();
         let checked = (|| -> Result<_, Damaged> {
             let (strings, shapes) = format::decode_shapes(shapes_blob)?;
             for (_, rows) in &segments {
@@ -301,6 +305,7 @@ impl Loaded {
                 provider: provider.to_string(),
                 meta,
                 complete,
+                all_regions,
                 strings,
                 shapes,
                 segments,
@@ -439,7 +444,7 @@ impl CatalogueStore {
         let Some(meta) = self.meta(provider)? else {
             return Ok(None);
         };
-        let (shapes, segments, complete) = {
+        let (shapes, segments, regions) = {
             let conn = self.db.lock();
             let shapes: Vec<u8> = match conn.query_row(
                 "SELECT shapes FROM price_catalogue WHERE provider = ?1",
@@ -459,16 +464,14 @@ impl CatalogueStore {
             let mut rows = conn.prepare_cached(
                 "SELECT rows FROM price_rows WHERE provider = ?1 AND region = ?2",
             )?;
-            let total = regions.len();
             let mut segments = Vec::new();
-            for region in regions.into_iter().filter(|r| wanted(r)) {
+            for region in regions.iter().filter(|r| wanted(r)) {
                 let blob: Vec<u8> = rows.query_row([provider, region.as_str()], |r| r.get(0))?;
-                segments.push((region, blob));
+                segments.push((region.clone(), blob));
             }
-            let complete = segments.len() == total;
-            (shapes, segments, complete)
+            (shapes, segments, regions)
         };
-        Ok(Loaded::decode(provider, meta, &shapes, segments, complete))
+        Ok(Loaded::decode(provider, meta, &shapes, segments, regions))
     }
 
     /// Replaces the catalogue of `provider` (one transaction).
