@@ -418,3 +418,55 @@ async fn the_publication_date_the_source_gives_is_kept_and_shown() {
     assert_eq!(cached.catalogues[0].observed_at, Some(1_691_280_000));
     assert!(cached.offers.iter().all(|o| o.observed_at == 1_691_280_000));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hosts_plan_fetches_only_the_requests_providers_and_knows_every_stored_region() {
+    use blueprint_remote_providers::provisioning::DeployRequest;
+    let (server, hits) = serve_counting(catalogue(|_| {}), None).await;
+    let env = TestEnv::new();
+    env.add("aws").add("hostile_loop");
+    let host = env
+        .start(&format!(
+            "{}\n[operator.deployment]\nprice_fetch_timeout_secs = 30\n",
+            aws_section(&server, "")
+        ))
+        .await;
+    let started = std::time::Instant::now();
+    let mut req = DeployRequest::new("plan", "plan");
+    req.requirements = Some(Request {
+        min_vcpus: 2.0,
+        min_memory_gib: 4.0,
+        regions: vec!["us-east-1".into()],
+        providers: vec!["aws".into()],
+        ..Request::default()
+    });
+    // `plan_all`: the test has no AWS credential, so the ranked offers are
+    // not deployment candidates; what was ranked is what is checked.
+    let plan = host.orchestrator().plan_all(&req).await.unwrap();
+    // The looping provider was not called (its deadline is 30 s).
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let names: Vec<&str> = plan
+        .catalogues
+        .iter()
+        .map(|c| c.provider.as_str())
+        .collect();
+    assert_eq!(names, ["aws"]);
+    let ranked = &plan.ranking.as_ref().unwrap().candidates;
+    assert!(!ranked.is_empty());
+    assert!(ranked.iter().all(|c| c.offer.region == "us-east-1"));
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // A region no catalogue has is named, with regions the store does have,
+    // though only the offers that could be candidates were read.
+    req.requirements.as_mut().unwrap().regions = vec!["us-north-9".into()];
+    let text = host
+        .orchestrator()
+        .plan_all(&req)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("`us-north-9`") && text.contains("ca-central-1"),
+        "{text}"
+    );
+}
