@@ -187,8 +187,11 @@ pub fn is_fractional_gpu(
 /// catalogue names a handful of GPU models across many thousand offers.
 #[derive(Debug, Default)]
 pub struct GpuNames {
-    known: std::collections::HashMap<String, Vec<(Option<u32>, Option<&'static str>)>>,
+    known: std::collections::HashMap<String, Vec<Named>>,
 }
+
+/// A memory hint (`f32` bits) and the canonical name it gave.
+type Named = (Option<u32>, Option<&'static str>);
 
 impl GpuNames {
     /// [`canonical_gpu_model`]`(raw, memory_gib_per_gpu)`, computed once per
