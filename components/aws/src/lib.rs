@@ -12,7 +12,9 @@ mod catalogue;
 mod ec2;
 mod eks;
 mod instances;
+mod leftovers;
 mod offers;
+mod regions;
 
 #[allow(missing_docs, clippy::all, unsafe_code)]
 mod bindings {
