@@ -10,4 +10,5 @@ mod digitalocean;
 mod kubernetes;
 mod pricing;
 mod sandbox;
+mod sandbox_http;
 mod ssh;
