@@ -9,7 +9,8 @@
 //!
 //! Modules:
 //! - [`config`]: the operator's TOML configuration.
-//! - [`runtime`]: engine, bindings, linker, limits, load-time checks, artifact cache.
+//! - [`bindings`]: the one `bindgen!` of the WIT package (the ground floor).
+//! - [`runtime`]: engine, linker, limits, load-time checks, artifact cache.
 //! - [`capabilities`]: what a component may import: outbound HTTP (allowlist,
 //!   credentials, shared client), log, settings, ssh.
 //! - [`providers`]: loading, the registry, typed handles, lock file, hot reload.
@@ -19,6 +20,7 @@
 //! - [`ssh`]: the operator's own machines over SSH (the `ssh` capability's native side).
 //! - [`kubernetes`]: rendering and server-side applying a deployment's objects to any cluster.
 
+pub mod bindings;
 pub mod capabilities;
 #[doc(hidden)]
 pub mod cli;
@@ -36,8 +38,8 @@ pub mod ssh;
 pub mod tracking;
 pub mod workload;
 
+pub use bindings::wit;
 pub use config::Config;
 pub use host::{Host, HostError, HostOptions};
 pub use providers::ProviderHandle;
-pub use runtime::bindings::wit;
 pub use runtime::{CallError, LoadError};

@@ -3,16 +3,16 @@
 //! `wasmtime::Result<...>`: an `Err` is a host bug and traps; expected
 //! failures reach the guest as WIT values.
 
-use crate::runtime::bindings::blueprint::provider::{log, settings, ssh, types};
-use crate::runtime::bindings::wit::{ExecOutput, ExecRequest, HostEntry, LogLevel, SshError};
-use crate::runtime::state::HostState;
+use super::ProviderImports;
+use crate::bindings::blueprint::provider::{log, settings, ssh, types};
+use crate::bindings::wit::{ExecOutput, ExecRequest, HostEntry, LogLevel, SshError};
 
 /// Longest log message kept.
 const MAX_LOG_MESSAGE: usize = 4096;
 
-impl types::Host for HostState {}
+impl types::Host for ProviderImports {}
 
-impl log::Host for HostState {
+impl log::Host for ProviderImports {
     fn log(
         &mut self,
         level: LogLevel,
@@ -55,7 +55,7 @@ impl log::Host for HostState {
     }
 }
 
-impl settings::Host for HostState {
+impl settings::Host for ProviderImports {
     fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         Ok(self.env.settings.get(&key).cloned())
     }
@@ -70,7 +70,7 @@ impl settings::Host for HostState {
     }
 }
 
-impl ssh::Host for HostState {
+impl ssh::Host for ProviderImports {
     async fn hosts(&mut self) -> wasmtime::Result<Vec<HostEntry>> {
         Ok(match &self.env.ssh {
             Some(b) => b.hosts().await,

@@ -1,10 +1,28 @@
 //! What a component may import, and the host side of each import:
 //! outbound HTTP (policy + credentials + shared client), log, settings, ssh.
+//!
+//! Outbound HTTP, the wasi:http boundary:
+//! - [`http_types`]: `wasi:http/types` (the crate's) with host memory charged;
+//! - [`http_handle`]: the host's own async `outgoing-handler.handle`;
+//! - [`outbound`]: the exchange every request goes through (the policy);
+//! - [`http_policy`]: the allowlist and the non-public address check;
+//! - [`http_limits`]: methods, request and connection caps, memory budget;
+//! - [`http_call`], [`host_memory`]: what one call holds and may hold;
+//! - [`http_body`]: bodies crossing the boundary (charged, streamed);
+//! - [`http_audit`]: the `bpr::audit::http` lines;
+//! - [`http_client`]: the pooled client, one pool per provider.
 
 pub mod credentials;
 mod host_imports;
+pub mod host_memory;
+pub mod http_audit;
+pub mod http_body;
+pub mod http_call;
 pub mod http_client;
+pub mod http_handle;
+pub mod http_limits;
 pub mod http_policy;
+pub mod http_types;
 pub mod oauth;
 pub mod outbound;
 pub mod ssh_bridge;
@@ -23,6 +41,21 @@ pub struct ProviderEnv {
     pub settings: BTreeMap<String, String>,
     /// SSH backend, when the operator allowed this provider `ssh`.
     pub ssh: Option<Arc<dyn SshBackend>>,
+}
+
+/// The state behind the `log`, `settings` and `ssh` imports of one call
+/// (a store's `HostState` holds one; the linker reaches it from there).
+#[derive(Debug, Clone)]
+pub struct ProviderImports {
+    /// The provider's environment.
+    pub(crate) env: Arc<ProviderEnv>,
+}
+
+impl ProviderImports {
+    /// The imports of one call of the provider with this environment.
+    pub fn new(env: Arc<ProviderEnv>) -> Self {
+        Self { env }
+    }
 }
 
 impl std::fmt::Debug for ProviderEnv {

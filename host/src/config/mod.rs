@@ -26,6 +26,12 @@
 //! max_response_body_kib = 16384
 //! price_multiplier = 1.0         # negotiated discount, applied before ranking
 //! allow_ssh = false
+//! methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+//! max_requests_per_call = 1000
+//! max_concurrent_requests_per_call = 16
+//! max_concurrent_requests = 64   # all calls of the provider
+//! max_connections = 128          # open, in use or idle
+//! host_memory_mib = 256          # per call; default: memory_mib
 //! [providers.digitalocean.settings]
 //! image = "ubuntu-24-04-x64"
 //! [providers.digitalocean.credential]
@@ -48,6 +54,7 @@ pub use operator::{
 };
 
 use crate::capabilities::credentials::CredentialConfig;
+use crate::capabilities::http_limits::OutboundLimits;
 use crate::capabilities::http_policy::AllowRule;
 
 /// The embedded defaults used when no config file is given.
@@ -153,6 +160,9 @@ pub struct ProviderConfig {
     pub settings: BTreeMap<String, String>,
     /// Credential the host applies to outbound requests. Default: none.
     pub credential: CredentialConfig,
+    /// Methods, request and connection caps, host-memory budget of a call.
+    /// Defaults: see [`OutboundLimits`].
+    pub outbound: OutboundLimits,
 }
 
 impl ProviderConfig {
@@ -169,6 +179,7 @@ impl ProviderConfig {
             allow_ssh: false,
             settings: BTreeMap::new(),
             credential: CredentialConfig::None,
+            outbound: OutboundLimits::default(),
         }
     }
 }

@@ -17,6 +17,7 @@ use super::{
     default_state_dir,
 };
 use crate::capabilities::credentials::{AwsCredentialSource, CredentialConfig, SecretSource};
+use crate::capabilities::http_limits::OutboundLimits;
 use crate::capabilities::http_policy::AllowRule;
 use crate::capabilities::oauth::OAuthConfig;
 use crate::ssh::{SshHostConfig, SshLimits};
@@ -154,6 +155,13 @@ struct ProviderToml {
     #[serde(default)]
     settings: BTreeMap<String, toml::Value>,
     credential: Option<CredentialToml>,
+    // Outbound limits (capabilities::http_limits::OutboundLimits).
+    methods: Option<Vec<String>>,
+    max_requests_per_call: Option<u32>,
+    max_concurrent_requests_per_call: Option<u32>,
+    max_concurrent_requests: Option<u32>,
+    max_connections: Option<u32>,
+    host_memory_mib: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -353,6 +361,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
     for (name, p) in dto.providers {
         let key = |k: &str| format!("providers.{name}.{k}");
         let d = ProviderConfig::unconfigured();
+        let outbound = outbound_limits(&p, &d.outbound).map_err(|(k, m)| invalid(key(k), m))?;
         let mut allow = Vec::new();
         for rule in &p.allow {
             allow.push(AllowRule::parse(rule).map_err(|m| invalid(key("allow"), m))?);
@@ -422,6 +431,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
                 allow_ssh: p.allow_ssh.unwrap_or(false),
                 settings,
                 credential,
+                outbound,
             },
         );
     }
@@ -549,6 +559,46 @@ fn expand_home(p: PathBuf) -> PathBuf {
         return PathBuf::from(home).join(rest);
     }
     p
+}
+
+/// A provider's outbound limits: its keys over the defaults. Errors name
+/// the key.
+fn outbound_limits(
+    p: &ProviderToml,
+    d: &OutboundLimits,
+) -> std::result::Result<OutboundLimits, (&'static str, String)> {
+    let at_least_one = |k: &'static str, v: Option<u32>, default: u32| match v {
+        Some(0) => Err((k, "must be at least 1".to_string())),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    };
+    Ok(OutboundLimits {
+        methods: match &p.methods {
+            Some(m) => OutboundLimits::parse_methods(m).map_err(|e| ("methods", e))?,
+            None => d.methods.clone(),
+        },
+        max_requests_per_call: at_least_one(
+            "max_requests_per_call",
+            p.max_requests_per_call,
+            d.max_requests_per_call,
+        )?,
+        max_concurrent_requests_per_call: at_least_one(
+            "max_concurrent_requests_per_call",
+            p.max_concurrent_requests_per_call,
+            d.max_concurrent_requests_per_call,
+        )?,
+        max_concurrent_requests: at_least_one(
+            "max_concurrent_requests",
+            p.max_concurrent_requests,
+            d.max_concurrent_requests,
+        )?,
+        max_connections: at_least_one("max_connections", p.max_connections, d.max_connections)?,
+        host_memory: match p.host_memory_mib {
+            Some(0) => return Err(("host_memory_mib", "must be at least 1".to_string())),
+            Some(m) => Some((m as usize) << 20),
+            None => d.host_memory,
+        },
+    })
 }
 
 #[cfg(test)]
