@@ -4,14 +4,19 @@
 //! whole body (capped, default 16 MiB), or [`Request::send_streaming`] for
 //! large bodies read incrementally through [`std::io::Read`]. Transport
 //! failures become the WIT `error`: a host policy refusal is `denied`,
-//! connection and timeout problems are `transient`.
+//! connection and timeout problems are `transient`, a request body over the
+//! host's cap is `invalid-request` naming both sizes.
+//!
+//! A request body is written in large writes and finished before
+//! `outgoing-handler.handle`, so the host sends the request at once, on the
+//! task that runs the call; response bodies are read in large reads.
 
 use std::io::Read;
 
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
-    ErrorCode, Fields, IncomingBody, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
-    RequestOptions, Scheme,
+    ErrorCode, Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method,
+    OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
 use wasip2::io::streams::{InputStream, StreamError};
 
@@ -117,10 +122,9 @@ impl Request {
     pub fn send(self) -> Result<Response, Error> {
         let what = format!("{} {}", self.method, redact(&self.url));
         let mut streaming = self.send_streaming()?;
-        let mut body = Vec::new();
-        streaming
+        let body = streaming
             .body
-            .read_to_end(&mut body)
+            .read_all()
             .map_err(|e| body_error(&what, e))?;
         Ok(Response {
             status: streaming.status,
@@ -162,23 +166,6 @@ impl Request {
         req.set_path_with_query(Some(&parts.path_and_query))
             .map_err(|_| bad("path"))?;
 
-        let out_body = req
-            .body()
-            .map_err(|_| Error::Other(format!("{what}: request body unavailable")))?;
-        {
-            let stream = out_body
-                .write()
-                .map_err(|_| Error::Other(format!("{what}: request body stream unavailable")))?;
-            for chunk in self.body.chunks(4096) {
-                stream.blocking_write_and_flush(chunk).map_err(|e| {
-                    Error::Transient(format!(
-                        "{what}: writing the body failed: {}",
-                        stream_error(e)
-                    ))
-                })?;
-            }
-        }
-
         let options = self.timeout_ms.map(|ms| {
             let o = RequestOptions::new();
             let ns = ms.saturating_mul(1_000_000);
@@ -188,14 +175,16 @@ impl Request {
             let _ = o.set_between_bytes_timeout(Some(ns));
             o
         });
-        let future =
-            outgoing_handler::handle(req, options).map_err(|e| map_error_code(&what, e))?;
-        OutgoingBody::finish(out_body, None).map_err(|e| map_error_code(&what, e))?;
-
+        let future = if self.body.is_empty() {
+            // No body: never opening it sends an empty one.
+            outgoing_handler::handle(req, options).map_err(|e| self.send_error(&what, e))?
+        } else {
+            self.send_with_body(&what, req, options)?
+        };
         let resp = loop {
             match future.get() {
                 Some(Ok(Ok(resp))) => break resp,
-                Some(Ok(Err(code))) => return Err(map_error_code(&what, code)),
+                Some(Ok(Err(code))) => return Err(self.send_error(&what, code)),
                 Some(Err(())) => {
                     return Err(Error::Other(format!("{what}: response already taken")));
                 }
@@ -233,6 +222,85 @@ impl Request {
                 what,
             },
         })
+    }
+}
+
+impl Request {
+    /// Write the body, then hand the request over. A body the host can hold
+    /// at once (any body up to its cap) is written in as few, large writes
+    /// as the host allows and finished before `handle`: the host then sends
+    /// it at once, on the calling task. A larger body fills the host's
+    /// buffer; the request is then handed over first, so the host reads (and
+    /// refuses it, past its cap) while the rest is written.
+    fn send_with_body(
+        &self,
+        what: &str,
+        req: OutgoingRequest,
+        options: Option<RequestOptions>,
+    ) -> Result<FutureIncomingResponse, Error> {
+        let out_body = req
+            .body()
+            .map_err(|_| Error::Other(format!("{what}: request body unavailable")))?;
+        let stream = out_body
+            .write()
+            .map_err(|_| Error::Other(format!("{what}: request body stream unavailable")))?;
+        let write_failed = |e: StreamError| {
+            Error::Transient(format!(
+                "{what}: writing the body failed: {}",
+                stream_error(e)
+            ))
+        };
+        let mut rest: &[u8] = &self.body;
+        while !rest.is_empty() {
+            let room = stream.check_write().map_err(write_failed)? as usize;
+            if room == 0 {
+                break;
+            }
+            let n = room.min(rest.len());
+            stream.write(&rest[..n]).map_err(write_failed)?;
+            rest = &rest[n..];
+        }
+        if rest.is_empty() {
+            drop(stream);
+            OutgoingBody::finish(out_body, None).map_err(|e| self.send_error(what, e))?;
+            return outgoing_handler::handle(req, options).map_err(|e| self.send_error(what, e));
+        }
+        let future =
+            outgoing_handler::handle(req, options).map_err(|e| self.send_error(what, e))?;
+        let mut written = Ok(());
+        for chunk in rest.chunks(64 * 1024) {
+            if let Err(e) = stream.blocking_write_and_flush(chunk) {
+                written = Err(write_failed(e));
+                break;
+            }
+        }
+        drop(stream);
+        let finished = OutgoingBody::finish(out_body, None);
+        if written.is_err() || finished.is_err() {
+            // What the host answered (e.g. the body is over its cap) says
+            // more than a closed stream.
+            future.subscribe().block();
+            if let Some(Ok(Err(code))) = future.get() {
+                return Err(self.send_error(what, code));
+            }
+            written?;
+            finished.map_err(|e| self.send_error(what, e))?;
+        }
+        Ok(future)
+    }
+
+    /// A transport error of this request; a body over the host's cap is
+    /// named with both sizes.
+    fn send_error(&self, what: &str, code: ErrorCode) -> Error {
+        match code {
+            ErrorCode::HttpRequestBodySize(Some(max)) if self.body.len() as u64 > max => {
+                Error::InvalidRequest(format!(
+                    "{what}: the request body is {} bytes, more than the host accepts ({max} bytes; the operator's `max_request_body_kib`)",
+                    self.body.len()
+                ))
+            }
+            other => map_error_code(what, other),
+        }
     }
 }
 
@@ -297,6 +365,49 @@ pub struct BodyReader {
     what: String,
 }
 
+impl BodyReader {
+    /// Read the rest of the body into one buffer, in large reads (no small
+    /// probe reads, one copy out of the host's buffers).
+    pub fn read_all(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut all = Vec::new();
+        loop {
+            let Some(stream) = self.stream.as_ref() else {
+                return Ok(all);
+            };
+            match stream.blocking_read(1 << 20) {
+                Ok(chunk) => {
+                    self.read += chunk.len();
+                    if self.read > self.max {
+                        return Err(std::io::Error::other(format!(
+                            "{}: response body larger than {} bytes",
+                            self.what, self.max
+                        )));
+                    }
+                    if all.is_empty() {
+                        all = chunk;
+                    } else {
+                        all.extend_from_slice(&chunk);
+                    }
+                }
+                Err(StreamError::Closed) => {
+                    self.stream = None;
+                    if let Some(body) = self.body.take() {
+                        drop(IncomingBody::finish(body));
+                    }
+                    return Ok(all);
+                }
+                Err(StreamError::LastOperationFailed(e)) => {
+                    return Err(std::io::Error::other(format!(
+                        "{}: reading the response failed: {}",
+                        self.what,
+                        e.to_debug_string()
+                    )));
+                }
+            }
+        }
+    }
+}
+
 impl Read for BodyReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let Some(stream) = self.stream.as_ref() else {
@@ -358,6 +469,9 @@ pub fn map_error_code(what: &str, code: ErrorCode) -> Error {
         ErrorCode::HttpRequestDenied => Error::Denied(format!(
             "{what}: the host refused this request; add its scheme://host[:port] to the provider's `allow` list in the operator config"
         )),
+        ErrorCode::ConnectionLimitReached => Error::Transient(format!(
+            "{what}: the host's cap on this provider's outbound requests was reached (requests per call, in flight at once, or open connections; see the host log)"
+        )),
         ErrorCode::DnsTimeout
         | ErrorCode::DnsError(_)
         | ErrorCode::DestinationNotFound
@@ -367,7 +481,6 @@ pub fn map_error_code(what: &str, code: ErrorCode) -> Error {
         | ErrorCode::ConnectionTimeout
         | ErrorCode::ConnectionReadTimeout
         | ErrorCode::ConnectionWriteTimeout
-        | ErrorCode::ConnectionLimitReached
         | ErrorCode::HttpResponseIncomplete
         | ErrorCode::HttpResponseTimeout
         | ErrorCode::HttpProtocolError
