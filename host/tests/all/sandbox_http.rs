@@ -66,23 +66,40 @@ async fn echo_server() -> (EchoServer, Arc<Mutex<Vec<Seen>>>) {
             };
             let s = s.clone();
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let s = s.clone();
-                    async move {
-                        let header = |n: &str| {
-                            req.headers()
-                                .get(n)
-                                .map(|v| v.to_str().unwrap_or("?").to_string())
-                                .unwrap_or_default()
-                        };
-                        let (method, host, auth) =
-                            (req.method().to_string(), header("host"), header("authorization"));
-                        let len = req.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(usize::MAX);
-                        let text = format!("method={method} host={host} len={len} auth={auth}");
-                        s.lock().unwrap().push(Seen { method, host, auth, len });
-                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(text))))
-                    }
-                });
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let s = s.clone();
+                        async move {
+                            let header = |n: &str| {
+                                req.headers()
+                                    .get(n)
+                                    .map(|v| v.to_str().unwrap_or("?").to_string())
+                                    .unwrap_or_default()
+                            };
+                            let (method, host, auth) = (
+                                req.method().to_string(),
+                                header("host"),
+                                header("authorization"),
+                            );
+                            let len = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes().len())
+                                .unwrap_or(usize::MAX);
+                            let text = format!("method={method} host={host} len={len} auth={auth}");
+                            s.lock().unwrap().push(Seen {
+                                method,
+                                host,
+                                auth,
+                                len,
+                            });
+                            Ok::<_, std::convert::Infallible>(Response::new(Full::new(
+                                Bytes::from(text),
+                            )))
+                        }
+                    },
+                );
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                     .await;
@@ -94,7 +111,12 @@ async fn echo_server() -> (EchoServer, Arc<Mutex<Vec<Seen>>>) {
 
 /// Start a host with `hostile_request` (and `well_behaved`) allowed to reach
 /// `addr` exactly, a bearer token for it, and these settings.
-async fn request_host(env: &TestEnv, addr: std::net::SocketAddr, url: &str, settings: &str) -> Host {
+async fn request_host(
+    env: &TestEnv,
+    addr: std::net::SocketAddr,
+    url: &str,
+    settings: &str,
+) -> Host {
     env.add("hostile_request").add("well_behaved");
     let token = env.dir.path().join("token");
     std::fs::write(&token, "boundary-s3cret").unwrap();
@@ -201,12 +223,19 @@ async fn the_host_header_is_the_authority_and_the_bearer_token_is_added() {
     let seen = seen.lock().unwrap();
     assert_eq!(seen[0].auth, "Bearer boundary-s3cret");
     assert_eq!(seen[0].method, "GET");
+    assert_eq!(seen[0].host, server.addr.to_string());
+    assert_eq!(seen[0].len, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn forbidden_headers_are_refused_when_the_guest_sets_them() {
     let (server, seen) = echo_server().await;
-    for header in ["host=evil.example", "connection=close", "authorization=Bearer x", "transfer-encoding=chunked"] {
+    for header in [
+        "host=evil.example",
+        "connection=close",
+        "authorization=Bearer x",
+        "transfer-encoding=chunked",
+    ] {
         let env = TestEnv::new();
         let host = request_host(
             &env,
@@ -217,7 +246,10 @@ async fn forbidden_headers_are_refused_when_the_guest_sets_them() {
         .await;
         let err = run_request(&host).await.unwrap_err();
         let msg = provider_message(&err);
-        assert!(msg.contains("header refused") && msg.contains("Forbidden"), "{header}: {msg}");
+        assert!(
+            msg.contains("header refused") && msg.contains("Forbidden"),
+            "{header}: {msg}"
+        );
     }
     assert!(seen.lock().unwrap().is_empty());
 }
@@ -239,9 +271,18 @@ async fn a_scheme_other_than_http_or_https_is_a_protocol_error() {
 async fn a_request_without_an_authority_is_refused() {
     let (server, seen) = echo_server().await;
     let env = TestEnv::new();
-    let host = request_host(&env, server.addr, &server.url("/a"), "authority = \"none\"\n").await;
+    let host = request_host(
+        &env,
+        server.addr,
+        &server.url("/a"),
+        "authority = \"none\"\n",
+    )
+    .await;
     let err = run_request(&host).await.unwrap_err();
-    assert!(provider_message(&err).contains("HttpRequestUriInvalid"), "{err}");
+    assert!(
+        provider_message(&err).contains("HttpRequestUriInvalid"),
+        "{err}"
+    );
     assert!(seen.lock().unwrap().is_empty());
 }
 
@@ -288,9 +329,18 @@ async fn trace_is_never_forwarded_with_the_bearer_token() {
 async fn an_extension_method_needs_the_operators_consent() {
     let (server, seen) = echo_server().await;
     let env = TestEnv::new();
-    let host = request_host(&env, server.addr, &server.url("/p"), "method = \"PROPFIND\"\n").await;
+    let host = request_host(
+        &env,
+        server.addr,
+        &server.url("/p"),
+        "method = \"PROPFIND\"\n",
+    )
+    .await;
     let err = run_request(&host).await.unwrap_err();
-    assert!(provider_message(&err).contains("HttpRequestMethodInvalid"), "{err}");
+    assert!(
+        provider_message(&err).contains("HttpRequestMethodInvalid"),
+        "{err}"
+    );
     assert!(seen.lock().unwrap().is_empty());
 
     let env = TestEnv::new();
@@ -320,7 +370,10 @@ async fn an_authority_with_userinfo_is_refused_and_nothing_is_sent() {
     )
     .await;
     let err = run_request(&host).await.unwrap_err();
-    assert!(provider_message(&err).contains("HttpRequestUriInvalid"), "{err}");
+    assert!(
+        provider_message(&err).contains("HttpRequestUriInvalid"),
+        "{err}"
+    );
     assert!(
         seen.lock().unwrap().is_empty(),
         "sent: {:?}",
@@ -333,10 +386,10 @@ async fn ipv6_forms_that_carry_a_private_ipv4_fail_the_non_public_check() {
     let (server, seen) = echo_server().await;
     let port = server.addr.port();
     for literal in [
-        "::7f00:1",         // ::127.0.0.1, IPv4-compatible
-        "64:ff9b::7f00:1",  // NAT64 of 127.0.0.1
-        "2002:7f00:1::1",   // 6to4 of 127.0.0.1
-        "fec0::1",          // site-local
+        "::7f00:1",        // ::127.0.0.1, IPv4-compatible
+        "64:ff9b::7f00:1", // NAT64 of 127.0.0.1
+        "2002:7f00:1::1",  // 6to4 of 127.0.0.1
+        "fec0::1",         // site-local
     ] {
         let env = TestEnv::new();
         env.add("hostile_request");
@@ -545,7 +598,7 @@ async fn sixty_unread_sixteen_mib_responses_do_not_pile_up_in_the_host() {
 /// holds at once.
 struct HoldingServer {
     addr: std::net::SocketAddr,
-    max_open: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
     accepted: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -560,12 +613,8 @@ impl HoldingServer {
     async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (open, max_open, accepted) = (
-            Arc::new(AtomicUsize::new(0)),
-            Arc::new(AtomicUsize::new(0)),
-            Arc::new(AtomicUsize::new(0)),
-        );
-        let (o, m, a) = (open.clone(), max_open.clone(), accepted.clone());
+        let (open, accepted) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (o, a) = (open.clone(), accepted.clone());
         let task = tokio::spawn(async move {
             let mut held = Vec::new();
             loop {
@@ -573,8 +622,7 @@ impl HoldingServer {
                     return;
                 };
                 a.fetch_add(1, Ordering::SeqCst);
-                let now = o.fetch_add(1, Ordering::SeqCst) + 1;
-                m.fetch_max(now, Ordering::SeqCst);
+                o.fetch_add(1, Ordering::SeqCst);
                 let o = o.clone();
                 held.push(tokio::spawn(async move {
                     // Read until the client gives up; never answer.
@@ -594,14 +642,39 @@ impl HoldingServer {
         });
         Self {
             addr,
-            max_open,
+            open,
             accepted,
             task,
         }
     }
+
+    /// Connections open now.
+    fn open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
 }
 
-async fn flood_host(env: &TestEnv, addr: std::net::SocketAddr, extra: &str, settings: &str) -> Host {
+/// The most connections `server` had open at once while calls hold them:
+/// sampled between `from` and `to` after now (when a call ends, its
+/// connections close while other calls open theirs, so only the window in
+/// which every call is holding says what the caps allow).
+async fn open_during(server: &HoldingServer, from: Duration, to: Duration) -> usize {
+    tokio::time::sleep(from).await;
+    let mut most = 0;
+    let end = Instant::now() + (to - from);
+    while Instant::now() < end {
+        most = most.max(server.open());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    most
+}
+
+async fn flood_host(
+    env: &TestEnv,
+    addr: std::net::SocketAddr,
+    extra: &str,
+    settings: &str,
+) -> Host {
     env.add("hostile_flood").add("well_behaved");
     env.start(&format!(
         "[providers.hostile_flood]\nallow = [\"http://{addr}\"]\ncall_timeout_ms = 30000\n{extra}\n\
@@ -633,7 +706,12 @@ async fn one_call_cannot_hold_two_thousand_connections_and_others_still_get_thei
         tokio::spawn(async move { p.list_instances(any_instances()).await })
     };
     // Meanwhile a well-behaved provider's request goes through.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let max_open = open_during(
+        &holding,
+        Duration::from_millis(1000),
+        Duration::from_millis(2000),
+    )
+    .await;
     let fine = host
         .provider("well_behaved")
         .unwrap()
@@ -642,7 +720,6 @@ async fn one_call_cannot_hold_two_thousand_connections_and_others_still_get_thei
         .unwrap();
     assert!(fine[0].detail.as_deref().unwrap().contains("method=GET"));
     let report = flood.await.unwrap().unwrap()[0].detail.clone().unwrap();
-    let max_open = holding.max_open.load(Ordering::SeqCst);
     assert!(
         max_open <= 16,
         "one call held {max_open} connections at once ({report})"
@@ -655,17 +732,33 @@ async fn one_call_cannot_hold_two_thousand_connections_and_others_still_get_thei
 async fn a_providers_calls_together_stay_under_its_cap() {
     let holding = HoldingServer::start().await;
     let env = TestEnv::new();
-    let host = flood_host(&env, holding.addr, "", "count = \"40\"\nhold_ms = \"2000\"\n").await;
+    let host = flood_host(
+        &env,
+        holding.addr,
+        "",
+        "count = \"40\"\nhold_ms = \"3000\"\n",
+    )
+    .await;
     let mut calls = Vec::new();
     for _ in 0..8 {
         let p = host.provider("hostile_flood").unwrap();
-        calls.push(tokio::spawn(async move { p.list_instances(any_instances()).await }));
+        calls.push(tokio::spawn(async move {
+            p.list_instances(any_instances()).await
+        }));
     }
+    let max_open = open_during(
+        &holding,
+        Duration::from_millis(1000),
+        Duration::from_millis(2500),
+    )
+    .await;
     for c in calls {
         c.await.unwrap().unwrap();
     }
-    let max_open = holding.max_open.load(Ordering::SeqCst);
-    assert!(max_open <= 64, "the provider held {max_open} connections at once");
+    assert!(
+        max_open <= 64,
+        "the provider held {max_open} connections at once"
+    );
     assert!(holding.accepted.load(Ordering::SeqCst) > 0);
 }
 
@@ -677,19 +770,20 @@ async fn a_providers_open_connections_are_capped_by_the_operator() {
         &env,
         holding.addr,
         "max_connections = 4",
-        "count = \"10\"\nhold_ms = \"1500\"\n",
+        "count = \"10\"\nhold_ms = \"3000\"\n",
     )
     .await;
-    let report = host
-        .provider("hostile_flood")
-        .unwrap()
-        .list_instances(any_instances())
-        .await
-        .unwrap()[0]
-        .detail
-        .clone()
-        .unwrap();
-    let max_open = holding.max_open.load(Ordering::SeqCst);
+    let call = {
+        let p = host.provider("hostile_flood").unwrap();
+        tokio::spawn(async move { p.list_instances(any_instances()).await })
+    };
+    let max_open = open_during(
+        &holding,
+        Duration::from_millis(1000),
+        Duration::from_millis(2500),
+    )
+    .await;
+    let report = call.await.unwrap().unwrap()[0].detail.clone().unwrap();
     assert!(max_open <= 4, "{max_open} connections open ({report})");
 }
 
@@ -708,14 +802,23 @@ async fn one_call_cannot_send_five_thousand_requests() {
         .clone()
         .unwrap();
     let sent = seen.lock().unwrap().len();
-    assert!(sent <= 1000, "{sent} requests reached the server ({report})");
+    assert!(
+        sent <= 1000,
+        "{sent} requests reached the server ({report})"
+    );
     assert!(report.contains("ConnectionLimitReached"), "{report}");
 }
 
 // ---- issue 19 item 5: abandoned requests are audited ----
 
 /// A server that answers after `delay`; counts requests.
-async fn slow_server(delay: Duration) -> (std::net::SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+async fn slow_server(
+    delay: Duration,
+) -> (
+    std::net::SocketAddr,
+    Arc<AtomicUsize>,
+    tokio::task::JoinHandle<()>,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
@@ -749,10 +852,28 @@ fn audit_lines(path: &str, provider: &str) -> Vec<String> {
     crate::support::captured_logs()
         .lines()
         .filter(|l| {
-            l.contains("bpr::audit::http") && l.contains(path) && l.contains(&format!("provider={provider}"))
+            l.contains("bpr::audit::http")
+                && l.contains(path)
+                && l.contains(&format!("provider={provider}"))
         })
         .map(str::to_string)
         .collect()
+}
+
+/// The audit lines once `n` of them say `abandoned` (or after 5 s).
+async fn wait_for_audit(path: &str, provider: &str, n: usize) -> Vec<String> {
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let lines = audit_lines(path, provider);
+        let abandoned = lines
+            .iter()
+            .filter(|l| l.contains("outcome=\"abandoned\""))
+            .count();
+        if abandoned >= n || Instant::now() > end {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -773,11 +894,22 @@ async fn requests_the_guest_fires_and_abandons_are_audited() {
         .list_instances(any_instances())
         .await
         .unwrap();
-    assert_eq!(hits.load(Ordering::SeqCst), 3, "the POSTs reached the server");
-    let lines = audit_lines(&path, "hostile_abandon");
-    let abandoned = lines.iter().filter(|l| l.contains("outcome=\"abandoned\"")).count();
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        3,
+        "the POSTs reached the server"
+    );
+    // The last one is dropped as the call ends; its task ends just after.
+    let lines = wait_for_audit(&path, "hostile_abandon", 3).await;
+    let abandoned = lines
+        .iter()
+        .filter(|l| l.contains("outcome=\"abandoned\""))
+        .count();
     assert_eq!(abandoned, 3, "{lines:#?}");
-    assert!(lines.iter().all(|l| l.contains("method=POST")), "{lines:#?}");
+    assert!(
+        lines.iter().all(|l| l.contains("method=POST")),
+        "{lines:#?}"
+    );
     task.abort();
 }
 
@@ -804,7 +936,7 @@ async fn a_request_cut_by_the_deadline_is_audited() {
     assert!(matches!(err, CallError::DeadlineExceeded { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(hits.load(Ordering::SeqCst), 1);
-    let lines = audit_lines(&path, "hostile_abandon");
+    let lines = wait_for_audit(&path, "hostile_abandon", 1).await;
     assert!(
         lines.iter().any(|l| l.contains("outcome=\"abandoned\"")),
         "{lines:#?}"

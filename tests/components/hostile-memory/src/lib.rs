@@ -65,10 +65,19 @@ impl describe::Guest for Component {
             vec![describe::Capability::Instances],
             &[
                 ("mode", "`fields` (default), `queued` or `responses`"),
-                ("count", "how many (fields: 30000, queued: 64, responses: 60)"),
-                ("size", "bytes per field or queued body (fields: 65536, queued: 1048576)"),
+                (
+                    "count",
+                    "how many (fields: 30000, queued: 64, responses: 60)",
+                ),
+                (
+                    "size",
+                    "bytes per field or queued body (fields: 65536, queued: 1048576)",
+                ),
                 ("url", "where `queued` and `responses` send their requests"),
-                ("hold_ms", "how long `responses` holds its unread responses (500)"),
+                (
+                    "hold_ms",
+                    "how long `responses` holds its unread responses (500)",
+                ),
             ],
         )
     }
@@ -98,7 +107,10 @@ fn fields() -> Result<Instance, Error> {
             .map_err(|e| Error::Other(format!("field {i} refused: {e:?}")))?;
         kept.push(f);
     }
-    Ok(raw::report(format!("kept {} fields of {size} bytes", kept.len()), 0))
+    Ok(raw::report(
+        format!("kept {} fields of {size} bytes", kept.len()),
+        0,
+    ))
 }
 
 /// Request bodies written and never sent.
@@ -119,7 +131,10 @@ fn queued() -> Result<Instance, Error> {
         raw::write_all(&stream, &bytes, false)?;
         kept.push((stream, body, request));
     }
-    Ok(raw::report(format!("queued {} bodies of {size} bytes", kept.len()), 0))
+    Ok(raw::report(
+        format!("queued {} bodies of {size} bytes", kept.len()),
+        0,
+    ))
 }
 
 /// Responses requested all at once and never read.

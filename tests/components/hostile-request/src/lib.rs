@@ -68,12 +68,21 @@ impl describe::Guest for Component {
             vec![describe::Capability::Instances],
             &[
                 ("url", "where `list-instances` sends its one request"),
-                ("method", "the method, as written (default GET; TRACE, PROPFIND...)"),
-                ("authority", "replaces the URL's authority; `none` leaves it unset"),
+                (
+                    "method",
+                    "the method, as written (default GET; TRACE, PROPFIND...)",
+                ),
+                (
+                    "authority",
+                    "replaces the URL's authority; `none` leaves it unset",
+                ),
                 ("scheme", "replaces the URL's scheme (e.g. `ftp`)"),
                 ("header", "`name=value` appended to the request's fields"),
                 ("content_length", "a content-length header value"),
-                ("body_len", "send a body of this many bytes (unset: no body)"),
+                (
+                    "body_len",
+                    "send a body of this many bytes (unset: no body)",
+                ),
                 (
                     "finish",
                     "`before` (default) or `after` handle finishes the body; `never` drops it",
@@ -127,7 +136,8 @@ impl Component {
             .map_err(|()| Error::Other("path refused".into()))?;
 
         let body_len = blueprint::provider::settings::get("body_len").and_then(|v| v.parse().ok());
-        let finish = blueprint::provider::settings::get("finish").unwrap_or_else(|| "before".into());
+        let finish =
+            blueprint::provider::settings::get("finish").unwrap_or_else(|| "before".into());
         let response = match body_len {
             None => raw::send(request)?,
             Some(len) => {
@@ -170,7 +180,10 @@ impl Component {
             }
         };
         let (status, bytes) = raw::read(response)?;
-        Ok(raw::report(String::from_utf8_lossy(&bytes).into_owned(), status))
+        Ok(raw::report(
+            String::from_utf8_lossy(&bytes).into_owned(),
+            status,
+        ))
     }
 }
 

@@ -67,11 +67,17 @@ struct Component;
 impl describe::Guest for Component {
     fn info() -> describe::ProviderInfo {
         common::info(
-            vec![describe::Capability::Offers, describe::Capability::Instances],
+            vec![
+                describe::Capability::Offers,
+                describe::Capability::Instances,
+            ],
             &[
                 ("url", "where `list-instances` POSTs its body"),
                 ("body_len", "bytes of that body (0)"),
-                ("catalog_url", "the AWS-format catalogue `list-offers` streams"),
+                (
+                    "catalog_url",
+                    "the AWS-format catalogue `list-offers` streams",
+                ),
             ],
         )
     }
@@ -110,8 +116,7 @@ impl compute::Guest for Component {
 
     /// POSTs `body_len` bytes of `x` to `url` and reports the answer.
     fn list_instances(_query: InstanceQuery) -> Result<Vec<Instance>, Error> {
-        let url =
-            settings::get("url").ok_or_else(|| Error::InvalidRequest("set `url`".into()))?;
+        let url = settings::get("url").ok_or_else(|| Error::InvalidRequest("set `url`".into()))?;
         let len: usize = settings::get("body_len")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
