@@ -215,11 +215,15 @@ fn build(
             return Err(refuse(ErrorCode::InternalError(Some(msg.clone())), &msg));
         }
     };
+    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+        Some("http") => 80,
+        _ => 443,
+    });
     let audit = AuditRecord::new(
         provider,
         head.method.as_str(),
         uri.host().unwrap_or(""),
-        uri.port_u16().unwrap_or(0),
+        port,
         uri.path(),
     );
     Ok(Built {

@@ -943,3 +943,61 @@ async fn a_request_cut_by_the_deadline_is_audited() {
     );
     task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_that_holds_too_many_handles_fails_with_a_typed_error() {
+    let env = TestEnv::new();
+    env.add("hostile_memory").add("well_behaved");
+    let host = env
+        .start(
+            "[providers.hostile_memory.settings]\nmode = \"fields\"\ncount = \"9000\"\nsize = \"1\"\n",
+        )
+        .await;
+    let err = host
+        .provider("hostile_memory")
+        .unwrap()
+        .list_instances(any_instances())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CallError::TooManyHandles { max: 8192, .. }),
+        "{err}"
+    );
+    assert_well_behaved_works(&host).await;
+}
+
+#[test]
+fn outbound_limits_come_from_the_provider_section_and_bad_ones_are_refused() {
+    use blueprint_remote_providers::Config;
+    let cfg = Config::from_toml_str(
+        "[providers.p]\nmethods = [\"get\", \"PATCH\"]\nmax_requests_per_call = 5\n\
+         max_concurrent_requests_per_call = 2\nmax_concurrent_requests = 3\nmax_connections = 4\nhost_memory_mib = 8\n",
+        "t.toml",
+    )
+    .unwrap();
+    let o = cfg.provider("p").outbound;
+    assert_eq!(o.methods, vec![http::Method::GET, http::Method::PATCH]);
+    assert_eq!(
+        (
+            o.max_requests_per_call,
+            o.max_concurrent_requests_per_call,
+            o.max_concurrent_requests,
+            o.max_connections,
+            o.host_memory
+        ),
+        (5, 2, 3, 4, Some(8 << 20))
+    );
+    for (bad, key) in [
+        ("methods = [\"TRACE\"]", "providers.p.methods"),
+        ("methods = [\"G T\"]", "providers.p.methods"),
+        ("max_connections = 0", "providers.p.max_connections"),
+        (
+            "max_requests_per_call = 0",
+            "providers.p.max_requests_per_call",
+        ),
+        ("host_memory_mib = 0", "providers.p.host_memory_mib"),
+    ] {
+        let err = Config::from_toml_str(&format!("[providers.p]\n{bad}\n"), "t.toml").unwrap_err();
+        assert!(err.to_string().contains(key), "{bad}: {err}");
+    }
+}
