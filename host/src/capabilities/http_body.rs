@@ -573,3 +573,96 @@ pub fn error_code(e: &HttpError) -> ErrorCode {
         other => ErrorCode::InternalError(Some(other.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{Full, StreamBody};
+
+    fn full(bytes: &'static [u8]) -> WasiBody {
+        Full::new(Bytes::from_static(bytes))
+            .map_err(|never| match never {})
+            .boxed_unsync()
+    }
+
+    fn chunks(parts: Vec<Result<&'static [u8], HttpError>>, then_pending: bool) -> WasiBody {
+        let frames = parts
+            .into_iter()
+            .map(|p| p.map(|b| Frame::data(Bytes::from_static(b))));
+        let stream = futures::stream::iter(frames);
+        if then_pending {
+            StreamBody::new(futures::StreamExt::chain(
+                stream,
+                futures::stream::pending(),
+            ))
+            .boxed_unsync()
+        } else {
+            StreamBody::new(stream).boxed_unsync()
+        }
+    }
+
+    #[test]
+    fn a_finished_body_drains_whole_without_waiting() {
+        match drain(chunks(vec![Ok(b"ab"), Ok(b"cd")], false), 10, Some(4)) {
+            Drained::Complete(b) => assert_eq!(&b[..], b"abcd"),
+            _ => panic!("expected a complete body"),
+        }
+        match drain(full(b""), 10, None) {
+            Drained::Complete(b) => assert!(b.is_empty()),
+            _ => panic!("expected an empty body"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_open_body_keeps_what_was_read_and_the_rest() {
+        let body = chunks(vec![Ok(b"ab")], true);
+        let Drained::Open(mut open) = drain(body, 10, None) else {
+            panic!("expected an open body");
+        };
+        let first = open.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&first[..], b"ab");
+    }
+
+    #[test]
+    fn a_body_over_the_cap_names_the_cap() {
+        let Drained::Refused(r) = drain(chunks(vec![Ok(b"abc"), Ok(b"de")], false), 4, None) else {
+            panic!("expected a refusal");
+        };
+        assert!(matches!(r.error, HttpError::HttpRequestBodySize(Some(4))));
+    }
+
+    #[test]
+    fn a_content_length_mismatch_names_the_bytes_written() {
+        // The crate aborts a body whose finish saw the wrong length.
+        let body = chunks(vec![Ok(b"abcde"), Err(HttpError::HttpProtocolError)], false);
+        let Drained::Refused(r) = drain(body, 100, Some(10)) else {
+            panic!("expected a refusal");
+        };
+        assert!(
+            matches!(r.error, HttpError::HttpRequestBodySize(Some(5))),
+            "{r:?}"
+        );
+        assert!(r.reason.contains("content-length says 10"), "{}", r.reason);
+        // Aborted without a content-length: a protocol error, not a size.
+        let body = chunks(vec![Ok(b"ab"), Err(HttpError::HttpProtocolError)], false);
+        let Drained::Refused(r) = drain(body, 100, None) else {
+            panic!("expected a refusal");
+        };
+        assert!(matches!(r.error, HttpError::HttpProtocolError));
+    }
+
+    #[test]
+    fn queued_bytes_are_charged_until_taken_or_dropped() {
+        let memory = Arc::new(HostMemory::new(100));
+        let q = BodyQueue::new(memory.clone());
+        q.add(60).unwrap();
+        assert!(q.add(50).is_err());
+        q.sub(20);
+        assert_eq!(memory.used(), 40);
+        q.close();
+        assert_eq!(memory.used(), 0);
+        // After the reader is gone nothing more is charged.
+        q.add(90).unwrap();
+        assert_eq!(memory.used(), 0);
+    }
+}
