@@ -3,32 +3,31 @@
 //! Blueprint services run.
 //!
 //! Start with [`Host`]: [`Host::start`] loads every provider component of the
-//! configured directory (see [`Config`]), and [`Host::provider`] gives a
-//! [`ProviderHandle`] whose methods call the component's WIT exports, each in
-//! a fresh sandboxed store under a deadline and a memory cap.
+//! configured directory (see [`Config`]); [`Host::deploy_with`] places a
+//! deployment on the first candidate that works and tracks it until
+//! [`Host::terminate`]; [`Host::provider`] gives a [`ProviderHandle`] whose
+//! methods call a component's WIT exports, each in a fresh sandboxed store
+//! under a deadline and a memory cap.
 //!
-//! Modules:
-//! - [`config`]: the operator's TOML configuration.
-//! - [`bindings`]: the one `bindgen!` of the WIT package (the ground floor).
-//! - [`runtime`]: engine, linker, limits, load-time checks, artifact cache.
-//! - [`capabilities`]: what a component may import: outbound HTTP (allowlist,
-//!   credentials, shared client), log, settings, ssh.
-//! - [`providers`]: loading, the registry, typed handles, lock file, hot reload.
-//! - [`db`]: the embedded SQLite database (price cache, deployment tracker).
-//! - [`pricing`]: offers from every provider, normalised and cached.
-//! - [`placement`]: the pure ranking of offers against a request (no I/O).
-//! - [`ssh`]: the operator's own machines over SSH (the `ssh` capability's native side).
-//! - [`kubernetes`]: rendering and server-side applying a deployment's objects to any cluster.
+//! A request walks the rooms in one direction:
+//! [`config`] → [`providers`] (the components) → [`pricing`] (their offers)
+//! → [`placement`] (pure ranking) → [`provisioning`] (the orchestrator:
+//! deploy with failover, terminate, recover) → [`tracking`] (the records),
+//! with [`workload`] (what runs on a VM), [`kubernetes`] (what runs on a
+//! cluster) and [`ssh`] (the operator's own machines) beside it. [`runtime`]
+//! and [`capabilities`] are the sandbox underneath, both built on
+//! [`bindings`] (the one `bindgen!`, the ground floor); [`db`] the embedded
+//! database.
+
+#![warn(missing_docs)]
 
 pub mod bindings;
 pub mod capabilities;
-#[doc(hidden)]
-pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod db;
 mod host;
 pub mod kubernetes;
-pub mod operator_hosts;
 pub mod placement;
 pub mod pricing;
 pub mod providers;
@@ -39,7 +38,18 @@ pub mod tracking;
 pub mod workload;
 
 pub use bindings::wit;
+pub use capabilities::SshBackend;
+pub use capabilities::http_client::HttpClientConfig;
 pub use config::Config;
+pub use db::Database;
 pub use host::{Host, HostError, HostOptions};
-pub use providers::ProviderHandle;
+pub use kubernetes::ClusterDirectory;
+pub use placement::{Mode, Policy, Tier};
+pub use pricing::PricingService;
+pub use providers::{ProviderHandle, Providers};
+pub use provisioning::{
+    DeployError, DeployEvent, DeployOptions, DeployRequest, InstanceTarget, Orchestrator,
+    RecoveryReport, SupervisorOptions,
+};
 pub use runtime::{CallError, LoadError};
+pub use tracking::{DeploymentRecord, DeploymentStatus};

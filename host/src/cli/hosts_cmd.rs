@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::table;
-use crate::Host;
-use crate::config::Config;
-use crate::operator_hosts::store_capacity;
+use blueprint_remote_providers::Host;
+use blueprint_remote_providers::config::Config;
+use blueprint_remote_providers::ssh::inventory::store_capacity;
 
 /// `bpr hosts ...`
 #[derive(Debug, Subcommand)]

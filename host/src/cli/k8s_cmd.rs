@@ -8,9 +8,9 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 
 use super::table;
-use crate::config::{Config, ScalingConfig};
-use crate::kubernetes::{
-    Cluster, ClusterConfig, DeploymentRequest, HealthCheck, ScalingPolicy, ServicePort,
+use blueprint_remote_providers::config::Config;
+use blueprint_remote_providers::kubernetes::{
+    Cluster, ClusterConfig, DeploymentRequest, HealthProbe, ScalingPolicy, ServicePort,
     StorageRequest, Tier, render,
 };
 
@@ -81,7 +81,7 @@ pub struct RenderArgs {
 /// The request `bpr k8s render` renders, with the operator's scaling bounds.
 pub(crate) fn build_request(
     args: &RenderArgs,
-    scaling: &ScalingConfig,
+    scaling: &ScalingPolicy,
 ) -> anyhow::Result<DeploymentRequest> {
     let tier: Tier = args.tier.parse().context("--tier")?;
     let mut request = DeploymentRequest::new(
@@ -91,12 +91,7 @@ pub(crate) fn build_request(
         args.image.clone(),
         tier,
     );
-    request.scaling = ScalingPolicy {
-        enabled: scaling.enabled,
-        min_replicas: scaling.min_replicas,
-        max_replicas: scaling.max_replicas,
-        target_cpu: scaling.target_cpu,
-    };
+    request.scaling = *scaling;
     for (i, port) in args.ports.iter().enumerate() {
         if *port == 0 {
             bail!("--port #{}: 0 is not a port; give 1-65535", i + 1);
@@ -107,7 +102,7 @@ pub(crate) fn build_request(
         // Empty name: the renderer names it `p<port>`.
         request.ports.push(ServicePort::tcp("", *port));
     }
-    request.health = args.health_port.map(|port| HealthCheck {
+    request.health = args.health_port.map(|port| HealthProbe {
         port,
         path: args.health_path.clone(),
     });
@@ -199,7 +194,7 @@ pub async fn run(cmd: K8sCommand, config: Config) -> anyhow::Result<ExitCode> {
                 // Managed clusters are looked up through the provider that made them.
                 let mut config = config;
                 config.host.watch = false;
-                let host = crate::Host::start(config).await?;
+                let host = blueprint_remote_providers::Host::start(config).await?;
                 for m in &k8s.managed {
                     let result = match host.cluster(&m.name).await {
                         Ok(cluster) => version_of(&m.name, &cluster).await,

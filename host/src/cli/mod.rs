@@ -1,9 +1,11 @@
 //! The `bpr` command line. Thin: parses flags, loads config, calls the
 //! library, prints.
 
-mod deploy_cmd;
+mod deploy;
 mod hosts_cmd;
 pub(crate) mod k8s_cmd;
+#[cfg(test)]
+mod k8s_cmd_tests;
 pub(crate) mod plan_cmd;
 mod providers_cmd;
 mod table;
@@ -43,7 +45,7 @@ pub enum Command {
     K8s(k8s_cmd::K8sCommand),
     /// Deployments: deploy, status, terminate, update, suspend, resume, cleanup, history.
     #[command(flatten)]
-    Deployments(deploy_cmd::DeployCommand),
+    Deployments(deploy::DeployCommand),
 }
 
 /// Entry point of the binary.
@@ -67,7 +69,7 @@ pub fn main() -> ExitCode {
             Command::Plan(args) => plan_cmd::run(args, config).await,
             Command::Hosts(cmd) => hosts_cmd::run(cmd, config).await,
             Command::K8s(cmd) => k8s_cmd::run(cmd, config).await,
-            Command::Deployments(cmd) => deploy_cmd::run(cmd, config).await,
+            Command::Deployments(cmd) => deploy::run(cmd, config).await,
         }
     });
     match result {
@@ -81,8 +83,8 @@ pub fn main() -> ExitCode {
 
 fn blueprint_remote_providers_config(
     path: Option<&std::path::Path>,
-) -> anyhow::Result<crate::Config> {
-    Ok(crate::Config::load(path)?)
+) -> anyhow::Result<blueprint_remote_providers::Config> {
+    Ok(blueprint_remote_providers::Config::load(path)?)
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the default (warnings, and only

@@ -3,27 +3,17 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
 
 use super::table;
-use crate::Host;
-use crate::config::{Config, DeploymentMode};
-use crate::placement::{Geography, Mode, Policy, Ranking, Request, Tier, rank_offers};
-use crate::pricing::normalize::canonical_gpu_model;
-use crate::pricing::{CatalogueSource, CatalogueStatus, PriceReport, PricingService};
-
-/// Payment tier names.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum TierArg {
-    /// 1 replica, 100m CPU, 128Mi.
-    Basic,
-    /// 2 replicas, 500m CPU, 512Mi.
-    Standard,
-    /// 3 replicas, 2000m CPU, 4Gi, 1 GPU.
-    Premium,
-}
+use blueprint_remote_providers::Host;
+use blueprint_remote_providers::config::Config;
+use blueprint_remote_providers::placement::{
+    Geography, Policy, Ranking, Request, Tier, rank_offers,
+};
+use blueprint_remote_providers::pricing::normalize::canonical_gpu_model;
+use blueprint_remote_providers::pricing::{CatalogueSource, CatalogueStatus, PriceReport};
 
 /// CPU architectures.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -70,9 +60,10 @@ pub struct PlanArgs {
     /// High availability: candidates in two or more failure domains.
     #[arg(long)]
     pub ha: bool,
-    /// Payment tier.
-    #[arg(long, value_enum)]
-    pub tier: Option<TierArg>,
+    /// Payment tier: basic (1 replica, 100m CPU, 128Mi), standard (2 replicas,
+    /// 500m CPU, 512Mi) or premium (3 replicas, 2000m CPU, 4Gi, 1 GPU).
+    #[arg(long)]
+    pub tier: Option<Tier>,
     /// Only these providers (repeatable).
     #[arg(long)]
     pub provider: Vec<String>,
@@ -88,13 +79,6 @@ pub struct PlanArgs {
     /// Explain every excluded offer family.
     #[arg(long)]
     pub explain: bool,
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn age(secs: u64) -> String {
@@ -130,35 +114,17 @@ pub fn request_and_policy(args: &PlanArgs, config: &Config) -> anyhow::Result<(R
         gpu_model,
         confidential: args.confidential,
         arch: args.arch.map(|a| match a {
-            ArchArg::X86_64 => crate::placement::Arch::X86_64,
-            ArchArg::Arm64 => crate::placement::Arch::Arm64,
+            ArchArg::X86_64 => blueprint_remote_providers::placement::Arch::X86_64,
+            ArchArg::Arm64 => blueprint_remote_providers::placement::Arch::Arm64,
         }),
         regions,
         geography,
         high_availability: args.ha,
-        tier: args.tier.map(|t| match t {
-            TierArg::Basic => Tier::Basic,
-            TierArg::Standard => Tier::Standard,
-            TierArg::Premium => Tier::Premium,
-        }),
+        tier: args.tier,
         allow_spot: args.spot,
         ..Request::default()
     };
-    let d = &config.operator.deployment;
-    let policy = Policy {
-        mode: match d.mode {
-            DeploymentMode::Preferred => Mode::Preferred,
-            _ => Mode::AutoCheapest,
-        },
-        preferred_providers: d.preferred_providers.clone(),
-        excluded_providers: d.excluded_providers.clone(),
-        max_cost_per_hour: d.max_cost_per_hour,
-        allow_spot_instances: d.allow_spot_instances,
-        default_regions: d.default_regions.clone(),
-        allow_fractional_gpus: d.allow_fractional_gpus,
-        allow_promotional: d.allow_promotional,
-        ..Policy::default()
-    };
+    let policy = config.operator.deployment.policy.clone();
     Ok((request, policy))
 }
 
@@ -184,7 +150,7 @@ pub async fn run(args: PlanArgs, mut config: Config) -> anyhow::Result<ExitCode>
     config.host.watch = false;
     let (request, policy) = request_and_policy(&args, &config)?;
     let host = Host::start(config).await?;
-    let pricing = PricingService::new(host.clone())?;
+    let pricing = host.pricing().clone();
     let interactive = std::io::stderr().is_terminal() && !args.json;
     if interactive {
         eprintln!(
@@ -193,7 +159,7 @@ pub async fn run(args: PlanArgs, mut config: Config) -> anyhow::Result<ExitCode>
         );
     }
     let started = std::time::Instant::now();
-    let t = now();
+    let t = blueprint_remote_providers::clock::unix_now_u64();
     let progress = |s: &CatalogueStatus| {
         if interactive {
             eprintln!(
@@ -230,13 +196,19 @@ pub async fn run(args: PlanArgs, mut config: Config) -> anyhow::Result<ExitCode>
 /// A Kubernetes cluster of the operator's config and the tier a request needs on it.
 struct ClusterTarget {
     target: String,
-    tier: Result<crate::placement::Tier, crate::placement::NoTierFits>,
+    tier: Result<
+        blueprint_remote_providers::placement::Tier,
+        blueprint_remote_providers::placement::NoTierFits,
+    >,
 }
 
 /// Every configured cluster (kubeconfig and managed) as a target for `request`.
-fn cluster_targets(config: &Config, request: &crate::placement::Request) -> Vec<ClusterTarget> {
+fn cluster_targets(
+    config: &Config,
+    request: &blueprint_remote_providers::placement::Request,
+) -> Vec<ClusterTarget> {
     let k8s = &config.operator.kubernetes;
-    let tier = crate::placement::kubernetes_tier(request);
+    let tier = blueprint_remote_providers::placement::kubernetes_tier(request);
     k8s.clusters
         .iter()
         .map(|c| c.name.clone())
@@ -246,14 +218,6 @@ fn cluster_targets(config: &Config, request: &crate::placement::Request) -> Vec<
             tier: tier.clone(),
         })
         .collect()
-}
-
-fn tier_name(t: crate::placement::Tier) -> &'static str {
-    match t {
-        crate::placement::Tier::Basic => "basic",
-        crate::placement::Tier::Standard => "standard",
-        crate::placement::Tier::Premium => "premium",
-    }
 }
 
 fn print_clusters(clusters: &[ClusterTarget]) {
@@ -266,13 +230,13 @@ fn print_clusters(clusters: &[ClusterTarget]) {
     for c in clusters {
         match &c.tier {
             Ok(t) => {
-                let (cpu, mem, gpus) = crate::placement::tier_resources(*t);
+                let (cpu, mem, gpus) = blueprint_remote_providers::placement::tier_resources(*t);
                 println!(
                     "  {:<20} tier {} fits ({cpu} vCPU, {mem} GiB, {gpus} GPU per replica): bpr deploy --target {} --tier {}",
                     c.target,
-                    tier_name(*t),
+                    t.as_str(),
                     c.target,
-                    tier_name(*t)
+                    t.as_str()
                 );
             }
             Err(e) => println!("  {:<20} no tier fits: {e}", c.target),
@@ -314,8 +278,8 @@ fn print_text(args: &PlanArgs, report: &PriceReport, ranking: &Ranking, now: u64
                     .unwrap_or_else(|| o.region.clone()),
                 o.instance_type.clone(),
                 match o.arch {
-                    crate::placement::Arch::X86_64 => "x86_64".into(),
-                    crate::placement::Arch::Arm64 => "arm64".into(),
+                    blueprint_remote_providers::placement::Arch::X86_64 => "x86_64".into(),
+                    blueprint_remote_providers::placement::Arch::Arm64 => "arm64".into(),
                 },
                 format!("{}", o.vcpus),
                 format!("{:.1}", o.memory_gib),
@@ -399,7 +363,7 @@ fn print_json(
         "candidates": ranking.candidates.iter().take(args.limit).collect::<Vec<_>>(),
         "dropped": report.normalize.dropped.len(),
         "kubernetes": clusters.iter().map(|c| match &c.tier {
-            Ok(t) => serde_json::json!({ "target": c.target, "tier": tier_name(*t) }),
+            Ok(t) => serde_json::json!({ "target": c.target, "tier": t.as_str() }),
             Err(e) => serde_json::json!({ "target": c.target, "error": e.0 }),
         }).collect::<Vec<_>>(),
     });

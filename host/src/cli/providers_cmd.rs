@@ -7,12 +7,12 @@ use clap::Subcommand;
 use sha2::{Digest, Sha256};
 
 use super::table;
-use crate::Host;
-use crate::capabilities::http_policy::AllowRule;
-use crate::config::Config;
-use crate::providers::lock::{LockFile, LockedProvider};
-use crate::providers::{ProviderState, ProviderStatus};
-use crate::runtime::bindings::wit::{Capability, CredentialKind};
+use blueprint_remote_providers::Host;
+use blueprint_remote_providers::capabilities::http_policy::AllowRule;
+use blueprint_remote_providers::config::Config;
+use blueprint_remote_providers::providers::lock::{LockFile, LockedProvider};
+use blueprint_remote_providers::providers::{ProviderState, ProviderStatus};
+use blueprint_remote_providers::runtime::bindings::wit::{Capability, CredentialKind};
 
 /// `bpr providers ...`
 #[derive(Debug, Subcommand)]
@@ -250,8 +250,9 @@ fn lock(config: &Config, dry_run: bool) -> anyhow::Result<ExitCode> {
         providers: BTreeMap::new(),
         ssh_host_keys: old.ssh_host_keys.clone(),
     };
-    for file in crate::providers::watch::wasm_files(&config.host.providers_dir) {
-        let Some(name) = crate::providers::loader::provider_name(&file) else {
+    for file in blueprint_remote_providers::providers::watch::wasm_files(&config.host.providers_dir)
+    {
+        let Some(name) = blueprint_remote_providers::providers::loader::provider_name(&file) else {
             continue;
         };
         let bytes = std::fs::read(&file)?;

@@ -49,8 +49,8 @@ use std::time::Duration;
 
 pub use error::{Error, Result};
 pub use operator::{
-    DeploymentDefaults, DeploymentMode, KubernetesCluster, KubernetesConfig,
-    ManagedKubernetesCluster, OperatorConfig, ScalingConfig,
+    DeploymentDefaults, KubernetesCluster, KubernetesConfig, ManagedKubernetesCluster,
+    OperatorConfig,
 };
 
 use crate::capabilities::credentials::CredentialConfig;

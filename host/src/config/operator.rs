@@ -3,37 +3,30 @@
 
 use std::path::PathBuf;
 
-/// How the operator wants deployments placed (`[operator.deployment] mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DeploymentMode {
-    /// Cheapest offer that meets the requirements (the default).
-    #[default]
-    AutoCheapest,
-    /// Preferred providers first, cheapest within them.
-    Preferred,
-    /// Only the operator's own machines and clusters.
-    Local,
-}
+use crate::kubernetes::ScalingPolicy;
+use crate::placement::Policy;
 
-/// `[operator.deployment]`.
+/// `[operator.deployment]`: the placement policy, and how often prices are
+/// refreshed.
+///
+/// ```toml
+/// [operator.deployment]
+/// mode = "auto-cheapest"         # | "preferred" | "local"
+/// preferred_providers = []       # highest first
+/// excluded_providers = []
+/// max_cost_per_hour = 1.0        # default: no cap
+/// allow_spot_instances = false
+/// default_regions = []           # default: everywhere
+/// allow_fractional_gpus = false
+/// allow_promotional = false
+/// price_refresh_secs = 21600     # 6 h
+/// price_fetch_timeout_secs = 20
+/// ```
 #[derive(Debug, Clone)]
 pub struct DeploymentDefaults {
-    /// Placement mode. Default: auto-cheapest.
-    pub mode: DeploymentMode,
-    /// Providers to prefer. Default: none.
-    pub preferred_providers: Vec<String>,
-    /// Providers never used. Default: none.
-    pub excluded_providers: Vec<String>,
-    /// Highest acceptable hourly price. Default: no cap.
-    pub max_cost_per_hour: Option<f64>,
-    /// Whether spot instances may be chosen. Default: false.
-    pub allow_spot_instances: bool,
-    /// Regions used when the customer names none. Default: any.
-    pub default_regions: Vec<String>,
-    /// Whether fractional GPUs satisfy a GPU requirement. Default: false.
-    pub allow_fractional_gpus: bool,
-    /// Whether promotional/legacy SKUs are considered. Default: false.
-    pub allow_promotional: bool,
+    /// The operator's placement defaults (the one deployment-policy type;
+    /// `max_candidates` is not configured and stays at its default).
+    pub policy: Policy,
     /// Catalogue refresh interval in seconds. Default: 6 h.
     pub price_refresh_secs: u64,
     /// Per-provider deadline for gathering offers, in seconds. Default: 20.
@@ -43,14 +36,7 @@ pub struct DeploymentDefaults {
 impl Default for DeploymentDefaults {
     fn default() -> Self {
         Self {
-            mode: DeploymentMode::AutoCheapest,
-            preferred_providers: Vec::new(),
-            excluded_providers: Vec::new(),
-            max_cost_per_hour: None,
-            allow_spot_instances: false,
-            default_regions: Vec::new(),
-            allow_fractional_gpus: false,
-            allow_promotional: false,
+            policy: Policy::default(),
             price_refresh_secs: 6 * 3600,
             price_fetch_timeout_secs: 20,
         }
@@ -94,30 +80,6 @@ pub struct KubernetesConfig {
     pub managed: Vec<ManagedKubernetesCluster>,
 }
 
-/// `[operator.scaling]`.
-#[derive(Debug, Clone)]
-pub struct ScalingConfig {
-    /// Whether autoscaling objects are created. Default: true.
-    pub enabled: bool,
-    /// Lower replica bound. Default: 1.
-    pub min_replicas: u32,
-    /// Upper replica bound. Default: 10.
-    pub max_replicas: u32,
-    /// Target CPU utilisation percent. Default: 70.
-    pub target_cpu: u32,
-}
-
-impl Default for ScalingConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            min_replicas: 1,
-            max_replicas: 10,
-            target_cpu: 70,
-        }
-    }
-}
-
 /// All `[operator.*]` sections.
 #[derive(Debug, Clone, Default)]
 pub struct OperatorConfig {
@@ -126,5 +88,5 @@ pub struct OperatorConfig {
     /// `[operator.kubernetes]`.
     pub kubernetes: KubernetesConfig,
     /// `[operator.scaling]`.
-    pub scaling: ScalingConfig,
+    pub scaling: ScalingPolicy,
 }

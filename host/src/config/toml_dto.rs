@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::SshSettings;
 use super::operator::{
-    DeploymentDefaults, DeploymentMode, KubernetesCluster, KubernetesConfig,
-    ManagedKubernetesCluster, OperatorConfig, ScalingConfig,
+    DeploymentDefaults, KubernetesCluster, KubernetesConfig, ManagedKubernetesCluster,
+    OperatorConfig,
 };
 use super::{
     BUILTIN_PROVIDERS_DIR, Config, Error, HostSettings, IntegrityMode, ProviderConfig, Result,
@@ -20,6 +20,8 @@ use crate::capabilities::credentials::{AwsCredentialSource, CredentialConfig, Se
 use crate::capabilities::http_limits::OutboundLimits;
 use crate::capabilities::http_policy::AllowRule;
 use crate::capabilities::oauth::OAuthConfig;
+use crate::kubernetes::ScalingPolicy;
+use crate::placement::{Mode, Policy};
 use crate::ssh::{SshHostConfig, SshLimits};
 
 #[derive(Deserialize, Default)]
@@ -245,9 +247,9 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
     let d = dto.operator.deployment;
     let defaults = DeploymentDefaults::default();
     let mode = match d.mode.as_deref() {
-        None | Some("auto-cheapest") => DeploymentMode::AutoCheapest,
-        Some("preferred") => DeploymentMode::Preferred,
-        Some("local") => DeploymentMode::Local,
+        None | Some("auto-cheapest") => Mode::AutoCheapest,
+        Some("preferred") => Mode::Preferred,
+        Some("local") => Mode::Local,
         Some(other) => {
             return Err(invalid(
                 "operator.deployment.mode".into(),
@@ -265,19 +267,23 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
             format!("must be a positive number of USD per hour, got {max}"),
         ));
     }
+    let policy = &defaults.policy;
     let deployment = DeploymentDefaults {
-        mode,
-        preferred_providers: d.preferred_providers,
-        excluded_providers: d.excluded_providers,
-        max_cost_per_hour: d.max_cost_per_hour,
-        allow_spot_instances: d
-            .allow_spot_instances
-            .unwrap_or(defaults.allow_spot_instances),
-        default_regions: d.default_regions,
-        allow_fractional_gpus: d
-            .allow_fractional_gpus
-            .unwrap_or(defaults.allow_fractional_gpus),
-        allow_promotional: d.allow_promotional.unwrap_or(defaults.allow_promotional),
+        policy: Policy {
+            mode,
+            preferred_providers: d.preferred_providers,
+            excluded_providers: d.excluded_providers,
+            max_cost_per_hour: d.max_cost_per_hour,
+            allow_spot_instances: d
+                .allow_spot_instances
+                .unwrap_or(policy.allow_spot_instances),
+            default_regions: d.default_regions,
+            allow_fractional_gpus: d
+                .allow_fractional_gpus
+                .unwrap_or(policy.allow_fractional_gpus),
+            allow_promotional: d.allow_promotional.unwrap_or(policy.allow_promotional),
+            max_candidates: policy.max_candidates,
+        },
         price_refresh_secs: d.price_refresh_secs.unwrap_or(defaults.price_refresh_secs),
         price_fetch_timeout_secs: d
             .price_fetch_timeout_secs
@@ -340,8 +346,8 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
         ));
     }
     let s = dto.operator.scaling;
-    let sd = ScalingConfig::default();
-    let scaling = ScalingConfig {
+    let sd = ScalingPolicy::default();
+    let scaling = ScalingPolicy {
         enabled: s.enabled.unwrap_or(sd.enabled),
         min_replicas: s.min_replicas.unwrap_or(sd.min_replicas),
         max_replicas: s.max_replicas.unwrap_or(sd.max_replicas),
@@ -652,9 +658,12 @@ target_cpu = 70
             Path::new("/"),
         )
         .unwrap();
-        assert_eq!(cfg.operator.deployment.preferred_providers, ["aws", "gcp"]);
-        assert_eq!(cfg.operator.deployment.max_cost_per_hour, Some(1.0));
-        assert!(cfg.operator.deployment.allow_spot_instances);
+        assert_eq!(
+            cfg.operator.deployment.policy.preferred_providers,
+            ["aws", "gcp"]
+        );
+        assert_eq!(cfg.operator.deployment.policy.max_cost_per_hour, Some(1.0));
+        assert!(cfg.operator.deployment.policy.allow_spot_instances);
         assert_eq!(
             cfg.operator.kubernetes.clusters[0].context.as_deref(),
             Some("prod")

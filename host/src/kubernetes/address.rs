@@ -7,7 +7,7 @@
 use k8s_openapi::api::core::v1::Service;
 use serde::Serialize;
 
-use super::spec::Target;
+use super::spec::WorkloadRef;
 
 /// A deployment's Service address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -28,7 +28,7 @@ pub struct ServiceAddress {
 
 impl ServiceAddress {
     /// Reads what the API server reports for the deployment's Service.
-    pub fn of(service: &Service, target: &Target) -> Self {
+    pub fn of(service: &Service, target: &WorkloadRef) -> Self {
         let spec = service.spec.clone().unwrap_or_default();
         let external = service
             .status
@@ -99,8 +99,8 @@ mod tests {
     use crate::kubernetes::WorkloadKind;
     use serde_json::json;
 
-    fn target() -> Target {
-        Target {
+    fn target() -> WorkloadRef {
+        WorkloadRef {
             namespace: "bpr-7-42".into(),
             name: "svc".into(),
             workload: WorkloadKind::Deployment,

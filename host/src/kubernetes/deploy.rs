@@ -14,7 +14,7 @@ use kube::core::{ApiResource, DynamicObject};
 use super::address::ServiceAddress;
 use super::error::{Error, Result};
 use super::render::{Manifest, Manifests, render, resource_of};
-use super::spec::{DeploymentRequest, Target, WorkloadKind};
+use super::spec::{DeploymentRequest, WorkloadKind, WorkloadRef};
 use super::{LABEL_DEPLOYMENT, LABEL_MANAGED_BY, MANAGER};
 
 /// How long and how often to wait for a rollout.
@@ -282,7 +282,7 @@ impl Deployer {
         Ok(())
     }
 
-    async fn current_replicas(&self, target: &Target) -> Result<Option<i32>> {
+    async fn current_replicas(&self, target: &WorkloadRef) -> Result<Option<i32>> {
         let object = target.object();
         let kind = target.workload.as_str();
         let read = |source| Error::ReadFailed {
@@ -346,7 +346,7 @@ impl Deployer {
     }
 
     /// Replica counts and conditions of the deployment's workload.
-    pub async fn status(&self, target: &Target) -> Result<WorkloadStatus> {
+    pub async fn status(&self, target: &WorkloadRef) -> Result<WorkloadStatus> {
         let object = target.object();
         let kind = target.workload.as_str();
         let read = |source| Error::ReadFailed {
@@ -421,7 +421,7 @@ impl Deployer {
 
     /// Where the deployment's Service is reached; `None` when it has no Service (a
     /// deployment without ports).
-    pub async fn service_address(&self, target: &Target) -> Result<Option<ServiceAddress>> {
+    pub async fn service_address(&self, target: &WorkloadRef) -> Result<Option<ServiceAddress>> {
         let service = Api::<Service>::namespaced(self.client.clone(), &target.namespace)
             .get_opt(&target.name)
             .await
@@ -440,7 +440,7 @@ impl Deployer {
     /// Polling rather than a watch: every poll yields the status the error reports, and a
     /// GET works on every apiserver and stand-in. The whole wait, requests included, is
     /// bounded by `tokio::time::timeout`.
-    pub async fn wait_for_rollout(&self, target: &Target) -> Result<WorkloadStatus> {
+    pub async fn wait_for_rollout(&self, target: &WorkloadRef) -> Result<WorkloadStatus> {
         let mut last: Option<WorkloadStatus> = None;
         let waited = tokio::time::timeout(self.rollout.deadline, async {
             loop {
@@ -477,7 +477,7 @@ impl Deployer {
     /// deleted (the cluster then deletes what is in it) after checking it carries this
     /// deployment's labels; otherwise each object is deleted by name. Already gone is
     /// not an error. Returns without waiting for the namespace to finish terminating.
-    pub async fn delete(&self, target: &Target) -> Result<()> {
+    pub async fn delete(&self, target: &WorkloadRef) -> Result<()> {
         if !target.owns_namespace {
             for ar in owned_kinds() {
                 self.delete_one(&ar, &target.namespace, &target.name)

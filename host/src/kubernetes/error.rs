@@ -1,7 +1,10 @@
-//! The one error type of the Kubernetes module.
+//! The errors of the Kubernetes module: [`Error`], and [`ManagedError`] (why no
+//! client could be built for a managed cluster), which it wraps.
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::capabilities::credentials::CredentialError;
 
 /// Everything that can go wrong while rendering, applying, watching or deleting the
 /// Kubernetes objects of a deployment, or while connecting to a cluster.
@@ -90,7 +93,7 @@ pub enum Error {
     /// No client could be built for a managed cluster (no endpoint yet, bad CA,
     /// unsupported auth, expired credentials...).
     #[error(transparent)]
-    Managed(#[from] super::managed::ManagedError),
+    Managed(#[from] ManagedError),
     /// A cluster name that is not configured was asked for.
     #[error("unknown kubernetes cluster `{name}`; configured clusters: {known}")]
     UnknownCluster {
@@ -197,4 +200,113 @@ impl Error {
             reason: reason.into(),
         }
     }
+}
+
+/// Why no client could be built for a managed cluster. Every variant names the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagedError {
+    /// The provider has not reported the API endpoint yet.
+    #[error(
+        "managed cluster `{cluster}` has no API endpoint yet (state {state}); wait until the provider reports it running"
+    )]
+    NoEndpoint {
+        /// Cluster name.
+        cluster: String,
+        /// Its state as the provider reported it.
+        state: String,
+    },
+    /// The endpoint is not an `https://` URL (plain `http://` only to loopback).
+    #[error(
+        "managed cluster `{cluster}`: endpoint `{endpoint}` is not an https URL (plain http is accepted only for loopback); the provider returned a bad `endpoint`"
+    )]
+    BadEndpoint {
+        /// Cluster name.
+        cluster: String,
+        /// What the provider returned.
+        endpoint: String,
+    },
+    /// The CA certificate is not a PEM certificate bundle.
+    #[error(
+        "managed cluster `{cluster}`: the CA certificate is not PEM (no `-----BEGIN CERTIFICATE-----`); the provider returned a bad `ca-certificate-pem`"
+    )]
+    BadCaCertificate {
+        /// Cluster name.
+        cluster: String,
+    },
+    /// `provider-oauth` auth, but the provider has no OAuth identity configured.
+    #[error(
+        "managed cluster `{cluster}` uses {auth} (GKE / AKS): configure kind = \"gcp-service-account\" or \"azure-client-credentials\" for its provider so the host can mint the token"
+    )]
+    MissingOAuthCredentials {
+        /// Cluster name.
+        cluster: String,
+        /// The auth variant, e.g. `provider-oauth(https://www.googleapis.com/auth/cloud-platform)`.
+        auth: String,
+    },
+    /// `aws-iam` auth, but the caller gave no AWS credential source.
+    #[error(
+        "managed cluster `{cluster}` authenticates with aws-iam but no AWS credentials were given; configure kind = \"aws-sigv4\" for its provider"
+    )]
+    MissingAwsCredentials {
+        /// Cluster name.
+        cluster: String,
+    },
+    /// `fetched` auth, but the caller gave no fetched credentials.
+    #[error(
+        "managed cluster `{cluster}` needs the credentials its provider returns; call `get-credentials` for it first"
+    )]
+    MissingFetchedCredentials {
+        /// Cluster name.
+        cluster: String,
+    },
+    /// A fetched bearer token has expired (or is about to).
+    #[error(
+        "managed cluster `{cluster}`: the fetched bearer token expired at {expires_at} (unix seconds); call `get-credentials` again"
+    )]
+    CredentialsExpired {
+        /// Cluster name.
+        cluster: String,
+        /// Its `expires-at`.
+        expires_at: u64,
+    },
+    /// The host could not mint a token (EKS from its AWS credentials, or OAuth).
+    #[error("managed cluster `{cluster}`: cannot mint a token: {source}")]
+    TokenMint {
+        /// Cluster name.
+        cluster: String,
+        /// What the credential layer reported.
+        #[source]
+        source: CredentialError,
+    },
+    /// A provider-returned kubeconfig asks for something the host refuses.
+    #[error(
+        "managed cluster `{cluster}`: the kubeconfig its provider returned uses `{field}`, which would run a command or read a host file; refused"
+    )]
+    UnsafeKubeconfig {
+        /// Cluster name.
+        cluster: String,
+        /// The refused field, e.g. `users[0].user.exec`.
+        field: String,
+    },
+    /// The client configuration is unusable (bad CA PEM, bad client certificate,
+    /// unparsable provider kubeconfig...).
+    #[error("managed cluster `{cluster}`: {what} is unusable: {source}")]
+    ConfigInvalid {
+        /// Cluster name.
+        cluster: String,
+        /// What was being read, e.g. `the CA certificate and credentials`.
+        what: &'static str,
+        /// What kube reported.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// A client could not be built from a valid configuration (TLS setup).
+    #[error("managed cluster `{cluster}`: cannot build a kubernetes client: {source}")]
+    ClientBuildFailed {
+        /// Cluster name.
+        cluster: String,
+        /// What kube reported.
+        #[source]
+        source: kube::Error,
+    },
 }

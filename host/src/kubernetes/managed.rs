@@ -19,7 +19,7 @@
 //! Building a client does no network I/O, except minting an OAuth token (the token
 //! endpoint; cached).
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -27,7 +27,9 @@ use serde_json::json;
 use tokio::sync::Mutex;
 
 use super::cluster::Cluster;
-use crate::capabilities::credentials::{AwsCredentialSource, CredentialError, eks_token};
+pub use super::error::ManagedError;
+use crate::capabilities::credentials::{AwsCredentialSource, eks_token};
+use crate::clock::unix_now_u64;
 use crate::wit::{self, ClusterAuth, ClusterCredentials};
 
 /// Age at which a client holding a host-minted token is rebuilt (EKS tokens live 15
@@ -36,115 +38,6 @@ pub const EKS_TOKEN_REFRESH: Duration = Duration::from_secs(5 * 60);
 
 /// A fetched bearer token this close to its `expires-at` counts as expired.
 const EXPIRY_MARGIN_SECS: u64 = 60;
-
-/// Why no client could be built for a managed cluster. Every variant names the cluster.
-#[derive(Debug, thiserror::Error)]
-pub enum ManagedError {
-    /// The provider has not reported the API endpoint yet.
-    #[error(
-        "managed cluster `{cluster}` has no API endpoint yet (state {state}); wait until the provider reports it running"
-    )]
-    NoEndpoint {
-        /// Cluster name.
-        cluster: String,
-        /// Its state as the provider reported it.
-        state: String,
-    },
-    /// The endpoint is not an `https://` URL (plain `http://` only to loopback).
-    #[error(
-        "managed cluster `{cluster}`: endpoint `{endpoint}` is not an https URL (plain http is accepted only for loopback); the provider returned a bad `endpoint`"
-    )]
-    BadEndpoint {
-        /// Cluster name.
-        cluster: String,
-        /// What the provider returned.
-        endpoint: String,
-    },
-    /// The CA certificate is not a PEM certificate bundle.
-    #[error(
-        "managed cluster `{cluster}`: the CA certificate is not PEM (no `-----BEGIN CERTIFICATE-----`); the provider returned a bad `ca-certificate-pem`"
-    )]
-    BadCaCertificate {
-        /// Cluster name.
-        cluster: String,
-    },
-    /// `provider-oauth` auth, but the provider has no OAuth identity configured.
-    #[error(
-        "managed cluster `{cluster}` uses {auth} (GKE / AKS): configure kind = \"gcp-service-account\" or \"azure-client-credentials\" for its provider so the host can mint the token"
-    )]
-    MissingOAuthCredentials {
-        /// Cluster name.
-        cluster: String,
-        /// The auth variant, e.g. `provider-oauth(https://www.googleapis.com/auth/cloud-platform)`.
-        auth: String,
-    },
-    /// `aws-iam` auth, but the caller gave no AWS credential source.
-    #[error(
-        "managed cluster `{cluster}` authenticates with aws-iam but no AWS credentials were given; configure kind = \"aws-sigv4\" for its provider"
-    )]
-    MissingAwsCredentials {
-        /// Cluster name.
-        cluster: String,
-    },
-    /// `fetched` auth, but the caller gave no fetched credentials.
-    #[error(
-        "managed cluster `{cluster}` needs the credentials its provider returns; call `get-credentials` for it first"
-    )]
-    MissingFetchedCredentials {
-        /// Cluster name.
-        cluster: String,
-    },
-    /// A fetched bearer token has expired (or is about to).
-    #[error(
-        "managed cluster `{cluster}`: the fetched bearer token expired at {expires_at} (unix seconds); call `get-credentials` again"
-    )]
-    CredentialsExpired {
-        /// Cluster name.
-        cluster: String,
-        /// Its `expires-at`.
-        expires_at: u64,
-    },
-    /// The host could not mint a token (EKS from its AWS credentials, or OAuth).
-    #[error("managed cluster `{cluster}`: cannot mint a token: {source}")]
-    TokenMint {
-        /// Cluster name.
-        cluster: String,
-        /// What the credential layer reported.
-        #[source]
-        source: CredentialError,
-    },
-    /// A provider-returned kubeconfig asks for something the host refuses.
-    #[error(
-        "managed cluster `{cluster}`: the kubeconfig its provider returned uses `{field}`, which would run a command or read a host file; refused"
-    )]
-    UnsafeKubeconfig {
-        /// Cluster name.
-        cluster: String,
-        /// The refused field, e.g. `users[0].user.exec`.
-        field: String,
-    },
-    /// The client configuration is unusable (bad CA PEM, bad client certificate,
-    /// unparsable provider kubeconfig...).
-    #[error("managed cluster `{cluster}`: {what} is unusable: {source}")]
-    ConfigInvalid {
-        /// Cluster name.
-        cluster: String,
-        /// What was being read, e.g. `the CA certificate and credentials`.
-        what: &'static str,
-        /// What kube reported.
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
-    /// A client could not be built from a valid configuration (TLS setup).
-    #[error("managed cluster `{cluster}`: cannot build a kubernetes client: {source}")]
-    ClientBuildFailed {
-        /// Cluster name.
-        cluster: String,
-        /// What kube reported.
-        #[source]
-        source: kube::Error,
-    },
-}
 
 /// The credentials the host holds for managed clusters; which one is used follows the
 /// cluster's `auth`.
@@ -164,13 +57,6 @@ fn auth_name(auth: &ClusterAuth) -> String {
         ClusterAuth::ProviderOauth(scope) => format!("provider-oauth({scope})"),
         ClusterAuth::Fetched => "fetched".to_owned(),
     }
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn endpoint_of(cluster: &wit::Cluster) -> Result<&str, ManagedError> {
@@ -328,7 +214,7 @@ pub async fn client_config(
             match fetched {
                 ClusterCredentials::BearerToken(bearer) => {
                     if let Some(expires_at) = bearer.expires_at
-                        && expires_at <= now_secs() + EXPIRY_MARGIN_SECS
+                        && expires_at <= unix_now_u64() + EXPIRY_MARGIN_SECS
                     {
                         return Err(ManagedError::CredentialsExpired {
                             cluster: name,
@@ -458,7 +344,7 @@ impl ManagedCluster {
                 && let Some(ClusterCredentials::BearerToken(b)) =
                     &self.credentials.lock().await.fetched
                 && let Some(expires_at) = b.expires_at
-                && expires_at <= now_secs() + EXPIRY_MARGIN_SECS
+                && expires_at <= unix_now_u64() + EXPIRY_MARGIN_SECS
             {
                 return Err(ManagedError::CredentialsExpired {
                     cluster: self.cluster.name.clone(),

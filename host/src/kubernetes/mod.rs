@@ -6,8 +6,9 @@
 //!   NetworkPolicy, Service, Deployment or StatefulSet, PodDisruptionBudget and
 //!   HorizontalPodAutoscaler, all labelled with the deployment, blueprint and service ids.
 //! - [`Deployer`] applies them with one field manager ([`MANAGER`]) and operates on a
-//!   deployed [`Target`] (what the tracker stores).
-//! - [`Clusters`] connects the clusters of `[operator.kubernetes]`.
+//!   deployed [`WorkloadRef`] (what the tracker stores).
+//! - [`Clusters`] connects the clusters of `[operator.kubernetes]`; the host's
+//!   [`ClusterDirectory`] resolves `k8s:<name>` to any of them, managed ones included.
 //! - [`managed`] builds clients for clusters a provider created (endpoint + CA from the
 //!   provider, credentials minted or fetched by the host).
 //!
@@ -30,6 +31,7 @@
 mod address;
 mod cluster;
 mod deploy;
+mod directory;
 mod error;
 pub mod managed;
 mod render;
@@ -41,13 +43,14 @@ mod tests;
 pub use address::ServiceAddress;
 pub use cluster::{Cluster, ClusterConfig, Clusters};
 pub use deploy::{Deployer, RolloutOptions, WorkloadCondition, WorkloadStatus};
-pub use error::{Error, Result};
+pub use directory::ClusterDirectory;
+pub use error::{Error, ManagedError, Result};
 pub use render::{
     CONTAINER_NAME, DATA_VOLUME, Manifest, Manifests, Replicas, labels, render, replicas,
 };
 pub use spec::{
-    DeploymentRequest, HealthCheck, Protocol, ScalingPolicy, ServicePort, StorageRequest, Target,
-    Tier, TierProfile, WorkloadKind,
+    DeploymentRequest, HealthProbe, Protocol, ScalingPolicy, ServicePort, StorageRequest, Tier,
+    TierProfile, WorkloadKind, WorkloadRef,
 };
 
 /// The one server-side apply field manager, and the `managed-by` label value.

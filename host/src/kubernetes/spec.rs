@@ -4,108 +4,10 @@
 //! and store them without depending on `k8s-openapi`.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{Error, Result};
-
-/// A payment tier (seed table in `design/architecture.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    /// 1 replica, 100m CPU, 128Mi, no autoscaling. The default.
-    #[default]
-    Basic,
-    /// 2 replicas, 500m CPU, 512Mi, autoscaling up to 5.
-    Standard,
-    /// 3 replicas, 2000m CPU, 4Gi, autoscaling up to 20, 1 GPU.
-    Premium,
-}
-
-/// The resources and scaling a tier buys, per replica.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TierProfile {
-    /// Replicas when not autoscaled, and the autoscaler's minimum.
-    pub replicas: u32,
-    /// CPU request and limit (Kubernetes quantity).
-    pub cpu: &'static str,
-    /// Memory request and limit (Kubernetes quantity).
-    pub memory: &'static str,
-    /// Whether a HorizontalPodAutoscaler is created.
-    pub autoscale: bool,
-    /// The autoscaler's maximum.
-    pub max_replicas: u32,
-    /// `nvidia.com/gpu` per replica.
-    pub gpus: u32,
-}
-
-impl Tier {
-    /// All tiers, cheapest first.
-    pub const ALL: [Tier; 3] = [Tier::Basic, Tier::Standard, Tier::Premium];
-
-    /// The seed table row of this tier.
-    pub fn profile(self) -> TierProfile {
-        match self {
-            Tier::Basic => TierProfile {
-                replicas: 1,
-                cpu: "100m",
-                memory: "128Mi",
-                autoscale: false,
-                max_replicas: 1,
-                gpus: 0,
-            },
-            Tier::Standard => TierProfile {
-                replicas: 2,
-                cpu: "500m",
-                memory: "512Mi",
-                autoscale: true,
-                max_replicas: 5,
-                gpus: 0,
-            },
-            Tier::Premium => TierProfile {
-                replicas: 3,
-                cpu: "2000m",
-                memory: "4Gi",
-                autoscale: true,
-                max_replicas: 20,
-                gpus: 1,
-            },
-        }
-    }
-
-    /// The lower-case name used in config and on the CLI.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Basic => "basic",
-            Tier::Standard => "standard",
-            Tier::Premium => "premium",
-        }
-    }
-}
-
-impl fmt::Display for Tier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Tier {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "basic" => Ok(Tier::Basic),
-            "standard" => Ok(Tier::Standard),
-            "premium" => Ok(Tier::Premium),
-            other => Err(Error::invalid(
-                "tier",
-                format!("is `{other}`; expected basic, standard or premium"),
-            )),
-        }
-    }
-}
+pub use crate::placement::{Tier, TierProfile};
 
 /// The operator's `[operator.scaling]` bounds, applied on top of the tier.
 ///
@@ -183,9 +85,10 @@ impl ServicePort {
     }
 }
 
-/// Health endpoint: readiness and liveness probes are created when it is set.
+/// The health endpoint as the cluster probes it: readiness and liveness probes are
+/// created when it is set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HealthCheck {
+pub struct HealthProbe {
     /// Port to probe.
     pub port: u16,
     /// HTTP path to GET (e.g. `/health`); `None` probes a TCP connection instead.
@@ -225,7 +128,7 @@ pub struct DeploymentRequest {
     /// Ports; empty means no Service and an ingress-closed NetworkPolicy.
     pub ports: Vec<ServicePort>,
     /// Health endpoint for probes; `None` means no probes.
-    pub health: Option<HealthCheck>,
+    pub health: Option<HealthProbe>,
     /// Payment tier.
     pub tier: Tier,
     /// Operator scaling bounds. Default [`ScalingPolicy::default`].
@@ -287,9 +190,9 @@ impl DeploymentRequest {
     }
 
     /// Where this deployment lives: what the tracker records to find it again.
-    pub fn target(&self) -> Target {
+    pub fn target(&self) -> WorkloadRef {
         let owns_namespace = self.namespace.is_none();
-        Target {
+        WorkloadRef {
             namespace: self
                 .namespace
                 .clone()
@@ -326,9 +229,9 @@ impl WorkloadKind {
 }
 
 /// Where a deployment's objects are, inside one cluster; the tracker stores it next to
-/// the cluster name. Every object of the deployment is named [`Target::name`].
+/// the cluster name. Every object of the deployment is named [`WorkloadRef::name`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Target {
+pub struct WorkloadRef {
     /// Namespace of every namespaced object.
     pub namespace: String,
     /// Name of every object (workload, Service, ServiceAccount, ...).
@@ -341,7 +244,7 @@ pub struct Target {
     pub deployment_id: String,
 }
 
-impl Target {
+impl WorkloadRef {
     /// `namespace/name`, for messages.
     pub fn object(&self) -> String {
         format!("{}/{}", self.namespace, self.name)

@@ -67,6 +67,8 @@ pub(super) const FRACTIONAL_GPU: u8 = 1 << 3;
 pub(super) const ARM64: u8 = 1 << 4;
 /// Price or hardware is not a finite, sensible number: never placeable.
 pub(super) const INVALID: u8 = 1 << 5;
+/// One of the operator's own machines (see [`Offer::operator_owned`]).
+pub(super) const OPERATOR_OWNED: u8 = 1 << 6;
 
 /// Maps strings to dense ids in first-seen order.
 #[derive(Default)]
@@ -279,6 +281,7 @@ fn flags_of(offer: &Offer) -> u8 {
     set(offer.promotional, PROMOTIONAL);
     set(offer.fractional_gpu, FRACTIONAL_GPU);
     set(offer.arch == super::offer::Arch::Arm64, ARM64);
+    set(offer.operator_owned, OPERATOR_OWNED);
     let storage_ok = offer.storage_gib.is_none_or(|s| s.is_finite() && s >= 0.0);
     let valid = offer.hourly_usd.is_finite()
         && (offer.hourly_usd > 0.0 || (offer.operator_owned && offer.hourly_usd == 0.0))

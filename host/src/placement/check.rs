@@ -2,11 +2,12 @@
 //! of one row against every [`Rule`], and the sort key of a candidate.
 
 use super::catalog::{
-    ARM64, CONFIDENTIAL, Catalog, FRACTIONAL_GPU, INVALID, PROMOTIONAL, Row, SHARED_CPU,
+    ARM64, CONFIDENTIAL, Catalog, FRACTIONAL_GPU, INVALID, OPERATOR_OWNED, PROMOTIONAL, Row,
+    SHARED_CPU,
 };
 use super::geography::geography_of;
 use super::offer::Arch;
-use super::rank::Candidate;
+use super::ranking::Candidate;
 use super::request::{Mode, Policy, Request};
 use super::rules::{Rule, gpu_model_matches};
 use super::select::{Place, position_of};
@@ -27,6 +28,8 @@ pub(super) struct Context<'a> {
     refused_flags: u8,
     arch_mask: u8,
     arch_value: u8,
+    /// `OPERATOR_OWNED` in `mode = "local"`, else 0.
+    local_only: u8,
     /// Per GPU model id: the `GpuModel` rule bit when it does not match.
     gpu_fails: Vec<u32>,
     /// Per region id: `Region`, `Geography` and `DefaultRegion` bits.
@@ -131,6 +134,11 @@ impl<'a> Context<'a> {
             Some(Arch::Arm64) => (ARM64, ARM64),
             Some(Arch::X86_64) => (ARM64, 0),
         };
+        let local_only = if policy.mode == Mode::Local {
+            OPERATOR_OWNED
+        } else {
+            0
+        };
         Context {
             catalog,
             policy,
@@ -144,6 +152,7 @@ impl<'a> Context<'a> {
             refused_flags,
             arch_mask,
             arch_value,
+            local_only,
             gpu_fails,
             region_fails,
             provider_fails,
@@ -180,6 +189,7 @@ impl<'a> Context<'a> {
                 row.vcpus < self.floor_vcpus || row.memory < self.floor_memory,
                 Rule::TierFloor,
             )
+            | bit(flags & self.local_only != self.local_only, Rule::NotLocal)
             | self.provider_fails[row.provider as usize]
             | bit(
                 flags & self.refused_flags & PROMOTIONAL != 0,
@@ -230,13 +240,16 @@ impl<'a> Context<'a> {
             rank + 1,
             if spot { "spot" } else { "on-demand" }
         );
-        if rank == 0 && self.policy.mode == Mode::AutoCheapest {
+        if rank == 0 && self.policy.mode != Mode::Preferred {
             why.push_str(", cheapest offer meeting every rule");
+        }
+        if self.policy.mode == Mode::Local {
+            why.push_str(", the operator's own capacity");
         }
         if preferred {
             why.push_str(match self.policy.mode {
                 Mode::Preferred => ", preferred provider ranked first",
-                Mode::AutoCheapest => ", preferred provider",
+                Mode::AutoCheapest | Mode::Local => ", preferred provider",
             });
         }
         if ha_secondary {

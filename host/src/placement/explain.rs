@@ -2,7 +2,7 @@
 //! into [`FamilyExclusion`]s.
 
 use super::catalog::Catalog;
-use super::rank::{FamilyExclusion, RuleCount};
+use super::ranking::{FamilyExclusion, RuleCount};
 use super::request::{Policy, Request};
 use super::rules::Rule;
 

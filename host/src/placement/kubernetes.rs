@@ -4,16 +4,14 @@
 
 use serde::Serialize;
 
-use super::request::{Request, Tier};
+use super::request::Request;
+use super::tier::Tier;
 
-/// One replica's resources in a tier (the seed table; the same numbers the
-/// Kubernetes renderer requests and limits).
+/// One replica's `(vCPUs, memory GiB, GPUs)` in a tier, from the tier table
+/// (the numbers the Kubernetes renderer requests and limits).
 pub fn tier_resources(tier: Tier) -> (f32, f32, u32) {
-    match tier {
-        Tier::Basic => (0.1, 0.125, 0),
-        Tier::Standard => (0.5, 0.5, 0),
-        Tier::Premium => (2.0, 4.0, 1),
-    }
+    let p = tier.profile();
+    (p.vcpus(), p.memory_gib(), p.gpus)
 }
 
 /// Why no tier fits a request on Kubernetes.
@@ -45,10 +43,10 @@ pub fn kubernetes_tier(request: &Request) -> Result<Tier, NoTierFits> {
     if request.arch.is_some() {
         return refuse("a CPU architecture");
     }
-    let floor = request.tier.unwrap_or(Tier::Basic);
-    [Tier::Basic, Tier::Standard, Tier::Premium]
+    let floor = request.tier.unwrap_or_default();
+    Tier::ALL
         .into_iter()
-        .filter(|t| rank(*t) >= rank(floor))
+        .filter(|t| *t >= floor)
         .find(|t| {
             let (cpu, mem, gpus) = tier_resources(*t);
             cpu >= request.min_vcpus && mem >= request.min_memory_gib && gpus as f32 >= request.min_gpus
@@ -59,14 +57,6 @@ pub fn kubernetes_tier(request: &Request) -> Result<Tier, NoTierFits> {
                 request.min_vcpus, request.min_memory_gib, request.min_gpus
             ))
         })
-}
-
-fn rank(t: Tier) -> u8 {
-    match t {
-        Tier::Basic => 0,
-        Tier::Standard => 1,
-        Tier::Premium => 2,
-    }
 }
 
 #[cfg(test)]
@@ -111,28 +101,5 @@ mod tests {
         let mut r = req(1.0, 1.0, 1.0);
         r.gpu_model = Some("NVIDIA A100".into());
         assert!(kubernetes_tier(&r).unwrap_err().0.contains("GPU model"));
-    }
-
-    #[test]
-    fn the_tier_resources_match_the_kubernetes_renderer() {
-        use crate::kubernetes::Tier as K;
-        for (p, k) in [
-            (Tier::Basic, K::Basic),
-            (Tier::Standard, K::Standard),
-            (Tier::Premium, K::Premium),
-        ] {
-            let (cpu, mem, gpus) = tier_resources(p);
-            let profile = k.profile();
-            let millis: f32 = profile.cpu.trim_end_matches('m').parse().unwrap();
-            let mib: f32 = match profile.memory.strip_suffix("Gi") {
-                Some(g) => g.parse::<f32>().unwrap() * 1024.0,
-                None => profile.memory.trim_end_matches("Mi").parse().unwrap(),
-            };
-            assert_eq!(
-                (cpu, mem, gpus),
-                (millis / 1000.0, mib / 1024.0, profile.gpus)
-            );
-            assert_eq!(p.vm_floor(), (cpu, mem), "VM floor uses the same table");
-        }
     }
 }

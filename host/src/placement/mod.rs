@@ -16,7 +16,8 @@
 //!    result, see [`HaOutcome`]);
 //! 3. operator defaults: excluded providers, promotional SKUs, fractional
 //!    GPUs, default regions, `max_cost_per_hour`, spot, preferred providers
-//!    (ordering only, see [`Mode`]).
+//!    (ordering only, see [`Mode`]); in [`Mode::Local`] only the operator's own
+//!    capacity.
 //!
 //! # Using it
 //! ```
@@ -34,11 +35,13 @@
 //!
 //! # Files
 //! - `offer.rs`: [`Offer`], [`Arch`], [`instance_family`];
-//! - `request.rs`: [`Request`], [`Policy`], [`Tier`], [`Mode`];
+//! - `request.rs`: [`Request`], [`Policy`], [`Mode`];
+//! - `tier.rs`: [`Tier`], the one table of the payment tiers;
 //! - `geography.rs`: region code -> [`Geography`];
 //! - `rules.rs`: [`Rule`] and GPU model matching;
 //! - `catalog.rs`: [`Catalog`], offers interned for fast ranking;
-//! - `rank.rs`: [`rank`], [`Ranking`], [`Candidate`], [`FamilyExclusion`];
+//! - `rank.rs`: [`rank`], the one pass over the catalogue;
+//! - `ranking.rs`: what it returns: [`Ranking`], [`Candidate`], [`FamilyExclusion`];
 //! - `check.rs`: one offer against every rule, and its sort key;
 //! - `select.rs`: top-k selection and the high-availability pair;
 //! - `kubernetes.rs`: the payment tier that fits a request on a Kubernetes cluster;
@@ -51,9 +54,11 @@ mod geography;
 mod kubernetes;
 mod offer;
 mod rank;
+mod ranking;
 mod request;
 mod rules;
 mod select;
+mod tier;
 
 #[cfg(test)]
 mod tests;
@@ -62,9 +67,10 @@ pub use catalog::Catalog;
 pub use geography::{Geography, geography_of};
 pub use kubernetes::{NoTierFits, kubernetes_tier, tier_resources};
 pub use offer::{Arch, Offer, identity_cmp, instance_family};
-pub use rank::{
-    Candidate, FailureDomain, FamilyExclusion, HaOutcome, PlacementError, Ranking, RuleCount, rank,
-    rank_offers,
+pub use rank::{rank, rank_offers};
+pub use ranking::{
+    Candidate, FailureDomain, FamilyExclusion, HaOutcome, PlacementError, Ranking, RuleCount,
 };
-pub use request::{Mode, Policy, Request, Tier};
+pub use request::{Mode, Policy, Request};
 pub use rules::{Rule, gpu_model_matches};
+pub use tier::{Tier, TierProfile, UnknownTier};

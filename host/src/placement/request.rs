@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::geography::Geography;
 use super::offer::Arch;
+use super::tier::Tier;
 
 /// One placement question: hard requirements (level 1 of the decision
 /// hierarchy) and customer preferences (level 2).
@@ -57,39 +58,7 @@ pub struct Request {
     pub allow_spot: bool,
 }
 
-/// The seed's payment tiers.
-///
-/// The tier table (replicas, pod CPU/memory, autoscaling, GPU) sizes
-/// Kubernetes deployments. For VM placement only the per-replica CPU and
-/// memory are used, as a floor: an instance hosting one replica must give it
-/// what the customer paid for. The tier's GPU is *not* a VM floor: whether a
-/// blueprint needs a GPU is a hard requirement of the blueprint, and forcing
-/// one on every premium CPU workload would multiply its cost for nothing.
-/// Replica counts are not a VM concern either; high availability is its own
-/// preference.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Tier {
-    /// 1 replica, 100m CPU, 128Mi.
-    Basic,
-    /// 2 replicas (max 5), 500m CPU, 512Mi.
-    Standard,
-    /// 3 replicas (max 20), 2000m CPU, 4Gi, 1 GPU.
-    Premium,
-}
-
-impl Tier {
-    /// The per-instance `(vCPUs, memory GiB)` floor this tier puts on a VM.
-    pub fn vm_floor(self) -> (f32, f32) {
-        match self {
-            Tier::Basic => (0.1, 0.125),
-            Tier::Standard => (0.5, 0.5),
-            Tier::Premium => (2.0, 4.0),
-        }
-    }
-}
-
-/// How the operator's preferred providers affect the order.
+/// How the operator wants deployments placed (`[operator.deployment] mode`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
@@ -99,6 +68,10 @@ pub enum Mode {
     /// Every candidate of a preferred provider comes before every other one;
     /// within each group, cheapest first.
     Preferred,
+    /// Only the operator's own capacity: its SSH hosts (offers of providers
+    /// with the `workloads` capability) and its configured Kubernetes
+    /// clusters; cheapest first.
+    Local,
 }
 
 /// The operator's defaults (level 3 of the decision hierarchy), from

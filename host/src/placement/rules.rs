@@ -38,6 +38,8 @@ pub enum Rule {
     /// Below the payment tier's per-instance CPU/memory floor.
     TierFloor,
     // 3. Operator defaults.
+    /// `mode = "local"` and the offer is not the operator's own capacity.
+    NotLocal,
     /// Provider excluded by the operator.
     ExcludedProvider,
     /// Promotional SKU and the operator does not allow them.
@@ -68,6 +70,7 @@ impl Rule {
         Rule::Region,
         Rule::Geography,
         Rule::TierFloor,
+        Rule::NotLocal,
         Rule::ExcludedProvider,
         Rule::Promotional,
         Rule::FractionalGpu,
@@ -90,6 +93,7 @@ impl Rule {
             Rule::Region => "region",
             Rule::Geography => "geography",
             Rule::TierFloor => "tier-floor",
+            Rule::NotLocal => "not-local",
             Rule::ExcludedProvider => "excluded-provider",
             Rule::Promotional => "promotional",
             Rule::FractionalGpu => "fractional-gpu",
@@ -112,7 +116,8 @@ impl Rule {
             | Rule::Arch
             | Rule::SharedCpu => 1,
             Rule::Region | Rule::Geography | Rule::TierFloor => 2,
-            Rule::ExcludedProvider
+            Rule::NotLocal
+            | Rule::ExcludedProvider
             | Rule::Promotional
             | Rule::FractionalGpu
             | Rule::DefaultRegion
@@ -169,9 +174,13 @@ impl Rule {
                     "{what}: {} vCPU / {} GiB below the {:?} tier floor of {cpu} vCPU / {mem} GiB",
                     offer.vcpus,
                     offer.memory_gib,
-                    request.tier.unwrap_or(super::request::Tier::Basic)
+                    request.tier.unwrap_or_default()
                 )
             }
+            Rule::NotLocal => format!(
+                "{what}: provider {} is not the operator's own capacity (mode = \"local\")",
+                offer.provider
+            ),
             Rule::ExcludedProvider => format!("{what}: provider {} excluded", offer.provider),
             Rule::Promotional => format!("{what}: promotional SKU not allowed"),
             Rule::FractionalGpu => {

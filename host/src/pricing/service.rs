@@ -9,8 +9,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::normalize::{NormalizeConfig, NormalizeError, NormalizeReport, SanityBounds, normalize};
 use super::store::CatalogueStore;
-use crate::Host;
+use crate::config::Config;
+use crate::db::Database;
 use crate::placement::Offer;
+use crate::providers::Providers;
 use crate::runtime::bindings::wit::{Capability, OfferQuery};
 
 /// Where a provider's catalogue came from in this report.
@@ -70,7 +72,7 @@ impl PriceReport {
 
 /// Gathers, caches and refreshes catalogues.
 pub struct PricingService {
-    host: Host,
+    providers: Providers,
     store: CatalogueStore,
     normalize: NormalizeConfig,
     refresh_after: Duration,
@@ -94,10 +96,14 @@ fn now() -> u64 {
 }
 
 impl PricingService {
-    /// A service over `host`'s providers and database, with the operator's
-    /// refresh interval, fetch deadline and per-provider price multipliers.
-    pub fn new(host: Host) -> Result<Arc<Self>, NormalizeError> {
-        let cfg = host.config();
+    /// A service over `providers` and the price cache in `db`, with the
+    /// operator's refresh interval, fetch deadline and per-provider price
+    /// multipliers from `cfg`.
+    pub fn new(
+        providers: Providers,
+        db: Database,
+        cfg: &Config,
+    ) -> Result<Arc<Self>, NormalizeError> {
         let discounts: BTreeMap<String, f64> = cfg
             .providers
             .iter()
@@ -107,11 +113,11 @@ impl PricingService {
         let normalize = NormalizeConfig::new(SanityBounds::default(), discounts)?;
         let d = &cfg.operator.deployment;
         Ok(Arc::new(Self {
-            store: CatalogueStore::new(host.database().clone()),
+            store: CatalogueStore::new(db),
             refresh_after: Duration::from_secs(d.price_refresh_secs),
             fetch_timeout: Duration::from_secs(d.price_fetch_timeout_secs),
             normalize,
-            host,
+            providers,
             background: Mutex::new(Vec::new()),
         }))
     }
@@ -125,8 +131,8 @@ impl PricingService {
         progress: &(dyn Fn(&CatalogueStatus) + Sync),
     ) -> PriceReport {
         let providers: Vec<String> = self
-            .host
-            .providers()
+            .providers
+            .all()
             .into_iter()
             .filter(|p| {
                 p.current()
@@ -256,7 +262,7 @@ impl PricingService {
     }
 
     async fn fetch(&self, provider: &str) -> Result<Vec<Offer>, String> {
-        let handle = self.host.provider(provider).map_err(|e| e.to_string())?;
+        let handle = self.providers.get(provider).map_err(|e| e.to_string())?;
         let owned = handle
             .current()
             .is_ok_and(|c| c.info.capabilities.contains(&Capability::Workloads));
@@ -316,7 +322,7 @@ impl PricingService {
     /// refresh interval, checking once a minute.
     pub async fn run_refresher(self: Arc<Self>) {
         loop {
-            for p in self.host.providers() {
+            for p in self.providers.all() {
                 let due = match self.store.get(p.name()) {
                     Ok(Some((at, _))) => now().saturating_sub(at) >= self.refresh_after.as_secs(),
                     _ => true,

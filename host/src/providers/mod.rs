@@ -6,8 +6,10 @@ pub mod handle;
 pub mod loader;
 pub mod lock;
 pub mod registry;
+mod set;
 pub mod watch;
 
 pub use handle::ProviderHandle;
 pub use loader::LoadedProvider;
 pub use registry::{ProviderState, ProviderStatus, Registry};
+pub use set::Providers;

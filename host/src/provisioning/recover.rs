@@ -1,17 +1,17 @@
-//! Crash recovery, the TTL supervisor and the cleanup webhook.
+//! Crash recovery: records a dead process left mid-flight resolved by asking
+//! the provider what carries their label.
 
 use std::collections::BTreeSet;
-use std::future::Future;
-use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{DeployError, DeployOptions, address_of, instance_ref, resources_of};
-use crate::Host;
+use super::instances::{address_of, instance_ref, labels_of, resources_of};
+use super::options::DeployOptions;
+use super::orchestrator::Orchestrator;
 use crate::runtime::bindings::wit::{Instance, InstanceState};
-use crate::tracking::{AttemptOutcome, DeploymentRecord, DeploymentStatus, Tracker, now};
+use crate::tracking::{AttemptOutcome, DeploymentRecord, DeploymentStatus, Tracker};
 
-/// What [`Host::recover`] did.
+/// What [`Orchestrator::recover`] did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RecoveryReport {
     /// Records adopted as active (their instance existed and ran).
@@ -28,70 +28,6 @@ pub struct RecoveryReport {
     pub busy: Vec<String>,
     /// Records that could not be resolved now (retried next time), with why.
     pub errors: Vec<(String, String)>,
-}
-
-/// Timing of [`Host::run_supervisor`].
-#[derive(Debug, Clone)]
-pub struct SupervisorOptions {
-    /// Time between scans.
-    pub interval: Duration,
-    /// Terminations tried per expired deployment per scan.
-    pub tries: u32,
-    /// Timing of the provider calls.
-    pub deploy: DeployOptions,
-}
-
-impl Default for SupervisorOptions {
-    fn default() -> Self {
-        Self {
-            interval: Duration::from_secs(30),
-            tries: 3,
-            deploy: DeployOptions::default(),
-        }
-    }
-}
-
-/// What the cleanup webhook receives.
-#[derive(Debug, Serialize)]
-struct WebhookBody<'a> {
-    deployment_id: &'a str,
-    blueprint_id: &'a str,
-    service_id: &'a str,
-    event: &'static str,
-    status: &'a str,
-    error: Option<String>,
-    timestamp: i64,
-}
-
-/// POST the cleanup outcome to the record's webhook, if it has one (3 tries).
-pub(super) async fn post_webhook(rec: &DeploymentRecord, error: Option<&DeployError>) {
-    let Some(url) = &rec.cleanup_webhook else {
-        return;
-    };
-    let body = WebhookBody {
-        deployment_id: &rec.id,
-        blueprint_id: &rec.blueprint_id,
-        service_id: &rec.service_id,
-        event: "cleanup",
-        status: rec.status.as_str(),
-        error: error.map(|e| e.to_string()),
-        timestamp: now(),
-    };
-    let text = serde_json::to_string(&body).unwrap_or_default();
-    for attempt in 1..=3u32 {
-        match super::health::http_post_json(url, text.clone(), Duration::from_secs(10)).await {
-            Ok(s) if (200..300).contains(&s) => return,
-            Ok(s) => tracing::warn!(
-                "cleanup webhook {url} for {} answered {s} (try {attempt}/3)",
-                rec.id
-            ),
-            Err(e) => tracing::warn!(
-                "cleanup webhook for {} failed: {e} (try {attempt}/3)",
-                rec.id
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
-    }
 }
 
 /// Moves an adopted record from `from` up the chain to `active`, one allowed step at
@@ -117,7 +53,7 @@ pub(super) fn walk_to_active(
     Ok(())
 }
 
-impl Host {
+impl Orchestrator {
     /// Resolve every deployment a dead process left mid-flight, and check
     /// active ones still exist. Each is resolved by asking its provider
     /// (`list-instances` with `bpr-deployment=<id>` in every region it
@@ -129,9 +65,9 @@ impl Host {
         self.recover_with(&DeployOptions::default()).await
     }
 
-    /// [`Host::recover`] with explicit timing.
+    /// [`Orchestrator::recover`] with explicit timing.
     pub async fn recover_with(&self, opts: &DeployOptions) -> RecoveryReport {
-        let tracker = self.tracker();
+        let tracker = self.tracker.clone();
         let mut report = RecoveryReport::default();
         let records = match (
             tracker.in_flight(),
@@ -210,7 +146,7 @@ impl Host {
         }
         let mut found: Vec<(String, Instance)> = Vec::new();
         for (pname, region) in &places {
-            let provider = match self.provider(pname) {
+            let provider = match self.providers.get(pname) {
                 Ok(p) => p,
                 Err(e) => {
                     report.errors.push((id.clone(), format!("{pname}: {e}")));
@@ -225,7 +161,7 @@ impl Host {
                 }
             }
         }
-        let labels = super::labels_of(rec);
+        let labels = labels_of(rec);
 
         // Which one, if any, to keep.
         let keep: Option<usize> = match rec.status {
@@ -253,7 +189,7 @@ impl Host {
             if Some(k) == keep {
                 continue;
             }
-            let Ok(provider) = self.provider(pname) else {
+            let Ok(provider) = self.providers.get(pname) else {
                 continue;
             };
             match self
@@ -366,98 +302,5 @@ impl Host {
             report.errors.push((id, e.to_string()));
         }
         report
-    }
-
-    /// Terminate every expired deployment now (and only those), with
-    /// retries, then finish what dead processes left (see [`Host::recover`])
-    /// and delete what failed deployments still hold. Returns the ids
-    /// terminated and the errors.
-    pub async fn cleanup_once(
-        &self,
-        opts: &SupervisorOptions,
-    ) -> (Vec<String>, Vec<(String, String)>) {
-        let tracker = self.tracker();
-        let mut done = Vec::new();
-        let mut errors = Vec::new();
-        let expired = match tracker.expired(now()) {
-            Ok(v) => v,
-            Err(e) => return (done, vec![("*".into(), e.to_string())]),
-        };
-        for rec in expired {
-            let mut last = None;
-            for attempt in 1..=opts.tries.max(1) {
-                let reason = format!("TTL of {} s expired", rec.ttl_secs.unwrap_or(0));
-                match self.terminate_with(&rec.id, &opts.deploy, &reason).await {
-                    Ok(_) => {
-                        last = None;
-                        done.push(rec.id.clone());
-                        break;
-                    }
-                    // A live process is deploying it: the next scan gets it.
-                    Err(DeployError::Busy(_)) => {
-                        last = Some("busy".to_string());
-                        break;
-                    }
-                    Err(e) => {
-                        last = Some(e.to_string());
-                        tokio::time::sleep(opts.deploy.retry.backoff(attempt, None)).await;
-                    }
-                }
-            }
-            if let Some(e) = last {
-                errors.push((rec.id.clone(), e));
-            }
-        }
-        let report = self.recover_with(&opts.deploy).await;
-        errors.extend(report.errors);
-        if let Ok(failed) = tracker.with_status(DeploymentStatus::Failed) {
-            for rec in failed.into_iter().filter(DeploymentRecord::holds_resources) {
-                match self
-                    .terminate_with(
-                        &rec.id,
-                        &opts.deploy,
-                        "deleting what a failed deployment still holds",
-                    )
-                    .await
-                {
-                    Ok(_) => done.push(rec.id.clone()),
-                    Err(DeployError::Busy(_)) => {}
-                    Err(e) => errors.push((rec.id.clone(), e.to_string())),
-                }
-            }
-        }
-        (done, errors)
-    }
-
-    /// The supervisor loop: [`Host::cleanup_once`] every `interval` until
-    /// `shutdown` completes; a pass already running when it does is finished.
-    pub async fn run_supervisor(&self, shutdown: impl Future<Output = ()>) {
-        self.run_supervisor_with(shutdown, SupervisorOptions::default())
-            .await;
-    }
-
-    /// [`Host::run_supervisor`] with explicit options.
-    pub async fn run_supervisor_with(
-        &self,
-        shutdown: impl Future<Output = ()>,
-        opts: SupervisorOptions,
-    ) {
-        tokio::pin!(shutdown);
-        loop {
-            // A pass in progress is finished, not cut by the shutdown: its
-            // terminations and cleanup webhooks complete (each step is bounded
-            // by its own deadline).
-            let (done, errors) = self.cleanup_once(&opts).await;
-            for id in &done {
-                tracing::info!("supervisor: deployment {id} terminated");
-            }
-            for (id, e) in &errors {
-                tracing::warn!("supervisor: deployment {id}: {e}");
-            }
-            tokio::select! {
-                () = tokio::time::sleep(opts.interval) => {}
-                () = &mut shutdown => return,
-            }
-        }
     }
 }

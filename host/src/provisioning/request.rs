@@ -5,7 +5,6 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ScalingConfig;
 use crate::kubernetes::{self, ScalingPolicy, ServicePort, StorageRequest, Tier};
 use crate::runtime::bindings::wit::{PortRule, Protocol};
 use crate::tracking::DeploymentType;
@@ -28,11 +27,11 @@ fn bad(field: impl Into<String>, message: impl Into<String>) -> RequestError {
     }
 }
 
-/// One place to try, in ranked order. The lead's placement converts its
-/// `placement::rank::Candidate` into this.
+/// Where to create an instance: one candidate of a deployment, tried in ranked
+/// order (placement's [`crate::placement::Candidate`] converts into this).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Target {
+pub struct InstanceTarget {
     /// Provider name (the `.wasm` file stem).
     pub provider: String,
     /// Region code.
@@ -50,7 +49,7 @@ pub struct Target {
     pub hourly_usd: Option<f64>,
 }
 
-impl Target {
+impl InstanceTarget {
     /// `provider/region/type` (`+spot`).
     pub fn label(&self) -> String {
         format!(
@@ -363,7 +362,7 @@ impl DeployRequest {
     pub fn kubernetes_request(
         &self,
         id: &str,
-        scaling: &ScalingConfig,
+        scaling: &ScalingPolicy,
     ) -> Result<kubernetes::DeploymentRequest, RequestError> {
         let Some(k) = &self.kubernetes else {
             return Err(bad(
@@ -427,16 +426,11 @@ impl DeployRequest {
                 r.ports.push(ServicePort::tcp("", p.container_port));
             }
         }
-        r.health = self.health.as_ref().map(|h| kubernetes::HealthCheck {
+        r.health = self.health.as_ref().map(|h| kubernetes::HealthProbe {
             port: h.port,
             path: Some(h.path().to_string()),
         });
-        r.scaling = ScalingPolicy {
-            enabled: scaling.enabled,
-            min_replicas: scaling.min_replicas,
-            max_replicas: scaling.max_replicas,
-            target_cpu: scaling.target_cpu,
-        };
+        r.scaling = *scaling;
         r.storage = k.storage.clone();
         r.gpus = k.gpus;
         r.public = k.public;
@@ -514,7 +508,7 @@ pub struct RequestFile {
     pub request: DeployRequest,
     /// Candidates in ranked order (until `bpr plan` supplies them).
     #[serde(default)]
-    pub candidates: Vec<Target>,
+    pub candidates: Vec<InstanceTarget>,
 }
 
 impl RequestFile {

@@ -3,11 +3,11 @@
 
 pub mod bindings;
 pub mod cache;
-pub mod engine;
-pub mod error;
-pub mod inspect;
-pub mod limits;
-pub mod linker;
-pub mod state;
+pub(crate) mod engine;
+mod error;
+pub(crate) mod inspect;
+pub(crate) mod limits;
+pub(crate) mod linker;
+pub(crate) mod state;
 
 pub use error::{CallError, LoadError};

@@ -29,6 +29,7 @@
 
 mod config;
 mod error;
+pub mod inventory;
 mod pool;
 mod probe;
 mod quote;

@@ -134,7 +134,7 @@ impl client::Handler for KeyCheck {
     }
 }
 
-struct HostState {
+struct PooledHost {
     cfg: SshHostConfig,
     key: Arc<PrivateKey>,
     slots: Arc<Semaphore>,
@@ -148,7 +148,7 @@ struct HostState {
 /// The `ssh` capability: the operator's hosts by alias, with their keys,
 /// connections and limits. Cheap to share behind an `Arc`.
 pub struct SshPool {
-    hosts: BTreeMap<String, HostState>,
+    hosts: BTreeMap<String, PooledHost>,
     limits: SshLimits,
     store: Arc<dyn HostKeyStore>,
 }
@@ -186,7 +186,7 @@ impl SshPool {
                 ))
             })?;
             let alias = cfg.alias.clone();
-            let state = HostState {
+            let state = PooledHost {
                 slots: Arc::new(Semaphore::new(cfg.max_concurrency)),
                 cfg,
                 key: Arc::new(key),
@@ -235,7 +235,7 @@ impl SshPool {
         Ok(())
     }
 
-    fn host(&self, alias: &str) -> Result<&HostState, SshError> {
+    fn host(&self, alias: &str) -> Result<&PooledHost, SshError> {
         self.hosts.get(alias).ok_or_else(|| {
             SshError::UnknownHost(format!(
                 "`{alias}` is not a configured ssh host (configured: {})",
@@ -420,7 +420,7 @@ impl SshPool {
     /// `fresh` is set). Host key and auth failures are never cached.
     async fn connection(
         &self,
-        host: &HostState,
+        host: &PooledHost,
         fresh: bool,
     ) -> Result<Arc<Handle<KeyCheck>>, SshError> {
         let mut slot = host.conn.lock().await;
@@ -436,7 +436,7 @@ impl SshPool {
         Ok(h)
     }
 
-    async fn connect(&self, host: &HostState) -> Result<Handle<KeyCheck>, SshError> {
+    async fn connect(&self, host: &PooledHost) -> Result<Handle<KeyCheck>, SshError> {
         let cfg = &host.cfg;
         let alias = &cfg.alias;
         let pinned = cfg
@@ -588,7 +588,7 @@ impl SshPool {
 }
 
 /// True when the host's cached connection is gone.
-async fn handle_closed(host: &HostState) -> bool {
+async fn handle_closed(host: &PooledHost) -> bool {
     host.conn
         .lock()
         .await

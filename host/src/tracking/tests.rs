@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::clock::unix_now as now;
+use crate::db::Database;
 use DeploymentStatus::*;
 
 /// The allowed transitions, exhaustively: (from, to, needs resources?).

@@ -13,6 +13,7 @@ fn bpr(state: &Path, args: &[&str]) -> Output {
         .env_remove("BPR_CONFIG")
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("DIGITALOCEAN_TOKEN")
+        .env_remove("VULTR_API_KEY")
         .env("RUST_LOG", "error")
         .output()
         .expect("bpr runs")
@@ -31,7 +32,7 @@ fn providers_list_shows_the_in_tree_providers_on_embedded_defaults() {
     let out = bpr(state.path(), &["providers", "list"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    for name in ["aws", "digitalocean", "ssh"] {
+    for name in ["aws", "digitalocean", "ssh", "vultr"] {
         let line = stdout
             .lines()
             .find(|l| l.starts_with(name))

@@ -12,3 +12,4 @@ mod pricing;
 mod sandbox;
 mod sandbox_http;
 mod ssh;
+mod vultr;

@@ -41,7 +41,12 @@ async fn one_failing_provider_is_reported_and_the_others_are_still_ranked() {
     let env = TestEnv::new();
     env.add("aws").add("hostile_panic");
     let host = env.start(&aws_section(&server, "")).await;
-    let pricing = PricingService::new(host.clone()).unwrap();
+    let pricing = PricingService::new(
+        host.provider_set().clone(),
+        host.database().clone(),
+        host.config(),
+    )
+    .unwrap();
     let report = pricing.gather(false, &no_progress).await;
 
     let aws = report
@@ -124,10 +129,14 @@ async fn a_zero_dollar_offer_is_dropped_and_reported() {
     let env = TestEnv::new();
     env.add("aws");
     let host = env.start(&aws_section(&server, "")).await;
-    let report = PricingService::new(host)
-        .unwrap()
-        .gather(false, &no_progress)
-        .await;
+    let report = PricingService::new(
+        host.provider_set().clone(),
+        host.database().clone(),
+        host.config(),
+    )
+    .unwrap()
+    .gather(false, &no_progress)
+    .await;
     let has = |region: &str| {
         report
             .offers
@@ -165,10 +174,14 @@ async fn the_operator_discount_applies_before_ranking() {
     let host = env
         .start(&aws_section(&server, "price_multiplier = 0.5"))
         .await;
-    let report = PricingService::new(host)
-        .unwrap()
-        .gather(false, &no_progress)
-        .await;
+    let report = PricingService::new(
+        host.provider_set().clone(),
+        host.database().clone(),
+        host.config(),
+    )
+    .unwrap()
+    .gather(false, &no_progress)
+    .await;
     let m5 = report
         .offers
         .iter()
@@ -187,17 +200,26 @@ async fn the_cache_survives_a_restart_and_serves_when_the_source_is_gone() {
     let section = aws_section(&server, "");
     let first = {
         let host = env.start(&section).await;
-        let report = PricingService::new(host)
-            .unwrap()
-            .gather(false, &no_progress)
-            .await;
+        let report = PricingService::new(
+            host.provider_set().clone(),
+            host.database().clone(),
+            host.config(),
+        )
+        .unwrap()
+        .gather(false, &no_progress)
+        .await;
         assert_eq!(report.catalogues[0].source, CatalogueSource::Fresh);
         report.offers
     };
     drop(server); // the live source is gone
 
     let host = env.start(&section).await;
-    let pricing = PricingService::new(host).unwrap();
+    let pricing = PricingService::new(
+        host.provider_set().clone(),
+        host.database().clone(),
+        host.config(),
+    )
+    .unwrap();
     let report = pricing.gather(false, &no_progress).await;
     assert_eq!(report.catalogues[0].source, CatalogueSource::Cached);
     assert_eq!(report.offers, first);
@@ -229,14 +251,18 @@ async fn catalogues_are_gathered_concurrently_each_under_its_own_deadline() {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let s2 = seen.clone();
     let started = std::time::Instant::now();
-    let report = PricingService::new(host)
-        .unwrap()
-        .gather(false, &move |c| {
-            s2.lock()
-                .unwrap()
-                .push((c.provider.clone(), started.elapsed()))
-        })
-        .await;
+    let report = PricingService::new(
+        host.provider_set().clone(),
+        host.database().clone(),
+        host.config(),
+    )
+    .unwrap()
+    .gather(false, &move |c| {
+        s2.lock()
+            .unwrap()
+            .push((c.provider.clone(), started.elapsed()))
+    })
+    .await;
     let order = seen.lock().unwrap().clone();
     assert_eq!(
         order[0].0, "aws",

@@ -238,7 +238,7 @@ fn standard_request(service_id: u64) -> DeploymentRequest {
         Tier::Standard,
     );
     r.ports = vec![ServicePort::tcp("http", 8080)];
-    r.health = Some(HealthCheck {
+    r.health = Some(HealthProbe {
         port: 8080,
         path: Some("/".into()),
     });

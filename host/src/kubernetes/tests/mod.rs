@@ -3,7 +3,6 @@
 //! one flow against a real cluster (ignored unless asked for).
 
 mod cluster_tests;
-mod k8s_cmd_tests;
 mod kmock_tests;
 mod managed_tests;
 mod mock_tests;
@@ -19,7 +18,7 @@ pub(super) fn request(tier: Tier) -> DeploymentRequest {
         ServicePort::tcp("rpc", 9944),
         ServicePort::tcp("metrics", 9615),
     ];
-    r.health = Some(HealthCheck {
+    r.health = Some(HealthProbe {
         port: 8080,
         path: Some("/health".into()),
     });
@@ -50,11 +49,11 @@ pub(super) fn combinations() -> Vec<(String, DeploymentRequest)> {
                                             r.high_availability = ha;
                                             r.health = match health {
                                                 0 => None,
-                                                1 => Some(HealthCheck {
+                                                1 => Some(HealthProbe {
                                                     port: 8080,
                                                     path: Some("/health".into()),
                                                 }),
-                                                _ => Some(HealthCheck {
+                                                _ => Some(HealthProbe {
                                                     port: 9944,
                                                     path: None,
                                                 }),

@@ -430,7 +430,7 @@ fn a_health_path_gives_http_probes_and_a_bare_port_gives_tcp_probes() {
         );
     }
     let mut r = request(Tier::Basic);
-    r.health = Some(HealthCheck {
+    r.health = Some(HealthProbe {
         port: 9944,
         path: None,
     });
@@ -495,7 +495,7 @@ fn bad_inputs_are_invalid_requests_naming_the_field() {
         (
             "health.path",
             Box::new(|r| {
-                r.health = Some(HealthCheck {
+                r.health = Some(HealthProbe {
                     port: 1,
                     path: Some("health".into()),
                 })

@@ -1,23 +1,72 @@
 //! Where `k8s:<name>` points: a cluster the embedder added, a managed cluster of
 //! `[operator.kubernetes] managed` (resolved through the provider that created it,
 //! authenticated by the host), or a kubeconfig cluster of `[operator.kubernetes]
-//! clusters`.
+//! clusters`. The [`ClusterDirectory`] resolves names and keeps the connected ones.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::Host;
+use super::cluster::{Cluster, ClusterConfig};
+use super::error::{Error, ManagedError};
+use super::managed::{HostCredentials, ManagedCluster};
 use crate::capabilities::credentials::CredentialConfig;
-use crate::config::ManagedKubernetesCluster;
-use crate::kubernetes::managed::{HostCredentials, ManagedCluster, ManagedError};
-use crate::kubernetes::{Cluster, ClusterConfig, Error};
+use crate::config::{Config, ManagedKubernetesCluster};
+use crate::providers::Providers;
 use crate::wit::{ClusterAuth, ClusterRef};
 
-use super::describe_error;
+/// The Kubernetes clusters deployments may target, by name. Cheap to clone.
+#[derive(Clone)]
+pub struct ClusterDirectory {
+    inner: Arc<Inner>,
+}
 
-impl Host {
+struct Inner {
+    config: Arc<Config>,
+    providers: Providers,
+    /// Kubeconfig clusters connected so far, and clusters added by the embedder.
+    clusters: Mutex<BTreeMap<String, Cluster>>,
+    /// `[operator.kubernetes] managed` clusters resolved through their provider.
+    managed: Mutex<BTreeMap<String, Arc<ManagedCluster>>>,
+}
+
+impl std::fmt::Debug for ClusterDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterDirectory")
+            .field(
+                "connected",
+                &self.cluster_cache().keys().collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterDirectory {
+    /// The clusters of `config`, managed ones resolved through `providers`.
+    pub fn new(config: Arc<Config>, providers: Providers) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                providers,
+                clusters: Mutex::new(BTreeMap::new()),
+                managed: Mutex::new(BTreeMap::new()),
+            }),
+        }
+    }
+
+    fn cluster_cache(&self) -> MutexGuard<'_, BTreeMap<String, Cluster>> {
+        self.inner
+            .clusters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn managed_cache(&self) -> MutexGuard<'_, BTreeMap<String, Arc<ManagedCluster>>> {
+        self.inner.managed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The Kubernetes cluster `name`. Errors name the cluster and what to fix.
     ///
-    /// - added with [`Host::add_cluster`]: as added;
+    /// - added with [`ClusterDirectory::add`]: as added;
     /// - `[operator.kubernetes] managed`: the provider's `get-cluster` gives endpoint
     ///   and CA; the host authenticates with an EKS token it mints from that
     ///   provider's `aws-sigv4` credentials, or with what `get-credentials` returns
@@ -29,7 +78,7 @@ impl Host {
         if let Some(c) = self.cluster_cache().get(name) {
             return Ok(c.clone());
         }
-        let k8s = &self.config().operator.kubernetes;
+        let k8s = &self.inner.config.operator.kubernetes;
         if let Some(entry) = k8s.managed.iter().find(|m| m.name == name) {
             return self.managed_cluster(entry).await;
         }
@@ -65,10 +114,10 @@ impl Host {
     }
 
     /// Make a cluster a deployment target under its name (e.g. one connected with
-    /// [`crate::kubernetes::managed::connect`]); replaces one with the same name. A
+    /// [`super::managed::connect`]); replaces one with the same name. A
     /// client holding a short-lived token must be added again before it expires;
     /// prefer `[operator.kubernetes] managed`, which renews it.
-    pub fn add_cluster(&self, cluster: Cluster) {
+    pub fn add(&self, cluster: Cluster) {
         self.cluster_cache()
             .insert(cluster.name().to_string(), cluster);
     }
@@ -81,7 +130,9 @@ impl Host {
             message,
         };
         let provider = self
-            .provider(&entry.provider)
+            .inner
+            .providers
+            .get(&entry.provider)
             .map_err(|e| lookup("load", e.to_string()))?;
         let target = ClusterRef {
             id: entry.id.clone(),
@@ -96,7 +147,7 @@ impl Host {
             provider
                 .get_credentials(target.clone())
                 .await
-                .map_err(|e| lookup("return credentials", describe_error(&e)))
+                .map_err(|e| lookup("return credentials", e.to_string()))
         };
         let known = self.managed_cache().get(&entry.name).cloned();
         let managed = match known {
@@ -105,10 +156,11 @@ impl Host {
                 let record = provider
                     .get_cluster(target.clone())
                     .await
-                    .map_err(|e| lookup("describe the cluster", describe_error(&e)))?;
+                    .map_err(|e| lookup("describe the cluster", e.to_string()))?;
                 let mut credentials = HostCredentials::default();
                 if let Some(CredentialConfig::AwsSigV4(source)) = self
-                    .config()
+                    .inner
+                    .config
                     .providers
                     .get(&entry.provider)
                     .map(|p| &p.credential)
@@ -116,7 +168,8 @@ impl Host {
                     credentials.aws = Some(source.clone());
                 }
                 if let Some(credential) = self
-                    .config()
+                    .inner
+                    .config
                     .providers
                     .get(&entry.provider)
                     .map(|p| &p.credential)

@@ -5,10 +5,36 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use super::cluster_tests::{kubeconfig, write};
+use std::path::Path;
+
+use blueprint_remote_providers::config::Config;
+use blueprint_remote_providers::kubernetes::ClusterConfig;
+
 use crate::cli::k8s_cmd::{self, K8sCommand, RenderArgs};
 use crate::cli::{Cli, Command};
-use crate::config::Config;
+
+/// A kubeconfig with one cluster per `(context, server)` and a token user.
+fn kubeconfig(contexts: &[(&str, &str)], current: &str) -> String {
+    let mut clusters = String::new();
+    let mut ctxs = String::new();
+    for (name, server) in contexts {
+        clusters.push_str(&format!(
+            "- name: {name}\n  cluster:\n    server: {server}\n"
+        ));
+        ctxs.push_str(&format!(
+            "- name: {name}\n  context:\n    cluster: {name}\n    user: tester\n"
+        ));
+    }
+    format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: {current}\nclusters:\n{clusters}contexts:\n{ctxs}users:\n- name: tester\n  user:\n    token: test-token\n"
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write kubeconfig");
+    path
+}
 
 fn render_args(extra: &[&str]) -> RenderArgs {
     let mut argv = vec![
@@ -220,7 +246,7 @@ async fn clusters_probe_names_the_cluster_that_does_not_answer() {
         "config",
         &kubeconfig(&[("down", "http://127.0.0.1:1")], "down"),
     );
-    let err = k8s_cmd::probe(&super::ClusterConfig {
+    let err = k8s_cmd::probe(&ClusterConfig {
         name: "edge-1".into(),
         kubeconfig: path.clone(),
         context: None,
@@ -228,7 +254,7 @@ async fn clusters_probe_names_the_cluster_that_does_not_answer() {
     .await
     .expect_err("unreachable");
     assert!(err.contains("cluster `edge-1`"), "{err}");
-    let err = k8s_cmd::probe(&super::ClusterConfig {
+    let err = k8s_cmd::probe(&ClusterConfig {
         name: "edge-2".into(),
         kubeconfig: path,
         context: Some("nope".into()),
@@ -266,7 +292,7 @@ async fn kmock_clusters_probe_reports_the_server_version() {
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write(dir.path(), "config", &kubeconfig(&[("a", &url)], "a"));
-    let version = k8s_cmd::probe(&super::ClusterConfig {
+    let version = k8s_cmd::probe(&ClusterConfig {
         name: "kmock".into(),
         kubeconfig: path,
         context: Some("a".into()),

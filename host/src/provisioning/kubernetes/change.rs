@@ -1,0 +1,184 @@
+//! A running Kubernetes deployment read and changed: status, address, a new
+//! image or tier, suspension when payment expires and resumption when it is
+//! renewed.
+
+use super::super::error::DeployError;
+use super::super::options::DeployOptions;
+use super::super::orchestrator::Orchestrator;
+use super::super::request::DeployRequest;
+use super::{KubernetesChange, stored_request};
+use crate::kubernetes::{ServiceAddress, WorkloadStatus};
+use crate::tracking::DeploymentStatus;
+
+impl Orchestrator {
+    /// Replica counts and conditions of Kubernetes deployment `id`, read from its
+    /// cluster now.
+    pub async fn workload_status(&self, id: &str) -> Result<WorkloadStatus, DeployError> {
+        let rec = self.tracker.clone().get(id)?;
+        let target = self.kubernetes_target(&rec)?;
+        let deployer = self
+            .deployer_of(&rec, &DeployOptions::default())
+            .await
+            .map_err(|message| DeployError::Kubernetes {
+                id: id.to_string(),
+                message,
+            })?;
+        deployer
+            .status(&target)
+            .await
+            .map_err(|e| DeployError::Kubernetes {
+                id: id.to_string(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Where Kubernetes deployment `id`'s Service is reached, read from its cluster now
+    /// (`None` without ports). Records the address when it changed, e.g. once the cloud
+    /// assigned a public LoadBalancer its ingress after the rollout.
+    pub async fn service_address(&self, id: &str) -> Result<Option<ServiceAddress>, DeployError> {
+        let tracker = self.tracker.clone();
+        let rec = tracker.get(id)?;
+        let target = self.kubernetes_target(&rec)?;
+        let failed = |message: String| DeployError::Kubernetes {
+            id: id.to_string(),
+            message,
+        };
+        let deployer = self
+            .deployer_of(&rec, &DeployOptions::default())
+            .await
+            .map_err(failed)?;
+        let address = deployer
+            .service_address(&target)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        if let Some(a) = &address
+            && rec.address.as_deref() != Some(a.preferred())
+        {
+            tracker.record_address(id, a.preferred())?;
+        }
+        Ok(address)
+    }
+
+    /// Update a running Kubernetes deployment's image and/or tier, and wait for the
+    /// rollout. On a failed rollout the deployment stays active on the cluster (the
+    /// previous pods keep serving while Kubernetes retries) and the error says why.
+    pub async fn update(
+        &self,
+        id: &str,
+        change: &KubernetesChange,
+        opts: &DeployOptions,
+    ) -> Result<WorkloadStatus, DeployError> {
+        self.change_kubernetes(id, opts, |req| {
+            let mut what = Vec::new();
+            if let Some(image) = &change.image {
+                if let Some(crate::workload::WorkloadSpec {
+                    source: crate::workload::WorkloadSource::Container { image: old, .. },
+                    ..
+                }) = req.workload.as_mut()
+                {
+                    *old = image.clone();
+                }
+                what.push(format!("image {image}"));
+            }
+            if let (Some(tier), Some(k)) = (change.tier, req.kubernetes.as_mut()) {
+                k.tier = tier;
+                what.push(format!("tier {tier}"));
+            }
+            if what.is_empty() {
+                "re-applied unchanged".to_string()
+            } else {
+                format!("updated to {}", what.join(", "))
+            }
+        })
+        .await
+    }
+
+    /// Payment expired: scale Kubernetes deployment `id` to zero (no pods, no
+    /// autoscaler; storage, Service and namespace stay) and wait until no pod is left.
+    pub async fn suspend(
+        &self,
+        id: &str,
+        opts: &DeployOptions,
+    ) -> Result<WorkloadStatus, DeployError> {
+        self.set_suspended(id, opts, true).await
+    }
+
+    /// Payment renewed: scale Kubernetes deployment `id` back to its tier and wait
+    /// for the rollout.
+    pub async fn resume(
+        &self,
+        id: &str,
+        opts: &DeployOptions,
+    ) -> Result<WorkloadStatus, DeployError> {
+        self.set_suspended(id, opts, false).await
+    }
+
+    async fn set_suspended(
+        &self,
+        id: &str,
+        opts: &DeployOptions,
+        suspended: bool,
+    ) -> Result<WorkloadStatus, DeployError> {
+        self.change_kubernetes(id, opts, |req| {
+            if let Some(k) = req.kubernetes.as_mut() {
+                k.suspended = suspended;
+            }
+            if suspended {
+                "suspended: scaled to zero".to_string()
+            } else {
+                "resumed: scaled back to its tier".to_string()
+            }
+        })
+        .await
+    }
+
+    /// Applies `edit` to the stored request of an active Kubernetes deployment,
+    /// re-applies it and waits for the rollout; records the new request and an event.
+    async fn change_kubernetes(
+        &self,
+        id: &str,
+        opts: &DeployOptions,
+        edit: impl FnOnce(&mut DeployRequest) -> String,
+    ) -> Result<WorkloadStatus, DeployError> {
+        let tracker = self.tracker.clone();
+        tracker.get(id)?;
+        let _lock = tracker
+            .try_lock(id)?
+            .ok_or_else(|| DeployError::Busy(id.to_string()))?;
+        let rec = tracker.get(id)?;
+        self.kubernetes_target(&rec)?;
+        if rec.status != DeploymentStatus::Active {
+            return Err(DeployError::Kubernetes {
+                id: id.to_string(),
+                message: format!(
+                    "only an active deployment can be changed; it is {}",
+                    rec.status
+                ),
+            });
+        }
+        let mut req = stored_request(&rec)?;
+        let what = edit(&mut req);
+        let wanted = req.kubernetes_request(id, &self.config.operator.scaling)?;
+        let deployer =
+            self.deployer_of(&rec, opts)
+                .await
+                .map_err(|message| DeployError::Kubernetes {
+                    id: id.to_string(),
+                    message,
+                })?;
+        let json = serde_json::to_string(&req).unwrap_or_default();
+        // Recorded first: after a crash mid-apply the record describes what the cluster
+        // is being moved to, and a re-run converges on it.
+        tracker.record_event(id, &format!("{what} (applying)"), &json)?;
+        let status = deployer.deploy(&wanted).await.map_err(|e| {
+            let message = e.to_string();
+            let _ = tracker.note_error(id, &message);
+            DeployError::Kubernetes {
+                id: id.to_string(),
+                message,
+            }
+        })?;
+        tracker.record_event(id, &format!("{what}: {}", status.describe()), &json)?;
+        Ok(status)
+    }
+}

@@ -1,0 +1,123 @@
+//! Termination: delete what a deployment holds until it is gone, then mark it
+//! `terminated` and call its cleanup webhook.
+
+use super::error::DeployError;
+use super::instances::{instance_ref, labels_of};
+use super::options::DeployOptions;
+use super::orchestrator::Orchestrator;
+use super::webhook::post_webhook;
+use crate::runtime::bindings::wit::{InstanceRef, ResourceRef};
+use crate::tracking::{DeploymentRecord, DeploymentStatus, Tracker};
+
+impl Orchestrator {
+    /// Terminate deployment `id`: delete its instance until gone, then mark it
+    /// `terminated` (and call its cleanup webhook). Idempotent: an already
+    /// terminated deployment is returned as is.
+    pub async fn terminate(&self, id: &str) -> Result<DeploymentRecord, DeployError> {
+        self.terminate_with(id, &DeployOptions::default(), "terminated on request")
+            .await
+    }
+
+    /// [`Orchestrator::terminate`] with explicit timing and the reason for the history.
+    pub async fn terminate_with(
+        &self,
+        id: &str,
+        opts: &DeployOptions,
+        reason: &str,
+    ) -> Result<DeploymentRecord, DeployError> {
+        let tracker = self.tracker.clone();
+        tracker.get(id)?;
+        let _lock = tracker
+            .try_lock(id)?
+            .ok_or_else(|| DeployError::Busy(id.to_string()))?;
+        let rec = tracker.get(id)?;
+        if rec.status.is_in_flight() && rec.status != DeploymentStatus::Terminating {
+            // Left mid-flight by a process that died (we hold its lock): resolve it first.
+            self.recover_one(&tracker, &rec, opts).await;
+        }
+        let out = self.terminate_locked(&tracker, id, opts, reason).await;
+        let rec = tracker.get(id)?;
+        post_webhook(&rec, out.as_ref().err()).await;
+        out
+    }
+
+    /// Terminate while holding the deployment's lock.
+    pub(super) async fn terminate_locked(
+        &self,
+        tracker: &Tracker,
+        id: &str,
+        opts: &DeployOptions,
+        reason: &str,
+    ) -> Result<DeploymentRecord, DeployError> {
+        let rec = tracker.get(id)?;
+        match rec.status {
+            DeploymentStatus::Terminated => return Ok(rec),
+            DeploymentStatus::Failed if !rec.holds_resources() => return Ok(rec),
+            DeploymentStatus::Terminating => {}
+            _ => {
+                self.step(tracker, opts, id, DeploymentStatus::Terminating, reason)?;
+            }
+        }
+        let fail = |message: String| {
+            let _ = tracker.note_error(id, &message);
+            DeployError::TerminateFailed {
+                id: id.to_string(),
+                message,
+            }
+        };
+        if rec.deployment_type == crate::tracking::DeploymentType::Kubernetes {
+            let what = self.delete_kubernetes(&rec, opts).await.map_err(fail)?;
+            tracker.record_released(id)?;
+            self.step(tracker, opts, id, DeploymentStatus::Terminated, &what)?;
+            return Ok(tracker.get(id)?);
+        }
+        let (Some(pname), Some(region)) = (rec.provider.clone(), rec.region.clone()) else {
+            self.step(
+                tracker,
+                opts,
+                id,
+                DeploymentStatus::Terminated,
+                "nothing was created",
+            )?;
+            return Ok(tracker.get(id)?);
+        };
+        let provider = self
+            .providers
+            .get(&pname)
+            .map_err(|e| fail(e.to_string()))?;
+        let labels = labels_of(&rec);
+        let mut deleted = Vec::new();
+        if let Some(iid) = rec.instance_id.clone().filter(|_| rec.holds_resources()) {
+            let r = InstanceRef {
+                id: iid.clone(),
+                region: region.clone(),
+                zone: rec.zone.clone(),
+                resources: rec.resources.iter().map(ResourceRef::from).collect(),
+                labels: labels.clone(),
+            };
+            self.delete_until_gone(&provider, &r, opts)
+                .await
+                .map_err(fail)?;
+            deleted.push(iid);
+        }
+        // Anything else carrying its label in that region (a crash between create and record).
+        for i in self
+            .find_labelled(&provider, &region, id, opts)
+            .await
+            .map_err(fail)?
+        {
+            self.delete_until_gone(&provider, &instance_ref(&i, &i.labels), opts)
+                .await
+                .map_err(fail)?;
+            deleted.push(i.id);
+        }
+        tracker.record_released(id)?;
+        let why = if deleted.is_empty() {
+            "no instance left to delete".to_string()
+        } else {
+            format!("deleted instance(s) {}", deleted.join(", "))
+        };
+        self.step(tracker, opts, id, DeploymentStatus::Terminated, &why)?;
+        Ok(tracker.get(id)?)
+    }
+}

@@ -1,0 +1,58 @@
+//! The tracker's errors.
+
+use super::status::DeploymentStatus;
+use crate::db::DbError;
+
+/// A tracker operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackError {
+    /// No deployment has this id.
+    #[error("no deployment {0:?} (see `bpr status`)")]
+    NotFound(String),
+    /// A deployment with this id already exists.
+    #[error("deployment {0:?} already exists; choose another id or omit it")]
+    AlreadyExists(String),
+    /// The state machine does not allow this transition.
+    #[error(
+        "deployment {id}: {from} -> {to} is not allowed (holds cloud resources: {holds_resources})"
+    )]
+    TransitionNotAllowed {
+        /// Deployment id.
+        id: String,
+        /// Current status.
+        from: DeploymentStatus,
+        /// Requested status.
+        to: DeploymentStatus,
+        /// Whether it still held resources.
+        holds_resources: bool,
+    },
+    /// A stored row could not be read back (edited by hand, or a newer bpr).
+    #[error("deployment {id}: stored row is unreadable: {message}")]
+    Corrupt {
+        /// Deployment id.
+        id: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The per-deployment lock file could not be used.
+    #[error("cannot lock {path}: {source}")]
+    LockFailed {
+        /// Lock file.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<rusqlite::Error> for TrackError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Db(DbError::QueryFailed(e))
+    }
+}
+
+/// Result of the tracker.
+pub type Result<T, E = TrackError> = std::result::Result<T, E>;

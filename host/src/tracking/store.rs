@@ -1,0 +1,525 @@
+//! The tracker's SQL: every statement over the `deployments`,
+//! `deployment_history` and `deployment_attempts` tables lives here, so another
+//! backend (PostgreSQL, issue 17) can implement the same [`Tracker`] methods.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::error::{Result, TrackError};
+use super::lock::DeploymentLock;
+use super::record::{
+    Attempt, AttemptIntent, AttemptOutcome, DeploymentRecord, NewDeployment, ResourceRefRecord,
+    Transition,
+};
+use super::status::{DeploymentStatus, UnknownStatus};
+use crate::clock::unix_now as now;
+use crate::db::Database;
+use crate::kubernetes::WorkloadRef;
+
+/// The deployment tracker over the host's database.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    db: Database,
+    lock_dir: PathBuf,
+}
+
+const SELECT: &str = "SELECT id, blueprint_id, service_id, deployment_type, status, provider, region, zone,
+    instance_type, spot, hourly_usd, instance_id, resources_json, address, released_at, labels_json,
+    cleanup_webhook, last_error, created_at, updated_at, ttl_secs, expires_at, request_json, cluster,
+    k8s_target_json FROM deployments";
+
+fn read_record(
+    row: &Row<'_>,
+) -> rusqlite::Result<std::result::Result<DeploymentRecord, TrackError>> {
+    let id: String = row.get(0)?;
+    let corrupt = |m: String| TrackError::Corrupt {
+        id: id.clone(),
+        message: m,
+    };
+    let status: String = row.get(4)?;
+    let dtype: String = row.get(3)?;
+    let resources: String = row.get(12)?;
+    let labels: String = row.get(15)?;
+    let ttl: Option<i64> = row.get(20)?;
+    let k8s_target: Option<String> = row.get(24)?;
+    let parsed = (|| {
+        Ok(DeploymentRecord {
+            id: id.clone(),
+            blueprint_id: row.get(1).map_err(|e| corrupt(e.to_string()))?,
+            service_id: row.get(2).map_err(|e| corrupt(e.to_string()))?,
+            deployment_type: dtype.parse().map_err(corrupt)?,
+            status: status
+                .parse()
+                .map_err(|e: UnknownStatus| corrupt(e.to_string()))?,
+            provider: row.get(5).map_err(|e| corrupt(e.to_string()))?,
+            region: row.get(6).map_err(|e| corrupt(e.to_string()))?,
+            zone: row.get(7).map_err(|e| corrupt(e.to_string()))?,
+            instance_type: row.get(8).map_err(|e| corrupt(e.to_string()))?,
+            spot: row.get::<_, i64>(9).map_err(|e| corrupt(e.to_string()))? != 0,
+            hourly_usd: row.get(10).map_err(|e| corrupt(e.to_string()))?,
+            instance_id: row.get(11).map_err(|e| corrupt(e.to_string()))?,
+            resources: serde_json::from_str(&resources)
+                .map_err(|e| corrupt(format!("resources_json: {e}")))?,
+            address: row.get(13).map_err(|e| corrupt(e.to_string()))?,
+            released_at: row.get(14).map_err(|e| corrupt(e.to_string()))?,
+            labels: serde_json::from_str(&labels)
+                .map_err(|e| corrupt(format!("labels_json: {e}")))?,
+            cleanup_webhook: row.get(16).map_err(|e| corrupt(e.to_string()))?,
+            last_error: row.get(17).map_err(|e| corrupt(e.to_string()))?,
+            created_at: row.get(18).map_err(|e| corrupt(e.to_string()))?,
+            updated_at: row.get(19).map_err(|e| corrupt(e.to_string()))?,
+            ttl_secs: ttl.map(|t| t.max(0) as u64),
+            expires_at: row.get(21).map_err(|e| corrupt(e.to_string()))?,
+            request_json: row.get(22).map_err(|e| corrupt(e.to_string()))?,
+            cluster: row.get(23).map_err(|e| corrupt(e.to_string()))?,
+            kubernetes: k8s_target
+                .map(|t| serde_json::from_str(&t))
+                .transpose()
+                .map_err(|e| corrupt(format!("k8s_target_json: {e}")))?,
+        })
+    })();
+    Ok(parsed)
+}
+
+impl Tracker {
+    /// A tracker over `db`; per-deployment lock files live in `lock_dir`.
+    pub fn new(db: Database, lock_dir: &Path) -> Self {
+        // Intent must survive a power loss too, not only a process crash:
+        // in WAL mode NORMAL may lose the last commits on power loss.
+        if let Err(e) = db.lock().pragma_update(None, "synchronous", "FULL") {
+            tracing::warn!(
+                "cannot set synchronous=FULL on {}: {e}",
+                db.path().display()
+            );
+        }
+        Self {
+            db,
+            lock_dir: lock_dir.to_path_buf(),
+        }
+    }
+
+    /// The database.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Claim `id`, failing fast: `Ok(None)` when another process (or task)
+    /// holds it.
+    pub fn try_lock(&self, id: &str) -> Result<Option<DeploymentLock>> {
+        super::lock::try_lock(&self.lock_dir, id)
+    }
+
+    /// Insert a new record in `planned`, with its first history row.
+    pub fn create(&self, new: &NewDeployment) -> Result<DeploymentRecord> {
+        let now = now();
+        let mut labels = new.labels.clone();
+        labels.insert("bpr-deployment".into(), new.id.clone());
+        labels.insert("bpr-managed".into(), "true".into());
+        let labels_json = serde_json::to_string(&labels).unwrap_or_else(|_| "{}".into());
+        let expires = new
+            .ttl_secs
+            .map(|t| now.saturating_add(t.min(i64::MAX as u64) as i64));
+        {
+            let mut conn = self.db.lock();
+            let tx = conn.transaction()?;
+            let exists: bool = tx
+                .query_row("SELECT 1 FROM deployments WHERE id = ?1", [&new.id], |_| {
+                    Ok(())
+                })
+                .optional()?
+                .is_some();
+            if exists {
+                return Err(TrackError::AlreadyExists(new.id.clone()));
+            }
+            tx.execute(
+                "INSERT INTO deployments (id, blueprint_id, service_id, deployment_type, status, labels_json,
+                   request_json, cleanup_webhook, created_at, updated_at, ttl_secs, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, 'planned', ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
+                params![
+                    new.id,
+                    new.blueprint_id,
+                    new.service_id,
+                    new.deployment_type.as_str(),
+                    labels_json,
+                    new.request_json,
+                    new.cleanup_webhook,
+                    now,
+                    new.ttl_secs.map(|t| t.min(i64::MAX as u64) as i64),
+                    expires,
+                ],
+            )?;
+            tx.execute(
+                "INSERT INTO deployment_history (deployment_id, at, from_status, to_status, reason)
+                 VALUES (?1, ?2, NULL, 'planned', 'request recorded')",
+                params![new.id, now],
+            )?;
+            tx.commit()?;
+        }
+        self.get(&new.id)
+    }
+
+    /// One record.
+    pub fn get(&self, id: &str) -> Result<DeploymentRecord> {
+        let conn = self.db.lock();
+        let r = conn
+            .query_row(&format!("{SELECT} WHERE id = ?1"), [id], read_record)
+            .optional()?;
+        match r {
+            Some(r) => r,
+            None => Err(TrackError::NotFound(id.to_string())),
+        }
+    }
+
+    fn list_where(
+        &self,
+        clause: &str,
+        p: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<DeploymentRecord>> {
+        let conn = self.db.lock();
+        let mut stmt = conn.prepare(&format!("{SELECT} {clause}"))?;
+        let rows = stmt.query_map(p, read_record)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r??);
+        }
+        Ok(out)
+    }
+
+    /// Every record, oldest first.
+    pub fn list(&self) -> Result<Vec<DeploymentRecord>> {
+        self.list_where("ORDER BY created_at, id", &[])
+    }
+
+    /// Records in one of the in-flight states (see [`DeploymentStatus::is_in_flight`]).
+    pub fn in_flight(&self) -> Result<Vec<DeploymentRecord>> {
+        self.list_where(
+            "WHERE status IN ('planned','provisioning','provisioned','deploying','terminating') ORDER BY created_at, id",
+            &[],
+        )
+    }
+
+    /// Records with status `status`.
+    pub fn with_status(&self, status: DeploymentStatus) -> Result<Vec<DeploymentRecord>> {
+        self.list_where(
+            "WHERE status = ?1 ORDER BY created_at, id",
+            &[&status.as_str()],
+        )
+    }
+
+    /// Records whose `expires_at <= at` and that still need terminating:
+    /// not terminated, and not failed without resources.
+    pub fn expired(&self, at: i64) -> Result<Vec<DeploymentRecord>> {
+        Ok(self
+            .list_where(
+                "WHERE expires_at IS NOT NULL AND expires_at <= ?1 AND status <> 'terminated' ORDER BY expires_at, id",
+                &[&at],
+            )?
+            .into_iter()
+            .filter(|r| r.status != DeploymentStatus::Failed || r.holds_resources())
+            .collect())
+    }
+
+    /// Move `id` to `to`, with `reason` in the history. Checked against the
+    /// state machine inside one transaction.
+    pub fn transition(
+        &self,
+        id: &str,
+        to: DeploymentStatus,
+        reason: &str,
+    ) -> Result<DeploymentRecord> {
+        {
+            let mut conn = self.db.lock();
+            let tx = conn.transaction()?;
+            let row: Option<(String, Option<String>, Option<i64>)> = tx
+                .query_row(
+                    "SELECT status, instance_id, released_at FROM deployments WHERE id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let Some((from, instance, released)) = row else {
+                return Err(TrackError::NotFound(id.to_string()));
+            };
+            let from: DeploymentStatus =
+                from.parse()
+                    .map_err(|e: UnknownStatus| TrackError::Corrupt {
+                        id: id.to_string(),
+                        message: e.to_string(),
+                    })?;
+            let holds = instance.is_some() && released.is_none();
+            if !from.can_become(to, holds) {
+                return Err(TrackError::TransitionNotAllowed {
+                    id: id.to_string(),
+                    from,
+                    to,
+                    holds_resources: holds,
+                });
+            }
+            let now = now();
+            let err = (to == DeploymentStatus::Failed).then_some(reason);
+            tx.execute(
+                "UPDATE deployments SET status = ?2, updated_at = ?3, last_error = COALESCE(?4, last_error) WHERE id = ?1",
+                params![id, to.as_str(), now, err],
+            )?;
+            tx.execute(
+                "INSERT INTO deployment_history (deployment_id, at, from_status, to_status, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, now, from.as_str(), to.as_str(), reason],
+            )?;
+            tx.commit()?;
+        }
+        self.get(id)
+    }
+
+    /// Record the intent to try a candidate, BEFORE calling the provider:
+    /// a pending attempt row, and the record now names that candidate.
+    /// Returns the attempt number.
+    pub fn begin_attempt(&self, id: &str, a: &AttemptIntent<'_>) -> Result<u32> {
+        let mut conn = self.db.lock();
+        let tx = conn.transaction()?;
+        let n: u32 = tx.query_row(
+            "SELECT COALESCE(MAX(n), 0) + 1 FROM deployment_attempts WHERE deployment_id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        let now = now();
+        let changed = tx.execute(
+            "UPDATE deployments SET provider = ?2, region = ?3, zone = ?4, instance_type = ?5, spot = ?6,
+               hourly_usd = ?7, updated_at = ?8 WHERE id = ?1",
+            params![id, a.provider, a.region, a.zone, a.instance_type, a.spot as i64, a.hourly_usd, now],
+        )?;
+        if changed == 0 {
+            return Err(TrackError::NotFound(id.to_string()));
+        }
+        tx.execute(
+            "INSERT INTO deployment_attempts (deployment_id, n, provider, region, zone, instance_type, spot,
+               hourly_usd, idempotency_key, started_at, outcome)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending')",
+            params![id, n, a.provider, a.region, a.zone, a.instance_type, a.spot as i64, a.hourly_usd, a.idempotency_key, now],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Record the instance a provider returned, right AFTER create-instance
+    /// (or when recovery adopts one). Also stores its resources and address.
+    pub fn record_instance(
+        &self,
+        id: &str,
+        attempt: Option<u32>,
+        instance_id: &str,
+        resources: &[ResourceRefRecord],
+        address: Option<&str>,
+    ) -> Result<()> {
+        let mut conn = self.db.lock();
+        let tx = conn.transaction()?;
+        let res = serde_json::to_string(resources).unwrap_or_else(|_| "[]".into());
+        let changed = tx.execute(
+            "UPDATE deployments SET instance_id = ?2, resources_json = ?3, address = COALESCE(?4, address),
+               released_at = NULL, updated_at = ?5 WHERE id = ?1",
+            params![id, instance_id, res, address, now()],
+        )?;
+        if changed == 0 {
+            return Err(TrackError::NotFound(id.to_string()));
+        }
+        if let Some(n) = attempt {
+            tx.execute(
+                "UPDATE deployment_attempts SET instance_id = ?3, outcome = 'created' WHERE deployment_id = ?1 AND n = ?2",
+                params![id, n, instance_id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Record where a Kubernetes deployment's objects go, BEFORE the first is applied
+    /// (the names are deterministic, so a crash mid-apply leaves a record that knows
+    /// what to delete). Counts as holding resources until [`Tracker::record_released`].
+    pub fn record_kubernetes(
+        &self,
+        id: &str,
+        attempt: u32,
+        cluster: &str,
+        target: &WorkloadRef,
+    ) -> Result<()> {
+        let mut conn = self.db.lock();
+        let tx = conn.transaction()?;
+        let json = serde_json::to_string(target).map_err(|e| TrackError::Corrupt {
+            id: id.to_string(),
+            message: format!("cannot encode the Kubernetes target: {e}"),
+        })?;
+        let object = target.object();
+        let changed = tx.execute(
+            "UPDATE deployments SET cluster = ?2, k8s_target_json = ?3, instance_id = ?4, released_at = NULL,
+               updated_at = ?5 WHERE id = ?1",
+            params![id, cluster, json, object, now()],
+        )?;
+        if changed == 0 {
+            return Err(TrackError::NotFound(id.to_string()));
+        }
+        tx.execute(
+            "UPDATE deployment_attempts SET instance_id = ?3, outcome = 'created' WHERE deployment_id = ?1 AND n = ?2",
+            params![id, attempt, object],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Something happened that does not change the status (a Kubernetes update,
+    /// scale to zero, resume): a history row with `from == to`, and the request the
+    /// cluster now runs.
+    pub fn record_event(&self, id: &str, reason: &str, request_json: &str) -> Result<()> {
+        let mut conn = self.db.lock();
+        let tx = conn.transaction()?;
+        let status: Option<String> = tx
+            .query_row("SELECT status FROM deployments WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let Some(status) = status else {
+            return Err(TrackError::NotFound(id.to_string()));
+        };
+        let now = now();
+        tx.execute(
+            "UPDATE deployments SET request_json = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, request_json, now],
+        )?;
+        tx.execute(
+            "INSERT INTO deployment_history (deployment_id, at, from_status, to_status, reason) VALUES (?1, ?2, ?3, ?3, ?4)",
+            params![id, now, status, reason],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Set a new time to live from now (a renewed payment); `None` removes the limit.
+    pub fn set_ttl(&self, id: &str, ttl_secs: Option<u64>) -> Result<DeploymentRecord> {
+        let now = now();
+        let ttl = ttl_secs.map(|t| t.min(i64::MAX as u64) as i64);
+        let changed = self.db.lock().execute(
+            "UPDATE deployments SET ttl_secs = ?2, expires_at = ?3, updated_at = ?4 WHERE id = ?1",
+            params![id, ttl, ttl.map(|t| now.saturating_add(t)), now],
+        )?;
+        if changed == 0 {
+            return Err(TrackError::NotFound(id.to_string()));
+        }
+        self.get(id)
+    }
+
+    /// Update the address (once the instance has one).
+    pub fn record_address(&self, id: &str, address: &str) -> Result<()> {
+        self.db.lock().execute(
+            "UPDATE deployments SET address = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, address, now()],
+        )?;
+        Ok(())
+    }
+
+    /// The instance was confirmed deleted.
+    pub fn record_released(&self, id: &str) -> Result<()> {
+        self.db.lock().execute(
+            "UPDATE deployments SET released_at = ?2, updated_at = ?2 WHERE id = ?1 AND instance_id IS NOT NULL",
+            params![id, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Close attempt `n` with its outcome.
+    pub fn finish_attempt(
+        &self,
+        id: &str,
+        n: u32,
+        outcome: AttemptOutcome,
+        detail: &str,
+    ) -> Result<()> {
+        self.db.lock().execute(
+            "UPDATE deployment_attempts SET outcome = ?3, detail = ?4, finished_at = ?5 WHERE deployment_id = ?1 AND n = ?2",
+            params![id, n, outcome.as_str(), detail, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Set `last_error` without a transition (e.g. a cleanup retry failed).
+    pub fn note_error(&self, id: &str, error: &str) -> Result<()> {
+        self.db.lock().execute(
+            "UPDATE deployments SET last_error = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, error, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Every transition of `id`, oldest first.
+    pub fn history(&self, id: &str) -> Result<Vec<Transition>> {
+        self.get(id)?;
+        let conn = self.db.lock();
+        let mut stmt = conn.prepare(
+            "SELECT at, from_status, to_status, reason FROM deployment_history WHERE deployment_id = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (at, from, to, reason) = row?;
+            let parse = |s: &str| {
+                s.parse::<DeploymentStatus>()
+                    .map_err(|e| TrackError::Corrupt {
+                        id: id.to_string(),
+                        message: e.to_string(),
+                    })
+            };
+            out.push(Transition {
+                at,
+                from: from.as_deref().map(parse).transpose()?,
+                to: parse(&to)?,
+                reason,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every attempt of `id`, in order.
+    pub fn attempts(&self, id: &str) -> Result<Vec<Attempt>> {
+        let conn = self.db.lock();
+        let mut stmt = conn.prepare(
+            "SELECT n, provider, region, zone, instance_type, spot, hourly_usd, idempotency_key, started_at,
+               finished_at, outcome, detail, instance_id FROM deployment_attempts WHERE deployment_id = ?1 ORDER BY n",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            let outcome: String = r.get(10)?;
+            Ok((
+                Attempt {
+                    n: r.get(0)?,
+                    provider: r.get(1)?,
+                    region: r.get(2)?,
+                    zone: r.get(3)?,
+                    instance_type: r.get(4)?,
+                    spot: r.get::<_, i64>(5)? != 0,
+                    hourly_usd: r.get(6)?,
+                    idempotency_key: r.get(7)?,
+                    started_at: r.get(8)?,
+                    finished_at: r.get(9)?,
+                    outcome: AttemptOutcome::Pending,
+                    detail: r.get(11)?,
+                    instance_id: r.get(12)?,
+                },
+                outcome,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut a, outcome) = row?;
+            a.outcome = AttemptOutcome::parse(&outcome).ok_or_else(|| TrackError::Corrupt {
+                id: id.to_string(),
+                message: format!("unknown attempt outcome {outcome:?}"),
+            })?;
+            out.push(a);
+        }
+        Ok(out)
+    }
+}
