@@ -155,7 +155,9 @@ fn start_get_host(rt: &tokio::runtime::Runtime, dir: &Path, addr: std::net::Sock
         rt,
         dir,
         &format!(
-            "[providers.well_behaved]\nallow = [\"http://{addr}\"]\n[providers.well_behaved.settings]\nurl = {url:?}\n"
+            // The warm rows send every GET of a sample through one call.
+            "[providers.well_behaved]\nallow = [\"http://{addr}\"]\nmax_requests_per_call = 4000000000\n\
+             [providers.well_behaved.settings]\nurl = {url:?}\n"
         ),
     )
 }
@@ -615,6 +617,67 @@ fn latency_report() {
     summarise("from_task", s, n);
 }
 
+/// CPU time this thread has run, from `/proc/thread-self/schedstat` (ns).
+fn thread_cpu() -> Duration {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    Duration::from_nanos(
+        s.split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
+/// CPU per GET with server, client and component on one thread: what the
+/// sandbox costs whatever the machine's load (no wake-ups, no waiting).
+fn cpu_report() {
+    const N: u32 = 4000;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (addr, _) = start_server(&rt);
+    let url = format!("http://{addr}/prices");
+    let dir = tempfile::tempdir().unwrap();
+    let host = start_get_host(&rt, dir.path(), addr);
+    let p = host.provider("well_behaved").unwrap();
+    let lp = p.current().unwrap();
+    let native = reqwest::Client::builder().build().unwrap();
+    let query = InstanceQuery {
+        regions: vec![],
+        labels: vec![],
+    };
+    let per = |cpu: Duration| us(cpu) / f64::from(N);
+    let (sandboxed, native_cpu, instantiate) = rt.block_on(async {
+        for _ in 0..500 {
+            p.list_instances(query.clone()).await.unwrap();
+            native.get(&url).send().await.unwrap().text().await.unwrap();
+        }
+        let t = thread_cpu();
+        for _ in 0..N {
+            p.list_instances(query.clone()).await.unwrap();
+        }
+        let sandboxed = thread_cpu() - t;
+        let t = thread_cpu();
+        for _ in 0..N {
+            native.get(&url).send().await.unwrap().text().await.unwrap();
+        }
+        let native_cpu = thread_cpu() - t;
+        let t = thread_cpu();
+        for _ in 0..N {
+            lp.call("noop", async |_, _| Ok(Ok(()))).await.unwrap();
+        }
+        (sandboxed, native_cpu, thread_cpu() - t)
+    });
+    eprintln!(
+        "cpu/one_thread: CPU per GET (server + client + component on one thread): sandboxed {:.1} us, native reqwest {:.1} us, added {:.1} us, of which a fresh store + instantiate + drop {:.1} us",
+        per(sandboxed),
+        per(native_cpu),
+        per(sandboxed) - per(native_cpu),
+        per(instantiate)
+    );
+}
+
 fn status_kib(field: &str) -> usize {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
@@ -690,7 +753,12 @@ fn memory_report() {
             }))
         });
         let outcome = match outcome {
-            Ok(found) => found[0].detail.clone().unwrap_or_default(),
+            Ok(found) => {
+                let d = found[0].detail.clone().unwrap_or_default();
+                let limited = d.matches("ConnectionLimitReached").count();
+                let head = d.split("; errors").next().unwrap_or("").to_string();
+                format!("{head}; {limited} refused with connection-limit-reached")
+            }
             Err(e) => e.to_string(),
         };
         eprintln!("memory/hostile_{mode}: peak host RSS +{grew:.1} MiB; outcome: {outcome}");
@@ -720,7 +788,6 @@ fn memory_report() {
         regions: vec![],
         labels: vec![],
     };
-    rt.block_on(p.list_instances(query.clone())).unwrap();
     let (_, grew) = peak_rss_mib(|| rt.block_on(p.list_instances(query.clone())).unwrap());
     eprintln!(
         "memory/handles: 8,000 fields of 1 byte held at once: peak host RSS +{grew:.1} MiB ({:.0} bytes per handle, guest memory included)",
@@ -728,10 +795,22 @@ fn memory_report() {
     );
 }
 
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn main() {
     if std::env::var("BPR_BENCH_REPORTS").as_deref() != Ok("0") {
+        eprintln!("load average before the reports: {}", load_average());
         latency_report();
+        cpu_report();
         memory_report();
+        eprintln!("load average after the reports: {}", load_average());
     }
     let mut c = Criterion::default().configure_from_args();
     load(&mut c);
