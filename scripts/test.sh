@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 standins=()
-for s in moto digitalocean vultr sshd kmock; do
+for s in moto digitalocean azure gcp vultr sshd kmock; do
     [[ -x "scripts/standins/$s.sh" ]] && standins+=("$s")
 done
 
@@ -35,6 +35,8 @@ export BPR_TEST_SSHD_DIR="$PWD/.standins/sshd"
 echo "== cargo test (host: unit, integration against the stand-ins, doc)"
 cargo test "$@"
 if [[ $# -eq 0 ]]; then
+    echo "== example: Blueprint Manager's event loop on the embedding API, against moto"
+    cargo run -p blueprint-remote-providers --example manager_loop
     echo "== cargo test (provider components' own unit tests, native)"
     guests=()
     for manifest in components/*/Cargo.toml; do

@@ -17,7 +17,8 @@
 //! cluster) and [`ssh`] (the operator's own machines) beside it. [`runtime`]
 //! and [`capabilities`] are the sandbox underneath, both built on
 //! [`bindings`] (the one `bindgen!`, the ground floor); [`db`] the embedded
-//! database.
+//! database. Blueprint Manager drives it through [`embedding`]: service
+//! events in, deployments and their events out.
 
 #![warn(missing_docs)]
 
@@ -26,7 +27,9 @@ pub mod capabilities;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod embedding;
 mod host;
+mod host_http;
 pub mod kubernetes;
 pub mod placement;
 pub mod pricing;
@@ -42,14 +45,17 @@ pub use capabilities::SshBackend;
 pub use capabilities::http_client::HttpClientConfig;
 pub use config::Config;
 pub use db::Database;
+pub use embedding::{
+    DeployArtifact, EmbeddingOptions, RemoteDeployments, ResourceSpec, ServiceKey,
+};
 pub use host::{Host, HostError, HostOptions};
 pub use kubernetes::ClusterDirectory;
 pub use placement::{Mode, Policy, Tier};
 pub use pricing::PricingService;
 pub use providers::{ProviderHandle, Providers};
 pub use provisioning::{
-    DeployError, DeployEvent, DeployOptions, DeployRequest, InstanceTarget, Orchestrator,
-    RecoveryReport, SupervisorOptions,
+    DeployError, DeployEvent, DeployOptions, DeployRequest, DeploymentEvent, EventKind,
+    InstanceTarget, Orchestrator, Plan, PlanError, RecoveryReport, SupervisorOptions,
 };
 pub use runtime::{CallError, LoadError};
 pub use tracking::{DeploymentRecord, DeploymentStatus};

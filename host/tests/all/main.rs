@@ -4,10 +4,14 @@
 mod support;
 
 mod aws;
+mod azure;
 mod cli;
 mod deploy;
 mod digitalocean;
+mod embedding;
+mod gcp;
 mod kubernetes;
+mod orchestrate;
 mod pricing;
 mod sandbox;
 mod sandbox_http;
