@@ -144,7 +144,12 @@ impl Request {
             .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
             .collect();
         let fields = Fields::from_list(&header_list).map_err(|e| {
-            Error::InvalidRequest(format!("{what}: a request header was refused ({e:?})"))
+            let why = match e {
+                wasip2::http::types::HeaderError::InvalidSyntax => "its name or value is not valid",
+                wasip2::http::types::HeaderError::Forbidden => "the host forbids setting it",
+                wasip2::http::types::HeaderError::Immutable => "the headers are immutable",
+            };
+            Error::InvalidRequest(format!("{what}: a request header was refused: {why}"))
         })?;
         let req = OutgoingRequest::new(fields);
         let method = match self.method.as_str() {
@@ -400,7 +405,7 @@ impl BodyReader {
                     return Err(std::io::Error::other(format!(
                         "{}: reading the response failed: {}",
                         self.what,
-                        e.to_debug_string()
+                        io_error_text(&e)
                     )));
                 }
             }
@@ -440,7 +445,7 @@ impl Read for BodyReader {
             Err(StreamError::LastOperationFailed(e)) => Err(std::io::Error::other(format!(
                 "{}: reading the response failed: {}",
                 self.what,
-                e.to_debug_string()
+                io_error_text(&e)
             ))),
         }
     }
@@ -478,7 +483,7 @@ pub fn map_error_code(what: &str, code: ErrorCode) -> Error {
         ErrorCode::DnsTimeout | ErrorCode::DnsError(_) | ErrorCode::DestinationNotFound => {
             Error::RegionUnavailable(format!(
                 "{what}: the host name does not resolve ({}); check the network and the provider's endpoint",
-                dns_detail(&code)
+                describe_error_code(&code)
             ))
         }
         ErrorCode::DestinationUnavailable
@@ -492,27 +497,117 @@ pub fn map_error_code(what: &str, code: ErrorCode) -> Error {
         | ErrorCode::HttpProtocolError
         | ErrorCode::TlsAlertReceived(_)
         | ErrorCode::TlsProtocolError => Error::Transient(format!(
-            "{what}: connection failed ({code:?}); will succeed on retry if the service comes back"
+            "{what}: {}; it may succeed on retry if the service comes back",
+            describe_error_code(&code)
         )),
         ErrorCode::HttpRequestUriInvalid
         | ErrorCode::HttpRequestUriTooLong
-        | ErrorCode::HttpRequestMethodInvalid => {
-            Error::InvalidRequest(format!("{what}: invalid request ({code:?})"))
-        }
-        other => Error::Other(format!("{what}: HTTP request failed ({other:?})")),
+        | ErrorCode::HttpRequestMethodInvalid => Error::InvalidRequest(format!(
+            "{what}: invalid request: {}",
+            describe_error_code(&code)
+        )),
+        other => Error::Other(format!("{what}: {}", describe_error_code(&other))),
     }
 }
 
-/// The DNS failure in a few words (`NXDOMAIN`, `timed out`), never Debug text.
-fn dns_detail(code: &ErrorCode) -> String {
+/// A wasi:http transport error as a short sentence a person reads (no Debug
+/// text): `the DNS lookup failed: name or service not known`,
+/// `the connection was refused`.
+pub fn describe_error_code(code: &ErrorCode) -> String {
+    fn size<T: std::fmt::Display>(what: &str, limit: &Option<T>, unit: &str) -> String {
+        match limit {
+            Some(n) => format!("{what} is over the limit of {n} {unit}"),
+            None => format!("{what} is too large"),
+        }
+    }
+    fn field(what: &str, f: &Option<wasip2::http::types::FieldSizePayload>) -> String {
+        match f {
+            Some(f) => field_size(what, f),
+            None => format!("{what} is too large"),
+        }
+    }
+    fn field_size(what: &str, f: &wasip2::http::types::FieldSizePayload) -> String {
+        let name = f.field_name.as_deref().unwrap_or("a field");
+        match f.field_size {
+            Some(n) => format!("{what} `{name}` is too large ({n} bytes)"),
+            None => format!("{what} `{name}` is too large"),
+        }
+    }
+    fn coding(what: &str, c: &Option<String>) -> String {
+        match c {
+            Some(c) => format!("the response's {what} `{c}` is not supported"),
+            None => format!("the response's {what} is not supported"),
+        }
+    }
     match code {
-        ErrorCode::DnsTimeout => "DNS timed out".into(),
+        ErrorCode::DnsTimeout => "the DNS lookup timed out".into(),
         ErrorCode::DnsError(p) => match (&p.rcode, p.info_code) {
-            (Some(rcode), _) => format!("DNS: {rcode}"),
-            (None, Some(info)) => format!("DNS error, info code {info}"),
-            (None, None) => "DNS error".into(),
+            (Some(rcode), _) => {
+                // The host's resolver message, e.g. "failed to lookup address
+                // information: Name or service not known": keep its reason.
+                let reason = rcode.rsplit(": ").next().unwrap_or(rcode);
+                format!("the DNS lookup failed: {}", reason.to_lowercase())
+            }
+            (None, Some(info)) => format!("the DNS lookup failed (info code {info})"),
+            (None, None) => "the DNS lookup failed".into(),
         },
-        _ => "no such host".into(),
+        ErrorCode::DestinationNotFound => "the host name was not found".into(),
+        ErrorCode::DestinationUnavailable => "the destination is unavailable".into(),
+        ErrorCode::DestinationIpProhibited => {
+            "the host refused the destination address (not a public address)".into()
+        }
+        ErrorCode::DestinationIpUnroutable => "the destination address is unroutable".into(),
+        ErrorCode::ConnectionRefused => "the connection was refused".into(),
+        ErrorCode::ConnectionTerminated => "the connection was closed early".into(),
+        ErrorCode::ConnectionTimeout => "connecting timed out".into(),
+        ErrorCode::ConnectionReadTimeout => "reading from the connection timed out".into(),
+        ErrorCode::ConnectionWriteTimeout => "writing to the connection timed out".into(),
+        ErrorCode::ConnectionLimitReached => {
+            "the host's cap on this provider's outbound requests or connections was reached".into()
+        }
+        ErrorCode::TlsProtocolError => "the TLS handshake failed".into(),
+        ErrorCode::TlsCertificateError => "the server's TLS certificate was refused".into(),
+        ErrorCode::TlsAlertReceived(p) => match &p.alert_message {
+            Some(m) => format!("the server sent a TLS alert: {m}"),
+            None => match p.alert_id {
+                Some(id) => format!("the server sent TLS alert {id}"),
+                None => "the server sent a TLS alert".into(),
+            },
+        },
+        ErrorCode::HttpRequestDenied => "the host refused this request".into(),
+        ErrorCode::HttpRequestLengthRequired => "the request needs a content-length".into(),
+        ErrorCode::HttpRequestBodySize(n) => size("the request body", n, "bytes"),
+        ErrorCode::HttpRequestMethodInvalid => "the request method is not allowed".into(),
+        ErrorCode::HttpRequestUriInvalid => "the request URL is invalid".into(),
+        ErrorCode::HttpRequestUriTooLong => "the request URL is too long".into(),
+        ErrorCode::HttpRequestHeaderSectionSize(n) => size("the request's headers", n, "bytes"),
+        ErrorCode::HttpRequestHeaderSize(f) => field("the request header", f),
+        ErrorCode::HttpRequestTrailerSectionSize(n) => size("the request's trailers", n, "bytes"),
+        ErrorCode::HttpRequestTrailerSize(f) => field_size("the request trailer", f),
+        ErrorCode::HttpResponseIncomplete => "the response ended before it was complete".into(),
+        ErrorCode::HttpResponseHeaderSectionSize(n) => size("the response's headers", n, "bytes"),
+        ErrorCode::HttpResponseHeaderSize(f) => field_size("the response header", f),
+        ErrorCode::HttpResponseBodySize(n) => size("the response body", n, "bytes"),
+        ErrorCode::HttpResponseTrailerSectionSize(n) => size("the response's trailers", n, "bytes"),
+        ErrorCode::HttpResponseTrailerSize(f) => field_size("the response trailer", f),
+        ErrorCode::HttpResponseTransferCoding(c) => coding("transfer coding", c),
+        ErrorCode::HttpResponseContentCoding(c) => coding("content coding", c),
+        ErrorCode::HttpResponseTimeout => "the response did not arrive in time".into(),
+        ErrorCode::HttpUpgradeFailed => "the HTTP upgrade failed".into(),
+        ErrorCode::HttpProtocolError => "the server broke the HTTP protocol".into(),
+        ErrorCode::LoopDetected => "a request loop was detected".into(),
+        ErrorCode::ConfigurationError => "the host's HTTP configuration is wrong".into(),
+        ErrorCode::InternalError(Some(m)) => format!("the host failed: {m}"),
+        ErrorCode::InternalError(None) => "the host failed".into(),
+    }
+}
+
+/// A stream error as a sentence: the wasi:http error behind it when there is
+/// one, else the host's own text.
+fn io_error_text(e: &wasip2::io::error::Error) -> String {
+    match wasip2::http::types::http_error_code(e) {
+        Some(code) => describe_error_code(&code),
+        None => e.to_debug_string(),
     }
 }
 
@@ -528,7 +623,7 @@ fn body_error(what: &str, e: std::io::Error) -> Error {
 fn stream_error(e: StreamError) -> String {
     match e {
         StreamError::Closed => "stream closed".to_string(),
-        StreamError::LastOperationFailed(e) => e.to_debug_string(),
+        StreamError::LastOperationFailed(e) => io_error_text(&e),
     }
 }
 
@@ -601,4 +696,46 @@ pub fn encode_form(pairs: &[(String, String)]) -> String {
         .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
         .collect::<Vec<_>>()
         .join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasip2::http::types::DnsErrorPayload;
+
+    #[test]
+    fn a_dns_failure_reads_as_a_sentence_without_debug_text() {
+        let code = ErrorCode::DnsError(DnsErrorPayload {
+            rcode: Some("failed to lookup address information: Name or service not known".into()),
+            info_code: None,
+        });
+        let err = map_error_code("GET https://api.vultr.com/v2/plans", code);
+        let text = format!("{err:?}");
+        assert!(
+            text.contains("the DNS lookup failed: name or service not known"),
+            "{text}"
+        );
+        assert!(!text.contains("ErrorCode"), "{text}");
+        assert!(!text.contains("Payload"), "{text}");
+    }
+
+    #[test]
+    fn transport_errors_name_what_happened_in_words() {
+        for (code, words) in [
+            (ErrorCode::ConnectionRefused, "the connection was refused"),
+            (ErrorCode::ConnectionTimeout, "connecting timed out"),
+            (
+                ErrorCode::HttpResponseBodySize(Some(16)),
+                "the response body is over the limit of 16 bytes",
+            ),
+            (
+                ErrorCode::InternalError(Some("deadline".into())),
+                "the host failed: deadline",
+            ),
+        ] {
+            let text = format!("{:?}", map_error_code("GET http://x/", code));
+            assert!(text.contains(words), "{text}");
+            assert!(!text.contains("ErrorCode"), "{text}");
+        }
+    }
 }
