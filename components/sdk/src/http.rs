@@ -511,7 +511,7 @@ pub fn map_error_code(what: &str, code: ErrorCode) -> Error {
 }
 
 /// A wasi:http transport error as a short sentence a person reads (no Debug
-/// text): `the DNS lookup failed: name or service not known`,
+/// text): `the DNS lookup failed: Name or service not known`,
 /// `the connection was refused`.
 pub fn describe_error_code(code: &ErrorCode) -> String {
     fn size<T: std::fmt::Display>(what: &str, limit: &Option<T>, unit: &str) -> String {
@@ -546,7 +546,7 @@ pub fn describe_error_code(code: &ErrorCode) -> String {
                 // The host's resolver message, e.g. "failed to lookup address
                 // information: Name or service not known": keep its reason.
                 let reason = rcode.rsplit(": ").next().unwrap_or(rcode);
-                format!("the DNS lookup failed: {}", reason.to_lowercase())
+                format!("the DNS lookup failed: {reason}")
             }
             (None, Some(info)) => format!("the DNS lookup failed (info code {info})"),
             (None, None) => "the DNS lookup failed".into(),
@@ -712,7 +712,7 @@ mod tests {
         let err = map_error_code("GET https://api.vultr.com/v2/plans", code);
         let text = format!("{err:?}");
         assert!(
-            text.contains("the DNS lookup failed: name or service not known"),
+            text.contains("the DNS lookup failed: Name or service not known"),
             "{text}"
         );
         assert!(!text.contains("ErrorCode"), "{text}");
