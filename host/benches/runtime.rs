@@ -445,15 +445,21 @@ fn serve(rt: &tokio::runtime::Runtime, body: Bytes) -> std::net::SocketAddr {
     addr
 }
 
-/// A host with `sdk_client` reading its catalogue from `addr`.
-fn catalogue_host(rt: &tokio::runtime::Runtime, dir: &Path, addr: std::net::SocketAddr) -> Host {
+/// A host with `sdk_client` reading its catalogue from `addr`; `parse` is
+/// its `catalog_parse` setting (`reader`, `slice` or `none`).
+fn catalogue_host(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    addr: std::net::SocketAddr,
+    parse: &str,
+) -> Host {
     let providers = dir.join("providers");
     std::fs::create_dir_all(&providers).unwrap();
     std::fs::copy(component("sdk_client"), providers.join("sdk_client.wasm")).unwrap();
     let text = format!(
         "[host]\nproviders_dir = {providers:?}\nstate_dir = {:?}\nintegrity = \"warn\"\nwatch = false\n\
          [providers.sdk_client]\nallow = [\"http://{addr}\"]\ncall_timeout_ms = 300000\nmax_response_body_kib = 1048576\n\
-         [providers.sdk_client.settings]\ncatalog_url = \"http://{addr}/instances.json\"\n",
+         [providers.sdk_client.settings]\ncatalog_url = \"http://{addr}/instances.json\"\ncatalog_parse = {parse:?}\n",
         dir.join("state")
     );
     rt.block_on(Host::start(
@@ -468,9 +474,16 @@ fn stream(c: &mut Criterion) {
     let expected: catalog::Summary = serde_json::from_slice(&body).unwrap();
     let addr = serve(&rt, body.clone());
     let dir = tempfile::tempdir().unwrap();
-    let host = catalogue_host(&rt, dir.path(), addr);
+    let host = catalogue_host(&rt, dir.path(), addr, "reader");
     let p = host.provider("sdk_client").unwrap();
+    let slice_dir = tempfile::tempdir().unwrap();
+    let slice_host = catalogue_host(&rt, slice_dir.path(), addr, "slice");
+    let slice = slice_host.provider("sdk_client").unwrap();
+    let drain_dir = tempfile::tempdir().unwrap();
+    let drain_host = catalogue_host(&rt, drain_dir.path(), addr, "none");
+    let drain = drain_host.provider("sdk_client").unwrap();
     let label = format!("types={} prices={}", expected.types, expected.prices);
+    let bytes_label = format!("bytes={}", body.len());
     let url = format!("http://{addr}/instances.json");
     let native = reqwest::Client::builder().build().unwrap();
 
@@ -482,6 +495,26 @@ fn stream(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             let offers = p.list_offers(OfferQuery { regions: vec![] }).await.unwrap();
             assert_eq!(offers[0].instance_type, label);
+        })
+    });
+    // Where the sandboxed time goes: the same bytes read whole then parsed
+    // in the guest, and only read through the boundary (no parse).
+    g.bench_function("sandboxed_component_read_whole_then_parse", |b| {
+        b.to_async(&rt).iter(|| async {
+            let offers = slice
+                .list_offers(OfferQuery { regions: vec![] })
+                .await
+                .unwrap();
+            assert_eq!(offers[0].instance_type, label);
+        })
+    });
+    g.bench_function("sandboxed_component_read_only", |b| {
+        b.to_async(&rt).iter(|| async {
+            let offers = drain
+                .list_offers(OfferQuery { regions: vec![] })
+                .await
+                .unwrap();
+            assert_eq!(offers[0].instance_type, bytes_label);
         })
     });
     g.bench_function("native_serde_json_from_slice", |b| {
@@ -705,7 +738,7 @@ fn memory_report() {
     let mb = body.len() as f64 / 1e6;
     let addr = serve(&rt, body.clone());
     let dir = tempfile::tempdir().unwrap();
-    let host = catalogue_host(&rt, dir.path(), addr);
+    let host = catalogue_host(&rt, dir.path(), addr, "reader");
     let p = host.provider("sdk_client").unwrap();
     // Once to warm the pool slot and the connection.
     rt.block_on(p.list_offers(OfferQuery { regions: vec![] }))

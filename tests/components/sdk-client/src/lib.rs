@@ -4,7 +4,10 @@
 //! setting `body_len` bytes to setting `url` and reports the answer;
 //! `list-offers` streams the AWS-format catalogue at setting `catalog_url`
 //! through `json::parse_reader` and reports what it counted (one offer whose
-//! `instance-type` is `types=<n> prices=<n>`). See
+//! `instance-type` is `types=<n> prices=<n>`). Setting `catalog_parse`
+//! picks how: `reader` (default, the stream), `slice` (read whole, then
+//! parse) or `none` (read and count the bytes only: `bytes=<n>`), so the
+//! benchmark can tell the boundary's cost from the guest's parse. See
 //! `tests/components/README.md`.
 
 mod catalog;
@@ -51,6 +54,8 @@ mod common {
     include!("../../common.rs");
 }
 
+use std::io::Read;
+
 use exports::blueprint::provider::{compute, describe};
 use provider_sdk::http::Request;
 use provider_sdk::types::{
@@ -78,6 +83,10 @@ impl describe::Guest for Component {
                     "catalog_url",
                     "the AWS-format catalogue `list-offers` streams",
                 ),
+                (
+                    "catalog_parse",
+                    "reader (default), slice, or none (count bytes only)",
+                ),
             ],
         )
     }
@@ -93,7 +102,38 @@ impl compute::Guest for Component {
         if !resp.is_success() {
             return Err(Error::Other(format!("catalogue answered {}", resp.status)));
         }
-        let s: catalog::Summary = json::parse_reader(resp.body, "the catalogue")?;
+        let s: catalog::Summary = match settings::get("catalog_parse").as_deref() {
+            None | Some("reader") => json::parse_reader(resp.body, "the catalogue")?,
+            Some("slice") => {
+                // Sized from content-length: no doubling copies in the guest.
+                let len = provider_sdk::http::header(&resp.headers, "content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let mut all = Vec::with_capacity(len);
+                let mut body = resp.body;
+                body.read_to_end(&mut all)
+                    .map_err(|e| Error::Transient(format!("reading the catalogue: {e}")))?;
+                json::parse(&all, "the catalogue")?
+            }
+            Some("none") => {
+                let (mut body, mut buf, mut n) = (resp.body, vec![0; 1 << 20], 0usize);
+                loop {
+                    match body.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(k) => n += k,
+                        Err(e) => {
+                            return Err(Error::Transient(format!("reading the catalogue: {e}")));
+                        }
+                    }
+                }
+                return Ok(vec![common::offer(format!("bytes={n}"), 1.0, 1.0, 0.0)]);
+            }
+            Some(other) => {
+                return Err(Error::InvalidRequest(format!(
+                    "`catalog_parse` is `{other}`; use reader, slice or none"
+                )));
+            }
+        };
         Ok(vec![common::offer(
             format!("types={} prices={}", s.types, s.prices),
             1.0,
