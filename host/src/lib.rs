@@ -54,8 +54,9 @@ pub use placement::{Mode, Policy, Tier};
 pub use pricing::PricingService;
 pub use providers::{ProviderHandle, Providers};
 pub use provisioning::{
-    DeployError, DeployEvent, DeployOptions, DeployRequest, DeploymentEvent, EventKind,
-    InstanceTarget, Orchestrator, Plan, PlanError, RecoveryReport, SupervisorOptions,
+    CleanupReport, DeployError, DeployEvent, DeployOptions, DeployRequest, DeploymentEvent,
+    EventKind, InstanceTarget, Orchestrator, Plan, PlanError, RecoveryReport, SupervisorOptions,
+    SweepReport,
 };
 pub use runtime::{CallError, LoadError};
 pub use tracking::{DeploymentRecord, DeploymentStatus};

@@ -13,6 +13,7 @@
 //! - [`http_client`]: the pooled client, one pool per provider.
 
 pub mod credentials;
+pub mod guest_log;
 mod host_imports;
 pub mod host_memory;
 pub mod http_audit;
@@ -25,6 +26,7 @@ pub mod http_policy;
 pub mod http_types;
 pub mod oauth;
 pub mod outbound;
+pub mod secret;
 pub mod ssh_bridge;
 
 use std::collections::BTreeMap;
@@ -41,20 +43,27 @@ pub struct ProviderEnv {
     pub settings: BTreeMap<String, String>,
     /// SSH backend, when the operator allowed this provider `ssh`.
     pub ssh: Option<Arc<dyn SshBackend>>,
+    /// How many records a call may log.
+    pub log: guest_log::LogLimits,
 }
 
 /// The state behind the `log`, `settings` and `ssh` imports of one call
 /// (a store's `HostState` holds one; the linker reaches it from there).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ProviderImports {
     /// The provider's environment.
     pub(crate) env: Arc<ProviderEnv>,
+    /// The call's log rate limit (token bucket).
+    pub(crate) log: guest_log::LogGate,
 }
 
 impl ProviderImports {
     /// The imports of one call of the provider with this environment.
     pub fn new(env: Arc<ProviderEnv>) -> Self {
-        Self { env }
+        Self {
+            log: guest_log::LogGate::new(env.clone()),
+            env,
+        }
     }
 }
 
@@ -64,6 +73,7 @@ impl std::fmt::Debug for ProviderEnv {
             .field("name", &self.name)
             .field("settings", &self.settings)
             .field("ssh", &self.ssh.is_some())
+            .field("log", &self.log)
             .finish()
     }
 }

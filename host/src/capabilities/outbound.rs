@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use wasmtime_wasi_http::{ForbiddenHeaderFilter, RequestOptions, WasiBody, WasiHttpHooks};
 
-use super::credentials::{AWS_SCOPE_HEADER, CredentialConfig};
+use super::credentials::{AWS_SCOPE_HEADER, CredentialConfig, CredentialError};
 use super::host_memory::Charge;
 use super::http_audit::{AuditRecord, Outcome};
 use super::http_body::{self, InFlight, ResponseBody, ResponseLimits};
@@ -331,16 +331,28 @@ impl OutboundContext {
             },
             _ => None,
         };
-        audit.dispatched(body.len());
+        let body_len = body.len();
         let mut req = http::Request::from_parts(head, body);
         if let Err(e) = self
             .credential
             .apply(&mut req, &target, scope, token.as_deref())
         {
-            tracing::warn!(provider = %self.provider, "{e}");
-            audit.finish(Outcome::Failed, Some(&e.to_string()));
-            return Err(HttpError::InternalError(Some(e.to_string())));
+            return Err(match e {
+                // A signature the credential does not give is a policy refusal.
+                CredentialError::SigningRefused(why) => {
+                    tracing::warn!(target: "bpr::audit::http", provider = %self.provider, "request denied: {why}");
+                    audit.finish(Outcome::Denied, Some(why.as_str()));
+                    HttpError::HttpRequestDenied
+                }
+                e => {
+                    tracing::warn!(provider = %self.provider, "{e}");
+                    audit.finish(Outcome::Failed, Some(&e.to_string()));
+                    HttpError::InternalError(Some(e.to_string()))
+                }
+            });
         }
+        // Nothing leaves before this line: the dispatch is audited here.
+        audit.dispatched(body_len);
         let req = req.map(Full::new);
 
         let mut first_byte = cfg.first_byte_timeout;
@@ -413,7 +425,7 @@ impl OutboundContext {
             request_id = audit.id(),
             "request denied: {why}"
         );
-        audit.finish(Outcome::Denied, Some(&why.to_string()));
+        audit.finish(Outcome::Denied, Some(why.as_str()));
         code
     }
 
