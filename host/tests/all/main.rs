@@ -16,5 +16,6 @@ mod orchestrate;
 mod pricing;
 mod reliability;
 mod sandbox;
+mod sandbox_http;
 mod ssh;
 mod vultr;
