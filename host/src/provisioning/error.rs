@@ -61,6 +61,18 @@ pub enum StepError {
         /// The deadline in seconds.
         secs: u64,
     },
+    /// Not tried: an earlier candidate of the same provider and region was
+    /// told the region is unavailable (WIT `region-unavailable`: unknown,
+    /// disabled, or its endpoint unreachable), which no instance type changes.
+    #[error("not tried: {provider} region {region} was unavailable to {earlier}")]
+    RegionSkipped {
+        /// The provider.
+        provider: String,
+        /// The region.
+        region: String,
+        /// The candidate that found it unavailable (`provider/region/type`).
+        earlier: String,
+    },
     /// What a deployment left in a place (its instances, keys, firewalls...)
     /// was not confirmed deleted before the deadline.
     #[error("what {deployment} left in {place} is still not deleted after {secs} s")]

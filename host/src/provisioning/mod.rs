@@ -15,7 +15,9 @@
 //!
 //! Error handling per WIT `error` case (wit/types.wit):
 //! - capacity-unavailable, quota-exceeded, region-unavailable, unsupported,
-//!   provider not loaded: next candidate (the attempt records why);
+//!   provider not loaded: next candidate (the attempt records why); after
+//!   region-unavailable the same provider's other candidates in that region
+//!   are not tried (no instance type changes it), only said once at the end;
 //! - rate-limited (honouring retry-after), transient, call deadline: retried
 //!   with capped exponential backoff and full jitter, a bounded number of times;
 //! - unauthorized, invalid-request, denied: stop, no other candidate is tried;

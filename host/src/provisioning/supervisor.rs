@@ -246,11 +246,11 @@ impl Orchestrator {
                 continue;
             };
             match outcome {
-                Err(reason) if unhealthy.insert(rec.id.clone()) => {
+                Observed::Unhealthy(reason) if unhealthy.insert(rec.id.clone()) => {
                     tracing::warn!(deployment = %rec.id, "unhealthy: {reason}");
                     self.publish(&rec, EventKind::Unhealthy { reason });
                 }
-                Ok(()) if unhealthy.remove(&rec.id) => {
+                Observed::Healthy if unhealthy.remove(&rec.id) => {
                     if let Some(kind) = super::events::for_transition(&rec, "healthy again") {
                         self.publish(&rec, kind);
                     }
@@ -262,19 +262,19 @@ impl Orchestrator {
 
     /// One health observation of an active deployment; `None` when it has no
     /// check to run.
-    async fn health_of(&self, rec: &DeploymentRecord) -> Option<Result<(), String>> {
+    async fn health_of(&self, rec: &DeploymentRecord) -> Option<Observed> {
         if rec.deployment_type == DeploymentType::Kubernetes {
             let target = rec.kubernetes.clone()?;
             let deployer = match self.deployer_of(rec, &DeployOptions::default()).await {
                 Ok(d) => d,
-                Err(e) => return Some(Err(e.to_string())),
+                Err(e) => return Some(Observed::Unhealthy(e.to_string())),
             };
             return Some(match deployer.status(&target).await {
                 Ok(s) if s.desired > 0 && s.ready == 0 => {
-                    Err(format!("no replica ready ({})", s.describe()))
+                    Observed::Unhealthy(format!("no replica ready ({})", s.describe()))
                 }
-                Ok(_) => Ok(()),
-                Err(e) => Err(e.to_string()),
+                Ok(_) => Observed::Healthy,
+                Err(e) => Observed::Unhealthy(e.to_string()),
             });
         }
         let provider = rec.provider.as_deref()?;
@@ -289,18 +289,30 @@ impl Orchestrator {
                 labels: super::instances::labels_of(rec),
             };
             return Some(match handle.get_instance(r).await {
-                Ok(i) if i.state == InstanceState::Running => Ok(()),
-                Ok(i) => Err(format!(
+                Ok(i) if i.state == InstanceState::Running => Observed::Healthy,
+                Ok(i) => Observed::Unhealthy(format!(
                     "instance {} is {:?}{}",
                     i.id,
                     i.state,
                     i.detail.map(|d| format!(": {d}")).unwrap_or_default()
                 )),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Observed::Unhealthy(e.to_string()),
             });
         }
         let check = req.health.as_ref()?;
         let address = rec.address.as_deref()?;
-        Some(super::health::check_once(address, check).await.map(drop))
+        Some(match super::health::check_once(address, check).await {
+            Ok(_) => Observed::Healthy,
+            Err(e) => Observed::Unhealthy(e.to_string()),
+        })
     }
+}
+
+/// One health observation of an active deployment. Unhealthy carries the
+/// sentence published in the event (events are serialised, so it is text).
+enum Observed {
+    /// The check passed.
+    Healthy,
+    /// The check failed, saying what it saw.
+    Unhealthy(String),
 }

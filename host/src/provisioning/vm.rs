@@ -36,6 +36,18 @@ enum CandidateError {
     },
 }
 
+/// Whether the provider said the candidate's region is unavailable: true of
+/// every instance type there, so the region's other candidates are skipped.
+fn region_unavailable(e: &StepError) -> bool {
+    matches!(
+        e,
+        StepError::Call {
+            source: CallError::Provider(ProviderError::RegionUnavailable(_)),
+            ..
+        }
+    )
+}
+
 /// What runs on the instance, in the form its provider takes.
 #[derive(Clone)]
 enum Payload {
@@ -85,7 +97,24 @@ impl Orchestrator {
 
         let mut failures = Vec::new();
         let mut chosen = None;
+        // (provider, region, the candidate that found it unavailable): the rest
+        // of that region's candidates would only repeat the same failure.
+        let mut unavailable: Vec<(String, String, String)> = Vec::new();
         for (i, target) in candidates.iter().enumerate() {
+            if let Some((_, _, earlier)) = unavailable
+                .iter()
+                .find(|(p, r, _)| *p == target.provider && *r == target.region)
+            {
+                failures.push(CandidateFailure {
+                    candidate: target.label(),
+                    error: StepError::RegionSkipped {
+                        provider: target.provider.clone(),
+                        region: target.region.clone(),
+                        earlier: earlier.clone(),
+                    },
+                });
+                continue;
+            }
             let key = format!("{id}-c{}", i + 1);
             let n = tracker.begin_attempt(
                 &id,
@@ -129,6 +158,13 @@ impl Orchestrator {
                     break;
                 }
                 Err(CandidateError::Failover(error)) => {
+                    if region_unavailable(&error) {
+                        unavailable.push((
+                            target.provider.clone(),
+                            target.region.clone(),
+                            target.label(),
+                        ));
+                    }
                     let why = error.to_string();
                     tracker.finish_attempt(&id, n, AttemptOutcome::Failover, &why)?;
                     opts.emit(DeployEvent::AttemptDone {
