@@ -25,6 +25,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 mod host;
+mod host_http;
 pub mod kubernetes;
 pub mod placement;
 pub mod pricing;

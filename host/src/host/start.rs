@@ -118,8 +118,13 @@ pub(super) async fn start(config: Config, options: HostOptions) -> Result<Host, 
     let pricing = PricingService::new(providers.clone(), db.clone(), &config)?;
     let clusters = ClusterDirectory::new(config.clone(), providers.clone());
     let tracker = Tracker::new(db.clone(), &config.host.state_dir.join("deployments"));
-    let orchestrator =
-        Orchestrator::new(config.clone(), providers.clone(), clusters.clone(), tracker);
+    let orchestrator = Orchestrator::new(
+        config.clone(),
+        providers.clone(),
+        pricing.clone(),
+        clusters.clone(),
+        tracker,
+    );
     if config.host.watch {
         providers.watch().map_err(|source| HostError::WatchFailed {
             path: dir.display().to_string(),

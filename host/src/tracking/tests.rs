@@ -115,6 +115,7 @@ fn new_dep(id: &str, ttl: Option<u64>) -> NewDeployment {
         ttl_secs: ttl,
         cleanup_webhook: None,
         request_json: "{}".into(),
+        service_key: None,
     }
 }
 

@@ -652,6 +652,7 @@ async fn the_supervisor_terminates_an_expired_deployment_and_only_that_one() {
             interval: Duration::from_millis(300),
             tries: 3,
             deploy: fast(),
+            ..SupervisorOptions::default()
         };
         sup_host
             .run_supervisor_with(

@@ -455,9 +455,10 @@ async fn a_rollout_that_does_not_converge_fails_and_deletes_what_it_applied() {
         .deploy_with(request(service, "kmock-a", Tier::Basic), vec![], &opts)
         .await
         .expect_err("rollout times out");
-    let DeployError::Unhealthy { id, message } = &err else {
+    let DeployError::Unhealthy { id, source } = &err else {
         panic!("{err:?}");
     };
+    let message = source.to_string();
     assert!(
         message.contains("did not") || message.contains("deadline"),
         "{message}"
@@ -515,6 +516,7 @@ async fn crashed_mid_deploy(host: &Host, service: u64) -> String {
             ttl_secs: None,
             cleanup_webhook: None,
             request_json: serde_json::to_string(&req).unwrap(),
+            service_key: None,
         })
         .unwrap();
     tracker
