@@ -16,7 +16,8 @@
 //! with [`workload`] (what runs on a VM), [`kubernetes`] (what runs on a
 //! cluster) and [`ssh`] (the operator's own machines) beside it. [`runtime`]
 //! and [`capabilities`] are the sandbox underneath; [`db`] the embedded
-//! database.
+//! database; [`telemetry`] what the sandbox reports about itself. [`server`]
+//! is `bpr serve`: the host as a long-running service with an HTTP API.
 
 #![warn(missing_docs)]
 
@@ -32,7 +33,9 @@ pub mod pricing;
 pub mod providers;
 pub mod provisioning;
 pub mod runtime;
+pub mod server;
 pub mod ssh;
+pub mod telemetry;
 pub mod tracking;
 pub mod workload;
 
