@@ -107,6 +107,12 @@ async fn method_not_allowed(req: Request) -> Response {
     r
 }
 
+/// The route template as a metric label: `/v1/deployments/:id` (braces in a
+/// label value are valid, but trip up some parsers).
+fn route_label(template: &str) -> String {
+    template.replace('{', ":").replace('}', "")
+}
+
 /// Counts and times every request by route template, and logs it.
 async fn observe(req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -114,7 +120,7 @@ async fn observe(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
+        .map(|m| route_label(m.as_str()))
         .unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
     let elapsed = started.elapsed();

@@ -170,6 +170,11 @@ impl Work {
         v
     }
 
+    /// Whether a request labelled `label` runs now.
+    pub fn is_running(&self, label: &str) -> bool {
+        self.state().running.values().any(|l| l == label)
+    }
+
     /// Remembers an accepted deploy until its record exists.
     pub fn accept(&self, a: Accepted) {
         self.state().pending.insert(a.id.clone(), a);

@@ -10,5 +10,6 @@ mod digitalocean;
 mod kubernetes;
 mod pricing;
 mod sandbox;
+mod serve;
 mod ssh;
 mod vultr;

@@ -48,9 +48,26 @@ pub async fn plan(
     if state.draining() {
         return Err(ApiError::ShuttingDown);
     }
+    check(&state, &req)?;
+    Ok(Json(state.host().plan(&req).await?))
+}
+
+/// Checks every field of `req`, and that each candidate's provider is loaded.
+fn check(state: &AppState, req: &DeployRequest) -> Result<(), ApiError> {
     req.validate()
         .map_err(|e| ApiError::field(e.field, e.message))?;
-    Ok(Json(state.host().plan(&req).await?))
+    for (i, c) in req.candidates.iter().enumerate() {
+        if state.host().provider(&c.provider).is_err() {
+            return Err(ApiError::field(
+                format!("candidates[{i}].provider"),
+                format!(
+                    "no provider {:?} is loaded (GET /v1/providers lists them)",
+                    c.provider
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A deploy accepted for the background.
@@ -88,8 +105,7 @@ pub async fn deploy(
     if state.draining() {
         return Err(ApiError::ShuttingDown);
     }
-    req.validate()
-        .map_err(|e| ApiError::field(e.field, e.message))?;
+    check(&state, &req)?;
     if let Some(id) = &req.deployment_id
         && (state.host().tracker().get(id).is_ok() || state.work().pending(id).is_some())
     {
@@ -417,6 +433,38 @@ pub async fn renew(
     Ok(Json(state.host().renew(&id, body.ttl_secs, &opts).await?))
 }
 
+/// How long a termination waits for another holder of the deployment (the
+/// supervisor checking it, a `bpr` command) before giving up.
+const BUSY_FOR: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Terminates `id`, waiting (with backoff) while something else holds it.
+async fn terminate_when_free(host: &crate::Host, id: &str, opts: &crate::DeployOptions) {
+    let started = std::time::Instant::now();
+    let mut wait = std::time::Duration::from_millis(100);
+    loop {
+        match host
+            .terminate_with(id, opts, "terminated through the API")
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(target: "bpr::serve", "deployment {id} terminated");
+                return;
+            }
+            Err(crate::DeployError::Busy(_)) if started.elapsed() < BUSY_FOR => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(2));
+            }
+            Err(e) => {
+                tracing::warn!(target: "bpr::serve", "terminating {id}: {e}");
+                let _ = host
+                    .tracker()
+                    .note_error(id, &format!("termination through the API: {e}"));
+                return;
+            }
+        }
+    }
+}
+
 /// A termination accepted for the background.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TerminateAccepted {
@@ -433,7 +481,7 @@ pub struct TerminateAccepted {
     params(("id" = String, Path, description = "Deployment id")),
     responses((status = 202, body = TerminateAccepted), (status = 200, body = DeploymentRecord, description = "Already over"),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "It is being deployed right now"),
+        (status = 409, body = ErrorBody, description = "This service is deploying it right now"),
         (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn terminate(
     State(state): State<AppState>,
@@ -458,31 +506,25 @@ pub async fn terminate(
     if over {
         return Ok(Json(rec).into_response());
     }
-    // The deploy holding it finishes first; a termination would only wait.
-    if tracker.try_lock(&id)?.is_none() {
+    let work = state.work();
+    if work.is_running(&format!("deploy {id}")) {
         return Err(ApiError::Conflict(format!(
-            "deployment {id} is being worked on (deploying or terminating); retry when its status settles"
+            "deployment {id} is being deployed right now; terminate it once its status is active or failed"
         )));
     }
-    let (host, opts, task_id) = (
-        state.host().clone(),
-        state.deploy_options().clone(),
-        id.clone(),
-    );
-    state.work().spawn(
-        TaskKind::Request,
-        format!("terminate {id}"),
-        async move {
-            match host
-                .terminate_with(&task_id, &opts, "terminated through the API")
-                .await
-            {
-                Ok(_) => tracing::info!(target: "bpr::serve", "deployment {task_id} terminated"),
-                Err(e) => tracing::warn!(target: "bpr::serve", "terminating {task_id}: {e}"),
-            }
-        },
-        |_| {},
-    )?;
+    if !work.is_running(&format!("terminate {id}")) {
+        let (host, opts, task_id) = (
+            state.host().clone(),
+            state.deploy_options().clone(),
+            id.clone(),
+        );
+        work.spawn(
+            TaskKind::Request,
+            format!("terminate {id}"),
+            async move { terminate_when_free(&host, &task_id, &opts).await },
+            |_| {},
+        )?;
+    }
     Ok((
         StatusCode::ACCEPTED,
         Json(TerminateAccepted {
