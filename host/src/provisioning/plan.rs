@@ -223,6 +223,18 @@ impl Orchestrator {
     /// [`Orchestrator::plan`], but a plan with no place to try is returned too
     /// (with `unmet` saying why), for showing what was considered.
     pub async fn plan_all(&self, req: &DeployRequest) -> Result<Plan, super::DeployError> {
+        self.plan_all_with(req, false, &|_| {}).await
+    }
+
+    /// [`Orchestrator::plan_all`], fetching live prices even when the cache is
+    /// fresh when `refresh`, telling `progress` each provider's catalogue as it
+    /// arrives.
+    pub async fn plan_all_with(
+        &self,
+        req: &DeployRequest,
+        refresh: bool,
+        progress: &(dyn Fn(&CatalogueStatus) + Sync),
+    ) -> Result<Plan, super::DeployError> {
         req.validate()?;
         let policy = &self.config.operator.deployment.policy;
         if req.deployment_type == DeploymentType::Kubernetes {
@@ -250,7 +262,9 @@ impl Orchestrator {
         let Some(requirements) = &req.requirements else {
             return Err(PlanError::NothingToPlan.into());
         };
-        let mut plan = self.rank(req, requirements, policy).await?;
+        let mut plan = self
+            .rank(req, requirements, policy, refresh, progress)
+            .await?;
         plan.unmet = self.unmet(req, &plan).map(|e| e.to_string());
         Ok(plan)
     }
@@ -260,11 +274,13 @@ impl Orchestrator {
         req: &DeployRequest,
         requirements: &Request,
         policy: &Policy,
+        refresh: bool,
+        progress: &(dyn Fn(&CatalogueStatus) + Sync),
     ) -> Result<Plan, PlanError> {
         let depth = req.failover.unwrap_or(DEFAULT_FAILOVER).max(1);
         let mut policy = policy.clone();
         policy.max_candidates = policy.max_candidates.max(depth);
-        let report = self.pricing.gather(false, &|_| {}).await;
+        let report = self.pricing.gather(refresh, progress).await;
         for region in &requirements.regions {
             if !report.offers.iter().any(|o| &o.region == region) {
                 let mut known: Vec<&str> =
@@ -306,11 +322,14 @@ impl Orchestrator {
             if skipped.iter().any(|s| &s.provider == provider) {
                 continue;
             }
-            if archive && c.offer.operator_owned {
+            if c.offer.operator_owned && (archive || req.workload.is_none()) {
                 skipped.push(SkippedProvider {
                     provider: provider.clone(),
-                    reason: "the operator's own machines run plain executables, not archives"
-                        .into(),
+                    reason: if archive {
+                        "the operator's own machines run plain executables, not archives".into()
+                    } else {
+                        "the operator's own machines run workloads; the request gives none".into()
+                    },
                 });
                 continue;
             }

@@ -31,6 +31,29 @@ pub struct RecoveryReport {
 }
 
 impl Orchestrator {
+    /// Deployment `id` as it stands once nobody works on it: one a dead process
+    /// left mid-flight is recovered first (adopted if its instance runs, else
+    /// failed and cleaned up). [`super::DeployError::Busy`] while a live process
+    /// works on it.
+    pub async fn resolve(
+        &self,
+        id: &str,
+        opts: &DeployOptions,
+    ) -> Result<DeploymentRecord, super::DeployError> {
+        let _lock = self
+            .tracker
+            .try_lock(id)?
+            .ok_or_else(|| super::DeployError::Busy(id.to_string()))?;
+        let rec = self.tracker.get(id)?;
+        if rec.status.is_in_flight() {
+            let report = self.recover_one(&rec, opts).await;
+            for (_, e) in report.errors {
+                tracing::warn!(deployment = id, "recovery: {e}");
+            }
+        }
+        Ok(self.tracker.get(id)?)
+    }
+
     /// Moves an adopted record from `from` up the chain to `active`, one allowed
     /// step at a time, each with `why` in the history.
     pub(super) fn walk_to_active(

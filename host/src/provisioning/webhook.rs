@@ -42,9 +42,9 @@ pub(super) fn check_allowed(settings: &WebhookSettings, url: &str) -> Result<(),
     let target = Target::of(&uri).map_err(|e| refused(e.to_string()))?;
     HttpPolicy::new(settings.allow.clone())
         .check_target(&target)
-        .map_err(|e| {
+        .map_err(|_| {
             refused(format!(
-                "{e}; add \"{}://{}:{}\" to [operator.webhooks] allow",
+                "{0}://{1}:{2} is not in [operator.webhooks] allow; add \"{0}://{1}:{2}\" to send cleanup webhooks there",
                 target.scheme, target.host, target.port
             ))
         })

@@ -217,9 +217,7 @@ impl From<DeployError> for ApiError {
             DeployError::NoCandidates => {
                 Self::field("candidates", DeployError::NoCandidates.to_string())
             }
-            DeployError::Busy(_)
-            | DeployError::WrongState { .. }
-            | DeployError::NotKubernetes(_) => Self::Conflict(e.to_string()),
+            DeployError::Busy(_) | DeployError::NotKubernetes(_) => Self::Conflict(e.to_string()),
             DeployError::Track(t) => t.into(),
             other => Self::Upstream(other.to_string()),
         }

@@ -12,7 +12,7 @@ use super::record::{
     Attempt, AttemptIntent, AttemptOutcome, DeploymentRecord, NewDeployment, ResourceRefRecord,
     Transition,
 };
-use super::status::{DeploymentStatus, UnknownStatus};
+use super::status::{DeploymentStatus, UnknownDeploymentType, UnknownStatus};
 use crate::clock::unix_now as now;
 use crate::db::Database;
 use crate::kubernetes::WorkloadRef;
@@ -70,7 +70,9 @@ fn read_record(
             id: id.clone(),
             blueprint_id: row.get(1).map_err(|e| corrupt(e.to_string()))?,
             service_id: row.get(2).map_err(|e| corrupt(e.to_string()))?,
-            deployment_type: dtype.parse().map_err(corrupt)?,
+            deployment_type: dtype
+                .parse()
+                .map_err(|e: UnknownDeploymentType| corrupt(e.to_string()))?,
             status: status
                 .parse()
                 .map_err(|e: UnknownStatus| corrupt(e.to_string()))?,

@@ -18,7 +18,7 @@ impl Orchestrator {
         let target = self.kubernetes_target(&rec)?;
         let failed = |source: StepError| DeployError::Kubernetes {
             id: id.to_string(),
-            source,
+            source: Box::new(source),
         };
         let deployer = self
             .deployer_of(&rec, &DeployOptions::default())
@@ -36,7 +36,7 @@ impl Orchestrator {
         let target = self.kubernetes_target(&rec)?;
         let failed = |source: StepError| DeployError::Kubernetes {
             id: id.to_string(),
-            source,
+            source: Box::new(source),
         };
         let deployer = self
             .deployer_of(&rec, &DeployOptions::default())
@@ -143,12 +143,12 @@ impl Orchestrator {
         let rec = tracker.get(id)?;
         self.kubernetes_target(&rec)?;
         if rec.status != DeploymentStatus::Active {
-            return Err(DeployError::WrongState {
+            return Err(DeployError::Kubernetes {
                 id: id.to_string(),
-                message: format!(
+                source: Box::new(StepError::WrongState(format!(
                     "only an active deployment can be changed; it is {}",
                     rec.status
-                ),
+                ))),
             });
         }
         let mut req = stored_request(&rec)?;
@@ -159,7 +159,7 @@ impl Orchestrator {
                 .await
                 .map_err(|source| DeployError::Kubernetes {
                     id: id.to_string(),
-                    source,
+                    source: Box::new(source),
                 })?;
         let json = serde_json::to_string(&req).unwrap_or_default();
         // Recorded first: after a crash mid-apply the record describes what the cluster
@@ -169,7 +169,7 @@ impl Orchestrator {
             let _ = tracker.note_error(id, &e.to_string());
             DeployError::Kubernetes {
                 id: id.to_string(),
-                source: e.into(),
+                source: Box::new(e.into()),
             }
         })?;
         tracker.record_event(id, &format!("{what}: {}", status.describe()), &json)?;

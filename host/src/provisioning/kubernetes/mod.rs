@@ -70,9 +70,12 @@ impl Orchestrator {
         rec.kubernetes
             .clone()
             .filter(|_| rec.holds_resources())
-            .ok_or_else(|| DeployError::WrongState {
+            .ok_or_else(|| DeployError::Kubernetes {
                 id: rec.id.clone(),
-                message: format!("nothing is deployed (status {})", rec.status),
+                source: Box::new(StepError::WrongState(format!(
+                    "nothing is deployed (status {})",
+                    rec.status
+                ))),
             })
     }
 }
