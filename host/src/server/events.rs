@@ -31,11 +31,14 @@ pub enum HubEvent {
     Service(ServiceEvent),
 }
 
-/// What the service itself says about an asynchronous deploy.
+/// What the service itself says about an asynchronous deploy (or service
+/// initiation).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ServiceEvent {
-    /// The deployment.
-    pub deployment_id: String,
+    /// The deployment; absent for a service initiation whose deployment was
+    /// not created yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
     /// Its Blueprint id.
     pub blueprint_id: String,
     /// Its service id.
@@ -84,7 +87,11 @@ impl HubEvent {
     pub fn subject(&self) -> (&str, &str, &str) {
         match self {
             Self::Deployment(e) => (&e.deployment_id, &e.blueprint_id, &e.service_id),
-            Self::Service(e) => (&e.deployment_id, &e.blueprint_id, &e.service_id),
+            Self::Service(e) => (
+                e.deployment_id.as_deref().unwrap_or(""),
+                &e.blueprint_id,
+                &e.service_id,
+            ),
         }
     }
 }
@@ -204,7 +211,7 @@ mod tests {
 
     fn accepted(id: &str) -> HubEvent {
         HubEvent::Service(ServiceEvent {
-            deployment_id: id.into(),
+            deployment_id: Some(id.into()),
             blueprint_id: "1".into(),
             service_id: "2".into(),
             at: 0,

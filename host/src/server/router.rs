@@ -33,6 +33,7 @@ use super::{ApiError, AppState, api, auth};
     security(("bearer" = [])),
     tags(
         (name = "deployments", description = "Plan, deploy, follow and terminate deployments"),
+        (name = "services", description = "Blueprint Manager's service events by service key: initiated, terminated, renew, reconcile"),
         (name = "events", description = "Server-sent events of deployment state changes"),
         (name = "providers", description = "Provider components"),
         (name = "operations", description = "Health, readiness, metrics"),
@@ -162,6 +163,11 @@ mod tests {
             "/v1/deployments/{id}/renew",
             "/v1/events",
             "/v1/providers",
+            "/v1/services/{blueprint_id}/{service_id}",
+            "/v1/services/{blueprint_id}/{service_id}/initiated",
+            "/v1/services/{blueprint_id}/{service_id}/terminated",
+            "/v1/services/{blueprint_id}/{service_id}/renew",
+            "/v1/services/reconcile",
         ] {
             assert!(
                 paths.iter().any(|x| x.as_str() == p),

@@ -1052,3 +1052,135 @@ async fn metrics_pass_a_prometheus_parser_and_count_calls_traps_deadlines_and_re
     assert_eq!(code, 202);
     serve.wait_status(&id, &|s| s == "terminated").await;
 }
+
+/// A service id unique to this run (moto keeps instances between runs).
+fn unique_service() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+        % 1_000_000_000
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn service_events_give_one_deployment_per_service_which_renews_terminates_and_reconciles() {
+    let _serial = crate::support::moto_lock().await;
+    let moto = Moto::new();
+    let env = TestEnv::new();
+    let config = write_config(&env, &moto.url, "warn", "");
+    let serve = Serve::start(&config);
+    serve.ready().await;
+    let s = unique_service();
+    let path = format!("/v1/services/7/{s}");
+    let body = json!({
+        "resource_requirements": {"cpu": 1.0, "memory_gb": 1.0, "storage_gb": 8.0, "gpu_count": null, "allow_spot": false},
+        "artifact": {"ContainerImage": "ghcr.io/example/app:1.2"},
+        "extra_env": {"MODE": "test"},
+        "ttl_secs": 3600
+    });
+    // Checked before anything runs.
+    let mut bad = body.clone();
+    bad["artifact"] = json!({"GithubBinary": {"archive_url": "https://x/y.tgz", "sha256_hex": "nope", "binary_name": "svc"}});
+    let (code, v) = serve.post(&format!("{path}/initiated"), bad).await;
+    assert_eq!(
+        (code, v["error"]["field"].as_str()),
+        (422, Some("artifact.GithubBinary.sha256_hex")),
+        "{v}"
+    );
+    let (code, v) = serve.post("/v1/services/x/1/initiated", body.clone()).await;
+    assert_eq!(
+        (code, v["error"]["field"].as_str()),
+        (422, Some("blueprint_id")),
+        "{v}"
+    );
+
+    let events = serve
+        .events(&format!("?blueprint_id=7&service_id={s}"))
+        .await;
+    let (code, v) = serve.post(&format!("{path}/initiated"), body.clone()).await;
+    assert_eq!(code, 202, "{v}");
+    // A second delivery while the first runs: accepted again, not a second deploy.
+    let (code, v) = serve.post(&format!("{path}/initiated"), body.clone()).await;
+    assert!(code == 202 || code == 200, "{v}");
+    let t0 = Instant::now();
+    let rec = loop {
+        let (code, v) = serve.get(&path).await;
+        if code == 200 && v["status"] == "active" {
+            break v["deployment"].clone();
+        }
+        assert!(
+            v["status"] != "rejected" && t0.elapsed() < Duration::from_secs(120),
+            "{v}\n{}",
+            serve.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let id = rec["id"].as_str().unwrap().to_string();
+    assert_eq!(rec["service_key"], format!("7/{s}"));
+    // A replay after it runs: the same deployment, one machine.
+    let (code, v) = serve.post(&format!("{path}/initiated"), body.clone()).await;
+    assert_eq!(
+        (code, v["deployment"]["id"].as_str()),
+        (200, Some(id.as_str())),
+        "{v}"
+    );
+    assert_eq!(moto.live_instances_of(&id).await.len(), 1);
+    events.wait_for(&id, "running").await;
+    let names: Vec<String> = events.all().into_iter().map(|(e, _, _)| e).collect();
+    assert_eq!(
+        names.first().map(String::as_str),
+        Some("accepted"),
+        "{names:?}"
+    );
+
+    let (code, v) = serve
+        .post(&format!("{path}/renew"), json!({"ttl_secs": 86400}))
+        .await;
+    assert_eq!((code, v["ttl_secs"].as_u64()), (200, Some(86400)), "{v}");
+
+    let (code, v) = serve.post(&format!("{path}/terminated"), json!({})).await;
+    assert_eq!(code, 202, "{v}");
+    events.wait_for(&id, "terminated").await;
+    let t0 = Instant::now();
+    while serve.get(&path).await.0 != 404 {
+        assert!(t0.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(moto.live_instances_of(&id).await.is_empty());
+    // Terminated again: nothing to do, said at once.
+    let (code, _) = serve.post(&format!("{path}/terminated"), json!({})).await;
+    assert_eq!(code, 200);
+
+    // After a manager restart: a service the chain no longer has is torn down.
+    let other = format!("/v1/services/7/{}", s + 1);
+    let (code, _) = serve
+        .post(&format!("{other}/initiated"), body.clone())
+        .await;
+    assert_eq!(code, 202);
+    let t0 = Instant::now();
+    let other_id = loop {
+        let (_, v) = serve.get(&other).await;
+        if v["status"] == "active" {
+            break v["deployment"]["id"].as_str().unwrap().to_string();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "{v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (code, v) = serve
+        .post(
+            "/v1/services/reconcile",
+            json!({"active": [{"blueprint_id": 7, "service_id": s + 2}]}),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    assert!(
+        v["terminated"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p[1] == other_id.as_str()),
+        "{v}"
+    );
+    assert_eq!(v["missing"], json!([format!("7/{}", s + 2)]));
+    assert!(moto.live_instances_of(&other_id).await.is_empty());
+}

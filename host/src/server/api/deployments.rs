@@ -175,7 +175,7 @@ pub async fn deploy(
         return Err(e);
     }
     state.events().publish(HubEvent::Service(ServiceEvent {
-        deployment_id: accepted.id.clone(),
+        deployment_id: Some(accepted.id.clone()),
         blueprint_id: accepted.blueprint_id.clone(),
         service_id: accepted.service_id.clone(),
         at: accepted.at,
@@ -190,7 +190,7 @@ pub async fn deploy(
 }
 
 /// Remembers `id` as rejected and says so on the event stream.
-fn reject(
+pub(crate) fn reject(
     work: &crate::server::work::Work,
     events: &crate::server::events::EventHub,
     id: &str,
@@ -198,8 +198,10 @@ fn reject(
 ) {
     if let Some(a) = work.pending(id) {
         work.settle(id, Some(reason.clone()));
+        // A service initiation is remembered by its key, not a deployment id.
+        let deployment_id = (!a.id.contains('/')).then_some(a.id);
         events.publish(HubEvent::Service(ServiceEvent {
-            deployment_id: a.id,
+            deployment_id,
             blueprint_id: a.blueprint_id,
             service_id: a.service_id,
             at: crate::clock::unix_now(),
@@ -438,7 +440,7 @@ pub async fn renew(
 const BUSY_FOR: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Terminates `id`, waiting (with backoff) while something else holds it.
-async fn terminate_when_free(host: &crate::Host, id: &str, opts: &crate::DeployOptions) {
+pub(crate) async fn terminate_when_free(host: &crate::Host, id: &str, opts: &crate::DeployOptions) {
     let started = std::time::Instant::now();
     let mut wait = std::time::Duration::from_millis(100);
     loop {

@@ -6,6 +6,7 @@ pub mod events;
 pub mod ops;
 pub mod providers;
 pub mod query;
+pub mod services;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -16,6 +17,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(ops::router())
         .merge(deployments::router())
+        .merge(services::router())
         .merge(providers::router())
         .merge(events::router())
 }
