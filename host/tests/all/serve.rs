@@ -1184,3 +1184,53 @@ async fn service_events_give_one_deployment_per_service_which_renews_terminates_
     assert_eq!(v["missing"], json!([format!("7/{}", s + 2)]));
     assert!(moto.live_instances_of(&other_id).await.is_empty());
 }
+
+#[test]
+fn the_shipped_systemd_unit_passes_systemd_analyze_verify_with_a_low_exposure() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/systemd");
+    let text = std::fs::read_to_string(root.join("bpr.service")).unwrap();
+    for hardening in [
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "StateDirectory=bpr",
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=\n",
+        "LoadCredential=api-token:",
+        "--token-file %d/api-token",
+    ] {
+        assert!(text.contains(hardening), "{hardening} missing");
+    }
+    // verify checks that ExecStart's program exists: point it at the one built.
+    let dir = tempfile::tempdir().unwrap();
+    let unit = dir.path().join("bpr.service");
+    std::fs::write(
+        &unit,
+        text.replace("/usr/local/bin/bpr", env!("CARGO_BIN_EXE_bpr")),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit)
+        .output()
+        .expect("systemd-analyze is installed (Debian package `systemd`)");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // systemd's own score of the sandbox, offline: 2.0 or better ("OK").
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--threshold=20"])
+        .arg(&unit)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The example configuration it reads parses, and listens on loopback.
+    let config =
+        blueprint_remote_providers::Config::load(Some(&root.join("bpr.toml"))).expect("bpr.toml");
+    assert!(config.serve.listen.ip().is_loopback());
+}
