@@ -4,10 +4,12 @@
 mod support;
 
 mod aws;
+mod azure;
 mod cli;
 mod deploy;
 mod digitalocean;
 mod embedding;
+mod gcp;
 mod kubernetes;
 mod orchestrate;
 mod pricing;
