@@ -10,6 +10,7 @@ mod deploy;
 mod digitalocean;
 mod embedding;
 mod gcp;
+mod integrity;
 mod kubernetes;
 mod orchestrate;
 mod pricing;

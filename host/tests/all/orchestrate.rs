@@ -623,9 +623,10 @@ async fn an_unreachable_ssh_host_fails_over_to_the_next_candidate_on_moto() {
          [providers.aws]\nallow = [{moto:?}]\ncall_timeout_ms = 60000\n\
          [providers.aws.settings]\nregions = \"us-east-1\"\nendpoint = {moto:?}\n\
          image_owner = \"amazon\"\nimage_name_filter = \"amzn2-ami-hvm-*-x86_64-gp2\"\n\
-         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {:?}\n",
+         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {:?}\n{}",
         ssh_host_section("broken", Some(closed_port())),
-        aws_creds(&env)
+        aws_creds(&env),
+        crate::support::sigv4_hosts_line(&moto)
     );
     let host = start_async(&env, &rest).await;
     let mut req = ranked(Request {
@@ -672,8 +673,9 @@ async fn a_provider_endpoint_that_does_not_resolve_is_one_sentence_and_fails_ove
     let endpoint = "http://bpr-test-endpoint.invalid:5000";
     let rest = format!(
         "[providers.aws]\nallow = [{endpoint:?}]\n[providers.aws.settings]\nregions = \"us-east-1\"\nendpoint = {endpoint:?}\n\
-         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {:?}\n",
-        aws_creds(&env)
+         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {:?}\n{}",
+        aws_creds(&env),
+        crate::support::sigv4_hosts_line(endpoint)
     );
     let host = start_async(&env, &rest).await;
     let mut req = DeployRequest::new("7", "4244");
