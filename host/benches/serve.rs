@@ -60,6 +60,8 @@ fn setup(dir: &Path, moto: &str) -> PathBuf {
     std::fs::write(&token, TOKEN).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // The credential signs only for the stand-in the component talks to.
+    let signed_host = moto.split_once("://").map_or(moto, |(_, h)| h);
     let config = dir.join("bpr.toml");
     std::fs::write(
         &config,
@@ -69,7 +71,8 @@ fn setup(dir: &Path, moto: &str) -> PathBuf {
              [providers.aws]\nallow = [{moto:?}]\ncall_timeout_ms = 60000\n\
              [providers.aws.settings]\nregions = \"us-east-1\"\nendpoint = {moto:?}\n\
              image_owner = \"amazon\"\nimage_name_filter = \"amzn2-ami-hvm-*-x86_64-gp2\"\n\
-             [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {creds:?}\nprofile = \"default\"\n",
+             [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {creds:?}\nprofile = \"default\"\n\
+             hosts = [{signed_host:?}]\n",
             dir.join("state"),
         ),
     )
