@@ -20,6 +20,10 @@
 //! watch = true                   # hot reload on file changes
 //! max_concurrent_calls = 256     # pre-reserved instance slots
 //!
+//! [database]
+//! busy_timeout_ms = 30000        # how long a write waits for another bpr process
+//! initialize = false             # true: start empty over an unusable file (kept aside)
+//!
 //! [providers.digitalocean]
 //! allow = ["https://api.digitalocean.com"]
 //! call_timeout_ms = 30000
@@ -43,6 +47,7 @@
 //! token_env = "DIGITALOCEAN_TOKEN"
 //! ```
 
+mod database;
 mod error;
 mod operator;
 mod serve;
@@ -86,6 +91,8 @@ pub struct Config {
     pub ssh: SshSettings,
     /// `[serve]`: how `bpr serve` listens, authenticates and stops.
     pub serve: ServeSettings,
+    /// `[database]`: how the embedded database is opened.
+    pub database: crate::db::DatabaseSettings,
 }
 
 /// `[ssh]` and its `[[ssh.hosts]]`: the machines the `ssh` provider may use.

@@ -39,6 +39,7 @@ struct ConfigToml {
     ssh: SshToml,
     #[serde(default)]
     serve: super::serve::ServeToml,
+    database: super::database::DatabaseToml,
 }
 
 #[derive(Deserialize, Default)]
@@ -589,6 +590,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
             hosts: ssh_hosts,
         },
         serve,
+        database: dto.database.settings(origin)?,
     })
 }
 

@@ -105,7 +105,7 @@ pub(super) async fn start(config: Config, options: HostOptions) -> Result<Host, 
     let cache = crate::runtime::cache::ArtifactCache::open(&config.host, engine.engine())
         .map_err(HostError::StateDirNotPrivate)?;
     let client = SharedHttpClient::new(options.http).map_err(HostError::HttpClientFailed)?;
-    let db = Database::open(&config.database_path())?;
+    let db = Database::open_with(&config.database_path(), &config.database)?;
     let ssh_pool = crate::ssh::inventory::build_pool(&config, &db).map_err(HostError::SshFailed)?;
     let ssh_backend: Option<Arc<dyn SshBackend>> = match (options.ssh, &ssh_pool) {
         (Some(b), _) => Some(b),

@@ -14,6 +14,7 @@ mod integrity;
 mod kubernetes;
 mod orchestrate;
 mod pricing;
+mod reliability;
 mod sandbox;
 mod serve;
 mod ssh;

@@ -665,8 +665,8 @@ async fn an_unreachable_ssh_host_fails_over_to_the_next_candidate_on_moto() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_provider_endpoint_that_does_not_resolve_is_one_sentence_and_fails_over_without_retries()
-{
+async fn a_provider_endpoint_that_does_not_resolve_is_one_sentence_and_the_regions_other_types_are_not_tried()
+ {
     let env = TestEnv::new();
     env.add("aws");
     // A name under `.invalid` never resolves (RFC 2606).
@@ -711,11 +711,25 @@ async fn a_provider_endpoint_that_does_not_resolve_is_one_sentence_and_fails_ove
     assert_eq!(
         text.matches("does not resolve").count(),
         1,
-        "both candidates failed alike, said once: {text}"
+        "said once: {text}"
+    );
+    assert!(
+        text.contains("aws/us-east-1/t3.small: not tried: aws region us-east-1 was unavailable to aws/us-east-1/t3.micro"),
+        "the region's other type is skipped, saying why: {text}"
     );
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "not retried as a transient failure"
     );
+    let DeployError::Exhausted { id, .. } = &err else {
+        unreachable!()
+    };
+    let attempts = host.tracker().attempts(id).unwrap();
+    assert_eq!(
+        attempts.len(),
+        1,
+        "one call, not one per type: {attempts:?}"
+    );
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Failover);
     host.shutdown().await;
 }
