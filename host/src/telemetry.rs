@@ -42,6 +42,8 @@ pub fn call_outcome<T>(result: &Result<T, CallError>) -> &'static str {
         Err(CallError::DeadlineExceeded { .. }) => "deadline",
         Err(CallError::MemoryExceeded { .. }) => "memory-cap",
         Err(CallError::Trapped { .. }) => "trap",
+        // Answered, but more than the host keeps (integrity's returned-data caps).
+        Err(CallError::ReturnedTooMuch { .. }) => "too-large",
         Err(CallError::NotLoaded(_) | CallError::Unsupported { .. }) => "unavailable",
     }
 }
