@@ -8,6 +8,7 @@
 //! `vpc_id`, `subnet_id`,
 //! `eks_role_arn`, `eks_node_role_arn`, `eks_subnet_ids`, `home_region`.
 
+mod catalogue;
 mod ec2;
 mod eks;
 mod instances;

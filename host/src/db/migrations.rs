@@ -112,6 +112,30 @@ pub(super) const ALL: &[(&str, &str)] = &[(
     -- Records an older bpr gave up on while its listing failed (issue 20).
     UPDATE deployments SET unresolved = 1
         WHERE status = 'failed' AND instance_id IS NULL AND last_error LIKE '%(unknown: listing failed)%';",
+),
+(
+    // The price store of pricing/store: provenance once per catalogue, the
+    // offers as fixed-size rows per region (the JSON blobs of 0001 go).
+    "0007_price_rows",
+    "DROP TABLE price_catalogues;
+    CREATE TABLE price_catalogue (
+        provider     TEXT PRIMARY KEY,
+        format       INTEGER NOT NULL,  -- encoding of shapes and rows (pricing/store/format.rs)
+        fetched_at   INTEGER NOT NULL,  -- unix seconds of the successful fetch
+        sources_json TEXT NOT NULL,     -- [{source, observed_at, from_snapshot}]: provenance, once
+        listed       INTEGER NOT NULL,  -- offers the provider listed
+        offers       INTEGER NOT NULL,  -- offers kept by normalisation
+        dropped_json TEXT NOT NULL,     -- {count, first: [[offer, reason]]}: what normalisation dropped
+        normalized   TEXT NOT NULL,     -- the sanity bounds normalisation ran with
+        shapes       BLOB NOT NULL      -- strings and distinct machines
+    );
+    CREATE TABLE price_rows (
+        provider TEXT NOT NULL,
+        region   TEXT NOT NULL,
+        offers   INTEGER NOT NULL,
+        rows     BLOB NOT NULL,         -- one fixed-size record per offer in the region
+        PRIMARY KEY (provider, region)
+    );",
 )];
 
 /// The schema version of the open database.

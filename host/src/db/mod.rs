@@ -394,8 +394,12 @@ mod tests {
         let path = dir.path().join("bpr.sqlite3");
         let a = Database::open(&path).unwrap();
         let b = Database::open(&path).unwrap();
+        // A counter table of the test's own.
         a.lock()
-            .execute("INSERT INTO price_catalogues VALUES ('n', 0, '[]')", [])
+            .execute_batch(
+                "CREATE TABLE counter (provider TEXT PRIMARY KEY, fetched_at INTEGER NOT NULL);
+                 INSERT INTO counter VALUES ('n', 0);",
+            )
             .unwrap();
         let threads: Vec<_> = (0..8)
             .map(|i| {
@@ -404,12 +408,12 @@ mod tests {
                     for _ in 0..25 {
                         db.write(|tx| {
                             let n: i64 = tx.query_row(
-                                "SELECT fetched_at FROM price_catalogues WHERE provider = 'n'",
+                                "SELECT fetched_at FROM counter WHERE provider = 'n'",
                                 [],
                                 |r| r.get(0),
                             )?;
                             tx.execute(
-                                "UPDATE price_catalogues SET fetched_at = ?1 WHERE provider = 'n'",
+                                "UPDATE counter SET fetched_at = ?1 WHERE provider = 'n'",
                                 [n + 1],
                             )?;
                             Ok::<_, DbError>(())
@@ -425,7 +429,7 @@ mod tests {
         let n: i64 = a
             .lock()
             .query_row(
-                "SELECT fetched_at FROM price_catalogues WHERE provider = 'n'",
+                "SELECT fetched_at FROM counter WHERE provider = 'n'",
                 [],
                 |r| r.get(0),
             )

@@ -665,6 +665,79 @@ async fn an_unreachable_ssh_host_fails_over_to_the_next_candidate_on_moto() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn bpr_deploy_fails_over_from_a_broken_ssh_host_to_moto() {
+    let Ok(moto) = std::env::var("BPR_TEST_MOTO_URL") else {
+        panic!("BPR_TEST_MOTO_URL is not set: start moto with `scripts/standins/moto.sh start`");
+    };
+    let _serial = crate::support::moto_lock().await;
+    let env = TestEnv::new();
+    env.add("aws").add("ssh");
+    // Probed capacity makes the broken host a $0 candidate: it ranks first.
+    store_capacity(&env, "broken", 8.0, 16.0);
+    let config = env.dir.path().join("bpr.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[providers.ssh]\nallow_ssh = true\n{}\n\
+             [providers.aws]\nallow = [{moto:?}]\ncall_timeout_ms = 60000\n\
+             [providers.aws.settings]\nregions = \"us-east-1\"\nendpoint = {moto:?}\n\
+             image_owner = \"amazon\"\nimage_name_filter = \"amzn2-ami-hvm-*-x86_64-gp2\"\n\
+             [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {:?}\n",
+            env.host_section("warn", false),
+            ssh_host_section("broken", Some(closed_port())),
+            aws_creds(&env)
+        ),
+    )
+    .unwrap();
+    let id = format!("dep-cli-failover-{}", std::process::id());
+    let request = env.dir.path().join("request.toml");
+    std::fs::write(
+        &request,
+        format!(
+            "[request]\ndeployment_id = {id:?}\nblueprint_id = \"7\"\nservice_id = \"4245\"\nfailover = 2\n\
+             [request.requirements]\nmin_vcpus = 2.0\nmin_memory_gib = 2.0\narch = \"x86-64\"\n\
+             [request.workload.source]\nkind = \"native\"\nurl = \"https://example.invalid/agent\"\nsha256 = {:?}\n",
+            "a".repeat(64)
+        ),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking({
+        let (config, request) = (config.clone(), request.clone());
+        move || {
+            bpr_in(
+                &config,
+                &[
+                    "deploy",
+                    "--file",
+                    request.to_str().unwrap(),
+                    "--timeout-secs",
+                    "120",
+                ],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(ok, "bpr deploy failed: {stderr}\n{stdout}");
+    assert!(
+        stdout.contains("candidate 1: ssh/") && stdout.contains("broken"),
+        "the operator's host is tried first: {stdout}"
+    );
+    assert!(
+        stdout.contains("cannot be reached"),
+        "its failure is said: {stdout}"
+    );
+    assert!(
+        stdout.contains("candidate 2: aws/us-east-1/") && stdout.contains("active"),
+        "then moto serves it: {stdout}"
+    );
+    let (ok, _, stderr) = tokio::task::spawn_blocking(move || bpr_in(&config, &["terminate", &id]))
+        .await
+        .unwrap();
+    assert!(ok, "bpr terminate failed: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_provider_endpoint_that_does_not_resolve_is_one_sentence_and_the_regions_other_types_are_not_tried()
  {
     let env = TestEnv::new();

@@ -429,7 +429,8 @@ pub fn aws_section(endpoint: &str, creds: &Path) -> String {
         "[providers.aws]\nallow = [{endpoint:?}]\ncall_timeout_ms = 60000\n\
          [providers.aws.settings]\nregions = \"us-east-1\"\nendpoint = {endpoint:?}\n\
          image_owner = \"amazon\"\nimage_name_filter = \"amzn2-ami-hvm-*-x86_64-gp2\"\n\
-         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {creds:?}\nprofile = \"default\"\n"
+         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {creds:?}\nprofile = \"default\"\n{}",
+        crate::support::sigv4_hosts_line(endpoint)
     )
 }
 
