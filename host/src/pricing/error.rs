@@ -22,9 +22,10 @@ pub enum PricingError {
     CallFailed {
         /// Provider.
         provider: String,
-        /// What the call said.
+        /// What the call said (boxed: a call error is large, and this one
+        /// travels up through every plan and deploy error).
         #[source]
-        source: CallError,
+        source: Box<CallError>,
     },
     /// The provider did not answer within the fetch deadline.
     #[error("no answer within {secs} s (price_fetch_timeout_secs)")]
