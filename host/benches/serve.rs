@@ -289,7 +289,8 @@ async fn status_reads(moto: &str) {
             None => break,
         }
     }
-    assert_eq!(pages.len(), RECORDS / 100);
+    // A full last page still names a `next`, which then reads empty.
+    assert!((RECORDS / 100..=RECORDS / 100 + 1).contains(&pages.len()));
     report(
         "GET /v1/deployments?limit=100 (a page)",
         pages,
@@ -447,8 +448,14 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // `BPR_BENCH_PHASES=reads` or `=deploys` runs one of the two.
+    let phases = std::env::var("BPR_BENCH_PHASES").unwrap_or_else(|_| "reads,deploys".into());
     rt.block_on(async {
-        status_reads(&moto).await;
-        deploys_in_flight(&moto).await;
+        if phases.contains("reads") {
+            status_reads(&moto).await;
+        }
+        if phases.contains("deploys") {
+            deploys_in_flight(&moto).await;
+        }
     });
 }

@@ -7,6 +7,10 @@ impl PricingService {
     /// when nothing is stored (never fetched, or only its embedded snapshot).
     pub fn catalogue_fetched_at(&self, provider: &str) -> Option<u64> {
         // The catalogue's metadata row only, not its offers.
-        self.store.meta(provider).ok().flatten().map(|m| m.fetched_at)
+        self.store
+            .meta(provider)
+            .ok()
+            .flatten()
+            .map(|m| m.fetched_at)
     }
 }
