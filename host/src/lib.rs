@@ -15,7 +15,8 @@
 //! deploy with failover, terminate, recover) → [`tracking`] (the records),
 //! with [`workload`] (what runs on a VM), [`kubernetes`] (what runs on a
 //! cluster) and [`ssh`] (the operator's own machines) beside it. [`runtime`]
-//! and [`capabilities`] are the sandbox underneath; [`db`] the embedded
+//! and [`capabilities`] are the sandbox underneath, both built on
+//! [`bindings`] (the one `bindgen!`, the ground floor); [`db`] the embedded
 //! database. Blueprint Manager drives it through [`embedding`]: service
 //! events in, deployments and their events out. [`telemetry`] is what the
 //! sandbox reports about itself; [`server`] is `bpr serve`, the host as a
@@ -23,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bindings;
 pub mod capabilities;
 pub mod clock;
 pub mod config;
@@ -42,6 +44,7 @@ pub mod telemetry;
 pub mod tracking;
 pub mod workload;
 
+pub use bindings::wit;
 pub use capabilities::SshBackend;
 pub use capabilities::http_client::HttpClientConfig;
 pub use config::Config;
@@ -59,6 +62,5 @@ pub use provisioning::{
     EventKind, InstanceTarget, Orchestrator, Plan, PlanError, RecoveryReport, SupervisorOptions,
     SweepReport,
 };
-pub use runtime::bindings::wit;
 pub use runtime::{CallError, LoadError};
 pub use tracking::{DeploymentRecord, DeploymentStatus};

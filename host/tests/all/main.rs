@@ -16,6 +16,7 @@ mod orchestrate;
 mod pricing;
 mod reliability;
 mod sandbox;
+mod sandbox_http;
 mod serve;
 mod ssh;
 mod vultr;
