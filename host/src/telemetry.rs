@@ -40,7 +40,10 @@ pub fn call_outcome<T>(result: &Result<T, CallError>) -> &'static str {
         Ok(_) => "ok",
         Err(CallError::Provider(_)) => "error",
         Err(CallError::DeadlineExceeded { .. }) => "deadline",
-        Err(CallError::MemoryExceeded { .. }) => "memory-cap",
+        Err(CallError::MemoryExceeded { .. } | CallError::HostMemoryExceeded { .. }) => {
+            "memory-cap"
+        }
+        Err(CallError::TooManyHandles { .. }) => "trap",
         Err(CallError::Trapped { .. }) => "trap",
         // Answered, but more than the host keeps (integrity's returned-data caps).
         Err(CallError::ReturnedTooMuch { .. }) => "too-large",
