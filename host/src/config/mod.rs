@@ -56,6 +56,7 @@
 mod database;
 mod error;
 mod operator;
+mod serve;
 mod toml_dto;
 
 use std::collections::BTreeMap;
@@ -67,6 +68,7 @@ pub use operator::{
     DeploymentDefaults, KubernetesCluster, KubernetesConfig, ManagedKubernetesCluster,
     OperatorConfig, WebhookSettings,
 };
+pub use serve::ServeSettings;
 
 use crate::capabilities::credentials::CredentialConfig;
 use crate::capabilities::guest_log::LogLimits;
@@ -94,6 +96,8 @@ pub struct Config {
     pub providers: BTreeMap<String, ProviderConfig>,
     /// `[ssh]`: the operator's own machines.
     pub ssh: SshSettings,
+    /// `[serve]`: how `bpr serve` listens, authenticates and stops.
+    pub serve: ServeSettings,
     /// `[database]`: how the embedded database is opened.
     pub database: crate::db::DatabaseSettings,
 }

@@ -39,6 +39,8 @@ struct ConfigToml {
     #[serde(default)]
     ssh: SshToml,
     #[serde(default)]
+    serve: super::serve::ServeToml,
+    #[serde(default)]
     database: super::database::DatabaseToml,
 }
 
@@ -582,6 +584,8 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
         })
         .collect();
 
+    let serve = dto.serve.into_settings(origin, &resolve)?;
+
     Ok(Config {
         origin: origin.to_string(),
         host,
@@ -596,6 +600,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
             limits,
             hosts: ssh_hosts,
         },
+        serve,
         database: dto.database.settings(origin)?,
     })
 }

@@ -10,6 +10,7 @@
 //!   sanity bounds, discounts);
 //! - `convert.rs`: a WIT offer as the host's [`Offer`](crate::placement::Offer).
 
+mod age;
 mod convert;
 mod error;
 pub mod normalize;

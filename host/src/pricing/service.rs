@@ -163,7 +163,7 @@ impl PricingConfig {
 /// Gathers, stores and refreshes catalogues.
 pub struct PricingService {
     providers: Providers,
-    store: CatalogueStore,
+    pub(super) store: CatalogueStore,
     config: PricingConfig,
     /// The sanity bounds as stored with each catalogue.
     normalized_with: String,

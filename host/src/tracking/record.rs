@@ -11,7 +11,7 @@ use crate::kubernetes::WorkloadRef;
 use crate::runtime::bindings::wit::ResourceRef;
 
 /// The seed's `DeploymentRecord` plus status: one deployment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeploymentRecord {
     /// `dep-<uuid>`.
     pub id: String,
@@ -85,7 +85,7 @@ impl DeploymentRecord {
 }
 
 /// A stored WIT `resource-ref`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResourceRefRecord {
     /// Provider-defined kind.
     pub kind: String,
@@ -112,7 +112,7 @@ impl From<&ResourceRefRecord> for ResourceRef {
 }
 
 /// One row of a deployment's history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Transition {
     /// Unix seconds.
     pub at: i64,
@@ -125,7 +125,7 @@ pub struct Transition {
 }
 
 /// What became of one candidate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AttemptOutcome {
     /// Intent recorded; the provider call may or may not have happened.
@@ -169,7 +169,7 @@ impl AttemptOutcome {
 }
 
 /// One candidate tried for a deployment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attempt {
     /// 1-based order.
     pub n: u32,

@@ -26,7 +26,7 @@ use hyper::{Request, Response};
 
 use crate::support::TestEnv;
 
-fn moto_url() -> String {
+pub(crate) fn moto_url() -> String {
     std::env::var("BPR_TEST_MOTO_URL").unwrap_or_else(|_| {
         panic!(
             "BPR_TEST_MOTO_URL is not set. Start moto with `scripts/standins/moto.sh start` \
@@ -42,7 +42,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 /// A deployment id unique to this run (moto keeps state between runs).
-fn unique_id(prefix: &str) -> String {
+pub(crate) fn unique_id(prefix: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -52,7 +52,7 @@ fn unique_id(prefix: &str) -> String {
     format!("{prefix}-{nanos:x}{}", N.fetch_add(1, Ordering::SeqCst))
 }
 
-fn aws_section(endpoint: &str, creds: &Path) -> String {
+pub(crate) fn aws_section(endpoint: &str, creds: &Path) -> String {
     // The credential signs for the stand-in the component is pointed at.
     let signed_host = endpoint
         .split_once("://")
@@ -67,7 +67,7 @@ fn aws_section(endpoint: &str, creds: &Path) -> String {
     )
 }
 
-fn write_creds(env: &TestEnv) -> PathBuf {
+pub(crate) fn write_creds(env: &TestEnv) -> PathBuf {
     let path = env.dir.path().join("aws-credentials");
     std::fs::write(&path, "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = bpr-test-secret\n").unwrap();
     path
@@ -130,8 +130,8 @@ fn request(id: &str) -> DeployRequest {
 }
 
 /// Direct, unsigned access to moto, to check what exists independently of the host.
-struct Moto {
-    url: String,
+pub(crate) struct Moto {
+    pub(crate) url: String,
     http: reqwest::Client,
 }
 
@@ -149,7 +149,7 @@ fn xml_texts(xml: &str, tag: &str) -> Vec<String> {
 }
 
 impl Moto {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             url: moto_url(),
             http: reqwest::Client::new(),
@@ -188,7 +188,7 @@ impl Moto {
 
     /// (instance id, state) of every instance ever tagged `bpr-deployment=id`,
     /// terminated ones included (moto keeps them).
-    async fn instances_of(&self, id: &str) -> Vec<(String, String)> {
+    pub(crate) async fn instances_of(&self, id: &str) -> Vec<(String, String)> {
         let xml = self
             .ec2(&[
                 ("Action", "DescribeInstances"),
@@ -205,7 +205,7 @@ impl Moto {
         ids.into_iter().zip(states).collect()
     }
 
-    async fn live_instances_of(&self, id: &str) -> Vec<String> {
+    pub(crate) async fn live_instances_of(&self, id: &str) -> Vec<String> {
         self.instances_of(id)
             .await
             .into_iter()

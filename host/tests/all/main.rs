@@ -17,5 +17,6 @@ mod pricing;
 mod reliability;
 mod sandbox;
 mod sandbox_http;
+mod serve;
 mod ssh;
 mod vultr;
