@@ -425,7 +425,7 @@ impl OutboundContext {
             request_id = audit.id(),
             "request denied: {why}"
         );
-        audit.finish(Outcome::Denied, Some(why.as_str()));
+        audit.finish(Outcome::Denied, Some(&why.to_string()));
         code
     }
 
