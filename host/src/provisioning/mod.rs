@@ -1,8 +1,16 @@
-//! The orchestrator: [`crate::Host::deploy`] tries ranked candidates in
-//! order, with the tracker's intent written before every provider call and
-//! the ids right after; [`crate::Host::terminate`], [`crate::Host::recover`]
-//! and [`crate::Host::run_supervisor`] make sure nothing it created is ever
-//! forgotten.
+//! The orchestrator: [`Orchestrator::plan`] decides where a request goes
+//! (its candidates, or offers ranked under the operator's policy), and
+//! [`Orchestrator::deploy_with`] tries the candidates in order, with the
+//! tracker's intent written before every provider call and the ids right
+//! after; [`Orchestrator::terminate`], [`Orchestrator::recover`] and
+//! [`Orchestrator::run_supervisor`] make sure nothing it created is ever
+//! forgotten. Every status change is published on the [`EventBus`].
+//!
+//! Files: `plan.rs` (where), `vm.rs` and `kubernetes/` (deploy),
+//! `instances.rs` (delete, find, sweep), `terminate.rs`, `recover.rs`,
+//! `supervisor.rs` (TTL, leftovers, health), `webhook.rs`, `health.rs`,
+//! `events.rs`, `verdict.rs` (what a provider error means), `retry.rs`,
+//! `request.rs`, `options.rs`, `error.rs`.
 //!
 //! Error handling per WIT `error` case (wit/types.wit):
 //! - capacity-unavailable, quota-exceeded, region-unavailable, unsupported,
@@ -14,11 +22,13 @@
 //!   (delete-instance until `deleted`) and the record says so.
 
 mod error;
+mod events;
 mod health;
 mod instances;
 mod kubernetes;
 mod options;
 mod orchestrator;
+mod plan;
 mod recover;
 mod request;
 mod retry;
@@ -28,10 +38,15 @@ mod verdict;
 mod vm;
 mod webhook;
 
-pub use error::DeployError;
+pub use error::{CandidateFailure, DeployError, StepError};
+pub use events::{DeploymentEvent, EVENT_BUFFER, EventBus, EventKind};
 pub use kubernetes::KubernetesChange;
 pub use options::{DeployEvent, DeployOptions, ProgressFn};
 pub use orchestrator::{Orchestrator, new_deployment_id};
+pub use plan::{
+    ClusterFit, DEFAULT_FAILOVER, KubernetesPlacement, Plan, PlanError, SkippedProvider,
+    check_credential, cluster_fits,
+};
 pub use recover::RecoveryReport;
 /// Transition name: [`InstanceTarget`] was called `Target` (it clashed with
 /// two others); kept until every branch has moved over.
@@ -43,4 +58,3 @@ pub use request::{
 };
 pub use retry::RetryPolicy;
 pub use supervisor::SupervisorOptions;
-pub use verdict::describe_error;
