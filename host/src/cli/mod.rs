@@ -1,6 +1,7 @@
 //! The `bpr` command line. Thin: parses flags, loads config, calls the
 //! library, prints.
 
+mod clusters_cmd;
 mod deploy;
 mod hosts_cmd;
 pub(crate) mod k8s_cmd;

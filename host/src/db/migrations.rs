@@ -92,6 +92,13 @@ pub(super) const ALL: &[(&str, &str)] = &[(
     -- At most one live deployment per service key: a replayed service event finds it.
     CREATE UNIQUE INDEX deployments_live_service_key ON deployments(service_key)
         WHERE service_key IS NOT NULL AND status NOT IN ('terminated', 'failed');",
+),
+(
+    "0006_serve_ops_cluster_names",
+    "-- Managed clusters (deployment_type 'cluster', `bpr k8s create`) are named in
+    -- `cluster`; the name is `k8s:<name>`, so at most one live record has it.
+    CREATE UNIQUE INDEX deployments_live_cluster_name ON deployments(cluster)
+        WHERE deployment_type = 'cluster' AND status NOT IN ('terminated', 'failed');",
 )];
 
 pub(super) fn run(conn: &mut Connection, path: &str) -> Result<()> {
