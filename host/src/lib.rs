@@ -17,7 +17,9 @@
 //! cluster) and [`ssh`] (the operator's own machines) beside it. [`runtime`]
 //! and [`capabilities`] are the sandbox underneath; [`db`] the embedded
 //! database. Blueprint Manager drives it through [`embedding`]: service
-//! events in, deployments and their events out.
+//! events in, deployments and their events out. [`telemetry`] is what the
+//! sandbox reports about itself; [`server`] is `bpr serve`, the host as a
+//! long-running service with an HTTP API.
 
 #![warn(missing_docs)]
 
@@ -34,7 +36,9 @@ pub mod pricing;
 pub mod providers;
 pub mod provisioning;
 pub mod runtime;
+pub mod server;
 pub mod ssh;
+pub mod telemetry;
 pub mod tracking;
 pub mod workload;
 

@@ -35,6 +35,7 @@
 
 mod error;
 mod operator;
+mod serve;
 mod toml_dto;
 
 use std::collections::BTreeMap;
@@ -46,6 +47,7 @@ pub use operator::{
     DeploymentDefaults, KubernetesCluster, KubernetesConfig, ManagedKubernetesCluster,
     OperatorConfig, WebhookSettings,
 };
+pub use serve::ServeSettings;
 
 use crate::capabilities::credentials::CredentialConfig;
 use crate::capabilities::http_policy::AllowRule;
@@ -69,6 +71,8 @@ pub struct Config {
     pub providers: BTreeMap<String, ProviderConfig>,
     /// `[ssh]`: the operator's own machines.
     pub ssh: SshSettings,
+    /// `[serve]`: how `bpr serve` listens, authenticates and stops.
+    pub serve: ServeSettings,
 }
 
 /// `[ssh]` and its `[[ssh.hosts]]`: the machines the `ssh` provider may use.

@@ -268,7 +268,24 @@ impl LoadedProvider {
         OutboundHttp::new(self.outbound.clone())
     }
 
+    /// [`LoadedProvider::run_sandboxed`], measured (see [`crate::telemetry`]).
     async fn call_with_deadline<R>(
+        &self,
+        op: &'static str,
+        deadline: Duration,
+        f: impl AsyncFnOnce(
+            &SshProvider,
+            &mut Store<HostState>,
+        )
+            -> wasmtime::Result<Result<R, crate::runtime::bindings::wit::ProviderError>>,
+    ) -> Result<R, CallError> {
+        let scope = crate::telemetry::CallScope::start(&self.name, op);
+        let result = self.run_sandboxed(op, deadline, f).await;
+        scope.finish(&result);
+        result
+    }
+
+    async fn run_sandboxed<R>(
         &self,
         op: &'static str,
         deadline: Duration,

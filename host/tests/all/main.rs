@@ -15,5 +15,6 @@ mod kubernetes;
 mod orchestrate;
 mod pricing;
 mod sandbox;
+mod serve;
 mod ssh;
 mod vultr;
