@@ -1504,14 +1504,27 @@ fn bpr_lists_gcp_and_plans_with_its_snapshot_offline_on_embedded_defaults() {
     );
     let v: Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
     assert_eq!(v["offline"], true, "{v}");
+    // The ranked list is capped, and which providers fill it depends on every
+    // snapshot's prices; gcp must be among them, and every provider's catalogue
+    // must have been gathered next to it.
     let providers: std::collections::BTreeSet<&str> = v["candidates"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|c| c["offer"]["provider"].as_str())
         .collect();
+    assert!(providers.contains("gcp"), "gcp missing: {providers:?}");
+    let gathered: std::collections::BTreeMap<&str, u64> = v["catalogues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| Some((c["provider"].as_str()?, c["offers"].as_u64()?)))
+        .collect();
     for p in ["gcp", "aws", "digitalocean"] {
-        assert!(providers.contains(p), "{p} missing: {providers:?}");
+        assert!(
+            gathered.get(p).is_some_and(|n| *n > 0),
+            "{p} not gathered: {gathered:?}"
+        );
     }
 
     let out = run(&[
