@@ -174,6 +174,15 @@ impl Host {
             .await
     }
 
+    /// Start reading what deployment `id`'s workload printed (see [`crate::logs`]).
+    pub async fn logs(
+        &self,
+        id: &str,
+        opts: &crate::logs::LogOptions,
+    ) -> Result<crate::logs::Logs, crate::logs::LogError> {
+        crate::logs::open(self, id, opts).await
+    }
+
     /// Every tracked managed-cluster record, oldest first.
     pub fn managed_clusters(&self) -> Result<Vec<DeploymentRecord>, TrackError> {
         self.parts.orchestrator.managed_clusters()

@@ -34,6 +34,7 @@ use super::{ApiError, AppState, api, auth};
     tags(
         (name = "deployments", description = "Plan, deploy, follow and terminate deployments"),
         (name = "events", description = "Server-sent events of deployment state changes"),
+        (name = "clusters", description = "Managed Kubernetes clusters, tracked like deployments"),
         (name = "providers", description = "Provider components"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
@@ -162,6 +163,9 @@ mod tests {
             "/v1/deployments/{id}/renew",
             "/v1/events",
             "/v1/providers",
+            "/v1/deployments/{id}/logs",
+            "/v1/clusters",
+            "/v1/clusters/{name}",
         ] {
             assert!(
                 paths.iter().any(|x| x.as_str() == p),

@@ -32,11 +32,7 @@ impl Orchestrator {
         req: ClusterRequest,
         opts: &ClusterOptions,
     ) -> Result<DeploymentRecord, ClusterError> {
-        req.validate()?;
-        if let Some(url) = &req.cleanup_webhook {
-            super::super::webhook::check_allowed(&self.config.operator.webhooks, url)?;
-        }
-        self.check_cluster_name(&req.name)?;
+        self.check_cluster_request(&req)?;
         let provider = self.cluster_provider(&req.provider)?;
         let tracker = self.tracker.clone();
         let id = req.deployment_id.clone().unwrap_or_else(new_deployment_id);
@@ -246,6 +242,26 @@ impl Orchestrator {
 
     /// Refuses a name that already means a configured cluster (`k8s:<name>`
     /// would be ambiguous); the tracker refuses a live tracked one.
+    /// Everything [`Orchestrator::create_cluster`] checks before it writes
+    /// anything: the request's fields, its webhook, that the name is free (not
+    /// a configured cluster, not a live tracked one) and that the provider
+    /// creates managed clusters. `bpr serve` calls it to answer at once.
+    pub fn check_cluster_request(&self, req: &ClusterRequest) -> Result<(), ClusterError> {
+        req.validate()?;
+        if let Some(url) = &req.cleanup_webhook {
+            super::super::webhook::check_allowed(&self.config.operator.webhooks, url)?;
+        }
+        self.check_cluster_name(&req.name)?;
+        if let Some(live) = self.tracker.live_cluster(&req.name)? {
+            return Err(crate::tracking::TrackError::ClusterNameTaken {
+                name: req.name.clone(),
+                existing: live.id,
+            }
+            .into());
+        }
+        self.cluster_provider(&req.provider).map(|_| ())
+    }
+
     fn check_cluster_name(&self, name: &str) -> Result<(), ClusterError> {
         let k8s = &self.config.operator.kubernetes;
         let by = if k8s.clusters.iter().any(|c| c.name == name) {

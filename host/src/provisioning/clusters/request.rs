@@ -25,7 +25,7 @@ fn bad(field: impl Into<String>, message: impl Into<String>) -> RequestError {
 }
 
 /// One node pool of a managed cluster.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodePool {
     /// Pool name, `[a-z0-9-]`, at most 40 characters.
@@ -62,7 +62,7 @@ pub struct NodePool {
 /// instance_type = "s-2vcpu-4gb"
 /// count = 3
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterRequest {
     /// Name: `k8s:<name>` for deployments and the provider's cluster name.
