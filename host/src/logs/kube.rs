@@ -46,9 +46,17 @@ pub(super) async fn start(
             cluster: cluster_name.clone(),
             source,
         })?;
+    // The selector again, here: the API server applies it, but what is read
+    // must not depend on that.
+    let ours = |p: &Pod| {
+        let labels = p.metadata.labels.as_ref();
+        let has = |k: &str, v: &str| labels.and_then(|l| l.get(k)).is_some_and(|x| x == v);
+        has(LABEL_MANAGED_BY, MANAGER) && has(LABEL_NAME, &target.name)
+    };
     let mut pods: Vec<(String, bool)> = list
         .items
         .iter()
+        .filter(|p| ours(p))
         .filter_map(|p| {
             let name = p.metadata.name.clone()?;
             // Name the main container when there are several (sidecars).

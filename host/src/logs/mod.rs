@@ -153,6 +153,11 @@ pub async fn open(host: &Host, id: &str, opts: &LogOptions) -> Result<Logs, LogE
     let (tx, rx) = mpsc::channel(CHANNEL);
     let sink = Sink(tx);
     let (sources, tasks) = match rec.deployment_type {
+        // The operator's own machines are deployed as VMs of the ssh provider.
+        DeploymentType::Vm | DeploymentType::Ssh if on_ssh_host(&rec) => {
+            check_live(&rec)?;
+            ssh::start(host, &rec, opts, sink)?
+        }
         DeploymentType::Vm => return Err(vm_not_available(&rec)),
         DeploymentType::Cluster => return Err(cluster_not_available(&rec)),
         DeploymentType::Kubernetes => {
@@ -160,8 +165,10 @@ pub async fn open(host: &Host, id: &str, opts: &LogOptions) -> Result<Logs, LogE
             kube::start(host, &rec, opts, sink).await?
         }
         DeploymentType::Ssh => {
-            check_live(&rec)?;
-            ssh::start(host, &rec, opts, sink)?
+            return Err(LogError::Corrupt {
+                id: rec.id.clone(),
+                message: "an ssh deployment whose record names no ssh host".into(),
+            });
         }
     };
     Ok(Logs {
@@ -170,6 +177,12 @@ pub async fn open(host: &Host, id: &str, opts: &LogOptions) -> Result<Logs, LogE
         rx,
         tasks,
     })
+}
+
+/// A deployment of the `ssh` provider (the provider name is the operator's,
+/// so a cloud component cannot make the host read an SSH host by claiming it).
+fn on_ssh_host(rec: &DeploymentRecord) -> bool {
+    rec.provider.as_deref() == Some("ssh") && rec.resources.iter().any(|r| r.kind == "ssh-host")
 }
 
 /// A record whose workload may print: placed and not gone.

@@ -12,6 +12,7 @@ mod digitalocean;
 mod embedding;
 mod gcp;
 mod kubernetes;
+mod logs;
 mod orchestrate;
 mod pricing;
 mod sandbox;
