@@ -20,8 +20,8 @@ use crate::kubernetes::{
     controller, fast as k8s_fast, request, start as start_k8s, unique_service,
 };
 use crate::orchestrate::{
-    dep_dir, echo_server_download, fast, native, ranked, ssh_host_section, sshd_lock, start_async,
-    store_capacity,
+    bpr_in, dep_dir, echo_server_download, fast, native, ranked, ssh_host_section, sshd_lock,
+    start_async, store_capacity,
 };
 use crate::support::TestEnv;
 
@@ -212,6 +212,16 @@ async fn a_vm_says_what_is_available_instead_of_its_logs_and_bad_options_are_ref
         .await
         .unwrap_err();
     assert!(err.to_string().starts_with("tail: must be 1-5000"), "{err}");
+    let config = env.dir.path().join("bpr.toml");
+    std::fs::write(&config, env.host_section("warn", false)).unwrap();
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking({
+        let id = id.clone();
+        move || bpr_in(&config, &["logs", &id])
+    })
+    .await
+    .unwrap();
+    assert!(!ok && stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("serial console"), "{stderr}");
     let err = host
         .logs("dep-nope", &LogOptions::default())
         .await
@@ -295,6 +305,30 @@ async fn a_container_on_an_ssh_host_is_read_with_docker_logs_tailed_then_followe
         [(ts(2), "two"), (ts(3), "three \u{1b}[2J")],
         "the last 2 lines with their time; bytes as printed (the CLI escapes them)"
     );
+    // The same through `bpr logs`: the escape sequence is shown, not run.
+    let config = env.dir.path().join("bpr.toml");
+    std::fs::write(
+        &config,
+        format!("{}\n{rest}", env.host_section("warn", false)),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking({
+        let (config, id) = (config.clone(), rec.id.clone());
+        move || bpr_in(&config, &["logs", &id, "--tail", "2"])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "bpr logs failed: {stderr}");
+    assert_eq!(stdout, "two\nthree \\u{1b}[2J\n");
+    let (ok, stdout, _) = tokio::task::spawn_blocking({
+        let (config, id) = (config.clone(), rec.id.clone());
+        move || bpr_in(&config, &["logs", &id, "--tail", "1", "--json"])
+    })
+    .await
+    .unwrap();
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["time"], ts(3).as_str());
 
     let follow = LogOptions {
         tail: 1,

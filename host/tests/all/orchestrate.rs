@@ -594,7 +594,7 @@ async fn bpr_deploy_ranks_and_lands_on_the_sshd_stand_in() {
     assert_eq!(remote_procs(&format!("{port} cli")), 0, "nothing runs");
 }
 
-fn bpr_in(config: &Path, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn bpr_in(config: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_bpr"))
         .arg("--config")
         .arg(config)
