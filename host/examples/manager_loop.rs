@@ -44,6 +44,8 @@ enum ChainEvent {
 
 /// The operator's config: the in-tree aws component pointed at moto, with
 /// moto's dummy credentials in a file of the example's own state directory.
+/// Every other in-tree provider is excluded: their snapshot offers would rank,
+/// and their APIs are not allowed here.
 fn config(moto: &str, state: &std::path::Path) -> Result<Config, Box<dyn std::error::Error>> {
     let creds = state.join("aws-credentials");
     std::fs::write(
@@ -51,13 +53,19 @@ fn config(moto: &str, state: &std::path::Path) -> Result<Config, Box<dyn std::er
         "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = example\n",
     )?;
     let providers = blueprint_remote_providers::config::BUILTIN_PROVIDERS_DIR;
+    // moto is not an AWS endpoint: the credential signs for it only when listed.
+    let signed = moto
+        .split_once("://")
+        .map_or(moto, |(_, rest)| rest)
+        .trim_end_matches('/');
     let text = format!(
         "[host]\nproviders_dir = {providers:?}\nstate_dir = {state:?}\nintegrity = \"warn\"\nwatch = false\n\
-         [operator.deployment]\nexcluded_providers = [\"digitalocean\", \"ssh\"]\n\
+         [operator.deployment]\nexcluded_providers = [\"azure\", \"digitalocean\", \"gcp\", \"ssh\", \"vultr\"]\n\
          [providers.aws]\nallow = [{moto:?}]\ncall_timeout_ms = 60000\n\
          [providers.aws.settings]\nregions = \"us-east-1\"\nendpoint = {moto:?}\n\
          image_owner = \"amazon\"\nimage_name_filter = \"amzn2-ami-hvm-*-x86_64-gp2\"\n\
-         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {creds:?}\n"
+         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {creds:?}\n\
+         hosts = [{signed:?}]\n"
     );
     Ok(Config::from_toml_str(&text, "manager_loop example")?)
 }

@@ -42,6 +42,7 @@ pub fn call_outcome<T>(result: &Result<T, CallError>) -> &'static str {
         Err(CallError::DeadlineExceeded { .. }) => "deadline",
         Err(CallError::MemoryExceeded { .. }) => "memory-cap",
         Err(CallError::Trapped { .. }) => "trap",
+        Err(CallError::ReturnedTooMuch { .. }) => "returned-too-much",
         Err(CallError::NotLoaded(_) | CallError::Unsupported { .. }) => "unavailable",
     }
 }

@@ -11,7 +11,9 @@
 mod ec2;
 mod eks;
 mod instances;
+mod leftovers;
 mod offers;
+mod regions;
 
 #[allow(missing_docs, clippy::all, unsafe_code)]
 mod bindings {

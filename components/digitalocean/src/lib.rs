@@ -9,6 +9,7 @@ mod codec;
 mod droplets;
 mod firewalls;
 mod keys;
+mod leftovers;
 mod model;
 mod offers;
 

@@ -151,7 +151,7 @@ pub fn check_credential(credential: &CredentialConfig) -> Result<(), CredentialE
     match credential {
         CredentialConfig::None => Ok(()),
         CredentialConfig::Bearer { token, .. } => token.read().map(drop),
-        CredentialConfig::AwsSigV4(source) => source.keys().map(drop),
+        CredentialConfig::AwsSigV4 { source, .. } => source.keys().map(drop),
         CredentialConfig::OAuth { source, .. } => match source {
             OAuthConfig::GcpServiceAccount { key_file } => std::fs::metadata(key_file)
                 .map(drop)

@@ -1,16 +1,21 @@
 //! The TTL supervisor: expired deployments terminated, crashed ones resolved,
 //! failed ones' leftovers deleted, active ones' health checked, every
-//! `interval`.
+//! `interval`; what no record owns swept every `sweep_interval`. `bpr cleanup`
+//! is one pass with a sweep.
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
 
 use super::error::DeployError;
 use super::events::EventKind;
 use super::options::DeployOptions;
 use super::orchestrator::Orchestrator;
+use super::recover::RecoveryReport;
 use super::request::DeployRequest;
+use super::sweep::SweepReport;
 use crate::clock::unix_now as now;
 use crate::runtime::bindings::wit::{InstanceRef, InstanceState, ResourceRef};
 use crate::tracking::{DeploymentRecord, DeploymentStatus, DeploymentType};
@@ -24,6 +29,9 @@ pub struct SupervisorOptions {
     pub tries: u32,
     /// Timing of the provider calls.
     pub deploy: DeployOptions,
+    /// Time between sweeps for what no record owns (listing every provider
+    /// this host deployed to, in every region it serves). Default: 10 min.
+    pub sweep_interval: Duration,
     /// Check active deployments' health each pass and publish
     /// [`EventKind::Unhealthy`]. Default: true.
     pub health_checks: bool,
@@ -35,26 +43,79 @@ impl Default for SupervisorOptions {
             interval: Duration::from_secs(30),
             tries: 3,
             deploy: DeployOptions::default(),
+            sweep_interval: Duration::from_secs(600),
             health_checks: true,
         }
     }
 }
 
+/// What one cleanup pass resolved; `bpr cleanup` prints it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CleanupReport {
+    /// Deployments terminated because their time to live ran out.
+    pub expired: Vec<String>,
+    /// Records a dead process left mid-flight, resolved (and active ones checked).
+    pub recovery: RecoveryReport,
+    /// Failed deployments whose leftovers were deleted (now terminated).
+    pub released: Vec<String>,
+    /// What the sweep deleted, when one ran in this pass.
+    pub sweep: Option<SweepReport>,
+    /// Deployments another live process is working on (left alone).
+    pub busy: Vec<String>,
+    /// What could not be resolved now (retried next pass), with why.
+    pub errors: Vec<(String, String)>,
+}
+
+impl CleanupReport {
+    /// Deployments terminated in this pass, for whatever reason.
+    pub fn terminated(&self) -> Vec<String> {
+        let mut out = self.expired.clone();
+        out.extend(self.recovery.terminated.iter().cloned());
+        out.extend(self.released.iter().cloned());
+        out
+    }
+
+    /// One line counting everything, e.g. `1 adopted, 2 failed, 3 terminated ...`.
+    pub fn summary(&self) -> String {
+        let swept = self.sweep.as_ref().map_or(0, |s| s.deleted.len());
+        format!(
+            "{} adopted, {} failed, {} terminated ({} expired), {} active checked, {} swept, {} busy, {} error(s)",
+            self.recovery.adopted.len(),
+            self.recovery.failed.len(),
+            self.terminated().len(),
+            self.expired.len(),
+            self.recovery.verified.len(),
+            swept,
+            self.busy.len(),
+            self.errors.len()
+        )
+    }
+}
+
 impl Orchestrator {
     /// Terminate every expired deployment now (and only those), with
-    /// retries, then finish what dead processes left (see [`Orchestrator::recover`])
-    /// and delete what failed deployments still hold. Returns the ids
-    /// terminated and the errors.
+    /// retries, then finish what dead processes left (see [`Orchestrator::recover`]),
+    /// delete what failed deployments still hold, and sweep for what no
+    /// record owns. Returns the ids terminated and the errors; see
+    /// [`Orchestrator::cleanup`] for everything that was resolved.
     pub async fn cleanup_once(
         &self,
         opts: &SupervisorOptions,
     ) -> (Vec<String>, Vec<(String, String)>) {
+        let report = self.cleanup(opts, true).await;
+        (report.terminated(), report.errors)
+    }
+
+    /// One cleanup pass (with a sweep when `sweep`), and what it resolved.
+    pub async fn cleanup(&self, opts: &SupervisorOptions, sweep: bool) -> CleanupReport {
         let tracker = self.tracker.clone();
-        let mut done = Vec::new();
-        let mut errors = Vec::new();
+        let mut report = CleanupReport::default();
         let expired = match tracker.expired(now()) {
             Ok(v) => v,
-            Err(e) => return (done, vec![("*".into(), e.to_string())]),
+            Err(e) => {
+                report.errors.push(("*".into(), e.to_string()));
+                return report;
+            }
         };
         for rec in expired {
             if !rec.status.is_final() {
@@ -71,12 +132,12 @@ impl Orchestrator {
                 match self.terminate_with(&rec.id, &opts.deploy, &reason).await {
                     Ok(_) => {
                         last = None;
-                        done.push(rec.id.clone());
+                        report.expired.push(rec.id.clone());
                         break;
                     }
                     // A live process is deploying it: the next scan gets it.
                     Err(DeployError::Busy(_)) => {
-                        last = Some("busy".to_string());
+                        report.busy.push(rec.id.clone());
                         break;
                     }
                     Err(e) => {
@@ -86,28 +147,41 @@ impl Orchestrator {
                 }
             }
             if let Some(e) = last {
-                errors.push((rec.id.clone(), e));
+                report.errors.push((rec.id.clone(), e));
             }
         }
-        let report = self.recover_with(&opts.deploy).await;
-        errors.extend(report.errors);
-        if let Ok(failed) = tracker.with_status(DeploymentStatus::Failed) {
-            for rec in failed.into_iter().filter(DeploymentRecord::holds_resources) {
-                match self
-                    .terminate_with(
-                        &rec.id,
-                        &opts.deploy,
-                        "deleting what a failed deployment still holds",
-                    )
-                    .await
-                {
-                    Ok(_) => done.push(rec.id.clone()),
-                    Err(DeployError::Busy(_)) => {}
-                    Err(e) => errors.push((rec.id.clone(), e.to_string())),
+        let recovery = self.recover_with(&opts.deploy).await;
+        report.errors.extend(recovery.errors.iter().cloned());
+        report.busy.extend(recovery.busy.iter().cloned());
+        report.recovery = recovery;
+        // Failed ones that may still hold something (an instance that could
+        // not be deleted, a create whose outcome is unknown).
+        match tracker.with_status(DeploymentStatus::Failed) {
+            Ok(failed) => {
+                for rec in failed.into_iter().filter(DeploymentRecord::holds_resources) {
+                    match self
+                        .terminate_with(
+                            &rec.id,
+                            &opts.deploy,
+                            "deleting what a failed deployment still holds",
+                        )
+                        .await
+                    {
+                        Ok(_) => report.released.push(rec.id.clone()),
+                        Err(DeployError::Busy(_)) => report.busy.push(rec.id.clone()),
+                        Err(e) => report.errors.push((rec.id.clone(), e.to_string())),
+                    }
                 }
             }
+            Err(e) => report.errors.push(("*".into(), e.to_string())),
         }
-        (done, errors)
+        if sweep {
+            let swept = self.sweep_orphans(&opts.deploy).await;
+            report.errors.extend(swept.errors.iter().cloned());
+            report.busy.extend(swept.busy.iter().cloned());
+            report.sweep = Some(swept);
+        }
+        report
     }
 
     /// The supervisor loop: [`Orchestrator::cleanup_once`] every `interval` until
@@ -124,16 +198,27 @@ impl Orchestrator {
         opts: SupervisorOptions,
     ) {
         tokio::pin!(shutdown);
+        let mut last_sweep: Option<Instant> = None;
         let mut unhealthy = BTreeSet::new();
         loop {
             // A pass in progress is finished, not cut by the shutdown: its
             // terminations and cleanup webhooks complete (each step is bounded
             // by its own deadline).
-            let (done, errors) = self.cleanup_once(&opts).await;
-            for id in &done {
+            let sweep = last_sweep.is_none_or(|t| t.elapsed() >= opts.sweep_interval);
+            if sweep {
+                last_sweep = Some(Instant::now());
+            }
+            let report = self.cleanup(&opts, sweep).await;
+            for id in report.terminated() {
                 tracing::info!("supervisor: deployment {id} terminated");
             }
-            for (id, e) in &errors {
+            for id in &report.recovery.adopted {
+                tracing::info!("supervisor: deployment {id} adopted after a crash");
+            }
+            for line in report.sweep.iter().flat_map(|s| s.deleted.iter()) {
+                tracing::warn!("supervisor: deleted what no record owns: {line}");
+            }
+            for (id, e) in &report.errors {
                 tracing::warn!("supervisor: deployment {id}: {e}");
             }
             if opts.health_checks {
@@ -161,11 +246,11 @@ impl Orchestrator {
                 continue;
             };
             match outcome {
-                Err(reason) if unhealthy.insert(rec.id.clone()) => {
+                Observed::Unhealthy(reason) if unhealthy.insert(rec.id.clone()) => {
                     tracing::warn!(deployment = %rec.id, "unhealthy: {reason}");
                     self.publish(&rec, EventKind::Unhealthy { reason });
                 }
-                Ok(()) if unhealthy.remove(&rec.id) => {
+                Observed::Healthy if unhealthy.remove(&rec.id) => {
                     if let Some(kind) = super::events::for_transition(&rec, "healthy again") {
                         self.publish(&rec, kind);
                     }
@@ -177,7 +262,7 @@ impl Orchestrator {
 
     /// One health observation of an active deployment; `None` when it has no
     /// check to run.
-    async fn health_of(&self, rec: &DeploymentRecord) -> Option<Result<(), String>> {
+    async fn health_of(&self, rec: &DeploymentRecord) -> Option<Observed> {
         // A managed cluster's existence is checked by recovery each pass.
         if rec.deployment_type == DeploymentType::Cluster {
             return None;
@@ -186,14 +271,14 @@ impl Orchestrator {
             let target = rec.kubernetes.clone()?;
             let deployer = match self.deployer_of(rec, &DeployOptions::default()).await {
                 Ok(d) => d,
-                Err(e) => return Some(Err(e.to_string())),
+                Err(e) => return Some(Observed::Unhealthy(e.to_string())),
             };
             return Some(match deployer.status(&target).await {
                 Ok(s) if s.desired > 0 && s.ready == 0 => {
-                    Err(format!("no replica ready ({})", s.describe()))
+                    Observed::Unhealthy(format!("no replica ready ({})", s.describe()))
                 }
-                Ok(_) => Ok(()),
-                Err(e) => Err(e.to_string()),
+                Ok(_) => Observed::Healthy,
+                Err(e) => Observed::Unhealthy(e.to_string()),
             });
         }
         let provider = rec.provider.as_deref()?;
@@ -208,18 +293,30 @@ impl Orchestrator {
                 labels: super::instances::labels_of(rec),
             };
             return Some(match handle.get_instance(r).await {
-                Ok(i) if i.state == InstanceState::Running => Ok(()),
-                Ok(i) => Err(format!(
+                Ok(i) if i.state == InstanceState::Running => Observed::Healthy,
+                Ok(i) => Observed::Unhealthy(format!(
                     "instance {} is {:?}{}",
                     i.id,
                     i.state,
                     i.detail.map(|d| format!(": {d}")).unwrap_or_default()
                 )),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Observed::Unhealthy(e.to_string()),
             });
         }
         let check = req.health.as_ref()?;
         let address = rec.address.as_deref()?;
-        Some(super::health::check_once(address, check).await.map(drop))
+        Some(match super::health::check_once(address, check).await {
+            Ok(_) => Observed::Healthy,
+            Err(e) => Observed::Unhealthy(e.to_string()),
+        })
     }
+}
+
+/// One health observation of an active deployment. Unhealthy carries the
+/// sentence published in the event (events are serialised, so it is text).
+enum Observed {
+    /// The check passed.
+    Healthy,
+    /// The check failed, saying what it saw.
+    Unhealthy(String),
 }

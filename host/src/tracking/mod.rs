@@ -24,4 +24,4 @@ pub use record::{
     Transition,
 };
 pub use status::{DeploymentStatus, DeploymentType, UnknownDeploymentType, UnknownStatus};
-pub use store::{DeploymentQuery, Tracker};
+pub use store::{DeploymentQuery, HOST_LABEL, Tracker};

@@ -228,10 +228,16 @@ pub(crate) fn write_credentials(env: &TestEnv, key_id: &str, secret: &str) -> Pa
 /// The `[providers.aws]` section: allow `allow`, settings `endpoint` etc. plus
 /// `extra_settings` lines, credential from `creds`.
 pub(crate) fn aws_section(allow: &str, creds: &Path, extra_settings: &str) -> String {
+    // The credential signs for the endpoint the tests point the component at.
+    let signed_host = allow
+        .split_once("://")
+        .map_or(allow, |(_, rest)| rest)
+        .trim_end_matches('/');
     format!(
         "[providers.aws]\nallow = [{allow:?}]\ncall_timeout_ms = 60000\n\
          [providers.aws.settings]\nregions = \"us-east-1\"\n{extra_settings}\n\
-         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {creds:?}\nprofile = \"default\"\n"
+         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {creds:?}\nprofile = \"default\"\n\
+         hosts = [{signed_host:?}]\n"
     )
 }
 
