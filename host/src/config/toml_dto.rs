@@ -39,6 +39,7 @@ struct ConfigToml {
     ssh: SshToml,
     #[serde(default)]
     serve: super::serve::ServeToml,
+    #[serde(default)]
     database: super::database::DatabaseToml,
 }
 
