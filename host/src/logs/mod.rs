@@ -18,6 +18,11 @@
 //! a bounded channel: a slow consumer slows the reading, and dropping
 //! [`Logs`] stops it.
 
+#![allow(
+    clippy::result_large_err,
+    reason = "LogError carries kube and ssh errors; made once per reader"
+)]
+
 mod error;
 mod kube;
 mod lines;

@@ -62,6 +62,10 @@ impl Orchestrator {
         let id = rec.id.as_str();
         let req = stored_request(rec)?;
         let attempts = tracker.attempts(id)?;
+        #[allow(
+            clippy::result_large_err,
+            reason = "StepError is the layer's error; not hot"
+        )]
         let fail_attempts = |why: &str| -> Result<(), StepError> {
             for a in &attempts {
                 if matches!(a.outcome, AttemptOutcome::Pending | AttemptOutcome::Created) {
