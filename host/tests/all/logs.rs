@@ -136,7 +136,7 @@ async fn the_logs_of_every_pod_of_a_kubernetes_deployment_are_read_tailed_and_fo
         ..LogOptions::default()
     };
     let mut logs = host.logs(&rec.id, &follow).await.expect("logs open");
-    let mut first = vec![next_line(&mut logs).await, next_line(&mut logs).await];
+    let mut first = [next_line(&mut logs).await, next_line(&mut logs).await];
     first.sort_by(|a, b| a.source.cmp(&b.source));
     assert_eq!(
         first.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(),

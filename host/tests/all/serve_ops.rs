@@ -272,7 +272,6 @@ async fn pod_logs_are_served_as_ndjson_and_followed_over_http() {
     .await
     .unwrap();
     assert_eq!(read_line().await["line"], "four");
-    drop(read_line);
     drop(stream);
 
     let (code, _) = serve
