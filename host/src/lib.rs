@@ -20,7 +20,8 @@
 //! database. Blueprint Manager drives it through [`embedding`]: service
 //! events in, deployments and their events out. [`telemetry`] is what the
 //! sandbox reports about itself; [`server`] is `bpr serve`, the host as a
-//! long-running service with an HTTP API.
+//! long-running service with an HTTP API; [`logs`] reads what a deployment's
+//! workload printed (pods, SSH hosts).
 
 #![warn(missing_docs)]
 
@@ -33,6 +34,7 @@ pub mod embedding;
 mod host;
 mod host_http;
 pub mod kubernetes;
+pub mod logs;
 pub mod placement;
 pub mod pricing;
 pub mod providers;

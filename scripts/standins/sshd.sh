@@ -2,7 +2,8 @@
 # Stand-in SSH host for the `ssh` provider tests: Debian's openssh-server on
 # 127.0.0.1:${BPR_SSHD_PORT:-2222}, throwaway host key, user `deploy` with
 # key-only login, plus recording `docker` and `systemctl` shims first in the
-# deploy user's PATH (no container engine or systemd runs on CI machines).
+# deploy user's PATH (no container engine or systemd runs on CI machines);
+# `docker logs NAME` answers the lines a test wrote to ~/.bpr-shim/logs/NAME.
 #
 # Usage: sshd.sh start|stop   (idempotent; run as root)
 # Files under /work/main/.standins/sshd (override with BPR_TEST_SSHD_DIR):
@@ -20,14 +21,18 @@ PORT="${BPR_SSHD_PORT:-2222}"
 USER_NAME=deploy
 HOME_DIR=/home/$USER_NAME
 SHIM_DIR=$HOME_DIR/.bpr-shim
+# Each stand-in (one per checkout, by port) has its own copy of the shims, so a
+# checkout whose script is older cannot replace them under a running test; the
+# state they record ($SHIM_DIR/*.log, containers/, logs/) is shared.
+SHIM_BIN=$SHIM_DIR/bin-$PORT
 
 running() { [[ -f $D/sshd.pid ]] && kill -0 "$(cat "$D/sshd.pid")" 2>/dev/null; }
 
 install_shims() {
-  install -d -m755 -o $USER_NAME -g $USER_NAME "$SHIM_DIR" "$SHIM_DIR/bin"
+  install -d -m755 -o $USER_NAME -g $USER_NAME "$SHIM_DIR" "$SHIM_BIN" "$SHIM_DIR/logs"
   # docker: records argv, keeps a tiny container table (name -> state) so
   # create/get/list/delete see each other, prints what the real CLI prints.
-  cat > "$SHIM_DIR/bin/docker" <<'EOF'
+  cat > "$SHIM_BIN/docker" <<'EOF'
 #!/bin/sh
 S="$HOME/.bpr-shim"; T="$S/containers"; mkdir -p "$T"
 { for a in "$@"; do printf '%s\037' "$a"; done; printf '\036'; } >> "$S/docker.log"
@@ -56,6 +61,21 @@ case "$1" in
       [ -e "$f" ] || continue
       if [ -z "$want" ] || grep -qxF "$want" "$f"; then basename "$f"; fi
     done; exit 0 ;;
+  logs)
+    # logs [--timestamps] [--tail N] [--since TS] NAME: the lines a test seeded in
+    # $S/logs/NAME, one "<RFC 3339 timestamp, fixed nanoseconds> <text>" each.
+    name=""; tail=""; since=""; ts=""; prev=""
+    for a in "$@"; do
+      case "$prev" in --tail) tail="$a" ;; --since) since="$a" ;; esac
+      [ "$a" = --timestamps ] && ts=1
+      prev="$a"; name="$a"
+    done
+    [ -e "$T/$name" ] || { echo "Error response from daemon: No such container: $name" >&2; exit 1; }
+    f="$S/logs/$name"; [ -f "$f" ] || exit 0
+    awk -v s="$since" 's == "" || $1 > s' "$f" \
+      | { if [ -n "$tail" ]; then tail -n "$tail"; else cat; fi; } \
+      | { if [ -n "$ts" ]; then cat; else cut -d' ' -f2-; fi; }
+    exit 0 ;;
   rm)
     name=""; for a in "$@"; do name="$a"; done
     if [ -e "$T/$name" ]; then rm -f "$T/$name"; echo "$name"; exit 0; fi
@@ -64,19 +84,21 @@ case "$1" in
 esac
 EOF
   # systemctl: records argv; `is-active` answers active for installed units.
-  cat > "$SHIM_DIR/bin/systemctl" <<'EOF'
+  cat > "$SHIM_BIN/systemctl" <<'EOF'
 #!/bin/sh
 S="$HOME/.bpr-shim"
 { for a in "$@"; do printf '%s\037' "$a"; done; printf '\036'; } >> "$S/systemctl.log"
 for a in "$@"; do case "$a" in is-active) echo active; exit 0 ;; esac; done
 exit 0
 EOF
-  chmod 755 "$SHIM_DIR/bin/docker" "$SHIM_DIR/bin/systemctl"
+  chmod 755 "$SHIM_BIN/docker" "$SHIM_BIN/systemctl"
   chown -R $USER_NAME:$USER_NAME "$SHIM_DIR"
 }
 
 start() {
-  if running; then echo "sshd stand-in already running (pid $(cat "$D/sshd.pid"), port $(cat "$D/port"))"; return; fi
+  # The shims are shared by every checkout's stand-in: refresh them even when
+  # this one already runs (a newer script may answer more commands).
+  if running; then install_shims; echo "sshd stand-in already running (pid $(cat "$D/sshd.pid"), port $(cat "$D/port"))"; return; fi
   # openssh-server, plus what the tests use on the "remote" side: curl for
   # downloads, systemd-analyze (package systemd; nothing is started) to
   # verify the units the component writes.
@@ -118,7 +140,7 @@ UsePAM no
 AllowUsers $USER_NAME
 Subsystem sftp internal-sftp
 MaxSessions 10
-SetEnv PATH=$SHIM_DIR/bin:/usr/local/bin:/usr/bin:/bin
+SetEnv PATH=$SHIM_BIN:/usr/local/bin:/usr/bin:/bin
 EOF
   echo "$PORT" > "$D/port"
   /usr/sbin/sshd -t -f "$D/sshd_config"

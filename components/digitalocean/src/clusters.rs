@@ -1,5 +1,6 @@
-//! DOKS clusters: created (found again by name on a retry), read with their CA,
-//! deleted, and the credentials the host asks for.
+//! DOKS clusters: created (found again by name on a retry), read with their CA
+//! (by id, or by name when the host lost the id), deleted, and the credentials
+//! the host asks for.
 
 use provider_sdk::settings;
 use provider_sdk::types::{
@@ -91,9 +92,35 @@ pub(crate) fn create_cluster(api: &Api, spec: ClusterSpec) -> Result<Cluster, Er
     Ok(model::cluster_from_api(&env.kubernetes_cluster))
 }
 
+/// The id of the cluster named `name` in `region`, found by listing (the host
+/// asks by name when create-cluster's answer was lost); `not-found` when there
+/// is none.
+fn id_by_name(api: &Api, name: &str, region: &str) -> Result<String, Error> {
+    let clusters = api.all_pages(
+        &format!("/v2/kubernetes/clusters?per_page={PER_PAGE}"),
+        "listing clusters",
+        |p: KubeClustersPage| (p.kubernetes_clusters, p.links),
+    )?;
+    clusters
+        .into_iter()
+        .find(|c| c.name == name && (region.is_empty() || c.region == region))
+        .map(|c| c.id)
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "DigitalOcean has no cluster named {name} in {region}"
+            ))
+        })
+}
+
 pub(crate) fn get(target: ClusterRef) -> Result<Cluster, Error> {
     let api = Api::from_settings();
-    let id = path_segment(&target.id, "cluster id")?;
+    let found;
+    let id = if target.id.is_empty() {
+        found = id_by_name(&api, &target.name, &target.region)?;
+        path_segment(&found, "cluster id")?
+    } else {
+        path_segment(&target.id, "cluster id")?
+    };
     let env: KubeClusterEnvelope = api.get_json(
         &format!("/v2/kubernetes/clusters/{id}"),
         &format!("reading cluster {}", target.name),

@@ -1,5 +1,7 @@
-//! `bpr k8s render | clusters`: review the Kubernetes objects of a service before
-//! deploying, and check the clusters of `[operator.kubernetes]`.
+//! `bpr k8s render | clusters | create | delete | list`: review the Kubernetes
+//! objects of a service before deploying, check the clusters of
+//! `[operator.kubernetes]`, and create, delete and list the managed clusters a
+//! provider makes (see `clusters_cmd`).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -25,6 +27,14 @@ pub enum K8sCommand {
     /// List the clusters of `[operator.kubernetes]` and whether each answers; exits
     /// non-zero when one does not.
     Clusters,
+    /// Create a managed cluster on a provider (EKS, DOKS, GKE, AKS, VKE), tracked
+    /// like a VM: time to live, crash recovery, history. Once it runs it is the
+    /// target `k8s:<name>`.
+    Create(Box<super::clusters_cmd::CreateArgs>),
+    /// Delete a managed cluster made with `bpr k8s create` (by name or record id).
+    Delete(super::clusters_cmd::DeleteArgs),
+    /// The managed clusters made with `bpr k8s create`.
+    List(super::clusters_cmd::ListArgs),
 }
 
 /// Flags of `bpr k8s render`.
@@ -156,6 +166,21 @@ async fn version_of(name: &str, cluster: &Cluster) -> Result<String, String> {
 /// Run a `k8s` subcommand.
 pub async fn run(cmd: K8sCommand, config: Config) -> anyhow::Result<ExitCode> {
     match cmd {
+        K8sCommand::Create(args) => {
+            let mut config = config;
+            config.host.watch = false;
+            super::clusters_cmd::create(*args, config).await
+        }
+        K8sCommand::Delete(args) => {
+            let mut config = config;
+            config.host.watch = false;
+            super::clusters_cmd::delete(args, config).await
+        }
+        K8sCommand::List(args) => {
+            let mut config = config;
+            config.host.watch = false;
+            super::clusters_cmd::list(args, config).await
+        }
         K8sCommand::Render(args) => {
             print!("{}", render_yaml(&args, &config)?);
             Ok(ExitCode::SUCCESS)

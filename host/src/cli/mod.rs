@@ -1,11 +1,13 @@
 //! The `bpr` command line. Thin: parses flags, loads config, calls the
 //! library, prints.
 
+mod clusters_cmd;
 mod deploy;
 mod hosts_cmd;
 pub(crate) mod k8s_cmd;
 #[cfg(test)]
 mod k8s_cmd_tests;
+mod logs_cmd;
 pub(crate) mod plan_cmd;
 mod providers_cmd;
 mod serve_cmd;
@@ -53,6 +55,9 @@ pub enum Command {
     /// Deployments: deploy, status, terminate, update, suspend, resume, cleanup, history.
     #[command(flatten)]
     Deployments(deploy::DeployCommand),
+    /// What a deployment's workload printed: pod logs (Kubernetes), container or
+    /// unit logs (SSH hosts); for a VM, what is available instead.
+    Logs(logs_cmd::LogsArgs),
     /// Run as a service: HTTP API, hot reload, supervisor, price refresh, metrics.
     Serve(serve_cmd::ServeArgs),
     /// Blueprint Manager's service events through the embedding API: initiated,
@@ -89,6 +94,7 @@ pub fn main() -> ExitCode {
             Command::Hosts(cmd) => hosts_cmd::run(cmd, config).await,
             Command::K8s(cmd) => k8s_cmd::run(cmd, config).await,
             Command::Deployments(cmd) => deploy::run(cmd, config).await,
+            Command::Logs(args) => logs_cmd::run(args, config).await,
             Command::Serve(args) => serve_cmd::run(args, config).await,
             Command::Service(cmd) => service_cmd::run(cmd, config).await,
         }

@@ -136,6 +136,13 @@ pub(super) const ALL: &[(&str, &str)] = &[(
         rows     BLOB NOT NULL,         -- one fixed-size record per offer in the region
         PRIMARY KEY (provider, region)
     );",
+),
+(
+    "0008_serve_ops_cluster_names",
+    "-- Managed clusters (deployment_type 'cluster', `bpr k8s create`) are named in
+    -- `cluster`; the name is `k8s:<name>`, so at most one live record has it.
+    CREATE UNIQUE INDEX deployments_live_cluster_name ON deployments(cluster)
+        WHERE deployment_type = 'cluster' AND status NOT IN ('terminated', 'failed');",
 )];
 
 /// The schema version of the open database.

@@ -25,8 +25,9 @@ use crate::kubernetes::{self, Cluster, ClusterDirectory, ServiceAddress, Workloa
 use crate::pricing::PricingService;
 use crate::providers::{ProviderHandle, ProviderStatus, Providers};
 use crate::provisioning::{
-    CleanupReport, DeployError, DeployOptions, DeployRequest, DeploymentEvent, InstanceTarget,
-    KubernetesChange, Orchestrator, Plan, RecoveryReport, SupervisorOptions,
+    CleanupReport, ClusterError, ClusterOptions, ClusterRequest, DeployError, DeployOptions,
+    DeployRequest, DeploymentEvent, InstanceTarget, KubernetesChange, Orchestrator, Plan,
+    RecoveryReport, SupervisorOptions,
 };
 use crate::runtime::CallError;
 use crate::ssh::SshPool;
@@ -147,6 +148,49 @@ impl Host {
     /// Make a connected cluster a deployment target (see [`ClusterDirectory::add`]).
     pub fn add_cluster(&self, cluster: Cluster) {
         self.parts.clusters.add(cluster);
+    }
+
+    /// Create a managed cluster and track it like a VM; once it runs it is the
+    /// target `k8s:<name>` (see [`Orchestrator::create_cluster`]).
+    pub async fn create_cluster(
+        &self,
+        req: ClusterRequest,
+        opts: &ClusterOptions,
+    ) -> Result<DeploymentRecord, ClusterError> {
+        self.parts.orchestrator.create_cluster(req, opts).await
+    }
+
+    /// Delete the tracked managed cluster `name_or_id` (see
+    /// [`Orchestrator::delete_cluster`]).
+    pub async fn delete_cluster(
+        &self,
+        name_or_id: &str,
+        force: bool,
+        opts: &DeployOptions,
+    ) -> Result<DeploymentRecord, ClusterError> {
+        self.parts
+            .orchestrator
+            .delete_cluster(name_or_id, force, opts)
+            .await
+    }
+
+    /// Start reading what deployment `id`'s workload printed (see [`crate::logs`]).
+    pub async fn logs(
+        &self,
+        id: &str,
+        opts: &crate::logs::LogOptions,
+    ) -> Result<crate::logs::Logs, crate::logs::LogError> {
+        crate::logs::open(self, id, opts).await
+    }
+
+    /// Every tracked managed-cluster record, oldest first.
+    pub fn managed_clusters(&self) -> Result<Vec<DeploymentRecord>, TrackError> {
+        self.parts.orchestrator.managed_clusters()
+    }
+
+    /// The tracked managed cluster `name_or_id` (a name or a record id).
+    pub fn managed_cluster(&self, name_or_id: &str) -> Result<DeploymentRecord, ClusterError> {
+        self.parts.orchestrator.managed_cluster(name_or_id)
     }
 
     // --- Deployments ---------------------------------------------------------

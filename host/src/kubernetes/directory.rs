@@ -1,7 +1,8 @@
 //! Where `k8s:<name>` points: a cluster the embedder added, a managed cluster of
-//! `[operator.kubernetes] managed` (resolved through the provider that created it,
-//! authenticated by the host), or a kubeconfig cluster of `[operator.kubernetes]
-//! clusters`. The [`ClusterDirectory`] resolves names and keeps the connected ones.
+//! `[operator.kubernetes] managed` or one created with `bpr k8s create` (both
+//! resolved through the provider that created it, authenticated by the host), or
+//! a kubeconfig cluster of `[operator.kubernetes] clusters`. The
+//! [`ClusterDirectory`] resolves names and keeps the connected ones.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,6 +13,7 @@ use super::managed::{HostCredentials, ManagedCluster};
 use crate::capabilities::credentials::CredentialConfig;
 use crate::config::{Config, ManagedKubernetesCluster};
 use crate::providers::Providers;
+use crate::tracking::{DeploymentStatus, Tracker};
 use crate::wit::{ClusterAuth, ClusterRef};
 
 /// The Kubernetes clusters deployments may target, by name. Cheap to clone.
@@ -27,6 +29,8 @@ struct Inner {
     clusters: Mutex<BTreeMap<String, Cluster>>,
     /// `[operator.kubernetes] managed` clusters resolved through their provider.
     managed: Mutex<BTreeMap<String, Arc<ManagedCluster>>>,
+    /// Where clusters created with `bpr k8s create` are recorded, when known.
+    tracker: Option<Tracker>,
 }
 
 impl std::fmt::Debug for ClusterDirectory {
@@ -43,14 +47,89 @@ impl std::fmt::Debug for ClusterDirectory {
 impl ClusterDirectory {
     /// The clusters of `config`, managed ones resolved through `providers`.
     pub fn new(config: Arc<Config>, providers: Providers) -> Self {
+        Self::build(config, providers, None)
+    }
+
+    /// [`ClusterDirectory::new`], also resolving the running clusters `tracker`
+    /// records (created with `bpr k8s create`) by their name.
+    pub fn with_tracker(config: Arc<Config>, providers: Providers, tracker: Tracker) -> Self {
+        Self::build(config, providers, Some(tracker))
+    }
+
+    fn build(config: Arc<Config>, providers: Providers, tracker: Option<Tracker>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 config,
                 providers,
                 clusters: Mutex::new(BTreeMap::new()),
                 managed: Mutex::new(BTreeMap::new()),
+                tracker,
             }),
         }
+    }
+
+    /// Drops what is kept for cluster `name` (its client, its provider record):
+    /// the next [`ClusterDirectory::cluster`] resolves it afresh. Called when a
+    /// tracked cluster is deleted, so a new one of the same name is not confused
+    /// with it.
+    pub fn forget(&self, name: &str) {
+        self.cluster_cache().remove(name);
+        self.managed_cache().remove(name);
+    }
+
+    /// The live tracked cluster `name`, as a managed-cluster entry once it runs.
+    fn tracked(&self, name: &str) -> Result<Option<ManagedKubernetesCluster>, Error> {
+        let Some(tracker) = &self.inner.tracker else {
+            return Ok(None);
+        };
+        let Ok(Some(rec)) = tracker.live_cluster(name) else {
+            return Ok(None);
+        };
+        // Terminating: its deployments are deleted before it is.
+        if !matches!(
+            rec.status,
+            DeploymentStatus::Active | DeploymentStatus::Terminating
+        ) {
+            return Err(Error::TrackedClusterNotReady {
+                cluster: name.to_string(),
+                id: rec.id,
+                status: rec.status.to_string(),
+            });
+        }
+        match (rec.provider, rec.region, rec.instance_id) {
+            (Some(provider), Some(region), Some(id)) => {
+                // Another process may have deleted the cluster and made a new one of
+                // the same name: what is kept must be this one's.
+                let stale = self
+                    .managed_cache()
+                    .get(name)
+                    .is_some_and(|m| m.record().id != id);
+                if stale {
+                    self.forget(name);
+                }
+                Ok(Some(ManagedKubernetesCluster {
+                    name: name.to_string(),
+                    provider,
+                    region,
+                    id,
+                    cluster_name: Some(name.to_string()),
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Names of the live tracked clusters (for "unknown cluster" messages).
+    fn tracked_names(&self) -> Vec<String> {
+        self.inner
+            .tracker
+            .as_ref()
+            .and_then(|t| t.clusters().ok())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| !r.status.is_final())
+            .filter_map(|r| r.cluster)
+            .collect()
     }
 
     fn cluster_cache(&self) -> MutexGuard<'_, BTreeMap<String, Cluster>> {
@@ -82,6 +161,9 @@ impl ClusterDirectory {
         if let Some(entry) = k8s.managed.iter().find(|m| m.name == name) {
             return self.managed_cluster(entry).await;
         }
+        if let Some(entry) = self.tracked(name)? {
+            return self.managed_cluster(&entry).await;
+        }
         let Some(entry) = k8s.clusters.iter().find(|c| c.name == name) else {
             let mut known: Vec<String> = k8s
                 .clusters
@@ -89,6 +171,7 @@ impl ClusterDirectory {
                 .map(|c| c.name.clone())
                 .chain(k8s.managed.iter().map(|m| m.name.clone()))
                 .chain(self.cluster_cache().keys().cloned())
+                .chain(self.tracked_names())
                 .collect();
             known.sort();
             known.dedup();

@@ -94,6 +94,18 @@ pub enum Error {
     /// unsupported auth, expired credentials...).
     #[error(transparent)]
     Managed(#[from] ManagedError),
+    /// A managed cluster created with `bpr k8s create` is not running yet.
+    #[error(
+        "cluster `{cluster}` (record {id}) is {status}, not running yet; `bpr k8s list` says when it is active"
+    )]
+    TrackedClusterNotReady {
+        /// The cluster's name.
+        cluster: String,
+        /// Its record id.
+        id: String,
+        /// The record's status.
+        status: String,
+    },
     /// A cluster name that is not configured was asked for.
     #[error("unknown kubernetes cluster `{name}`; configured clusters: {known}")]
     UnknownCluster {

@@ -61,6 +61,45 @@ pub enum StepError {
         /// The deadline in seconds.
         secs: u64,
     },
+    /// A managed cluster failed or went away before it ran.
+    #[error("cluster {cluster} went {state} before running{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    ClusterFailed {
+        /// Cluster name (and provider id).
+        cluster: String,
+        /// The state it reached (`failed`, `deleted`, `not found`).
+        state: String,
+        /// The provider's detail.
+        detail: Option<String>,
+    },
+    /// A managed cluster did not run before the deadline.
+    #[error("cluster {cluster} not running after {secs} s (last: {last})")]
+    ClusterNotRunning {
+        /// Cluster name (and provider id).
+        cluster: String,
+        /// The deadline in seconds.
+        secs: u64,
+        /// The last state or error seen.
+        last: String,
+    },
+    /// A managed cluster was not confirmed deleted before the deadline.
+    #[error("cluster {cluster} still not deleted after {secs} s")]
+    ClusterNotDeleted {
+        /// Cluster name (and provider id).
+        cluster: String,
+        /// The deadline in seconds.
+        secs: u64,
+    },
+    /// The provider has a cluster of that name that this record did not create
+    /// (its `bpr-deployment` label says otherwise); it is left alone.
+    #[error(
+        "the provider's cluster {cluster} is not this record's (labelled bpr-deployment={owner}); it is left alone"
+    )]
+    ClusterNotOurs {
+        /// Cluster name.
+        cluster: String,
+        /// Its `bpr-deployment` label, or `(none)`.
+        owner: String,
+    },
     /// Not tried: an earlier candidate of the same provider and region was
     /// told the region is unavailable (WIT `region-unavailable`: unknown,
     /// disabled, or its endpoint unreachable), which no instance type changes.

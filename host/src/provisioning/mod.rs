@@ -11,7 +11,8 @@
 //! record owns), `terminate.rs`, `recover.rs`,
 //! `supervisor.rs` (TTL, leftovers, health), `webhook.rs`, `health.rs`,
 //! `events.rs`, `verdict.rs` (what a provider error means), `retry.rs`,
-//! `request.rs`, `options.rs`, `error.rs`.
+//! `request.rs`, `options.rs`, `error.rs`; `clusters/` (managed clusters
+//! created and tracked like a VM).
 //!
 //! Error handling per WIT `error` case (wit/types.wit):
 //! - capacity-unavailable, quota-exceeded, region-unavailable, unsupported,
@@ -24,6 +25,7 @@
 //! - anything failing after create-instance returned: the instance is deleted
 //!   (delete-instance until `deleted`) and the record says so.
 
+pub mod clusters;
 mod error;
 mod events;
 mod health;
@@ -42,6 +44,7 @@ mod verdict;
 mod vm;
 mod webhook;
 
+pub use clusters::{ClusterError, ClusterOptions, ClusterRequest, NodePool};
 pub use error::{CandidateFailure, DeployError, StepError};
 pub use events::{DeploymentEvent, EVENT_BUFFER, EventBus, EventKind};
 pub use kubernetes::KubernetesChange;

@@ -152,6 +152,9 @@ impl Orchestrator {
         if rec.deployment_type == crate::tracking::DeploymentType::Kubernetes {
             return self.recover_kubernetes(rec, opts).await;
         }
+        if rec.deployment_type == crate::tracking::DeploymentType::Cluster {
+            return self.recover_cluster(rec, opts).await;
+        }
         let attempts = match tracker.attempts(&id) {
             Ok(a) => a,
             Err(e) => {

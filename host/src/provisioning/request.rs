@@ -307,6 +307,12 @@ impl DeployRequest {
                     "\"ssh\" is deployed as \"vm\" through the ssh provider (candidate ssh/<pool>/<host>); use \"vm\"",
                 ));
             }
+            (DeploymentType::Cluster, _) => {
+                return Err(bad(
+                    "deployment_type",
+                    "\"cluster\" records are made by `bpr k8s create` (a managed cluster), not by a deploy request",
+                ));
+            }
         }
         if self.ttl_secs == Some(0) {
             return Err(bad("ttl_secs", "must be at least 1 (omit it for no TTL)"));

@@ -263,6 +263,10 @@ impl Orchestrator {
     /// One health observation of an active deployment; `None` when it has no
     /// check to run.
     async fn health_of(&self, rec: &DeploymentRecord) -> Option<Observed> {
+        // A managed cluster's existence is checked by recovery each pass.
+        if rec.deployment_type == DeploymentType::Cluster {
+            return None;
+        }
         if rec.deployment_type == DeploymentType::Kubernetes {
             let target = rec.kubernetes.clone()?;
             let deployer = match self.deployer_of(rec, &DeployOptions::default()).await {

@@ -72,6 +72,12 @@ impl Orchestrator {
             self.step(opts, id, DeploymentStatus::Terminated, &what)?;
             return Ok(tracker.get(id)?);
         }
+        if rec.deployment_type == DeploymentType::Cluster {
+            let what = self.delete_cluster_of(&rec, opts).await.map_err(fail)?;
+            tracker.record_released(id)?;
+            self.step(opts, id, DeploymentStatus::Terminated, &what)?;
+            return Ok(tracker.get(id)?);
+        }
         let (Some(pname), Some(region)) = (rec.provider.clone(), rec.region.clone()) else {
             self.step(
                 opts,

@@ -35,6 +35,7 @@ use super::{ApiError, AppState, api, auth};
         (name = "deployments", description = "Plan, deploy, follow and terminate deployments"),
         (name = "services", description = "Blueprint Manager's service events by service key: initiated, terminated, renew, reconcile"),
         (name = "events", description = "Server-sent events of deployment state changes"),
+        (name = "clusters", description = "Managed Kubernetes clusters, tracked like deployments"),
         (name = "providers", description = "Provider components"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
@@ -168,6 +169,9 @@ mod tests {
             "/v1/services/{blueprint_id}/{service_id}/terminated",
             "/v1/services/{blueprint_id}/{service_id}/renew",
             "/v1/services/reconcile",
+            "/v1/deployments/{id}/logs",
+            "/v1/clusters",
+            "/v1/clusters/{name}",
         ] {
             assert!(
                 paths.iter().any(|x| x.as_str() == p),

@@ -17,6 +17,16 @@ pub enum TrackError {
         /// The live deployment's id (empty when another process won a race and it is not visible yet).
         existing: String,
     },
+    /// A live managed cluster already has this name.
+    #[error(
+        "a managed cluster named {name} is already tracked ({existing}); choose another name or delete it first"
+    )]
+    ClusterNameTaken {
+        /// The name.
+        name: String,
+        /// The live record's id (empty when another process won a race and it is not visible yet).
+        existing: String,
+    },
     /// A deployment with this id already exists.
     #[error("deployment {0:?} already exists; choose another id or omit it")]
     AlreadyExists(String),

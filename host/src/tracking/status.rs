@@ -145,6 +145,9 @@ pub enum DeploymentType {
     Kubernetes,
     /// A workload on one of the operator's own hosts over SSH.
     Ssh,
+    /// A managed Kubernetes cluster a provider created (`bpr k8s create`): the
+    /// record's `instance_id` is the provider's cluster id and `cluster` its name.
+    Cluster,
 }
 
 impl DeploymentType {
@@ -154,13 +157,14 @@ impl DeploymentType {
             Self::Vm => "vm",
             Self::Kubernetes => "kubernetes",
             Self::Ssh => "ssh",
+            Self::Cluster => "cluster",
         }
     }
 }
 
 /// A deployment type name that is not one of ours.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("unknown deployment type {0:?} (expected vm, kubernetes or ssh)")]
+#[error("unknown deployment type {0:?} (expected vm, kubernetes, ssh or cluster)")]
 pub struct UnknownDeploymentType(pub String);
 
 impl FromStr for DeploymentType {
@@ -170,6 +174,7 @@ impl FromStr for DeploymentType {
             "vm" => Ok(Self::Vm),
             "kubernetes" => Ok(Self::Kubernetes),
             "ssh" => Ok(Self::Ssh),
+            "cluster" => Ok(Self::Cluster),
             other => Err(UnknownDeploymentType(other.to_string())),
         }
     }

@@ -719,3 +719,111 @@ impl Tracker {
         Ok(out)
     }
 }
+
+// --- Managed clusters (`bpr k8s create`) -------------------------------------
+
+/// Live managed-cluster records: the ones that hold (or may still get) a cluster.
+const LIVE_CLUSTER: &str = "deployment_type = 'cluster' AND status NOT IN ('terminated', 'failed')";
+
+impl Tracker {
+    /// Insert a managed cluster's record in `planned`, its `cluster` column set to
+    /// `name`, with its first history row. At most one live cluster record has a
+    /// name: a second is [`TrackError::ClusterNameTaken`] and writes nothing.
+    pub fn create_cluster(&self, new: &NewDeployment, name: &str) -> Result<DeploymentRecord> {
+        let now = now();
+        let mut labels = new.labels.clone();
+        labels.insert("bpr-deployment".into(), new.id.clone());
+        labels.insert("bpr-managed".into(), "true".into());
+        let labels_json = serde_json::to_string(&labels).unwrap_or_else(|_| "{}".into());
+        let ttl = new.ttl_secs.map(|t| t.min(i64::MAX as u64) as i64);
+        {
+            let mut conn = self.db.lock();
+            // Immediate: the name check and the insert see the same database.
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let exists = tx
+                .query_row("SELECT 1 FROM deployments WHERE id = ?1", [&new.id], |_| {
+                    Ok(())
+                })
+                .optional()?
+                .is_some();
+            if exists {
+                return Err(TrackError::AlreadyExists(new.id.clone()));
+            }
+            let existing: Option<String> = tx
+                .query_row(
+                    &format!("SELECT id FROM deployments WHERE cluster = ?1 AND {LIVE_CLUSTER}"),
+                    [name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(existing) = existing {
+                return Err(TrackError::ClusterNameTaken {
+                    name: name.to_string(),
+                    existing,
+                });
+            }
+            let inserted = tx.execute(
+                "INSERT INTO deployments (id, blueprint_id, service_id, deployment_type, status, labels_json,
+                   request_json, cleanup_webhook, created_at, updated_at, ttl_secs, expires_at, cluster)
+                 VALUES (?1, ?2, ?3, 'cluster', 'planned', ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)",
+                params![
+                    new.id,
+                    new.blueprint_id,
+                    new.service_id,
+                    labels_json,
+                    new.request_json,
+                    new.cleanup_webhook,
+                    now,
+                    ttl,
+                    ttl.map(|t| now.saturating_add(t)),
+                    name,
+                ],
+            );
+            match inserted {
+                // Another process took the name meanwhile (the partial unique index).
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    return Err(TrackError::ClusterNameTaken {
+                        name: name.to_string(),
+                        existing: String::new(),
+                    });
+                }
+                other => other?,
+            };
+            tx.execute(
+                "INSERT INTO deployment_history (deployment_id, at, from_status, to_status, reason)
+                 VALUES (?1, ?2, NULL, 'planned', ?3)",
+                params![new.id, now, format!("cluster {name} requested")],
+            )?;
+            tx.commit()?;
+        }
+        self.get(&new.id)
+    }
+
+    /// The live managed-cluster record named `name` (see [`Tracker::create_cluster`]).
+    pub fn live_cluster(&self, name: &str) -> Result<Option<DeploymentRecord>> {
+        Ok(self
+            .list_where(&format!("WHERE cluster = ?1 AND {LIVE_CLUSTER}"), &[&name])?
+            .into_iter()
+            .next())
+    }
+
+    /// Every managed-cluster record, oldest first.
+    pub fn clusters(&self) -> Result<Vec<DeploymentRecord>> {
+        self.list_where(
+            "WHERE deployment_type = 'cluster' ORDER BY created_at, id",
+            &[],
+        )
+    }
+
+    /// The live Kubernetes deployments whose objects are on cluster `name`.
+    pub fn live_on_cluster(&self, name: &str) -> Result<Vec<DeploymentRecord>> {
+        self.list_where(
+            &format!(
+                "WHERE deployment_type = 'kubernetes' AND cluster = ?1 AND {LIVE} ORDER BY created_at, id"
+            ),
+            &[&name],
+        )
+    }
+}

@@ -42,7 +42,7 @@ fn moto_url() -> String {
 use crate::support::moto_lock;
 
 /// A unique suffix for names in this run.
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -88,13 +88,13 @@ fn xml_texts(xml: &str, tag: &str) -> Vec<String> {
 /// Direct access to moto for setup and for checking what the component did.
 /// Raw calls carry an unsigned Authorization header only so that moto routes
 /// them to the right service: they need moto's auth switched off.
-struct Moto {
-    url: String,
+pub(crate) struct Moto {
+    pub(crate) url: String,
     http: reqwest::Client,
 }
 
 impl Moto {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             url: moto_url(),
             http: reqwest::Client::new(),
@@ -152,7 +152,7 @@ impl Moto {
         self.query("ec2", "2016-11-15", action, params).await
     }
 
-    async fn eks_get(&self, path: &str) -> (u16, String) {
+    pub(crate) async fn eks_get(&self, path: &str) -> (u16, String) {
         let resp = self
             .http
             .get(format!("{}{path}", self.url))
@@ -168,7 +168,7 @@ impl Moto {
     }
 
     /// Switch moto's SigV4 + IAM checking on (every later call is checked) or off.
-    async fn set_auth(&self, on: bool) {
+    pub(crate) async fn set_auth(&self, on: bool) {
         let resp = self
             .http
             .post(format!("{}/moto-api/reset-auth", self.url))
@@ -215,7 +215,7 @@ impl Moto {
     }
 }
 
-fn write_credentials(env: &TestEnv, key_id: &str, secret: &str) -> PathBuf {
+pub(crate) fn write_credentials(env: &TestEnv, key_id: &str, secret: &str) -> PathBuf {
     let path = env.dir.path().join("aws-credentials");
     std::fs::write(
         &path,
@@ -227,7 +227,7 @@ fn write_credentials(env: &TestEnv, key_id: &str, secret: &str) -> PathBuf {
 
 /// The `[providers.aws]` section: allow `allow`, settings `endpoint` etc. plus
 /// `extra_settings` lines, credential from `creds`.
-fn aws_section(allow: &str, creds: &Path, extra_settings: &str) -> String {
+pub(crate) fn aws_section(allow: &str, creds: &Path, extra_settings: &str) -> String {
     // The credential signs for the endpoint the tests point the component at.
     let signed_host = allow
         .split_once("://")
@@ -241,7 +241,7 @@ fn aws_section(allow: &str, creds: &Path, extra_settings: &str) -> String {
     )
 }
 
-fn moto_settings(moto: &str) -> String {
+pub(crate) fn moto_settings(moto: &str) -> String {
     format!(
         "endpoint = {moto:?}\nimage_owner = \"amazon\"\nimage_name_filter = {MOTO_IMAGE_FILTER:?}\n\
          eks_role_arn = \"arn:aws:iam::123456789012:role/bpr-eks\"\n\
@@ -250,7 +250,7 @@ fn moto_settings(moto: &str) -> String {
 }
 
 /// A host with the aws component pointed at moto, with credentials `key`.
-async fn moto_host(env: &TestEnv, moto: &Moto, key: (&str, &str)) -> Host {
+pub(crate) async fn moto_host(env: &TestEnv, moto: &Moto, key: (&str, &str)) -> Host {
     env.add("aws");
     let creds = write_credentials(env, key.0, key.1);
     env.start(&aws_section(&moto.url, &creds, &moto_settings(&moto.url)))

@@ -29,7 +29,7 @@ const SSH_KEY: &str =
 const SSH_KEY_FP: &str = "dc:2e:c8:c1:4a:4d:5a:3f:88:b6:30:08:af:ed:a0:36";
 
 /// Where the stand-in runs.
-struct Stand {
+pub(crate) struct Stand {
     prism: String,
     fake: String,
     prism_log: PathBuf,
@@ -69,7 +69,7 @@ impl Stand {
         }
     }
 
-    async fn control(&self, path: &str, body: Value) -> Value {
+    pub(crate) async fn control(&self, path: &str, body: Value) -> Value {
         let resp = self
             .http
             .post(format!("{}{path}", self.fake))
@@ -90,7 +90,7 @@ impl Stand {
         serde_json::from_str(&resp.text().await.unwrap()).unwrap()
     }
 
-    async fn fetch(&self, path: &str) -> Value {
+    pub(crate) async fn fetch(&self, path: &str) -> Value {
         let text = self
             .http
             .get(format!("{}{path}", self.fake))
@@ -104,12 +104,12 @@ impl Stand {
     }
 
     /// The fake's state (droplets, keys, firewalls, clusters).
-    async fn state(&self) -> Value {
+    pub(crate) async fn state(&self) -> Value {
         self.fetch("/_fake/state").await
     }
 
     /// `(method, path)` of every API request the fake served.
-    async fn requests(&self) -> Vec<(String, String)> {
+    pub(crate) async fn requests(&self) -> Vec<(String, String)> {
         self.fetch("/_fake/log").await["requests"]
             .as_array()
             .unwrap()
@@ -161,19 +161,19 @@ impl Stand {
 }
 
 /// A host with only the DigitalOcean component, pointed at Prism.
-struct Fixture {
-    stand: Stand,
-    _env: TestEnv,
+pub(crate) struct Fixture {
+    pub(crate) stand: Stand,
+    pub(crate) _env: TestEnv,
     /// The `[providers.digitalocean]` sections the host runs with.
-    provider_section: String,
-    host: Host,
-    do_: ProviderHandle,
+    pub(crate) provider_section: String,
+    pub(crate) host: Host,
+    pub(crate) do_: ProviderHandle,
     log_from: usize,
     _serial: tokio::sync::MutexGuard<'static, ()>,
 }
 
 impl Fixture {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         Self::with_endpoint(None).await
     }
 
@@ -209,7 +209,7 @@ impl Fixture {
     }
 
     /// Every test ends here: Prism saw no request or answer outside the spec.
-    async fn finish(self) {
+    pub(crate) async fn finish(self) {
         let v = self.stand.violations_since(self.log_from).await;
         assert!(
             v.is_empty(),
@@ -865,7 +865,7 @@ async fn a_tracked_deployment_reaches_active_and_terminate_leaves_nothing() {
 }
 
 /// A one-node cluster `bpr-<name>` in nyc1.
-fn one_node_cluster(name: &str) -> ClusterSpec {
+pub(crate) fn one_node_cluster(name: &str) -> ClusterSpec {
     ClusterSpec {
         name: format!("bpr-{name}"),
         deployment_id: format!("dep-{name}"),

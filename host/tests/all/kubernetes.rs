@@ -72,7 +72,7 @@ fn clusters_section(dir: &Path) -> String {
     )
 }
 
-async fn start(env: &TestEnv) -> Host {
+pub(crate) async fn start(env: &TestEnv) -> Host {
     env.start(&clusters_section(env.dir.path())).await
 }
 

@@ -74,7 +74,7 @@ fn closed_port() -> u16 {
 }
 
 /// `[[ssh.hosts]]` for `alias` on the stand-in (or on `port` when given).
-fn ssh_host_section(alias: &str, port: Option<u16>) -> String {
+pub(crate) fn ssh_host_section(alias: &str, port: Option<u16>) -> String {
     format!(
         "[[ssh.hosts]]\nalias = {alias:?}\naddress = \"127.0.0.1\"\nport = {}\nuser = \"deploy\"\n\
          private_key_file = {:?}\nhost_key_fingerprint = {:?}\nhourly_usd = 0.0\nregion = \"lab\"\n",
@@ -85,7 +85,7 @@ fn ssh_host_section(alias: &str, port: Option<u16>) -> String {
 }
 
 /// Stores `alias`'s capacity, as `bpr hosts probe` would, before the host starts.
-fn store_capacity(env: &TestEnv, alias: &str, vcpus: f32, memory_gib: f32) {
+pub(crate) fn store_capacity(env: &TestEnv, alias: &str, vcpus: f32, memory_gib: f32) {
     let db = Database::open(&env.state.join("bpr.sqlite3")).unwrap();
     blueprint_remote_providers::ssh::inventory::store_capacity(
         &db,
@@ -129,13 +129,13 @@ fn digitalocean_offline(env: &TestEnv) -> String {
     )
 }
 
-async fn start_async(env: &TestEnv, rest: &str) -> Host {
+pub(crate) async fn start_async(env: &TestEnv, rest: &str) -> Host {
     let text = format!("{}\n{rest}", env.host_section("warn", false));
     let cfg = Config::from_toml_str(&text, "test.toml").expect("test config parses");
     Host::start(cfg).await.expect("host starts")
 }
 
-fn ranked(req: Request) -> DeployRequest {
+pub(crate) fn ranked(req: Request) -> DeployRequest {
     let mut r = DeployRequest::new("7", "4242");
     r.requirements = Some(req);
     r
@@ -151,7 +151,7 @@ fn small_us() -> Request {
     }
 }
 
-fn fast() -> DeployOptions {
+pub(crate) fn fast() -> DeployOptions {
     DeployOptions {
         retry: RetryPolicy {
             max_tries: 6,
@@ -384,13 +384,13 @@ async fn an_unknown_region_and_an_unresolvable_credential_are_refused_before_any
 
 /// Serialises the tests that deploy on the sshd stand-in (with ssh.rs's, which
 /// run in this binary too, through the same user's deployments directory).
-async fn sshd_lock() -> tokio::sync::MutexGuard<'static, ()> {
+pub(crate) async fn sshd_lock() -> tokio::sync::MutexGuard<'static, ()> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     LOCK.lock().await
 }
 
 /// Compiles the fixture HTTP server and serves it; returns (server, sha256).
-async fn echo_server_download(env: &TestEnv) -> (TestServer, String) {
+pub(crate) async fn echo_server_download(env: &TestEnv) -> (TestServer, String) {
     let out = env.dir.path().join("echo_server");
     let src = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -410,7 +410,7 @@ async fn echo_server_download(env: &TestEnv) -> (TestServer, String) {
     (server, sha)
 }
 
-fn native(url: String, sha256: String, port: u16) -> WorkloadSpec {
+pub(crate) fn native(url: String, sha256: String, port: u16) -> WorkloadSpec {
     WorkloadSpec {
         source: WorkloadSource::Native {
             url,
@@ -436,7 +436,7 @@ fn remote_procs(needle: &str) -> usize {
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
-fn dep_dir(id: &str) -> PathBuf {
+pub(crate) fn dep_dir(id: &str) -> PathBuf {
     PathBuf::from(format!("/home/deploy/.bpr/deployments/{id}"))
 }
 
@@ -594,7 +594,7 @@ async fn bpr_deploy_ranks_and_lands_on_the_sshd_stand_in() {
     assert_eq!(remote_procs(&format!("{port} cli")), 0, "nothing runs");
 }
 
-fn bpr_in(config: &Path, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn bpr_in(config: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_bpr"))
         .arg("--config")
         .arg(config)

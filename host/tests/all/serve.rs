@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::deploy::{Moto, aws_section, unique_id, write_creds};
 use crate::support::TestEnv;
 
-const TOKEN: &str = "serve-test-token-0123456789abcdef0123456789";
+pub(crate) const TOKEN: &str = "serve-test-token-0123456789abcdef0123456789";
 
 /// A running `bpr serve`, killed on drop.
 pub(crate) struct Serve {

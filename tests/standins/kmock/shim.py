@@ -17,7 +17,11 @@ one field manager:
   asynchronously; nothing here finalizes, so it is immediate);
 * `/api/v1/namespaces[/NAME]` is the namespaces resource (kmock misparses it);
 * merge patches to the `status` subresource only touch `status`, so tests can seed
-  rollout status (nothing reconciles here).
+  rollout status (nothing reconciles here);
+* `GET .../pods/NAME/log` serves the pod's log (no container runs here): the text of
+  its `kmock-shim/log` annotation, which tests seed, with `tailLines`, `limitBytes`,
+  `container` (checked against the pod's containers) and `follow` (lines appended to
+  the annotation later are streamed until the pod is deleted or 300 s pass).
 """
 
 import asyncio
@@ -129,6 +133,12 @@ class ShimEmulator(k8s.KubernetesEmulator):
     async def _dispatch(self, request):
         if request.resource is None:
             return await super()._handle(request)
+        if (
+            request.subresource == "log"
+            and request.resource.plural == "pods"
+            and request.action == enums.action.FETCH
+        ):
+            return await self._log(request)
         if request.action == enums.action.CREATE:
             return await self._create(request)
         if request.action == enums.action.UPDATE and request.name is not None:
@@ -233,6 +243,59 @@ class ShimEmulator(k8s.KubernetesEmulator):
                         obj.delete()
                         await self._buses[resource].put({"type": "DELETED", "object": gone})
         return aiohttp.web.json_response(raw, status=200)
+
+
+    def _pod(self, namespace, name):
+        for (resource, ns, n), obj in self._objects.items():
+            if resource.plural == "pods" and not resource.group and ns == namespace and n == name:
+                return None if obj.deleted else obj.raw
+        return None
+
+    async def _log(self, request):
+        pod = self._pod(request.namespace, request.name)
+        if pod is None:
+            msg = f'pods "{request.name}" not found'
+            return _status(404, "NotFound", msg, request, request.name)
+        containers = [c.get("name") for c in pod.get("spec", {}).get("containers", [])]
+        container = request.params.get("container")
+        if container is not None and container not in containers:
+            msg = f"container {container} is not valid for pod {request.name}"
+            return _status(400, "BadRequest", msg, request, request.name)
+        if container is None and len(containers) > 1:
+            msg = f"a container name must be specified for pod {request.name}, choose one of: {containers}"
+            return _status(400, "BadRequest", msg, request, request.name)
+
+        def lines_of(raw):
+            text = (raw.get("metadata", {}).get("annotations") or {}).get("kmock-shim/log", "")
+            return text.splitlines(keepends=True)
+
+        lines = lines_of(pod)
+        tail = request.params.get("tailLines")
+        shown = lines[-int(tail):] if tail is not None and int(tail) > 0 else ([] if tail is not None else lines)
+        body = "".join(shown).encode()
+        limit = request.params.get("limitBytes")
+        if limit is not None:
+            body = body[: int(limit)]
+        if request.params.get("follow") != "true":
+            return aiohttp.web.Response(body=body, content_type="text/plain")
+        response = aiohttp.web.StreamResponse()
+        response.content_type = "text/plain"
+        await response.prepare(request._raw_request)
+        await response.write(body)
+        sent = len(lines)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 300
+        while loop.time() < deadline:
+            await asyncio.sleep(0.1)
+            current = self._pod(request.namespace, request.name)
+            if current is None:
+                break
+            now = lines_of(current)
+            if len(now) > sent:
+                await response.write("".join(now[sent:]).encode())
+                sent = len(now)
+        await response.write_eof()
+        return response
 
 
 def _spec(obj):

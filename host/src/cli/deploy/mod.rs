@@ -1,7 +1,7 @@
 //! `bpr deploy | status | terminate | cleanup | update | suspend | resume | history`.
 
 mod args;
-mod output;
+pub(crate) mod output;
 
 use std::process::ExitCode;
 use std::sync::Arc;

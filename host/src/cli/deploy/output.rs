@@ -17,7 +17,7 @@ const CHAIN: [DeploymentStatus; 5] = [
     DeploymentStatus::Active,
 ];
 
-pub(super) fn progress_line(status: DeploymentStatus, reason: &str) -> String {
+pub(crate) fn progress_line(status: DeploymentStatus, reason: &str) -> String {
     let pos = CHAIN.iter().position(|s| *s == status);
     let bar: String = match pos {
         Some(p) => (0..CHAIN.len())
@@ -28,7 +28,7 @@ pub(super) fn progress_line(status: DeploymentStatus, reason: &str) -> String {
     format!("[{bar}] {status:<12} {reason}")
 }
 
-pub(super) fn when(t: Option<i64>) -> String {
+pub(crate) fn when(t: Option<i64>) -> String {
     t.and_then(|t| chrono::DateTime::from_timestamp(t, 0))
         .map(|d| d.format("%Y-%m-%d %H:%M:%SZ").to_string())
         .unwrap_or_else(|| "-".into())

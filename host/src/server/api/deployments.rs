@@ -307,6 +307,7 @@ pub struct PendingDeployment {
 /// A deployment's record, or what is known of an accepted deploy without one.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
+#[allow(clippy::large_enum_variant, reason = "built once per response")]
 pub enum DeploymentView {
     /// The tracker's record.
     Recorded(Box<DeploymentRecord>),

@@ -1,8 +1,10 @@
 //! The handlers, one file per area. Each area's `router()` registers its
 //! handlers with `routes!`, which also adds them to the OpenAPI description.
 
+pub mod clusters;
 pub mod deployments;
 pub mod events;
+pub mod logs;
 pub mod ops;
 pub mod providers;
 pub mod query;
@@ -20,6 +22,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(services::router())
         .merge(providers::router())
         .merge(events::router())
+        .merge(logs::router())
+        .merge(clusters::router())
 }
 
 /// Checks a deployment id from a path: the tracker's alphabet and length.
