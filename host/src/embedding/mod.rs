@@ -59,6 +59,11 @@ use crate::provisioning::{
 use crate::tracking::{DeploymentRecord, TrackError};
 use crate::workload::{PortSpec, WorkloadSource, WorkloadSpec};
 
+/// How long a termination waits for another holder of the deployment: the
+/// supervisor checks every active one (holding it for one provider call), and
+/// a service the manager says is over must not be left running because of that.
+const BUSY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// How service events become deployments. Every field documents its default.
 #[derive(Debug, Clone)]
 pub struct EmbeddingOptions {
@@ -228,10 +233,11 @@ impl RemoteDeployments {
         let done = self
             .host
             .orchestrator()
-            .terminate_with(
+            .terminate_when_free(
                 &rec.id,
                 &self.options.deploy,
                 &format!("service {key} terminated"),
+                BUSY_PATIENCE,
             )
             .await?;
         Ok(Some(done))
@@ -255,8 +261,9 @@ impl RemoteDeployments {
     }
 
     /// After the manager restarts: `active` are the services the chain still
-    /// has. Every live deployment of another service is terminated; what was
-    /// done is reported, and active services without a deployment are listed.
+    /// has. Every live deployment of another service is terminated (waiting
+    /// while another holder, such as the supervisor, has it); what was done
+    /// is reported, and active services without a deployment are listed.
     pub async fn reconcile(&self, active: &[ServiceKey]) -> ReconcileReport {
         let mut report = ReconcileReport::default();
         let active: BTreeSet<ServiceKey> = active.iter().copied().collect();
@@ -288,10 +295,11 @@ impl RemoteDeployments {
             match self
                 .host
                 .orchestrator()
-                .terminate_with(
+                .terminate_when_free(
                     &rec.id,
                     &self.options.deploy,
                     &format!("reconcile: service {key} is no longer active"),
+                    BUSY_PATIENCE,
                 )
                 .await
             {

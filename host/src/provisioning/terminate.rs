@@ -2,6 +2,8 @@
 //! everything it left in every place it tried, then mark it `terminated` and
 //! call its cleanup webhook.
 
+use std::time::{Duration, Instant};
+
 use super::error::{DeployError, StepError};
 use super::instances::{labels_of, places_of};
 use super::options::DeployOptions;
@@ -40,6 +42,31 @@ impl Orchestrator {
         let rec = tracker.get(id)?;
         post_webhook(&self.config.operator.webhooks, &rec, out.as_ref().err()).await;
         out
+    }
+
+    /// [`Orchestrator::terminate_with`], waiting (with backoff) while another
+    /// holder has the deployment (the supervisor checking an active one holds
+    /// it for a `list-instances` call) for up to `patience`; after that it is
+    /// [`DeployError::Busy`]. For callers that must terminate now, not "next
+    /// pass": an API termination, the manager's `terminated` and reconcile.
+    pub async fn terminate_when_free(
+        &self,
+        id: &str,
+        opts: &DeployOptions,
+        reason: &str,
+        patience: Duration,
+    ) -> Result<DeploymentRecord, DeployError> {
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match self.terminate_with(id, opts, reason).await {
+                Err(DeployError::Busy(_)) if started.elapsed() < patience => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                out => return out,
+            }
+        }
     }
 
     /// Terminate while holding the deployment's lock.

@@ -399,3 +399,38 @@ async fn a_deployment_whose_payment_ran_out_is_published_expired_then_terminated
     assert!(remote.deployment(key).unwrap().is_none());
     host.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_terminates_a_deployment_the_supervisor_holds_once_it_lets_go() {
+    let _serial = crate::support::moto_lock().await;
+    let env = TestEnv::new();
+    let config = write_config(&env);
+    let host = host_of(&config).await;
+    let remote = RemoteDeployments::new(host.clone(), fast());
+    let key = ServiceKey::new(fresh_blueprint(), 1);
+    let rec = remote
+        .on_service_initiated(
+            key.blueprint_id,
+            key.service_id,
+            Some(resources()),
+            image(),
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rec.status, DeploymentStatus::Active, "{rec:?}");
+    // Another holder (as the supervisor checking an active deployment is)
+    // has it when the manager reconciles, and lets go a moment later.
+    let held = host.tracker().try_lock(&rec.id).unwrap().expect("free");
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        drop(held);
+    });
+    let report = remote.reconcile(&[]).await;
+    release.await.unwrap();
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.terminated.len(), 1, "{report:?}");
+    assert_eq!(report.terminated[0].deployment_id, rec.id);
+    assert!(live_instances(&host, key).await.is_empty());
+    host.shutdown().await;
+}

@@ -442,28 +442,17 @@ const BUSY_FOR: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Terminates `id`, waiting (with backoff) while something else holds it.
 pub(crate) async fn terminate_when_free(host: &crate::Host, id: &str, opts: &crate::DeployOptions) {
-    let started = std::time::Instant::now();
-    let mut wait = std::time::Duration::from_millis(100);
-    loop {
-        match host
-            .terminate_with(id, opts, "terminated through the API")
-            .await
-        {
-            Ok(_) => {
-                tracing::info!(target: "bpr::serve", "deployment {id} terminated");
-                return;
-            }
-            Err(crate::DeployError::Busy(_)) if started.elapsed() < BUSY_FOR => {
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(std::time::Duration::from_secs(2));
-            }
-            Err(e) => {
-                tracing::warn!(target: "bpr::serve", "terminating {id}: {e}");
-                let _ = host
-                    .tracker()
-                    .note_error(id, &format!("termination through the API: {e}"));
-                return;
-            }
+    match host
+        .orchestrator()
+        .terminate_when_free(id, opts, "terminated through the API", BUSY_FOR)
+        .await
+    {
+        Ok(_) => tracing::info!(target: "bpr::serve", "deployment {id} terminated"),
+        Err(e) => {
+            tracing::warn!(target: "bpr::serve", "terminating {id}: {e}");
+            let _ = host
+                .tracker()
+                .note_error(id, &format!("termination through the API: {e}"));
         }
     }
 }
