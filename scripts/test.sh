@@ -35,6 +35,8 @@ export BPR_TEST_SSHD_DIR="$PWD/.standins/sshd"
 echo "== cargo test (host: unit, integration against the stand-ins, doc)"
 cargo test "$@"
 if [[ $# -eq 0 ]]; then
+    echo "== example: Blueprint Manager's event loop on the embedding API, against moto"
+    cargo run -p blueprint-remote-providers --example manager_loop
     echo "== cargo test (provider components' own unit tests, native)"
     guests=()
     for manifest in components/*/Cargo.toml; do

@@ -16,7 +16,8 @@
 //! with [`workload`] (what runs on a VM), [`kubernetes`] (what runs on a
 //! cluster) and [`ssh`] (the operator's own machines) beside it. [`runtime`]
 //! and [`capabilities`] are the sandbox underneath; [`db`] the embedded
-//! database.
+//! database. Blueprint Manager drives it through [`embedding`]: service
+//! events in, deployments and their events out.
 
 #![warn(missing_docs)]
 
@@ -24,7 +25,9 @@ pub mod capabilities;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod embedding;
 mod host;
+mod host_http;
 pub mod kubernetes;
 pub mod placement;
 pub mod pricing;
@@ -39,14 +42,17 @@ pub use capabilities::SshBackend;
 pub use capabilities::http_client::HttpClientConfig;
 pub use config::Config;
 pub use db::Database;
+pub use embedding::{
+    DeployArtifact, EmbeddingOptions, RemoteDeployments, ResourceSpec, ServiceKey,
+};
 pub use host::{Host, HostError, HostOptions};
 pub use kubernetes::ClusterDirectory;
 pub use placement::{Mode, Policy, Tier};
 pub use pricing::PricingService;
 pub use providers::{ProviderHandle, Providers};
 pub use provisioning::{
-    DeployError, DeployEvent, DeployOptions, DeployRequest, InstanceTarget, Orchestrator,
-    RecoveryReport, SupervisorOptions,
+    DeployError, DeployEvent, DeployOptions, DeployRequest, DeploymentEvent, EventKind,
+    InstanceTarget, Orchestrator, Plan, PlanError, RecoveryReport, SupervisorOptions,
 };
 pub use runtime::bindings::wit;
 pub use runtime::{CallError, LoadError};

@@ -358,10 +358,16 @@ pub fn map_error_code(what: &str, code: ErrorCode) -> Error {
         ErrorCode::HttpRequestDenied => Error::Denied(format!(
             "{what}: the host refused this request; add its scheme://host[:port] to the provider's `allow` list in the operator config"
         )),
-        ErrorCode::DnsTimeout
-        | ErrorCode::DnsError(_)
-        | ErrorCode::DestinationNotFound
-        | ErrorCode::DestinationUnavailable
+        // A name that does not resolve: the request never left, so nothing was
+        // created; it is no temporary failure either (no network here, or a
+        // wrong endpoint), so the orchestrator moves on instead of retrying.
+        ErrorCode::DnsTimeout | ErrorCode::DnsError(_) | ErrorCode::DestinationNotFound => {
+            Error::RegionUnavailable(format!(
+                "{what}: the host name does not resolve ({}); check the network and the provider's endpoint",
+                dns_detail(&code)
+            ))
+        }
+        ErrorCode::DestinationUnavailable
         | ErrorCode::ConnectionRefused
         | ErrorCode::ConnectionTerminated
         | ErrorCode::ConnectionTimeout
@@ -381,6 +387,19 @@ pub fn map_error_code(what: &str, code: ErrorCode) -> Error {
             Error::InvalidRequest(format!("{what}: invalid request ({code:?})"))
         }
         other => Error::Other(format!("{what}: HTTP request failed ({other:?})")),
+    }
+}
+
+/// The DNS failure in a few words (`NXDOMAIN`, `timed out`), never Debug text.
+fn dns_detail(code: &ErrorCode) -> String {
+    match code {
+        ErrorCode::DnsTimeout => "DNS timed out".into(),
+        ErrorCode::DnsError(p) => match (&p.rcode, p.info_code) {
+            (Some(rcode), _) => format!("DNS error {rcode}"),
+            (None, Some(info)) => format!("DNS error, info code {info}"),
+            (None, None) => "DNS error".into(),
+        },
+        _ => "no such host".into(),
     }
 }
 

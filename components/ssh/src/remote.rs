@@ -58,7 +58,12 @@ pub fn ssh_error(host: &str, e: SshError) -> Error {
             "instance type `{host}` is not a configured ssh host: {m}"
         )),
         SshError::HostKeyRejected(m) | SshError::Unauthorized(m) => Error::Unauthorized(m),
-        SshError::Timeout(m) | SshError::ConnectionFailed(m) => Error::Transient(m),
+        // Nothing ran on a host that cannot be reached: its capacity is not
+        // available now, and the orchestrator moves on to the next candidate.
+        SshError::ConnectionFailed(m) => {
+            Error::CapacityUnavailable(format!("ssh host `{host}` cannot be reached: {m}"))
+        }
+        SshError::Timeout(m) => Error::Transient(m),
         SshError::Invalid(m) => Error::InvalidRequest(m),
         SshError::Other(m) => Error::Other(m),
     }

@@ -14,10 +14,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
@@ -261,41 +258,22 @@ impl OAuthSource {
     }
 }
 
-/// POSTs the form and reads `{access_token, expires_in}` or the OAuth error.
+/// POSTs the form and reads `{access_token, expires_in}` or the OAuth error,
+/// through the host's one outbound client ([`crate::host_http`]).
 async fn post_form(url: &str, form: String) -> Result<(String, Duration), CredentialError> {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
-        .map_err(|e| unavailable(format!("no TLS trust store: {e}")))?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client = Client::builder(TokioExecutor::new()).build::<_, Full<Bytes>>(https);
-    let req = hyper::Request::post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("accept", "application/json")
-        .body(Full::new(Bytes::from(form)))
-        .map_err(|e| unavailable(format!("token endpoint {url}: {e}")))?;
-    let exchange = async {
-        let resp = client
-            .request(req)
-            .await
-            .map_err(|e| unavailable(format!("token endpoint {url}: {e}")))?;
-        let status = resp.status();
-        let body = Limited::new(resp.into_body(), MAX_ANSWER)
-            .collect()
-            .await
-            .map_err(|e| unavailable(format!("token endpoint {url}: {e}")))?
-            .to_bytes();
-        Ok::<_, CredentialError>((status, body))
-    };
-    let (status, body) = tokio::time::timeout(TOKEN_TIMEOUT, exchange)
-        .await
-        .map_err(|_| {
-            unavailable(format!(
-                "token endpoint {url} did not answer within {} s",
-                TOKEN_TIMEOUT.as_secs()
-            ))
-        })??;
+    let answer = crate::host_http::post(
+        url,
+        "application/x-www-form-urlencoded",
+        form.into_bytes(),
+        TOKEN_TIMEOUT,
+        MAX_ANSWER,
+    )
+    .await
+    .map_err(|e| unavailable(format!("token endpoint {e}")))?;
+    let (status, body) = (
+        hyper::StatusCode::from_u16(answer.status).unwrap_or(hyper::StatusCode::BAD_GATEWAY),
+        answer.body,
+    );
     let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|_| {
         unavailable(format!(
             "token endpoint {url} answered {status} without a JSON token"

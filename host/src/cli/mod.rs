@@ -8,6 +8,7 @@ pub(crate) mod k8s_cmd;
 mod k8s_cmd_tests;
 pub(crate) mod plan_cmd;
 mod providers_cmd;
+mod service_cmd;
 mod table;
 
 use std::path::PathBuf;
@@ -46,6 +47,10 @@ pub enum Command {
     /// Deployments: deploy, status, terminate, update, suspend, resume, cleanup, history.
     #[command(flatten)]
     Deployments(deploy::DeployCommand),
+    /// Blueprint Manager's service events through the embedding API: initiated,
+    /// terminated, renew, reconcile.
+    #[command(subcommand)]
+    Service(service_cmd::ServiceCommand),
 }
 
 /// Entry point of the binary.
@@ -70,15 +75,31 @@ pub fn main() -> ExitCode {
             Command::Hosts(cmd) => hosts_cmd::run(cmd, config).await,
             Command::K8s(cmd) => k8s_cmd::run(cmd, config).await,
             Command::Deployments(cmd) => deploy::run(cmd, config).await,
+            Command::Service(cmd) => service_cmd::run(cmd, config).await,
         }
     });
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", sentence(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes as one sentence, each said once: the library's
+/// errors already name their cause, so a cause whose text is in what came
+/// before is not repeated.
+fn sentence(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 fn blueprint_remote_providers_config(

@@ -9,11 +9,10 @@ use clap::{Args, ValueEnum};
 use super::table;
 use blueprint_remote_providers::Host;
 use blueprint_remote_providers::config::Config;
-use blueprint_remote_providers::placement::{
-    Geography, Policy, Ranking, Request, Tier, rank_offers,
-};
+use blueprint_remote_providers::placement::{Geography, Ranking, Request, Tier};
 use blueprint_remote_providers::pricing::normalize::canonical_gpu_model;
-use blueprint_remote_providers::pricing::{CatalogueSource, CatalogueStatus, PriceReport};
+use blueprint_remote_providers::pricing::{CatalogueSource, CatalogueStatus};
+use blueprint_remote_providers::provisioning::{ClusterFit, DeployRequest, Plan};
 
 /// CPU architectures.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -90,8 +89,8 @@ fn age(secs: u64) -> String {
     }
 }
 
-/// The request and policy for these flags under `config`.
-pub fn request_and_policy(args: &PlanArgs, config: &Config) -> anyhow::Result<(Request, Policy)> {
+/// The placement request (requirements and preferences) these flags give.
+pub fn requirements(args: &PlanArgs) -> anyhow::Result<Request> {
     let mut regions = Vec::new();
     let mut geography = None;
     for r in &args.region {
@@ -106,7 +105,7 @@ pub fn request_and_policy(args: &PlanArgs, config: &Config) -> anyhow::Result<(R
             .map(str::to_string)
             .unwrap_or_else(|| raw.clone())
     });
-    let request = Request {
+    Ok(Request {
         min_vcpus: args.cpu,
         min_memory_gib: args.memory,
         min_storage_gib: args.storage,
@@ -119,13 +118,12 @@ pub fn request_and_policy(args: &PlanArgs, config: &Config) -> anyhow::Result<(R
         }),
         regions,
         geography,
+        providers: args.provider.clone(),
         high_availability: args.ha,
         tier: args.tier,
         allow_spot: args.spot,
         ..Request::default()
-    };
-    let policy = config.operator.deployment.policy.clone();
-    Ok((request, policy))
+    })
 }
 
 fn source_text(s: &CatalogueStatus, now: u64) -> String {
@@ -145,12 +143,14 @@ fn source_text(s: &CatalogueStatus, now: u64) -> String {
     }
 }
 
-/// Run `bpr plan`.
+/// Run `bpr plan`: the library plans (gathering prices, ranking with the
+/// operator's policy); this prints what it considered.
 pub async fn run(args: PlanArgs, mut config: Config) -> anyhow::Result<ExitCode> {
     config.host.watch = false;
-    let (request, policy) = request_and_policy(&args, &config)?;
+    let mut req = DeployRequest::new("plan", "plan");
+    req.requirements = Some(requirements(&args)?);
+    req.failover = Some(args.limit.max(1));
     let host = Host::start(config).await?;
-    let pricing = host.pricing().clone();
     let interactive = std::io::stderr().is_terminal() && !args.json;
     if interactive {
         eprintln!(
@@ -170,57 +170,30 @@ pub async fn run(args: PlanArgs, mut config: Config) -> anyhow::Result<ExitCode>
             );
         }
     };
-    let mut report = pricing.gather(args.refresh, &progress).await;
-    if !args.provider.is_empty() {
-        report
-            .offers
-            .retain(|o| args.provider.contains(&o.provider));
-    }
-    let ranking = rank_offers(report.offers.clone(), &request, &policy)?;
-    let clusters = cluster_targets(host.config(), &request);
+    let plan = host
+        .orchestrator()
+        .plan_all_with(&req, args.refresh, &progress)
+        .await?;
     if args.json {
-        print_json(&args, &report, &ranking, &clusters, t)?;
+        print_json(&args, &plan, t)?;
     } else {
-        print_text(&args, &report, &ranking, t);
-        print_clusters(&clusters);
+        print_text(&args, &plan, t);
+        print_clusters(&plan.clusters);
     }
-    pricing.wait_for_refreshes().await;
-    let cluster_fits = clusters.iter().any(|c| c.tier.is_ok());
-    Ok(if ranking.candidates.is_empty() && !cluster_fits {
+    host.pricing().wait_for_refreshes().await;
+    let ranked = plan
+        .ranking
+        .as_ref()
+        .is_some_and(|r| !r.candidates.is_empty());
+    let cluster_fits = plan.clusters.iter().any(|c| c.tier.is_some());
+    Ok(if !ranked && !cluster_fits {
         ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
     })
 }
 
-/// A Kubernetes cluster of the operator's config and the tier a request needs on it.
-struct ClusterTarget {
-    target: String,
-    tier: Result<
-        blueprint_remote_providers::placement::Tier,
-        blueprint_remote_providers::placement::NoTierFits,
-    >,
-}
-
-/// Every configured cluster (kubeconfig and managed) as a target for `request`.
-fn cluster_targets(
-    config: &Config,
-    request: &blueprint_remote_providers::placement::Request,
-) -> Vec<ClusterTarget> {
-    let k8s = &config.operator.kubernetes;
-    let tier = blueprint_remote_providers::placement::kubernetes_tier(request);
-    k8s.clusters
-        .iter()
-        .map(|c| c.name.clone())
-        .chain(k8s.managed.iter().map(|m| m.name.clone()))
-        .map(|name| ClusterTarget {
-            target: format!("k8s:{name}"),
-            tier: tier.clone(),
-        })
-        .collect()
-}
-
-fn print_clusters(clusters: &[ClusterTarget]) {
+fn print_clusters(clusters: &[ClusterFit]) {
     if clusters.is_empty() {
         return;
     }
@@ -228,36 +201,52 @@ fn print_clusters(clusters: &[ClusterTarget]) {
         "\nkubernetes clusters ([operator.kubernetes]; the operator's own capacity, no catalogue price):"
     );
     for c in clusters {
-        match &c.tier {
-            Ok(t) => {
-                let (cpu, mem, gpus) = blueprint_remote_providers::placement::tier_resources(*t);
+        let target = format!("k8s:{}", c.cluster);
+        match c.tier {
+            Some(t) => {
+                let (cpu, mem, gpus) = blueprint_remote_providers::placement::tier_resources(t);
                 println!(
-                    "  {:<20} tier {} fits ({cpu} vCPU, {mem} GiB, {gpus} GPU per replica): bpr deploy --target {} --tier {}",
-                    c.target,
+                    "  {target:<20} tier {} fits ({cpu} vCPU, {mem} GiB, {gpus} GPU per replica): bpr deploy --target {target} --tier {}",
                     t.as_str(),
-                    c.target,
                     t.as_str()
                 );
             }
-            Err(e) => println!("  {:<20} no tier fits: {e}", c.target),
+            None => println!(
+                "  {target:<20} no tier fits: {}",
+                c.reason.as_deref().unwrap_or("-")
+            ),
         }
     }
 }
 
-fn print_text(args: &PlanArgs, report: &PriceReport, ranking: &Ranking, now: u64) {
+fn print_text(args: &PlanArgs, plan: &Plan, now: u64) {
     println!("price sources:");
-    for s in &report.catalogues {
+    for s in &plan.catalogues {
         println!("  {:<14} {}", s.provider, source_text(s, now));
     }
-    if report.all_from_snapshots() {
+    if plan.offline {
         println!("offline: every price comes from the components' embedded, dated snapshots");
     }
-    if !report.normalize.dropped.is_empty() {
+    if plan.offers_dropped > 0 {
         println!(
             "  {} offer(s) dropped by sanity checks (run with RUST_LOG=warn to see them)",
-            report.normalize.dropped.len()
+            plan.offers_dropped
         );
     }
+    for s in &plan.skipped {
+        println!(
+            "  {:<14} not deployable from here: {}",
+            s.provider, s.reason
+        );
+    }
+    let empty = Ranking {
+        candidates: Vec::new(),
+        offers_considered: 0,
+        offers_satisfying: 0,
+        excluded: Vec::new(),
+        high_availability: None,
+    };
+    let ranking = plan.ranking.as_ref().unwrap_or(&empty);
     println!();
     let rows: Vec<Vec<String>> = ranking
         .candidates
@@ -343,28 +332,33 @@ fn print_text(args: &PlanArgs, report: &PriceReport, ranking: &Ranking, now: u64
     }
 }
 
-fn print_json(
-    args: &PlanArgs,
-    report: &PriceReport,
-    ranking: &Ranking,
-    clusters: &[ClusterTarget],
-    now: u64,
-) -> anyhow::Result<()> {
-    let catalogues: Vec<_> = report
+fn print_json(args: &PlanArgs, plan: &Plan, now: u64) -> anyhow::Result<()> {
+    let empty = Ranking {
+        candidates: Vec::new(),
+        offers_considered: 0,
+        offers_satisfying: 0,
+        excluded: Vec::new(),
+        high_availability: None,
+    };
+    let ranking = plan.ranking.as_ref().unwrap_or(&empty);
+    let catalogues: Vec<_> = plan
         .catalogues
         .iter()
         .map(|s| serde_json::json!({ "provider": s.provider, "source": source_text(s, now), "fetched_at": s.fetched_at, "offers": s.offers }))
         .collect();
     let mut out = serde_json::json!({
         "catalogues": catalogues,
-        "offline": report.all_from_snapshots(),
+        "offline": plan.offline,
+        "mode": plan.mode,
+        "deploy_candidates": plan.candidates,
+        "skipped": plan.skipped,
         "offers_considered": ranking.offers_considered,
         "offers_satisfying": ranking.offers_satisfying,
         "candidates": ranking.candidates.iter().take(args.limit).collect::<Vec<_>>(),
-        "dropped": report.normalize.dropped.len(),
-        "kubernetes": clusters.iter().map(|c| match &c.tier {
-            Ok(t) => serde_json::json!({ "target": c.target, "tier": t.as_str() }),
-            Err(e) => serde_json::json!({ "target": c.target, "error": e.0 }),
+        "dropped": plan.offers_dropped,
+        "kubernetes": plan.clusters.iter().map(|c| match c.tier {
+            Some(t) => serde_json::json!({ "target": format!("k8s:{}", c.cluster), "tier": t.as_str() }),
+            None => serde_json::json!({ "target": format!("k8s:{}", c.cluster), "error": c.reason }),
         }).collect::<Vec<_>>(),
     });
     if args.explain {

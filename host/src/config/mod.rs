@@ -44,7 +44,7 @@ use std::time::Duration;
 pub use error::{Error, Result};
 pub use operator::{
     DeploymentDefaults, KubernetesCluster, KubernetesConfig, ManagedKubernetesCluster,
-    OperatorConfig,
+    OperatorConfig, WebhookSettings,
 };
 
 use crate::capabilities::credentials::CredentialConfig;

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::capabilities::http_policy::AllowRule;
 use crate::kubernetes::ScalingPolicy;
 use crate::placement::Policy;
 
@@ -80,6 +81,23 @@ pub struct KubernetesConfig {
     pub managed: Vec<ManagedKubernetesCluster>,
 }
 
+/// `[operator.webhooks]`: where cleanup webhooks may be POSTed.
+///
+/// ```toml
+/// [operator.webhooks]
+/// allow = ["https://hooks.example.com"]   # scheme://host[:port], host exact or *.domain
+/// ```
+///
+/// A request naming a webhook outside the list is refused before anything is
+/// recorded; a host that resolves to a loopback, private or link-local
+/// address needs a rule naming exactly that host and port. Default: none
+/// allowed.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookSettings {
+    /// The allowlist. Default: empty.
+    pub allow: Vec<AllowRule>,
+}
+
 /// All `[operator.*]` sections.
 #[derive(Debug, Clone, Default)]
 pub struct OperatorConfig {
@@ -89,4 +107,6 @@ pub struct OperatorConfig {
     pub kubernetes: KubernetesConfig,
     /// `[operator.scaling]`.
     pub scaling: ScalingPolicy,
+    /// `[operator.webhooks]`.
+    pub webhooks: WebhookSettings,
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::SshSettings;
 use super::operator::{
     DeploymentDefaults, KubernetesCluster, KubernetesConfig, ManagedKubernetesCluster,
-    OperatorConfig,
+    OperatorConfig, WebhookSettings,
 };
 use super::{
     BUILTIN_PROVIDERS_DIR, Config, Error, HostSettings, IntegrityMode, ProviderConfig, Result,
@@ -85,6 +85,15 @@ struct OperatorToml {
     kubernetes: KubernetesToml,
     #[serde(default)]
     scaling: ScalingToml,
+    #[serde(default)]
+    webhooks: WebhooksToml,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct WebhooksToml {
+    #[serde(default)]
+    allow: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -355,6 +364,16 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
         ));
     }
 
+    let mut webhook_rules = Vec::new();
+    for rule in &dto.operator.webhooks.allow {
+        webhook_rules.push(
+            AllowRule::parse(rule).map_err(|m| invalid("operator.webhooks.allow".into(), m))?,
+        );
+    }
+    let webhooks = WebhookSettings {
+        allow: webhook_rules,
+    };
+
     let mut providers = BTreeMap::new();
     for (name, p) in dto.providers {
         let key = |k: &str| format!("providers.{name}.{k}");
@@ -472,6 +491,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
             deployment,
             kubernetes,
             scaling,
+            webhooks,
         },
         providers,
         ssh: SshSettings {

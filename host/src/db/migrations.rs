@@ -85,6 +85,13 @@ pub(super) const ALL: &[(&str, &str)] = &[(
     "0004_kubernetes_targets",
     "ALTER TABLE deployments ADD COLUMN cluster TEXT;          -- kubernetes: the cluster's name
     ALTER TABLE deployments ADD COLUMN k8s_target_json TEXT;  -- kubernetes: namespace, name, workload kind",
+),
+(
+    "0005_orch_service_keys",
+    "ALTER TABLE deployments ADD COLUMN service_key TEXT;     -- embedding API: <blueprint>/<service>
+    -- At most one live deployment per service key: a replayed service event finds it.
+    CREATE UNIQUE INDEX deployments_live_service_key ON deployments(service_key)
+        WHERE service_key IS NOT NULL AND status NOT IN ('terminated', 'failed');",
 )];
 
 pub(super) fn run(conn: &mut Connection, path: &str) -> Result<()> {

@@ -15,6 +15,8 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
+use tokio::sync::broadcast;
+
 pub use start::{HostError, HostOptions};
 
 use crate::config::Config;
@@ -23,8 +25,8 @@ use crate::kubernetes::{self, Cluster, ClusterDirectory, ServiceAddress, Workloa
 use crate::pricing::PricingService;
 use crate::providers::{ProviderHandle, ProviderStatus, Providers};
 use crate::provisioning::{
-    DeployError, DeployOptions, DeployRequest, InstanceTarget, KubernetesChange, Orchestrator,
-    RecoveryReport, SupervisorOptions,
+    DeployError, DeployOptions, DeployRequest, DeploymentEvent, InstanceTarget, KubernetesChange,
+    Orchestrator, Plan, RecoveryReport, SupervisorOptions,
 };
 use crate::runtime::CallError;
 use crate::ssh::SshPool;
@@ -148,6 +150,36 @@ impl Host {
     }
 
     // --- Deployments ---------------------------------------------------------
+
+    /// Where `req` would be deployed: its candidates, or those ranked from its
+    /// requirements under `[operator.deployment]` (see
+    /// [`Orchestrator::plan`]). Records nothing.
+    pub async fn plan(&self, req: &DeployRequest) -> Result<Plan, DeployError> {
+        self.parts.orchestrator.plan(req).await
+    }
+
+    /// Plan `req` and deploy it on the first candidate that works, with
+    /// default timing (see [`Orchestrator::deploy_with`]).
+    pub async fn deploy(&self, req: DeployRequest) -> Result<DeploymentRecord, DeployError> {
+        self.parts.orchestrator.deploy(req).await
+    }
+
+    /// Every deployment event from now on (provisioning, running, unhealthy,
+    /// expired, terminated, failed).
+    pub fn subscribe(&self) -> broadcast::Receiver<DeploymentEvent> {
+        self.parts.orchestrator.events().subscribe()
+    }
+
+    /// A renewed payment: deployment `id` lives `ttl_secs` more from now (a
+    /// suspended Kubernetes deployment is scaled back up).
+    pub async fn renew(
+        &self,
+        id: &str,
+        ttl_secs: Option<u64>,
+        opts: &DeployOptions,
+    ) -> Result<DeploymentRecord, DeployError> {
+        self.parts.orchestrator.renew(id, ttl_secs, opts).await
+    }
 
     /// Deploy `req` on the first of `candidates` that works (a Kubernetes
     /// request names its cluster and takes none); see

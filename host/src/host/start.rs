@@ -37,7 +37,7 @@ pub enum HostError {
     ProvidersDirMissing(String),
     /// wasmtime could not be set up.
     #[error("cannot set up the WebAssembly engine: {0}")]
-    EngineFailed(String),
+    EngineFailed(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The HTTP client could not be built (e.g. no trust store).
     #[error("cannot build the HTTP client: {0}")]
     HttpClientFailed(#[source] std::io::Error),
@@ -45,8 +45,8 @@ pub enum HostError {
     #[error(transparent)]
     DatabaseFailed(#[from] DbError),
     /// The `[ssh]` hosts could not be set up (bad key file, bad alias...).
-    #[error("ssh hosts: {0}")]
-    SshFailed(String),
+    #[error("[[ssh.hosts]]: {0}")]
+    SshFailed(#[source] crate::ssh::SshError),
     /// The directory watch could not start.
     #[error("cannot watch {path}: {source}")]
     WatchFailed {
@@ -93,12 +93,11 @@ pub(super) async fn start(config: Config, options: HostOptions) -> Result<Host, 
         .unwrap_or(256 << 20);
     let engine = Arc::new(
         EngineHandle::new(config.host.max_concurrent_calls, max_memory)
-            .map_err(|e| HostError::EngineFailed(format!("{e:#}")))?,
+            .map_err(|e| HostError::EngineFailed(e.into()))?,
     );
     let client = SharedHttpClient::new(options.http).map_err(HostError::HttpClientFailed)?;
     let db = Database::open(&config.database_path())?;
-    let ssh_pool = crate::ssh::inventory::build_pool(&config, &db)
-        .map_err(|e| HostError::SshFailed(e.to_string()))?;
+    let ssh_pool = crate::ssh::inventory::build_pool(&config, &db).map_err(HostError::SshFailed)?;
     let ssh_backend: Option<Arc<dyn SshBackend>> = match (options.ssh, &ssh_pool) {
         (Some(b), _) => Some(b),
         (None, Some(p)) => Some(p.clone()),
@@ -111,15 +110,20 @@ pub(super) async fn start(config: Config, options: HostOptions) -> Result<Host, 
             client,
             ssh_backend,
         )
-        .map_err(|e| HostError::EngineFailed(format!("{e:#}")))?,
+        .map_err(|e| HostError::EngineFailed(e.into()))?,
     );
     let config = Arc::new(config);
     let providers = Providers::load(config.clone(), loader).await;
     let pricing = PricingService::new(providers.clone(), db.clone(), &config)?;
     let clusters = ClusterDirectory::new(config.clone(), providers.clone());
     let tracker = Tracker::new(db.clone(), &config.host.state_dir.join("deployments"));
-    let orchestrator =
-        Orchestrator::new(config.clone(), providers.clone(), clusters.clone(), tracker);
+    let orchestrator = Orchestrator::new(
+        config.clone(),
+        providers.clone(),
+        pricing.clone(),
+        clusters.clone(),
+        tracker,
+    );
     if config.host.watch {
         providers.watch().map_err(|source| HostError::WatchFailed {
             path: dir.display().to_string(),

@@ -93,11 +93,14 @@ impl<'a> Context<'a> {
             .providers
             .iter()
             .map(|p| {
-                if policy.excluded_providers.contains(p) {
-                    bit(Rule::ExcludedProvider)
-                } else {
-                    0
+                let mut fails = 0;
+                if !request.providers.is_empty() && !request.providers.contains(p) {
+                    fails |= bit(Rule::Provider);
                 }
+                if policy.excluded_providers.contains(p) {
+                    fails |= bit(Rule::ExcludedProvider);
+                }
+                fails
             })
             .collect();
         let preference = catalog

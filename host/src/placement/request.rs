@@ -45,6 +45,8 @@ pub struct Request {
     /// Acceptable geography. Combined with `regions` by AND when both are
     /// set. Default `None`.
     pub geography: Option<Geography>,
+    /// Acceptable providers (component names). Empty = any. Default empty.
+    pub providers: Vec<String>,
     /// High availability: the ranking must offer candidates in at least two
     /// distinct failure domains (see [`crate::placement::FailureDomain`]);
     /// otherwise it returns no candidates. Default false.

@@ -31,6 +31,8 @@ pub enum Rule {
     /// Shared-core vCPUs when dedicated ones are required.
     SharedCpu,
     // 2. Customer preferences.
+    /// Provider not among the requested providers.
+    Provider,
     /// Region not among the requested regions.
     Region,
     /// Region not in the requested geography (or of unknown geography).
@@ -67,6 +69,7 @@ impl Rule {
         Rule::Confidential,
         Rule::Arch,
         Rule::SharedCpu,
+        Rule::Provider,
         Rule::Region,
         Rule::Geography,
         Rule::TierFloor,
@@ -90,6 +93,7 @@ impl Rule {
             Rule::Confidential => "confidential",
             Rule::Arch => "arch",
             Rule::SharedCpu => "shared-cpu",
+            Rule::Provider => "provider",
             Rule::Region => "region",
             Rule::Geography => "geography",
             Rule::TierFloor => "tier-floor",
@@ -115,7 +119,7 @@ impl Rule {
             | Rule::Confidential
             | Rule::Arch
             | Rule::SharedCpu => 1,
-            Rule::Region | Rule::Geography | Rule::TierFloor => 2,
+            Rule::Provider | Rule::Region | Rule::Geography | Rule::TierFloor => 2,
             Rule::NotLocal
             | Rule::ExcludedProvider
             | Rule::Promotional
@@ -157,6 +161,11 @@ impl Rule {
                 request.arch.unwrap_or(offer.arch)
             ),
             Rule::SharedCpu => format!("{what}: shared-core vCPUs, dedicated required"),
+            Rule::Provider => format!(
+                "{what}: provider {} not in requested [{}]",
+                offer.provider,
+                request.providers.join(", ")
+            ),
             Rule::Region => format!(
                 "{what}: region not in requested [{}]",
                 request.regions.join(", ")

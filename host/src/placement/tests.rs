@@ -716,6 +716,7 @@ fn arb_request() -> impl Strategy<Value = Request> {
                     regions: regions.into_iter().map(str::to_owned).collect(),
                     tier,
                     arch: None,
+                    providers: vec![],
                 }
             },
         )

@@ -16,7 +16,8 @@ use crate::providers::Providers;
 use crate::runtime::bindings::wit::{Capability, OfferQuery};
 
 /// Where a provider's catalogue came from in this report.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum CatalogueSource {
     /// Fetched live just now.
     Fresh,
@@ -40,7 +41,7 @@ pub enum CatalogueSource {
 }
 
 /// One provider's part of a report.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct CatalogueStatus {
     /// Provider.
     pub provider: String,

@@ -1,7 +1,144 @@
-//! Why a deployment or a termination failed.
+//! Why a deployment or a termination failed ([`DeployError`]), and why one of
+//! its steps did ([`StepError`]). Every error keeps its cause as its
+//! `source`; each displays as one sentence, said once.
 
+use std::fmt;
+
+use super::plan::PlanError;
 use super::request::RequestError;
+use crate::kubernetes;
+use crate::runtime::CallError;
+use crate::runtime::bindings::wit::InstanceState;
 use crate::tracking::TrackError;
+
+/// One step of a deployment that did not work: a provider call, a wait that
+/// ran out, a cluster operation, the tracker.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// A call into the provider failed.
+    #[error("{op}: {source}")]
+    Call {
+        /// The WIT function (`create-instance`, `delete-instance i-123`...).
+        op: String,
+        /// What the provider (or its sandbox) answered.
+        #[source]
+        source: CallError,
+    },
+    /// The instance failed or went away before it ran.
+    #[error("instance {instance} went {state:?} before running{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    InstanceFailed {
+        /// Instance id.
+        instance: String,
+        /// The state it reached.
+        state: InstanceState,
+        /// The provider's detail.
+        detail: Option<String>,
+    },
+    /// The instance did not run before the deadline.
+    #[error("instance {instance} not running after {secs} s (last: {last})")]
+    NotRunning {
+        /// Instance id.
+        instance: String,
+        /// The deadline in seconds.
+        secs: u64,
+        /// The last state or error seen.
+        last: String,
+    },
+    /// The instance was not confirmed deleted before the deadline.
+    #[error("instance {instance} still not deleted after {secs} s")]
+    NotDeleted {
+        /// Instance id.
+        instance: String,
+        /// The deadline in seconds.
+        secs: u64,
+    },
+    /// The health check did not pass before the deadline.
+    #[error("not healthy after {secs} s (last: {last})")]
+    Unhealthy {
+        /// The deadline in seconds.
+        secs: u64,
+        /// The last check's outcome.
+        last: String,
+    },
+    /// A Kubernetes operation failed.
+    #[error(transparent)]
+    Kubernetes(#[from] kubernetes::Error),
+    /// The tracker failed.
+    #[error(transparent)]
+    Track(#[from] TrackError),
+    /// The operation needs a deployment in another state.
+    #[error("{0}")]
+    WrongState(String),
+    /// A Kubernetes record names no cluster (written by hand, or corrupt).
+    #[error("deployment {0} names no cluster")]
+    NoCluster(String),
+    /// Cleaning up after a failure failed in a way of its own.
+    #[error(transparent)]
+    Cleanup(Box<DeployError>),
+    /// Recording the created instance failed; it was deleted again (or not: see
+    /// the enclosing error).
+    #[error("cannot record instance {instance}: {source}")]
+    NotRecorded {
+        /// Instance id.
+        instance: String,
+        /// The tracker's error.
+        #[source]
+        source: TrackError,
+    },
+}
+
+impl StepError {
+    /// The step error inside a failed termination (cleanup after a failure).
+    pub(super) fn from_cleanup(e: DeployError) -> Self {
+        match e {
+            DeployError::TerminateFailed { source, .. } => source,
+            DeployError::Track(t) => Self::Track(t),
+            other => Self::Cleanup(Box::new(other)),
+        }
+    }
+
+    /// A failed provider call.
+    pub(super) fn call(op: impl Into<String>, source: CallError) -> Self {
+        Self::Call {
+            op: op.into(),
+            source,
+        }
+    }
+}
+
+/// Why one candidate did not serve a deployment.
+#[derive(Debug)]
+pub struct CandidateFailure {
+    /// The candidate (`provider/region/type`).
+    pub candidate: String,
+    /// Why.
+    pub error: StepError,
+}
+
+impl fmt::Display for CandidateFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.candidate, self.error)
+    }
+}
+
+/// The failures of every candidate, each said once: candidates that failed the
+/// same way (a provider that cannot be reached from here fails every region
+/// alike) are listed together.
+fn summary(failures: &[CandidateFailure]) -> String {
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for f in failures {
+        let why = f.error.to_string();
+        match groups.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, names)) => names.push(&f.candidate),
+            None => groups.push((why, vec![&f.candidate])),
+        }
+    }
+    groups
+        .iter()
+        .map(|(why, names)| format!("{}: {why}", names.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
 /// Why a deployment (or a termination) failed. Every case that concerns a
 /// recorded deployment names its id: `bpr history <id>` shows the rest.
@@ -10,6 +147,9 @@ pub enum DeployError {
     /// The request is invalid; nothing was written.
     #[error("invalid deploy request: {0}")]
     InvalidRequest(#[from] RequestError),
+    /// No place to deploy could be planned; nothing was written.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
     /// No candidate was given.
     #[error("no candidate to deploy on: give at least one (provider, region, instance type)")]
     NoCandidates,
@@ -20,54 +160,58 @@ pub enum DeployError {
     #[error(transparent)]
     Track(#[from] TrackError),
     /// An error no other candidate would fix (unauthorized, invalid, denied).
-    #[error("deployment {id}: stopped at {candidate}: {message}")]
+    #[error("deployment {id}: stopped at {candidate}: {source}")]
     Stopped {
         /// Deployment id.
         id: String,
         /// The candidate (`provider/region/type`).
         candidate: String,
         /// Why.
-        message: String,
+        #[source]
+        source: StepError,
     },
     /// Every candidate failed over.
-    #[error("deployment {id}: no candidate could serve it: {}", reasons.join("; "))]
+    #[error("deployment {id}: no candidate could serve it: {}", summary(failures))]
     Exhausted {
         /// Deployment id.
         id: String,
-        /// One reason per candidate.
-        reasons: Vec<String>,
+        /// One failure per candidate, in the order tried.
+        failures: Vec<CandidateFailure>,
     },
     /// It failed after the instance was created (health, workload); what was
     /// created was deleted.
-    #[error("deployment {id}: {message}; its instance was deleted")]
+    #[error("deployment {id}: {source}; what it created was deleted")]
     Unhealthy {
         /// Deployment id.
         id: String,
         /// Why.
-        message: String,
+        #[source]
+        source: StepError,
     },
     /// Something created could not be deleted (yet). The record is `failed`
     /// and still holds the instance; `bpr cleanup` (or the supervisor) retries.
     #[error(
-        "deployment {id}: {message}; its instance {instance} could not be deleted yet ({cleanup}); run `bpr cleanup` to retry"
+        "deployment {id}: {failure}; {instance} could not be deleted yet ({source}); run `bpr cleanup` to retry"
     )]
     CleanupFailed {
         /// Deployment id.
         id: String,
-        /// The original failure.
-        message: String,
-        /// Instance id.
+        /// The original failure, as a sentence.
+        failure: String,
+        /// Instance id (or Kubernetes `namespace/name`).
         instance: String,
         /// Why deletion failed.
-        cleanup: String,
+        #[source]
+        source: StepError,
     },
     /// A Kubernetes operation (update, suspend, resume, status) failed.
-    #[error("deployment {id}: {message}")]
+    #[error("deployment {id}: {source}")]
     Kubernetes {
         /// Deployment id.
         id: String,
         /// Why.
-        message: String,
+        #[source]
+        source: StepError,
     },
     /// A Kubernetes-only operation was asked of another kind of deployment.
     #[error(
@@ -76,12 +220,13 @@ pub enum DeployError {
     NotKubernetes(String),
     /// A termination failed; the record stays `terminating` and is retried.
     #[error(
-        "deployment {id}: termination failed: {message}; it stays terminating and `bpr cleanup` retries"
+        "deployment {id}: termination failed: {source}; it stays terminating and `bpr cleanup` retries"
     )]
     TerminateFailed {
         /// Deployment id.
         id: String,
         /// Why.
-        message: String,
+        #[source]
+        source: StepError,
     },
 }

@@ -1,16 +1,16 @@
-//! Health of a new deployment: an HTTP check on the instance's address and
-//! port when the request gives one, else the provider's running state.
+//! Health of a deployment: an HTTP check on the instance's address and port
+//! when the request gives one, else the provider's running state.
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-
-use super::{DeployOptions, HealthCheck, describe_error};
+use super::error::StepError;
+use super::{DeployOptions, HealthCheck};
+use crate::host_http;
 use crate::providers::ProviderHandle;
 use crate::runtime::bindings::wit::{Instance, InstanceRef, InstanceState};
+
+/// Deadline of one HTTP check.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A passed health check.
 pub(super) struct Healthy {
@@ -20,52 +20,19 @@ pub(super) struct Healthy {
     pub message: String,
 }
 
-/// One HTTP GET; `Ok(status)` when it answered.
-pub(crate) async fn http_get(url: &str, timeout: Duration) -> Result<u16, String> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-    match tokio::time::timeout(timeout, client.get(uri)).await {
-        Ok(Ok(resp)) => {
-            let status = resp.status().as_u16();
-            let _ = resp.into_body().collect().await;
-            Ok(status)
-        }
-        Ok(Err(e)) => Err(format!("{url}: {e}")),
-        Err(_) => Err(format!(
-            "{url}: no answer within {} ms",
-            timeout.as_millis()
-        )),
-    }
-}
-
-/// POST a JSON body (http or https); `Ok(status)` when it answered.
-pub(crate) async fn http_post_json(
-    url: &str,
-    body: String,
-    timeout: Duration,
-) -> Result<u16, String> {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
-        .map_err(|e| format!("no TLS trust store: {e}"))?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client = Client::builder(TokioExecutor::new()).build::<_, Full<Bytes>>(https);
-    let req = hyper::Request::post(url)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| format!("{url}: {e}"))?;
-    match tokio::time::timeout(timeout, client.request(req)).await {
-        Ok(Ok(resp)) => {
-            let status = resp.status().as_u16();
-            let _ = resp.into_body().collect().await;
-            Ok(status)
-        }
-        Ok(Err(e)) => Err(format!("{url}: {e}")),
-        Err(_) => Err(format!(
-            "{url}: no answer within {} ms",
-            timeout.as_millis()
-        )),
+/// One HTTP check of `check` on `address`: `Ok(message)` when it answered 2xx,
+/// `Err(what it saw)` otherwise.
+pub(super) async fn check_once(address: &str, check: &HealthCheck) -> Result<String, String> {
+    let host = if address.contains(':') {
+        format!("[{address}]")
+    } else {
+        address.to_string()
+    };
+    let url = format!("http://{host}:{}{}", check.port, check.path());
+    match host_http::get(&url, CHECK_TIMEOUT).await {
+        Ok(a) if a.is_success() => Ok(format!("{url} answered {}", a.status)),
+        Ok(a) => Err(format!("{url} answered {}", a.status)),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -75,7 +42,7 @@ pub(super) async fn wait_healthy(
     instance: &Instance,
     check: Option<&HealthCheck>,
     opts: &DeployOptions,
-) -> Result<Healthy, String> {
+) -> Result<Healthy, StepError> {
     let started = Instant::now();
     let r = InstanceRef {
         id: instance.id.clone(),
@@ -97,19 +64,10 @@ pub(super) async fn wait_healthy(
                             message: format!("instance {} running (provider state)", i.id),
                         });
                     }
-                    (Some(h), Some(a)) => {
-                        let url = format!("http://{a}:{}{}", h.port, h.path());
-                        match http_get(&url, Duration::from_secs(5)).await {
-                            Ok(s) if (200..300).contains(&s) => {
-                                return Ok(Healthy {
-                                    address,
-                                    message: format!("{url} answered {s}"),
-                                });
-                            }
-                            Ok(s) => last = format!("{url} answered {s}"),
-                            Err(e) => last = e,
-                        }
-                    }
+                    (Some(h), Some(a)) => match check_once(a, h).await {
+                        Ok(message) => return Ok(Healthy { address, message }),
+                        Err(seen) => last = seen,
+                    },
                     (Some(_), None) => last = format!("instance {} has no address yet", i.id),
                 }
             }
@@ -118,17 +76,21 @@ pub(super) async fn wait_healthy(
                     i.state,
                     InstanceState::Failed | InstanceState::Terminated | InstanceState::Terminating
                 ) {
-                    return Err(format!("instance {} is {:?}", i.id, i.state));
+                    return Err(StepError::InstanceFailed {
+                        instance: i.id,
+                        state: i.state,
+                        detail: i.detail,
+                    });
                 }
                 last = format!("instance {} is {:?}", i.id, i.state);
             }
-            Err(e) => last = describe_error(&e),
+            Err(e) => last = e.to_string(),
         }
         if started.elapsed() >= opts.health_timeout {
-            return Err(format!(
-                "not healthy after {} s (last: {last})",
-                opts.health_timeout.as_secs()
-            ));
+            return Err(StepError::Unhealthy {
+                secs: opts.health_timeout.as_secs(),
+                last,
+            });
         }
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(opts.poll_max);

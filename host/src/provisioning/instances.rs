@@ -4,9 +4,10 @@
 
 use std::time::Instant;
 
+use super::error::StepError;
 use super::options::DeployOptions;
 use super::orchestrator::Orchestrator;
-use super::verdict::{Verdict, describe_error, verdict};
+use super::verdict::{Verdict, verdict};
 use crate::providers::ProviderHandle;
 use crate::runtime::CallError;
 use crate::runtime::bindings::wit::{
@@ -46,7 +47,7 @@ impl Orchestrator {
         provider: &ProviderHandle,
         r: &InstanceRef,
         opts: &DeployOptions,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let started = Instant::now();
         let mut wait = opts.poll_initial;
         loop {
@@ -57,14 +58,13 @@ impl Orchestrator {
                 Err(e)
                     if verdict(&e) == Verdict::Unknown
                         && started.elapsed() < opts.delete_timeout => {}
-                Err(e) => return Err(format!("delete-instance {}: {}", r.id, describe_error(&e))),
+                Err(e) => return Err(StepError::call(format!("delete-instance {}", r.id), e)),
             }
             if started.elapsed() >= opts.delete_timeout {
-                return Err(format!(
-                    "instance {} still not deleted after {} s",
-                    r.id,
-                    opts.delete_timeout.as_secs()
-                ));
+                return Err(StepError::NotDeleted {
+                    instance: r.id.clone(),
+                    secs: opts.delete_timeout.as_secs(),
+                });
             }
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(opts.poll_max);
@@ -78,7 +78,7 @@ impl Orchestrator {
         region: &str,
         id: &str,
         opts: &DeployOptions,
-    ) -> Result<Vec<Instance>, String> {
+    ) -> Result<Vec<Instance>, StepError> {
         let q = InstanceQuery {
             regions: vec![region.to_string()],
             labels: vec![("bpr-deployment".to_string(), id.to_string())],
@@ -91,7 +91,7 @@ impl Orchestrator {
                     .filter(|i| !matches!(i.state, InstanceState::Terminated))
                     .collect()
             })
-            .map_err(|e| format!("list-instances in {region}: {}", describe_error(&e)))
+            .map_err(|e| StepError::call(format!("list-instances in {region}"), e))
     }
 
     /// Delete every instance labelled for `id` in `region`; returns how many.
@@ -101,7 +101,7 @@ impl Orchestrator {
         region: &str,
         id: &str,
         opts: &DeployOptions,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, StepError> {
         let found = self.find_labelled(provider, region, id, opts).await?;
         for i in &found {
             self.delete_until_gone(provider, &instance_ref(i, &i.labels), opts)

@@ -14,11 +14,13 @@
 //!   (delete-instance until `deleted`) and the record says so.
 
 mod error;
+mod events;
 mod health;
 mod instances;
 mod kubernetes;
 mod options;
 mod orchestrator;
+mod plan;
 mod recover;
 mod request;
 mod retry;
@@ -28,10 +30,15 @@ mod verdict;
 mod vm;
 mod webhook;
 
-pub use error::DeployError;
+pub use error::{CandidateFailure, DeployError, StepError};
+pub use events::{DeploymentEvent, EVENT_BUFFER, EventBus, EventKind};
 pub use kubernetes::KubernetesChange;
 pub use options::{DeployEvent, DeployOptions, ProgressFn};
 pub use orchestrator::{Orchestrator, new_deployment_id};
+pub use plan::{
+    ClusterFit, DEFAULT_FAILOVER, KubernetesPlacement, Plan, PlanError, SkippedProvider,
+    check_credential, cluster_fits,
+};
 pub use recover::RecoveryReport;
 /// Transition name: [`InstanceTarget`] was called `Target` (it clashed with
 /// two others); kept until every branch has moved over.
@@ -43,4 +50,3 @@ pub use request::{
 };
 pub use retry::RetryPolicy;
 pub use supervisor::SupervisorOptions;
-pub use verdict::describe_error;

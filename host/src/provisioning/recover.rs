@@ -9,7 +9,7 @@ use super::instances::{address_of, instance_ref, labels_of, resources_of};
 use super::options::DeployOptions;
 use super::orchestrator::Orchestrator;
 use crate::runtime::bindings::wit::{Instance, InstanceState};
-use crate::tracking::{AttemptOutcome, DeploymentRecord, DeploymentStatus, Tracker};
+use crate::tracking::{AttemptOutcome, DeploymentRecord, DeploymentStatus};
 
 /// What [`Orchestrator::recover`] did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -30,30 +30,53 @@ pub struct RecoveryReport {
     pub errors: Vec<(String, String)>,
 }
 
-/// Moves an adopted record from `from` up the chain to `active`, one allowed step at
-/// a time, each with `why` in the history.
-pub(super) fn walk_to_active(
-    tracker: &Tracker,
-    id: &str,
-    from: DeploymentStatus,
-    why: &str,
-) -> Result<(), crate::tracking::TrackError> {
-    let mut at = from;
-    for next in [
-        DeploymentStatus::Provisioning,
-        DeploymentStatus::Provisioned,
-        DeploymentStatus::Deploying,
-        DeploymentStatus::Active,
-    ] {
-        if at.can_become(next, true) {
-            tracker.transition(id, next, why)?;
-            at = next;
-        }
-    }
-    Ok(())
-}
-
 impl Orchestrator {
+    /// Deployment `id` as it stands once nobody works on it: one a dead process
+    /// left mid-flight is recovered first (adopted if its instance runs, else
+    /// failed and cleaned up). [`DeployError::Busy`] while a live process
+    /// works on it.
+    pub async fn resolve(
+        &self,
+        id: &str,
+        opts: &DeployOptions,
+    ) -> Result<DeploymentRecord, super::DeployError> {
+        let _lock = self
+            .tracker
+            .try_lock(id)?
+            .ok_or_else(|| super::DeployError::Busy(id.to_string()))?;
+        let rec = self.tracker.get(id)?;
+        if rec.status.is_in_flight() {
+            let report = self.recover_one(&rec, opts).await;
+            for (_, e) in report.errors {
+                tracing::warn!(deployment = id, "recovery: {e}");
+            }
+        }
+        Ok(self.tracker.get(id)?)
+    }
+
+    /// Moves an adopted record from `from` up the chain to `active`, one allowed
+    /// step at a time, each with `why` in the history.
+    pub(super) fn walk_to_active(
+        &self,
+        id: &str,
+        from: DeploymentStatus,
+        why: &str,
+    ) -> Result<(), crate::tracking::TrackError> {
+        let mut at = from;
+        for next in [
+            DeploymentStatus::Provisioning,
+            DeploymentStatus::Provisioned,
+            DeploymentStatus::Deploying,
+            DeploymentStatus::Active,
+        ] {
+            if at.can_become(next, true) {
+                self.transition(id, next, why)?;
+                at = next;
+            }
+        }
+        Ok(())
+    }
+
     /// Resolve every deployment a dead process left mid-flight, and check
     /// active ones still exist. Each is resolved by asking its provider
     /// (`list-instances` with `bpr-deployment=<id>` in every region it
@@ -102,7 +125,7 @@ impl Orchestrator {
                     continue;
                 }
             };
-            let one = self.recover_one(&tracker, &rec, opts).await;
+            let one = self.recover_one(&rec, opts).await;
             drop(lock);
             report.deleted_instances.extend(one.deleted_instances);
             report.adopted.extend(one.adopted);
@@ -117,17 +140,17 @@ impl Orchestrator {
     /// Resolve one record; the caller holds its lock.
     pub(super) async fn recover_one(
         &self,
-        tracker: &Tracker,
         rec: &DeploymentRecord,
         opts: &DeployOptions,
     ) -> RecoveryReport {
+        let tracker = &self.tracker;
         let mut report = RecoveryReport::default();
         let id = rec.id.clone();
         if !rec.status.is_in_flight() && rec.status != DeploymentStatus::Active {
             return report;
         }
         if rec.deployment_type == crate::tracking::DeploymentType::Kubernetes {
-            return self.recover_kubernetes(tracker, rec, opts).await;
+            return self.recover_kubernetes(rec, opts).await;
         }
         let attempts = match tracker.attempts(&id) {
             Ok(a) => a,
@@ -199,7 +222,7 @@ impl Orchestrator {
                 Ok(()) => report.deleted_instances.push(inst.id.clone()),
                 Err(e) => {
                     let _ = tracker.note_error(&id, &format!("recovery: {e}"));
-                    report.errors.push((id.clone(), e));
+                    report.errors.push((id.clone(), e.to_string()));
                     return report;
                 }
             }
@@ -209,7 +232,7 @@ impl Orchestrator {
             match (rec.status, keep) {
                 (DeploymentStatus::Terminating, _) => {
                     tracker.record_released(&id)?;
-                    tracker.transition(
+                    self.transition(
                         &id,
                         DeploymentStatus::Terminated,
                         &format!("recovery: finished terminating ({deleted} instance(s) deleted)"),
@@ -227,7 +250,7 @@ impl Orchestrator {
                 }
                 (DeploymentStatus::Active, None) => {
                     tracker.record_released(&id)?;
-                    tracker.transition(
+                    self.transition(
                         &id,
                         DeploymentStatus::Failed,
                         "recovery: its instance no longer exists",
@@ -271,7 +294,7 @@ impl Orchestrator {
                         "recovery: adopted running instance {} (found by label after the process stopped at {status})",
                         inst.id
                     );
-                    walk_to_active(tracker, &id, status, &why)?;
+                    self.walk_to_active(&id, status, &why)?;
                     report.adopted.push(id.clone());
                 }
                 (status, None) => {
@@ -288,7 +311,7 @@ impl Orchestrator {
                             )?;
                         }
                     }
-                    tracker.transition(
+                    self.transition(
                         &id,
                         DeploymentStatus::Failed,
                         &format!("recovery: interrupted at {status}; nothing running to adopt; {deleted} half-made instance(s) deleted"),

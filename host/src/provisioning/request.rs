@@ -6,9 +6,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::kubernetes::{self, ScalingPolicy, ServicePort, StorageRequest, Tier};
-use crate::runtime::bindings::wit::{PortRule, Protocol};
+use crate::placement::Request;
+use crate::runtime::bindings::wit::{self, PortMapping, PortRule, Protocol};
 use crate::tracking::DeploymentType;
-use crate::workload::{self, WorkloadSpec};
+use crate::workload::{self, WorkloadSource, WorkloadSpec};
 
 /// A request that cannot be deployed. Names the field and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -225,9 +226,22 @@ pub struct DeployRequest {
     /// HTTP health check; without one the provider's running state counts.
     #[serde(default)]
     pub health: Option<HealthCheck>,
-    /// URL POSTed with the cleanup outcome.
+    /// URL POSTed with the cleanup outcome; its host must be in the operator's
+    /// `[operator.webhooks] allow` list.
     #[serde(default)]
     pub cleanup_webhook: Option<String>,
+    /// What the blueprint needs and the customer prefers: the host gathers
+    /// offers and ranks them with the operator's policy (ignored when
+    /// `candidates` are given, and for Kubernetes requests, which name their
+    /// cluster).
+    #[serde(default)]
+    pub requirements: Option<Request>,
+    /// Where to try, in order, instead of ranking.
+    #[serde(default)]
+    pub candidates: Vec<InstanceTarget>,
+    /// How many ranked candidates are tried before giving up. Default 5.
+    #[serde(default)]
+    pub failover: Option<usize>,
 }
 
 impl DeployRequest {
@@ -248,6 +262,9 @@ impl DeployRequest {
             open_ports: Vec::new(),
             health: None,
             cleanup_webhook: None,
+            requirements: None,
+            candidates: Vec::new(),
+            failover: None,
         }
     }
 
@@ -342,6 +359,12 @@ impl DeployRequest {
         {
             return Err(bad("health.path", "must start with '/'"));
         }
+        for (i, c) in self.candidates.iter().enumerate() {
+            c.validate(i)?;
+        }
+        if self.failover == Some(0) {
+            return Err(bad("failover", "must be at least 1 (the candidates tried)"));
+        }
         if let Some(u) = &self.cleanup_webhook {
             let ok = (u.starts_with("http://") || u.starts_with("https://"))
                 && url::Url::parse(u).is_ok();
@@ -389,7 +412,7 @@ impl DeployRequest {
                 "a kubernetes deployment needs a container workload (bpr deploy --container IMAGE)",
             ));
         };
-        let crate::workload::WorkloadSource::Container {
+        let WorkloadSource::Container {
             image,
             args,
             env,
@@ -408,6 +431,8 @@ impl DeployRequest {
             ("open_ports", !self.open_ports.is_empty()),
             ("workload.cpu_limit", w.cpu_limit.is_some()),
             ("workload.memory_limit_mib", w.memory_limit_mib.is_some()),
+            ("requirements", self.requirements.is_some()),
+            ("candidates", !self.candidates.is_empty()),
         ] {
             if unused {
                 return Err(bad(
@@ -441,6 +466,64 @@ impl DeployRequest {
         r.suspended = k.suspended;
         kubernetes::render(&r).map_err(|e| bad("kubernetes", e.to_string()))?;
         Ok(r)
+    }
+
+    /// The workload as the WIT takes it, for providers that place workloads
+    /// themselves (`None` without a workload, or for an archive, which only VMs
+    /// unpack). The health check travels with it: such a provider checks it on
+    /// the machine.
+    pub(crate) fn wit_workload(&self) -> Result<Option<wit::Workload>, RequestError> {
+        let Some(w) = &self.workload else {
+            return Ok(None);
+        };
+        workload::validate(w).map_err(|e| bad(format!("workload.{}", e.field), e.message))?;
+        let ports = |ports: &[workload::PortSpec]| {
+            ports
+                .iter()
+                .map(|p| PortMapping {
+                    container_port: p.container_port,
+                    host_port: p.host_port,
+                    public: p.public,
+                })
+                .collect()
+        };
+        let env = |env: &BTreeMap<String, String>| {
+            env.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        let source = match &w.source {
+            WorkloadSource::Container {
+                image,
+                args,
+                env: e,
+                ports: p,
+            } => wit::WorkloadSource::Container(wit::ContainerWorkload {
+                image: image.clone(),
+                args: args.clone(),
+                env: env(e),
+                ports: ports(p),
+            }),
+            WorkloadSource::Native {
+                url,
+                sha256,
+                args,
+                env: e,
+                ports: p,
+            } => wit::WorkloadSource::Native(wit::NativeWorkload {
+                url: url.clone(),
+                sha256: sha256.clone(),
+                args: args.clone(),
+                env: env(e),
+                ports: ports(p),
+            }),
+            WorkloadSource::Archive { .. } => return Ok(None),
+        };
+        Ok(Some(wit::Workload {
+            source,
+            cpu_limit: w.cpu_limit,
+            memory_limit_mib: w.memory_limit_mib,
+            health_port: self.health.as_ref().map(|h| h.port),
+            health_path: self.health.as_ref().map(|h| h.path().to_string()),
+        }))
     }
 
     /// The user data for deployment `id`, when a workload is given.
@@ -506,7 +589,7 @@ impl DeployRequest {
 pub struct RequestFile {
     /// The request.
     pub request: DeployRequest,
-    /// Candidates in ranked order (until `bpr plan` supplies them).
+    /// Candidates in order, added after `request.candidates`.
     #[serde(default)]
     pub candidates: Vec<InstanceTarget>,
 }

@@ -1,14 +1,19 @@
 //! The TTL supervisor: expired deployments terminated, crashed ones resolved,
-//! failed ones' leftovers deleted, every `interval`.
+//! failed ones' leftovers deleted, active ones' health checked, every
+//! `interval`.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
 use super::error::DeployError;
+use super::events::EventKind;
 use super::options::DeployOptions;
 use super::orchestrator::Orchestrator;
+use super::request::DeployRequest;
 use crate::clock::unix_now as now;
-use crate::tracking::{DeploymentRecord, DeploymentStatus};
+use crate::runtime::bindings::wit::{InstanceRef, InstanceState, ResourceRef};
+use crate::tracking::{DeploymentRecord, DeploymentStatus, DeploymentType};
 
 /// Timing of [`Orchestrator::run_supervisor`].
 #[derive(Debug, Clone)]
@@ -19,6 +24,9 @@ pub struct SupervisorOptions {
     pub tries: u32,
     /// Timing of the provider calls.
     pub deploy: DeployOptions,
+    /// Check active deployments' health each pass and publish
+    /// [`EventKind::Unhealthy`]. Default: true.
+    pub health_checks: bool,
 }
 
 impl Default for SupervisorOptions {
@@ -27,6 +35,7 @@ impl Default for SupervisorOptions {
             interval: Duration::from_secs(30),
             tries: 3,
             deploy: DeployOptions::default(),
+            health_checks: true,
         }
     }
 }
@@ -48,6 +57,14 @@ impl Orchestrator {
             Err(e) => return (done, vec![("*".into(), e.to_string())]),
         };
         for rec in expired {
+            if !rec.status.is_final() {
+                self.publish(
+                    &rec,
+                    EventKind::Expired {
+                        ttl_secs: rec.ttl_secs,
+                    },
+                );
+            }
             let mut last = None;
             for attempt in 1..=opts.tries.max(1) {
                 let reason = format!("TTL of {} s expired", rec.ttl_secs.unwrap_or(0));
@@ -107,6 +124,7 @@ impl Orchestrator {
         opts: SupervisorOptions,
     ) {
         tokio::pin!(shutdown);
+        let mut unhealthy = BTreeSet::new();
         loop {
             // A pass in progress is finished, not cut by the shutdown: its
             // terminations and cleanup webhooks complete (each step is bounded
@@ -118,10 +136,86 @@ impl Orchestrator {
             for (id, e) in &errors {
                 tracing::warn!("supervisor: deployment {id}: {e}");
             }
+            if opts.health_checks {
+                self.check_health(&mut unhealthy).await;
+            }
             tokio::select! {
                 () = tokio::time::sleep(opts.interval) => {}
                 () = &mut shutdown => return,
             }
         }
+    }
+
+    /// Checks every active deployment's health once: an HTTP check for a VM
+    /// whose request gave one, the provider's state for one placed by a
+    /// `workloads` provider, ready replicas for Kubernetes. A failing one is
+    /// published as [`EventKind::Unhealthy`] once per streak (`unhealthy` holds
+    /// the ids currently failing), and as running again when it recovers.
+    pub async fn check_health(&self, unhealthy: &mut BTreeSet<String>) {
+        let Ok(active) = self.tracker.with_status(DeploymentStatus::Active) else {
+            return;
+        };
+        unhealthy.retain(|id| active.iter().any(|r| &r.id == id));
+        for rec in active {
+            let Some(outcome) = self.health_of(&rec).await else {
+                continue;
+            };
+            match outcome {
+                Err(reason) if unhealthy.insert(rec.id.clone()) => {
+                    tracing::warn!(deployment = %rec.id, "unhealthy: {reason}");
+                    self.publish(&rec, EventKind::Unhealthy { reason });
+                }
+                Ok(()) if unhealthy.remove(&rec.id) => {
+                    if let Some(kind) = super::events::for_transition(&rec, "healthy again") {
+                        self.publish(&rec, kind);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// One health observation of an active deployment; `None` when it has no
+    /// check to run.
+    async fn health_of(&self, rec: &DeploymentRecord) -> Option<Result<(), String>> {
+        if rec.deployment_type == DeploymentType::Kubernetes {
+            let target = rec.kubernetes.clone()?;
+            let deployer = match self.deployer_of(rec, &DeployOptions::default()).await {
+                Ok(d) => d,
+                Err(e) => return Some(Err(e.to_string())),
+            };
+            return Some(match deployer.status(&target).await {
+                Ok(s) if s.desired > 0 && s.ready == 0 => {
+                    Err(format!("no replica ready ({})", s.describe()))
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            });
+        }
+        let provider = rec.provider.as_deref()?;
+        let req: DeployRequest = serde_json::from_str(&rec.request_json).ok()?;
+        if self.runs_workloads(provider) {
+            let handle = self.providers.get(provider).ok()?;
+            let r = InstanceRef {
+                id: rec.instance_id.clone()?,
+                region: rec.region.clone()?,
+                zone: rec.zone.clone(),
+                resources: rec.resources.iter().map(ResourceRef::from).collect(),
+                labels: super::instances::labels_of(rec),
+            };
+            return Some(match handle.get_instance(r).await {
+                Ok(i) if i.state == InstanceState::Running => Ok(()),
+                Ok(i) => Err(format!(
+                    "instance {} is {:?}{}",
+                    i.id,
+                    i.state,
+                    i.detail.map(|d| format!(": {d}")).unwrap_or_default()
+                )),
+                Err(e) => Err(e.to_string()),
+            });
+        }
+        let check = req.health.as_ref()?;
+        let address = rec.address.as_deref()?;
+        Some(super::health::check_once(address, check).await.map(drop))
     }
 }

@@ -1,13 +1,13 @@
 //! Termination: delete what a deployment holds until it is gone, then mark it
 //! `terminated` and call its cleanup webhook.
 
-use super::error::DeployError;
+use super::error::{DeployError, StepError};
 use super::instances::{instance_ref, labels_of};
 use super::options::DeployOptions;
 use super::orchestrator::Orchestrator;
 use super::webhook::post_webhook;
 use crate::runtime::bindings::wit::{InstanceRef, ResourceRef};
-use crate::tracking::{DeploymentRecord, DeploymentStatus, Tracker};
+use crate::tracking::{DeploymentRecord, DeploymentStatus, DeploymentType};
 
 impl Orchestrator {
     /// Terminate deployment `id`: delete its instance until gone, then mark it
@@ -25,7 +25,7 @@ impl Orchestrator {
         opts: &DeployOptions,
         reason: &str,
     ) -> Result<DeploymentRecord, DeployError> {
-        let tracker = self.tracker.clone();
+        let tracker = &self.tracker;
         tracker.get(id)?;
         let _lock = tracker
             .try_lock(id)?
@@ -33,47 +33,46 @@ impl Orchestrator {
         let rec = tracker.get(id)?;
         if rec.status.is_in_flight() && rec.status != DeploymentStatus::Terminating {
             // Left mid-flight by a process that died (we hold its lock): resolve it first.
-            self.recover_one(&tracker, &rec, opts).await;
+            self.recover_one(&rec, opts).await;
         }
-        let out = self.terminate_locked(&tracker, id, opts, reason).await;
+        let out = self.terminate_locked(id, opts, reason).await;
         let rec = tracker.get(id)?;
-        post_webhook(&rec, out.as_ref().err()).await;
+        post_webhook(&self.config.operator.webhooks, &rec, out.as_ref().err()).await;
         out
     }
 
     /// Terminate while holding the deployment's lock.
     pub(super) async fn terminate_locked(
         &self,
-        tracker: &Tracker,
         id: &str,
         opts: &DeployOptions,
         reason: &str,
     ) -> Result<DeploymentRecord, DeployError> {
+        let tracker = &self.tracker;
         let rec = tracker.get(id)?;
         match rec.status {
             DeploymentStatus::Terminated => return Ok(rec),
             DeploymentStatus::Failed if !rec.holds_resources() => return Ok(rec),
             DeploymentStatus::Terminating => {}
             _ => {
-                self.step(tracker, opts, id, DeploymentStatus::Terminating, reason)?;
+                self.step(opts, id, DeploymentStatus::Terminating, reason)?;
             }
         }
-        let fail = |message: String| {
-            let _ = tracker.note_error(id, &message);
+        let fail = |source: StepError| {
+            let _ = tracker.note_error(id, &source.to_string());
             DeployError::TerminateFailed {
                 id: id.to_string(),
-                message,
+                source,
             }
         };
-        if rec.deployment_type == crate::tracking::DeploymentType::Kubernetes {
+        if rec.deployment_type == DeploymentType::Kubernetes {
             let what = self.delete_kubernetes(&rec, opts).await.map_err(fail)?;
             tracker.record_released(id)?;
-            self.step(tracker, opts, id, DeploymentStatus::Terminated, &what)?;
+            self.step(opts, id, DeploymentStatus::Terminated, &what)?;
             return Ok(tracker.get(id)?);
         }
         let (Some(pname), Some(region)) = (rec.provider.clone(), rec.region.clone()) else {
             self.step(
-                tracker,
                 opts,
                 id,
                 DeploymentStatus::Terminated,
@@ -84,7 +83,7 @@ impl Orchestrator {
         let provider = self
             .providers
             .get(&pname)
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(StepError::call("load", e)))?;
         let labels = labels_of(&rec);
         let mut deleted = Vec::new();
         if let Some(iid) = rec.instance_id.clone().filter(|_| rec.holds_resources()) {
@@ -117,7 +116,7 @@ impl Orchestrator {
         } else {
             format!("deleted instance(s) {}", deleted.join(", "))
         };
-        self.step(tracker, opts, id, DeploymentStatus::Terminated, &why)?;
+        self.step(opts, id, DeploymentStatus::Terminated, &why)?;
         Ok(tracker.get(id)?)
     }
 }

@@ -34,23 +34,3 @@ pub(super) fn verdict(e: &CallError) -> Verdict {
         _ => Verdict::Unknown,
     }
 }
-
-/// A short, human text for a call error.
-pub fn describe_error(e: &CallError) -> String {
-    match e {
-        CallError::Provider(p) => match p {
-            ProviderError::Unauthorized(m) => format!("unauthorized: {m}"),
-            ProviderError::NotFound(m) => format!("not found: {m}"),
-            ProviderError::InvalidRequest(m) => format!("invalid request: {m}"),
-            ProviderError::CapacityUnavailable(m) => format!("capacity unavailable: {m}"),
-            ProviderError::QuotaExceeded(m) => format!("quota exceeded: {m}"),
-            ProviderError::RegionUnavailable(m) => format!("region unavailable: {m}"),
-            ProviderError::RateLimited(r) => format!("rate limited: {}", r.message),
-            ProviderError::Unsupported(m) => format!("unsupported: {m}"),
-            ProviderError::Denied(m) => format!("denied by network policy: {m}"),
-            ProviderError::Transient(m) => format!("transient: {m}"),
-            ProviderError::Other(m) => format!("error: {m}"),
-        },
-        other => other.to_string(),
-    }
-}

@@ -1,30 +1,48 @@
-//! VM deployments: the ranked candidates tried in order, the instance created,
+//! VM deployments: the candidates tried in order, the instance created,
 //! recorded, waited for and health-checked, or deleted again.
+//!
+//! What runs on it is built by the host: cloud-init user data for a cloud VM,
+//! or the WIT `workload` for a provider that places workloads itself (the
+//! `workloads` capability: the operator's own machines over SSH).
 
 use std::time::Instant;
 
-use super::error::DeployError;
+use super::error::{CandidateFailure, DeployError, StepError};
+use super::events::EventKind;
 use super::health;
 use super::instances::{address_of, instance_ref, labels_of, resources_of};
 use super::options::{DeployEvent, DeployOptions};
-use super::orchestrator::{Orchestrator, record_planned};
+use super::orchestrator::{Orchestrator, new_deployment_id};
 use super::request::{DeployRequest, InstanceTarget};
-use super::verdict::{Verdict, describe_error, verdict};
+use super::verdict::{Verdict, verdict};
 use crate::providers::ProviderHandle;
 use crate::runtime::CallError;
-use crate::runtime::bindings::wit::{Instance, InstanceSpec, InstanceState, ProviderError};
-use crate::tracking::{AttemptIntent, AttemptOutcome, DeploymentRecord, DeploymentStatus, Tracker};
+use crate::runtime::bindings::wit::{
+    self, Capability, Instance, InstanceSpec, InstanceState, ProviderError,
+};
+use crate::tracking::{AttemptIntent, AttemptOutcome, DeploymentRecord, DeploymentStatus};
 
 /// Why one candidate did not work.
 enum CandidateError {
-    Failover(String),
-    Stop(String),
+    /// The next candidate may work.
+    Failover(StepError),
+    /// No other candidate would fix it.
+    Stop(StepError),
     /// Created, then failed, and deleting it failed too: the record holds it.
     Leaked {
-        message: String,
+        failure: StepError,
         instance: String,
-        cleanup: String,
+        cleanup: StepError,
     },
+}
+
+/// What runs on the instance, in the form its provider takes.
+#[derive(Clone)]
+enum Payload {
+    /// Cloud-init user data (or nothing to run).
+    UserData(Option<String>),
+    /// A workload the provider places itself.
+    Workload(Option<wit::Workload>),
 }
 
 impl Orchestrator {
@@ -34,6 +52,7 @@ impl Orchestrator {
         req: DeployRequest,
         candidates: Vec<InstanceTarget>,
         opts: &DeployOptions,
+        service_key: Option<String>,
     ) -> Result<DeploymentRecord, DeployError> {
         if candidates.is_empty() {
             return Err(DeployError::NoCandidates);
@@ -42,29 +61,29 @@ impl Orchestrator {
             c.validate(i)?;
         }
         let tracker = self.tracker.clone();
-        let id = req
-            .deployment_id
-            .clone()
-            .unwrap_or_else(super::orchestrator::new_deployment_id);
+        let id = req.deployment_id.clone().unwrap_or_else(new_deployment_id);
         let _lock = tracker
             .try_lock(&id)?
             .ok_or_else(|| DeployError::Busy(id.clone()))?;
+        // Both forms are built (and checked) before anything is recorded.
         let user_data = req.user_data(&id)?;
-        let record = record_planned(&tracker, &id, &req, opts)?;
+        let workload = req.wit_workload()?;
+        let mut stored = req.clone();
+        stored.deployment_id = Some(id.clone());
+        let record = self.record_planned(&id, &stored, opts, service_key)?;
         let plan = candidates
             .iter()
             .map(InstanceTarget::label)
             .collect::<Vec<_>>()
             .join(", ");
         self.step(
-            &tracker,
             opts,
             &id,
             DeploymentStatus::Provisioning,
             &format!("trying {} candidate(s): {plan}", candidates.len()),
         )?;
 
-        let mut reasons = Vec::new();
+        let mut failures = Vec::new();
         let mut chosen = None;
         for (i, target) in candidates.iter().enumerate() {
             let key = format!("{id}-c{}", i + 1);
@@ -84,17 +103,18 @@ impl Orchestrator {
                 n,
                 target: target.clone(),
             });
+            self.publish(
+                &record,
+                EventKind::Provisioning {
+                    candidate: target.label(),
+                },
+            );
+            let payload = match self.runs_workloads(&target.provider) {
+                true => Payload::Workload(workload.clone()),
+                false => Payload::UserData(user_data.clone()),
+            };
             match self
-                .try_candidate(
-                    &tracker,
-                    &record,
-                    &req,
-                    target,
-                    n,
-                    &key,
-                    user_data.clone(),
-                    opts,
-                )
+                .try_candidate(&record, &req, target, n, &key, payload, opts)
                 .await
             {
                 Ok(instance) => {
@@ -108,16 +128,21 @@ impl Orchestrator {
                     chosen = Some((target.clone(), instance));
                     break;
                 }
-                Err(CandidateError::Failover(why)) => {
+                Err(CandidateError::Failover(error)) => {
+                    let why = error.to_string();
                     tracker.finish_attempt(&id, n, AttemptOutcome::Failover, &why)?;
                     opts.emit(DeployEvent::AttemptDone {
                         n,
                         outcome: AttemptOutcome::Failover,
-                        detail: why.clone(),
+                        detail: why,
                     });
-                    reasons.push(format!("{}: {why}", target.label()));
+                    failures.push(CandidateFailure {
+                        candidate: target.label(),
+                        error,
+                    });
                 }
-                Err(CandidateError::Stop(why)) => {
+                Err(CandidateError::Stop(error)) => {
+                    let why = error.to_string();
                     tracker.finish_attempt(&id, n, AttemptOutcome::Stopped, &why)?;
                     opts.emit(DeployEvent::AttemptDone {
                         n,
@@ -125,44 +150,50 @@ impl Orchestrator {
                         detail: why.clone(),
                     });
                     let message = format!("{}: {why}", target.label());
-                    self.step(&tracker, opts, &id, DeploymentStatus::Failed, &message)?;
+                    self.step(opts, &id, DeploymentStatus::Failed, &message)?;
                     return Err(DeployError::Stopped {
                         id,
                         candidate: target.label(),
-                        message: why,
+                        source: error,
                     });
                 }
                 Err(CandidateError::Leaked {
-                    message,
+                    failure,
                     instance,
                     cleanup,
                 }) => {
                     let detail =
-                        format!("{message}; deleting instance {instance} failed: {cleanup}");
+                        format!("{failure}; deleting instance {instance} failed: {cleanup}");
                     tracker.finish_attempt(&id, n, AttemptOutcome::Failed, &detail)?;
                     opts.emit(DeployEvent::AttemptDone {
                         n,
                         outcome: AttemptOutcome::Failed,
                         detail: detail.clone(),
                     });
-                    self.step(&tracker, opts, &id, DeploymentStatus::Failed, &detail)?;
+                    self.step(opts, &id, DeploymentStatus::Failed, &detail)?;
                     return Err(DeployError::CleanupFailed {
                         id,
-                        message,
+                        failure: failure.to_string(),
                         instance,
-                        cleanup,
+                        source: cleanup,
                     });
                 }
             }
         }
         let Some((target, instance)) = chosen else {
-            let why = format!("no candidate could serve it: {}", reasons.join("; "));
-            self.step(&tracker, opts, &id, DeploymentStatus::Failed, &why)?;
-            return Err(DeployError::Exhausted { id, reasons });
+            let error = DeployError::Exhausted {
+                id: id.clone(),
+                failures,
+            };
+            let why = error.to_string();
+            let why = why
+                .strip_prefix(&format!("deployment {id}: "))
+                .unwrap_or(&why);
+            self.step(opts, &id, DeploymentStatus::Failed, why)?;
+            return Err(error);
         };
         let addr = address_of(&instance);
         self.step(
-            &tracker,
             opts,
             &id,
             DeploymentStatus::Provisioned,
@@ -173,17 +204,22 @@ impl Orchestrator {
                 addr.as_deref().unwrap_or("no address")
             ),
         )?;
-        let how = match &req.health {
-            Some(h) => format!(
+        let workloads = self.runs_workloads(&target.provider);
+        let how = match (&req.health, workloads) {
+            (Some(h), true) => format!(
+                "waiting for the provider's check of port {}{} on the machine",
+                h.port,
+                h.path()
+            ),
+            (Some(h), false) => format!(
                 "waiting for http://{}:{}{}",
                 addr.as_deref().unwrap_or("?"),
                 h.port,
                 h.path()
             ),
-            None => "no health check given: the provider's running state counts".into(),
+            (None, _) => "no health check given: the provider's running state counts".into(),
         };
         self.step(
-            &tracker,
             opts,
             &id,
             DeploymentStatus::Deploying,
@@ -195,72 +231,68 @@ impl Orchestrator {
             .map_err(|e| DeployError::Stopped {
                 id: id.clone(),
                 candidate: target.label(),
-                message: e.to_string(),
+                source: StepError::call("load", e),
             })?;
-        match health::wait_healthy(&provider, &instance, req.health.as_ref(), opts).await {
+        // A provider that places workloads checks health on the machine itself
+        // (and reports running only once it passes); the host checks the others.
+        let check = req.health.as_ref().filter(|_| !workloads);
+        match health::wait_healthy(&provider, &instance, check, opts).await {
             Ok(detail) => {
                 if let Some(a) = &detail.address {
                     tracker.record_address(&id, a)?;
                 }
-                self.step(
-                    &tracker,
-                    opts,
-                    &id,
-                    DeploymentStatus::Active,
-                    &detail.message,
-                )?;
+                self.step(opts, &id, DeploymentStatus::Active, &detail.message)?;
                 Ok(tracker.get(&id)?)
             }
-            Err(why) => {
-                self.step(
-                    &tracker,
-                    opts,
-                    &id,
-                    DeploymentStatus::Failed,
-                    &format!("health check failed: {why}"),
-                )?;
+            Err(error) => {
+                let why = format!("health check failed: {error}");
+                self.step(opts, &id, DeploymentStatus::Failed, &why)?;
                 match self
-                    .terminate_locked(
-                        &tracker,
-                        &id,
-                        opts,
-                        "deleting the instance of a failed deployment",
-                    )
+                    .terminate_locked(&id, opts, "deleting the instance of a failed deployment")
                     .await
                 {
-                    Ok(_) => Err(DeployError::Unhealthy {
+                    Ok(_) => Err(DeployError::Unhealthy { id, source: error }),
+                    Err(cleanup) => Err(DeployError::CleanupFailed {
                         id,
-                        message: format!("health check failed: {why}"),
-                    }),
-                    Err(e) => Err(DeployError::CleanupFailed {
-                        id,
-                        message: format!("health check failed: {why}"),
+                        failure: why,
                         instance: instance.id,
-                        cleanup: e.to_string(),
+                        source: StepError::from_cleanup(cleanup),
                     }),
                 }
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments, reason = "one private step of deploy_with")]
+    /// True when `provider` places workloads itself (`workloads` capability).
+    pub(super) fn runs_workloads(&self, provider: &str) -> bool {
+        self.providers
+            .get(provider)
+            .and_then(|p| p.current())
+            .is_ok_and(|c| c.info.capabilities.contains(&Capability::Workloads))
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "one private step of deploy_vm")]
     async fn try_candidate(
         &self,
-        tracker: &Tracker,
         record: &DeploymentRecord,
         req: &DeployRequest,
         target: &InstanceTarget,
         n: u32,
         key: &str,
-        user_data: Option<String>,
+        payload: Payload,
         opts: &DeployOptions,
     ) -> Result<Instance, CandidateError> {
         let id = &record.id;
+        let tracker = &self.tracker;
         let provider = match self.providers.get(&target.provider) {
             Ok(p) => p,
-            Err(e) => return Err(CandidateError::Failover(e.to_string())),
+            Err(e) => return Err(CandidateError::Failover(StepError::call("load", e))),
         };
         let labels = labels_of(record);
+        let (user_data, workload) = match payload {
+            Payload::UserData(u) => (u, None),
+            Payload::Workload(w) => (None, w),
+        };
         let spec = InstanceSpec {
             deployment_id: id.clone(),
             idempotency_key: key.to_string(),
@@ -274,7 +306,7 @@ impl Orchestrator {
             user_data,
             open_ports: req.port_rules(),
             labels: labels.clone(),
-            workload: None,
+            workload,
         };
         // The same key on every retry: a create that did happen is returned, not repeated.
         let created = opts
@@ -284,19 +316,17 @@ impl Orchestrator {
         let instance = match created {
             Ok(i) => i,
             Err(e) => {
-                let why = describe_error(&e);
-                return match verdict(&e) {
-                    Verdict::Failover => Err(CandidateError::Failover(why)),
-                    Verdict::Stop => Err(CandidateError::Stop(why)),
+                let v = verdict(&e);
+                let error = StepError::call("create-instance", e);
+                return match v {
+                    Verdict::Failover => Err(CandidateError::Failover(error)),
+                    Verdict::Stop => Err(CandidateError::Stop(error)),
                     Verdict::Unknown => {
                         // The create may have happened: find and delete what carries our label here.
                         match self.sweep(&provider, &target.region, id, opts).await {
-                            Ok(0) => Err(CandidateError::Failover(why)),
-                            Ok(k) => Err(CandidateError::Failover(format!(
-                                "{why}; deleted {k} instance(s) it may have made"
-                            ))),
+                            Ok(_) => Err(CandidateError::Failover(error)),
                             Err(sweep) => Err(CandidateError::Leaked {
-                                message: why,
+                                failure: error,
                                 instance: "(unknown: listing failed)".into(),
                                 cleanup: sweep,
                             }),
@@ -314,14 +344,21 @@ impl Orchestrator {
             address_of(&instance).as_deref(),
         ) {
             // Without a record of it, it must not keep running.
-            let cleanup = self
-                .delete_until_gone(&provider, &instance_ref(&instance, &labels), opts)
-                .await;
-            return Err(CandidateError::Leaked {
-                message: format!("cannot record instance {}: {e}", instance.id),
+            let failure = StepError::NotRecorded {
                 instance: instance.id.clone(),
-                cleanup: cleanup.err().unwrap_or_else(|| "deleted".into()),
-            });
+                source: e,
+            };
+            return match self
+                .delete_until_gone(&provider, &instance_ref(&instance, &labels), opts)
+                .await
+            {
+                Ok(()) => Err(CandidateError::Stop(failure)),
+                Err(cleanup) => Err(CandidateError::Leaked {
+                    failure,
+                    instance: instance.id.clone(),
+                    cleanup,
+                }),
+            };
         }
         match self.wait_running(&provider, &instance, &labels, opts).await {
             Ok(running) => {
@@ -341,13 +378,10 @@ impl Orchestrator {
                 match self.delete_until_gone(&provider, &r, opts).await {
                     Ok(()) => {
                         let _ = tracker.record_released(id);
-                        Err(CandidateError::Failover(format!(
-                            "{why}; instance {} deleted",
-                            instance.id
-                        )))
+                        Err(CandidateError::Failover(why))
                     }
                     Err(cleanup) => Err(CandidateError::Leaked {
-                        message: why,
+                        failure: why,
                         instance: instance.id.clone(),
                         cleanup,
                     }),
@@ -363,7 +397,7 @@ impl Orchestrator {
         created: &Instance,
         labels: &[(String, String)],
         opts: &DeployOptions,
-    ) -> Result<Instance, String> {
+    ) -> Result<Instance, StepError> {
         let started = Instant::now();
         let r = instance_ref(created, labels);
         let mut wait = opts.poll_initial;
@@ -378,12 +412,11 @@ impl Orchestrator {
                     InstanceState::Failed
                     | InstanceState::Terminated
                     | InstanceState::Terminating => {
-                        return Err(format!(
-                            "instance {} went {:?} before running{}",
-                            i.id,
-                            i.state,
-                            i.detail.map(|d| format!(": {d}")).unwrap_or_default()
-                        ));
+                        return Err(StepError::InstanceFailed {
+                            instance: i.id,
+                            state: i.state,
+                            detail: i.detail,
+                        });
                     }
                     s => last = format!("{s:?}"),
                 },
@@ -391,15 +424,15 @@ impl Orchestrator {
                 Err(CallError::Provider(ProviderError::NotFound(m))) => {
                     last = format!("not found yet ({m})")
                 }
-                Err(e) if verdict(&e) == Verdict::Unknown => last = describe_error(&e),
-                Err(e) => return Err(format!("get-instance failed: {}", describe_error(&e))),
+                Err(e) if verdict(&e) == Verdict::Unknown => last = e.to_string(),
+                Err(e) => return Err(StepError::call(format!("get-instance {}", r.id), e)),
             }
             if started.elapsed() >= opts.running_timeout {
-                return Err(format!(
-                    "instance {} not running after {} s (last: {last})",
-                    created.id,
-                    opts.running_timeout.as_secs()
-                ));
+                return Err(StepError::NotRunning {
+                    instance: created.id.clone(),
+                    secs: opts.running_timeout.as_secs(),
+                    last,
+                });
             }
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(opts.poll_max);

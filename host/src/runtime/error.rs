@@ -85,8 +85,9 @@ pub enum LoadError {
 /// A call into a provider failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
-    /// The component answered with its WIT `error`.
-    #[error("provider error: {0:?}")]
+    /// The component answered with its WIT `error` (displayed as a sentence:
+    /// the case, then the component's text).
+    #[error("{}", provider_error_sentence(.0))]
     Provider(ProviderError),
     /// The per-call deadline passed; the call was interrupted.
     #[error("{provider}: call `{op}` exceeded its deadline of {deadline_ms} ms and was stopped")]
@@ -138,5 +139,26 @@ impl CallError {
             Self::Provider(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+/// A provider's WIT `error` as a sentence a person reads: what kind of failure,
+/// then the component's own text, once.
+pub fn provider_error_sentence(e: &ProviderError) -> String {
+    match e {
+        ProviderError::Unauthorized(m) => format!("unauthorized: {m}"),
+        ProviderError::NotFound(m) => format!("not found: {m}"),
+        ProviderError::InvalidRequest(m) => format!("invalid request: {m}"),
+        ProviderError::CapacityUnavailable(m) => format!("capacity unavailable: {m}"),
+        ProviderError::QuotaExceeded(m) => format!("quota exceeded: {m}"),
+        ProviderError::RegionUnavailable(m) => format!("region unavailable: {m}"),
+        ProviderError::RateLimited(r) => match r.retry_after_ms {
+            Some(ms) => format!("rate limited (retry after {ms} ms): {}", r.message),
+            None => format!("rate limited: {}", r.message),
+        },
+        ProviderError::Unsupported(m) => format!("unsupported: {m}"),
+        ProviderError::Denied(m) => format!("denied by the network policy: {m}"),
+        ProviderError::Transient(m) => format!("temporary failure: {m}"),
+        ProviderError::Other(m) => m.clone(),
     }
 }

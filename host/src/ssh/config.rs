@@ -26,6 +26,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::SshError;
+
 /// Largest per-host concurrency: OpenSSH's default `MaxSessions` is 10 and
 /// all of a host's commands share one connection.
 pub(crate) const MAX_CONCURRENCY_LIMIT: usize = 10;
@@ -82,7 +84,7 @@ impl SshHostConfig {
 
     /// Checks the fields that do not need I/O; the error names the field and
     /// the fix.
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), SshError> {
         let a = &self.alias;
         if a.is_empty()
             || a.len() > 63
@@ -90,15 +92,17 @@ impl SshHostConfig {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
         {
-            return Err(format!(
+            return Err(SshError::Other(format!(
                 "ssh host alias `{a}` is invalid: use 1-63 characters of [a-z0-9_-]"
-            ));
+            )));
         }
         if self.address.is_empty() {
-            return Err(format!("ssh host `{a}`: `address` is empty"));
+            return Err(SshError::Other(format!(
+                "ssh host `{a}`: `address` is empty"
+            )));
         }
         if self.user.is_empty() {
-            return Err(format!("ssh host `{a}`: `user` is empty"));
+            return Err(SshError::Other(format!("ssh host `{a}`: `user` is empty")));
         }
         if let Some(fp) = &self.host_key_fingerprint {
             let ok = fp.strip_prefix("SHA256:").is_some_and(|b| {
@@ -107,19 +111,21 @@ impl SshHostConfig {
                         .all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
             });
             if !ok {
-                return Err(format!(
+                return Err(SshError::Other(format!(
                     "ssh host `{a}`: host_key_fingerprint `{fp}` is not of the form `SHA256:<43 base64 characters>`; copy it from `ssh-keygen -lf <host key>.pub`"
-                ));
+                )));
             }
         }
         if !(1..=MAX_CONCURRENCY_LIMIT).contains(&self.max_concurrency) {
-            return Err(format!(
+            return Err(SshError::Other(format!(
                 "ssh host `{a}`: max_concurrency {} is out of range 1..={MAX_CONCURRENCY_LIMIT}",
                 self.max_concurrency
-            ));
+            )));
         }
         if !self.hourly_usd.is_finite() || self.hourly_usd < 0.0 {
-            return Err(format!("ssh host `{a}`: hourly_usd must be a number >= 0"));
+            return Err(SshError::Other(format!(
+                "ssh host `{a}`: hourly_usd must be a number >= 0"
+            )));
         }
         Ok(())
     }

@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
 use crate::db::{Database, Result as DbResult};
@@ -69,10 +68,7 @@ pub fn build_pool(config: &Config, db: &Database) -> Result<Option<Arc<SshPool>>
 
 /// Store the probed capacity of `alias`.
 pub fn store_capacity(db: &Database, alias: &str, r: &Resources) -> DbResult<()> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = crate::clock::unix_now_u64();
     db.lock().execute(
         "INSERT INTO ssh_capacity (alias, vcpus, memory_gib, storage_gib, gpus, gpu_model, probed_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)

@@ -37,5 +37,5 @@ mod quote;
 pub use config::{SshHostConfig, SshLimits};
 pub use error::SshError;
 pub use pool::{ExecOutput, HostEntry, HostKeyStore, MemoryHostKeyStore, Resources, SshPool};
-pub use probe::parse_probe_output;
+pub use probe::{ProbeParseError, parse_probe_output};
 pub use quote::{quote_arg, quote_argv};

@@ -177,7 +177,7 @@ impl SshPool {
         }
         let mut map = BTreeMap::new();
         for cfg in hosts {
-            cfg.validate().map_err(SshError::Other)?;
+            cfg.validate()?;
             let key = russh::keys::load_secret_key(&cfg.private_key_file, None).map_err(|e| {
                 SshError::Other(format!(
                     "ssh host `{}`: cannot load private key {}: {e} (an unencrypted OpenSSH ed25519 or ECDSA key is needed)",

@@ -12,9 +12,18 @@ pub(crate) const PROBE_SCRIPT: &str = "nproc; echo @@bpr-probe@@; cat /proc/memi
 
 const GIB: f64 = (1u64 << 30) as f64;
 
+/// The probe script's output could not be read; the message names the section.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProbeParseError(String);
+
 /// Parses the probe script's output into capacity. The error names the
 /// section that could not be read.
-pub fn parse_probe_output(out: &str) -> Result<Resources, String> {
+pub fn parse_probe_output(out: &str) -> Result<Resources, ProbeParseError> {
+    parse(out).map_err(ProbeParseError)
+}
+
+fn parse(out: &str) -> Result<Resources, String> {
     let parts: Vec<&str> = out.split(SEP).collect();
     if parts.len() != 4 {
         return Err(format!(
@@ -62,7 +71,7 @@ pub fn parse_probe_output(out: &str) -> Result<Resources, String> {
 }
 
 /// Maps a parse failure to the capability's error, naming the host.
-pub(crate) fn probe_error(alias: &str, why: String) -> SshError {
+pub(crate) fn probe_error(alias: &str, why: impl std::fmt::Display) -> SshError {
     SshError::Other(format!("probe of ssh host `{alias}` failed: {why}"))
 }
 
@@ -85,6 +94,6 @@ mod tests {
     fn probe_output_without_meminfo_is_an_error_naming_it() {
         let out = "8\n@@bpr-probe@@\n\n@@bpr-probe@@\nx\n/ 1 2\n@@bpr-probe@@\n";
         let e = parse_probe_output(out).expect_err("no MemTotal");
-        assert!(e.contains("MemTotal"), "{e}");
+        assert!(e.to_string().contains("MemTotal"), "{e}");
     }
 }

@@ -9,6 +9,14 @@ pub enum TrackError {
     /// No deployment has this id.
     #[error("no deployment {0:?} (see `bpr status`)")]
     NotFound(String),
+    /// A live deployment already has this service key.
+    #[error("service {key} already has a live deployment ({existing})")]
+    ServiceKeyTaken {
+        /// The key.
+        key: String,
+        /// The live deployment's id (empty when another process won a race and it is not visible yet).
+        existing: String,
+    },
     /// A deployment with this id already exists.
     #[error("deployment {0:?} already exists; choose another id or omit it")]
     AlreadyExists(String),

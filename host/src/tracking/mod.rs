@@ -23,5 +23,5 @@ pub use record::{
     Attempt, AttemptIntent, AttemptOutcome, DeploymentRecord, NewDeployment, ResourceRefRecord,
     Transition,
 };
-pub use status::{DeploymentStatus, DeploymentType, UnknownStatus};
+pub use status::{DeploymentStatus, DeploymentType, UnknownDeploymentType, UnknownStatus};
 pub use store::Tracker;

@@ -65,6 +65,10 @@ pub struct DeploymentRecord {
     /// Kubernetes: where its objects are (namespace, name, workload kind). Recorded
     /// before the first object is applied.
     pub kubernetes: Option<WorkloadRef>,
+    /// The embedding API's service key (`<blueprint>/<service>`), when a service
+    /// event created it; unique among live deployments.
+    #[serde(default)]
+    pub service_key: Option<String>,
 }
 
 impl DeploymentRecord {
@@ -190,7 +194,7 @@ pub struct Attempt {
 }
 
 /// What a new record starts with.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewDeployment {
     /// `dep-<uuid>`.
     pub id: String,
@@ -208,6 +212,8 @@ pub struct NewDeployment {
     pub cleanup_webhook: Option<String>,
     /// The request (JSON).
     pub request_json: String,
+    /// The embedding API's service key; at most one live deployment has it.
+    pub service_key: Option<String>,
 }
 
 /// The candidate an attempt is about to try.

@@ -158,16 +158,19 @@ impl DeploymentType {
     }
 }
 
+/// A deployment type name that is not one of ours.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("unknown deployment type {0:?} (expected vm, kubernetes or ssh)")]
+pub struct UnknownDeploymentType(pub String);
+
 impl FromStr for DeploymentType {
-    type Err = String;
+    type Err = UnknownDeploymentType;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "vm" => Ok(Self::Vm),
             "kubernetes" => Ok(Self::Kubernetes),
             "ssh" => Ok(Self::Ssh),
-            other => Err(format!(
-                "unknown deployment type {other:?} (expected vm, kubernetes or ssh)"
-            )),
+            other => Err(UnknownDeploymentType(other.to_string())),
         }
     }
 }

@@ -12,7 +12,7 @@ use super::record::{
     Attempt, AttemptIntent, AttemptOutcome, DeploymentRecord, NewDeployment, ResourceRefRecord,
     Transition,
 };
-use super::status::{DeploymentStatus, UnknownStatus};
+use super::status::{DeploymentStatus, UnknownDeploymentType, UnknownStatus};
 use crate::clock::unix_now as now;
 use crate::db::Database;
 use crate::kubernetes::WorkloadRef;
@@ -27,7 +27,10 @@ pub struct Tracker {
 const SELECT: &str = "SELECT id, blueprint_id, service_id, deployment_type, status, provider, region, zone,
     instance_type, spot, hourly_usd, instance_id, resources_json, address, released_at, labels_json,
     cleanup_webhook, last_error, created_at, updated_at, ttl_secs, expires_at, request_json, cluster,
-    k8s_target_json FROM deployments";
+    k8s_target_json, service_key FROM deployments";
+
+/// Statuses of deployments that are over: a service key is free again.
+const LIVE: &str = "status NOT IN ('terminated', 'failed')";
 
 fn read_record(
     row: &Row<'_>,
@@ -48,7 +51,9 @@ fn read_record(
             id: id.clone(),
             blueprint_id: row.get(1).map_err(|e| corrupt(e.to_string()))?,
             service_id: row.get(2).map_err(|e| corrupt(e.to_string()))?,
-            deployment_type: dtype.parse().map_err(corrupt)?,
+            deployment_type: dtype
+                .parse()
+                .map_err(|e: UnknownDeploymentType| corrupt(e.to_string()))?,
             status: status
                 .parse()
                 .map_err(|e: UnknownStatus| corrupt(e.to_string()))?,
@@ -77,6 +82,7 @@ fn read_record(
                 .map(|t| serde_json::from_str(&t))
                 .transpose()
                 .map_err(|e| corrupt(format!("k8s_target_json: {e}")))?,
+            service_key: row.get(25).map_err(|e| corrupt(e.to_string()))?,
         })
     })();
     Ok(parsed)
@@ -132,10 +138,25 @@ impl Tracker {
             if exists {
                 return Err(TrackError::AlreadyExists(new.id.clone()));
             }
-            tx.execute(
+            if let Some(key) = &new.service_key {
+                let existing: Option<String> = tx
+                    .query_row(
+                        &format!("SELECT id FROM deployments WHERE service_key = ?1 AND {LIVE}"),
+                        [key],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(existing) = existing {
+                    return Err(TrackError::ServiceKeyTaken {
+                        key: key.clone(),
+                        existing,
+                    });
+                }
+            }
+            let inserted = tx.execute(
                 "INSERT INTO deployments (id, blueprint_id, service_id, deployment_type, status, labels_json,
-                   request_json, cleanup_webhook, created_at, updated_at, ttl_secs, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, 'planned', ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
+                   request_json, cleanup_webhook, created_at, updated_at, ttl_secs, expires_at, service_key)
+                 VALUES (?1, ?2, ?3, ?4, 'planned', ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11)",
                 params![
                     new.id,
                     new.blueprint_id,
@@ -147,8 +168,23 @@ impl Tracker {
                     now,
                     new.ttl_secs.map(|t| t.min(i64::MAX as u64) as i64),
                     expires,
+                    new.service_key,
                 ],
-            )?;
+            );
+            match inserted {
+                // Another process created a live deployment for the key meanwhile
+                // (the partial unique index): it wins.
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation
+                        && new.service_key.is_some() =>
+                {
+                    return Err(TrackError::ServiceKeyTaken {
+                        key: new.service_key.clone().unwrap_or_default(),
+                        existing: String::new(),
+                    });
+                }
+                other => other?,
+            };
             tx.execute(
                 "INSERT INTO deployment_history (deployment_id, at, from_status, to_status, reason)
                  VALUES (?1, ?2, NULL, 'planned', 'request recorded')",
@@ -157,6 +193,25 @@ impl Tracker {
             tx.commit()?;
         }
         self.get(&new.id)
+    }
+
+    /// The live deployment (neither terminated nor failed) with `service_key`.
+    pub fn live_by_service_key(&self, service_key: &str) -> Result<Option<DeploymentRecord>> {
+        Ok(self
+            .list_where(
+                &format!("WHERE service_key = ?1 AND {LIVE}"),
+                &[&service_key],
+            )?
+            .into_iter()
+            .next())
+    }
+
+    /// Every live deployment that has a service key, oldest first.
+    pub fn live_keyed(&self) -> Result<Vec<DeploymentRecord>> {
+        self.list_where(
+            &format!("WHERE service_key IS NOT NULL AND {LIVE} ORDER BY created_at, id"),
+            &[],
+        )
     }
 
     /// One record.

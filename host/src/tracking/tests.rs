@@ -115,6 +115,7 @@ fn new_dep(id: &str, ttl: Option<u64>) -> NewDeployment {
         ttl_secs: ttl,
         cleanup_webhook: None,
         request_json: "{}".into(),
+        service_key: None,
     }
 }
 
@@ -273,4 +274,40 @@ fn a_deployment_lock_excludes_a_second_holder_until_dropped() {
     assert!(t.try_lock("dep-l").unwrap().is_none());
     drop(first);
     assert!(t.try_lock("dep-l").unwrap().is_some());
+}
+
+#[test]
+fn a_service_key_has_at_most_one_live_deployment_and_is_free_again_once_it_ends() {
+    let (_d, t) = tracker();
+    let keyed = |id: &str| NewDeployment {
+        service_key: Some("7/42".into()),
+        ..new_dep(id, None)
+    };
+    t.create(&keyed("dep-a")).unwrap();
+    assert_eq!(t.live_by_service_key("7/42").unwrap().unwrap().id, "dep-a");
+    let err = t.create(&keyed("dep-b")).unwrap_err();
+    assert!(
+        matches!(&err, TrackError::ServiceKeyTaken { existing, .. } if existing == "dep-a"),
+        "{err}"
+    );
+    assert!(t.get("dep-b").is_err(), "nothing was written");
+    // The database itself refuses a second live row, whoever writes it.
+    let raw = t.database().lock().execute(
+        "INSERT INTO deployments (id, blueprint_id, service_id, deployment_type, status, request_json,
+           created_at, updated_at, service_key) VALUES ('dep-c', 'b', 's', 'vm', 'active', '{}', 0, 0, '7/42')",
+        [],
+    );
+    assert!(raw.is_err(), "the partial unique index holds");
+
+    t.transition("dep-a", Failed, "gave up").unwrap();
+    assert!(t.live_by_service_key("7/42").unwrap().is_none());
+    t.create(&keyed("dep-d")).unwrap();
+    assert_eq!(
+        t.live_keyed()
+            .unwrap()
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect::<Vec<_>>(),
+        ["dep-d"]
+    );
 }

@@ -58,6 +58,32 @@ pub enum WorkloadSource {
         #[serde(default)]
         ports: Vec<PortSpec>,
     },
+    /// A native executable inside a release archive (`.tar.gz`, `.tgz`,
+    /// `.tar.xz` or `.tar`), as Blueprint's `GithubBinary` artifact names it.
+    ///
+    /// The archive is downloaded and its sha256 checked *before* anything is
+    /// unpacked; then exactly one member whose file name is `binary` (at any
+    /// depth, relative, without `..`) is extracted to standard output (so no
+    /// path from the archive is ever written) and installed like a native
+    /// executable. Runs on VMs (cloud-init); the operator's SSH hosts take
+    /// plain executables only.
+    Archive {
+        /// HTTP(S) URL of the archive.
+        url: String,
+        /// Required lower-case hex sha256 of the archive's bytes.
+        sha256: String,
+        /// File name of the executable inside the archive.
+        binary: String,
+        /// Arguments.
+        #[serde(default)]
+        args: Vec<String>,
+        /// Environment.
+        #[serde(default)]
+        env: std::collections::BTreeMap<String, String>,
+        /// Ports it listens on (for the firewall and the health check).
+        #[serde(default)]
+        ports: Vec<PortSpec>,
+    },
 }
 
 /// A workload with its limits.
@@ -78,7 +104,9 @@ impl WorkloadSpec {
     /// The ports the workload publishes.
     pub fn ports(&self) -> &[PortSpec] {
         match &self.source {
-            WorkloadSource::Container { ports, .. } | WorkloadSource::Native { ports, .. } => ports,
+            WorkloadSource::Container { ports, .. }
+            | WorkloadSource::Native { ports, .. }
+            | WorkloadSource::Archive { ports, .. } => ports,
         }
     }
 }
@@ -264,75 +292,155 @@ pub fn cloud_init(w: &WorkloadSpec, name: &str) -> Result<String, WorkloadError>
             env,
             ports: _,
         } => {
-            let url_ok = (url.starts_with("https://") || url.starts_with("http://"))
-                && url::Url::parse(url).is_ok();
-            if !url_ok {
-                return Err(bad("source.url", format!("{url:?} is not an http(s) URL")));
-            }
-            check_text("source.url", url)?;
-            if sha256.len() != 64
-                || !sha256
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            {
-                return Err(bad(
-                    "source.sha256",
-                    "must be 64 lower-case hex digits (the sha256 of the binary)",
-                ));
-            }
-            for (i, a) in args.iter().enumerate() {
-                check_text(&format!("source.args[{i}]"), a)?;
-            }
-            check_env("source.env", env)?;
+            check_download(url, sha256)?;
             let bin = format!("/opt/bpr/{unit}");
-            s.push_str("install -d -m 0755 /opt/bpr\n");
-            s.push_str("tmp=\"$(mktemp /opt/bpr/.download.XXXXXX)\"\n");
-            s.push_str("trap 'rm -f \"$tmp\"' EXIT\n");
-            s.push_str(&format!(
-                "curl -fsSL --retry 5 --proto '=https,http' -o \"$tmp\" {u} || wget -q -O \"$tmp\" {u}\n",
-                u = shell_quote(url)
-            ));
-            s.push_str("# Verified before it is installed or run: a mismatch stops here.\n");
-            s.push_str("actual=\"$(sha256sum \"$tmp\" | cut -d' ' -f1)\"\n");
-            s.push_str(&format!(
-                "if [ \"$actual\" != {want} ]; then echo \"bpr: sha256 mismatch: got $actual, want \"{want} >&2; exit 1; fi\n",
-                want = shell_quote(sha256)
-            ));
+            download_verified(&mut s, url, sha256);
             s.push_str(&format!("install -m 0755 \"$tmp\" {}\n", shell_quote(&bin)));
-            let mut exec = vec![systemd_quote(&bin)];
-            exec.extend(args.iter().map(|a| systemd_quote(a)));
-            let mut unit_text = format!(
-                "[Unit]\nDescription=Blueprint workload {unit}\nAfter=network-online.target\nWants=network-online.target\n\n\
-                 [Service]\nExecStart={}\nRestart=always\nRestartSec=2\nDynamicUser=yes\nNoNewPrivileges=yes\n\
-                 ProtectSystem=strict\nProtectHome=yes\nPrivateTmp=yes\nCapabilityBoundingSet=\n",
-                exec.join(" ")
-            );
-            if let Some(c) = w.cpu_limit {
-                unit_text.push_str(&format!("CPUQuota={}%\n", (c * 100.0).round() as u64));
-            }
-            if let Some(m) = w.memory_limit_mib {
-                unit_text.push_str(&format!("MemoryMax={m}M\n"));
-            }
-            for (k, v) in env {
-                unit_text.push_str(&format!(
-                    "Environment={}\n",
-                    systemd_quote(&format!("{k}={v}"))
+            native_unit(&mut s, w, &unit, &bin, args, env)?;
+        }
+        WorkloadSource::Archive {
+            url,
+            sha256,
+            binary,
+            args,
+            env,
+            ports: _,
+        } => {
+            check_download(url, sha256)?;
+            let archive_ok = [".tar.gz", ".tgz", ".tar.xz", ".tar"]
+                .iter()
+                .any(|ext| url.split(['?', '#']).next().unwrap_or("").ends_with(ext));
+            if !archive_ok {
+                return Err(bad(
+                    "source.url",
+                    format!("{url:?} must name a .tar.gz, .tgz, .tar.xz or .tar archive"),
                 ));
             }
-            unit_text.push_str("\n[Install]\nWantedBy=multi-user.target\n");
-            // Quoted delimiter: the shell expands nothing inside; values have no newlines.
+            let binary_ok = !binary.is_empty()
+                && binary != "."
+                && binary != ".."
+                && binary
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if !binary_ok {
+                return Err(bad(
+                    "source.binary",
+                    format!("{binary:?} must be a file name of [A-Za-z0-9._-]"),
+                ));
+            }
+            let bin = format!("/opt/bpr/{unit}");
+            download_verified(&mut s, url, sha256);
+            s.push_str(
+                "# Exactly one member named like the binary, at a relative path without `..`;\n",
+            );
+            s.push_str("# extracted to stdout, so no path from the archive is ever written.\n");
             s.push_str(&format!(
-                "cat > {} <<'BPR_UNIT_EOF'\n{unit_text}BPR_UNIT_EOF\n",
-                shell_quote(&format!("/etc/systemd/system/{unit}.service"))
+                "member=\"$(tar -tf \"$tmp\" | awk -F/ -v b={b} '$NF == b')\"\n",
+                b = shell_quote(binary)
             ));
-            s.push_str("systemctl daemon-reload\n");
             s.push_str(&format!(
-                "systemctl enable --now {}\n",
-                shell_quote(&format!("{unit}.service"))
+                "n=\"$(printf '%s\\n' \"$member\" | grep -c . || true)\"\n\
+                 if [ \"$n\" != 1 ]; then echo \"bpr: the archive must hold exactly one file named \"{b}\", found $n\" >&2; exit 1; fi\n",
+                b = shell_quote(binary)
             ));
+            s.push_str(
+                "case \"$member\" in /*|../*|*/../*) echo \"bpr: unsafe path in the archive: $member\" >&2; exit 1;; esac\n",
+            );
+            s.push_str("tar -xOf \"$tmp\" -- \"$member\" > \"$tmp.bin\"\n");
+            s.push_str("trap 'rm -f \"$tmp\" \"$tmp.bin\"' EXIT\n");
+            s.push_str(&format!(
+                "install -m 0755 \"$tmp.bin\" {}\n",
+                shell_quote(&bin)
+            ));
+            native_unit(&mut s, w, &unit, &bin, args, env)?;
         }
     }
     Ok(s)
+}
+
+/// A download URL and the sha256 it must have.
+fn check_download(url: &str, sha256: &str) -> Result<(), WorkloadError> {
+    let url_ok =
+        (url.starts_with("https://") || url.starts_with("http://")) && url::Url::parse(url).is_ok();
+    if !url_ok {
+        return Err(bad("source.url", format!("{url:?} is not an http(s) URL")));
+    }
+    check_text("source.url", url)?;
+    if sha256.len() != 64
+        || !sha256
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(bad(
+            "source.sha256",
+            "must be 64 lower-case hex digits (the sha256 of the download)",
+        ));
+    }
+    Ok(())
+}
+
+/// Downloads `url` into `$tmp` and stops the script unless its sha256 is `sha256`.
+fn download_verified(s: &mut String, url: &str, sha256: &str) {
+    s.push_str("install -d -m 0755 /opt/bpr\n");
+    s.push_str("tmp=\"$(mktemp /opt/bpr/.download.XXXXXX)\"\n");
+    s.push_str("trap 'rm -f \"$tmp\"' EXIT\n");
+    s.push_str(&format!(
+        "curl -fsSL --retry 5 --proto '=https,http' -o \"$tmp\" {u} || wget -q -O \"$tmp\" {u}\n",
+        u = shell_quote(url)
+    ));
+    s.push_str("# Verified before it is unpacked, installed or run: a mismatch stops here.\n");
+    s.push_str("actual=\"$(sha256sum \"$tmp\" | cut -d' ' -f1)\"\n");
+    s.push_str(&format!(
+        "if [ \"$actual\" != {want} ]; then echo \"bpr: sha256 mismatch: got $actual, want \"{want} >&2; exit 1; fi\n",
+        want = shell_quote(sha256)
+    ));
+}
+
+/// The systemd unit that runs the installed executable `bin`, hardened.
+fn native_unit(
+    s: &mut String,
+    w: &WorkloadSpec,
+    unit: &str,
+    bin: &str,
+    args: &[String],
+    env: &std::collections::BTreeMap<String, String>,
+) -> Result<(), WorkloadError> {
+    for (i, a) in args.iter().enumerate() {
+        check_text(&format!("source.args[{i}]"), a)?;
+    }
+    check_env("source.env", env)?;
+    let mut exec = vec![systemd_quote(bin)];
+    exec.extend(args.iter().map(|a| systemd_quote(a)));
+    let mut unit_text = format!(
+        "[Unit]\nDescription=Blueprint workload {unit}\nAfter=network-online.target\nWants=network-online.target\n\n\
+         [Service]\nExecStart={}\nRestart=always\nRestartSec=2\nDynamicUser=yes\nNoNewPrivileges=yes\n\
+         ProtectSystem=strict\nProtectHome=yes\nPrivateTmp=yes\nCapabilityBoundingSet=\n",
+        exec.join(" ")
+    );
+    if let Some(c) = w.cpu_limit {
+        unit_text.push_str(&format!("CPUQuota={}%\n", (c * 100.0).round() as u64));
+    }
+    if let Some(m) = w.memory_limit_mib {
+        unit_text.push_str(&format!("MemoryMax={m}M\n"));
+    }
+    for (k, v) in env {
+        unit_text.push_str(&format!(
+            "Environment={}\n",
+            systemd_quote(&format!("{k}={v}"))
+        ));
+    }
+    unit_text.push_str("\n[Install]\nWantedBy=multi-user.target\n");
+    // Quoted delimiter: the shell expands nothing inside; values have no newlines.
+    s.push_str(&format!(
+        "cat > {} <<'BPR_UNIT_EOF'\n{unit_text}BPR_UNIT_EOF\n",
+        shell_quote(&format!("/etc/systemd/system/{unit}.service"))
+    ));
+    s.push_str("systemctl daemon-reload\n");
+    s.push_str(&format!(
+        "systemctl enable --now {}\n",
+        shell_quote(&format!("{unit}.service"))
+    ));
+    Ok(())
 }
 
 /// Installs Docker when no container runtime is present.

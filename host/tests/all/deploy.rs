@@ -631,8 +631,17 @@ async fn the_supervisor_terminates_an_expired_deployment_and_only_that_one() {
     let _serial = crate::support::moto_lock().await;
     let moto = Moto::new();
     let env = TestEnv::new();
-    let host = host_for(&env, &moto.url).await;
     let (webhook, hooks) = recorder().await;
+    // The operator allows the webhook's exact host and port (a loopback address).
+    env.add("aws");
+    let creds = write_creds(&env);
+    let host = env
+        .start(&format!(
+            "[operator.webhooks]\nallow = [\"http://{}\"]\n{}",
+            webhook.addr,
+            aws_section(&moto.url, &creds)
+        ))
+        .await;
     let short = unique_id("dep-ttl");
     let long = unique_id("dep-keep");
     let mut req = request(&short);
@@ -652,6 +661,7 @@ async fn the_supervisor_terminates_an_expired_deployment_and_only_that_one() {
             interval: Duration::from_millis(300),
             tries: 3,
             deploy: fast(),
+            ..SupervisorOptions::default()
         };
         sup_host
             .run_supervisor_with(

@@ -455,9 +455,10 @@ async fn a_rollout_that_does_not_converge_fails_and_deletes_what_it_applied() {
         .deploy_with(request(service, "kmock-a", Tier::Basic), vec![], &opts)
         .await
         .expect_err("rollout times out");
-    let DeployError::Unhealthy { id, message } = &err else {
+    let DeployError::Unhealthy { id, source } = &err else {
         panic!("{err:?}");
     };
+    let message = source.to_string();
     assert!(
         message.contains("did not") || message.contains("deadline"),
         "{message}"
@@ -515,6 +516,7 @@ async fn crashed_mid_deploy(host: &Host, service: u64) -> String {
             ttl_secs: None,
             cleanup_webhook: None,
             request_json: serde_json::to_string(&req).unwrap(),
+            service_key: None,
         })
         .unwrap();
     tracker
@@ -770,4 +772,83 @@ async fn real_cluster_tracked_deployment_goes_active_and_terminates() {
     assert!(status.rolled_out(), "{}", status.describe());
     let done = host.terminate(&rec.id).await.expect("terminate");
     assert_eq!(done.status, DeploymentStatus::Terminated);
+}
+
+/// Issue 12: a service event under `mode = "local"` with no SSH host lands on the
+/// operator's cluster; a payment renews its TTL and scales it back up after
+/// suspension; the service's end deletes it.
+#[tokio::test]
+async fn in_local_mode_a_service_event_lands_on_the_cluster_and_a_payment_scales_it_back_up() {
+    use blueprint_remote_providers::embedding::{
+        DeployArtifact, EmbeddingOptions, RemoteDeployments, ResourceSpec, ServiceKey,
+    };
+    let env = TestEnv::new();
+    let host = env
+        .start(&format!(
+            "[operator.deployment]\nmode = \"local\"\n{}",
+            clusters_section(env.dir.path())
+        ))
+        .await;
+    let service = unique_service();
+    let ns = format!("bpr-7-{service}");
+    let client = host.cluster("kmock-a").await.unwrap().client().clone();
+    let ctl = controller(client, ns.clone());
+    let remote = RemoteDeployments::new(
+        host.clone(),
+        EmbeddingOptions {
+            default_ttl_secs: Some(60),
+            arch: None,
+            deploy: fast(),
+            ..EmbeddingOptions::default()
+        },
+    );
+    let small = ResourceSpec {
+        cpu: 0.5,
+        memory_gb: 0.5,
+        storage_gb: 0.0,
+        ..ResourceSpec::default()
+    };
+    let rec = remote
+        .on_service_initiated(
+            7,
+            service,
+            Some(small),
+            Some(DeployArtifact::ContainerImage(
+                "ghcr.io/tangle/svc:1.0".into(),
+            )),
+            Default::default(),
+        )
+        .await
+        .expect("lands on the operator's cluster");
+    assert_eq!(rec.deployment_type, DeploymentType::Kubernetes);
+    assert_eq!(rec.cluster.as_deref(), Some("kmock-a"));
+    assert_eq!(
+        rec.instance_type.as_deref(),
+        Some("standard"),
+        "the tier that fits"
+    );
+    assert_eq!(rec.status, DeploymentStatus::Active);
+    let expires = rec.expires_at.expect("a TTL");
+
+    // Payment expired: scaled to zero. A new payment: a new TTL, scaled back.
+    let suspended = host.suspend(&rec.id, &fast()).await.unwrap();
+    assert_eq!(suspended.desired, 0);
+    let key = ServiceKey::new(7, service);
+    let renewed = remote.renew(key, 3600).await.expect("renews");
+    assert!(renewed.expires_at.unwrap() >= expires + 3000, "{renewed:?}");
+    let status = host.workload_status(&rec.id).await.unwrap();
+    assert_eq!(
+        (status.desired, status.ready),
+        (2, 2),
+        "scaled back to its tier"
+    );
+
+    let done = remote
+        .on_service_terminated(7, service)
+        .await
+        .unwrap()
+        .expect("it had a deployment");
+    assert_eq!(done.status, DeploymentStatus::Terminated);
+    assert!(!namespace_exists(&host, "kmock-a", &ns).await);
+    ctl.abort();
 }

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use blueprint_remote_providers::Host;
 use blueprint_remote_providers::kubernetes::StorageRequest;
 use blueprint_remote_providers::provisioning::{
     DeployRequest, HealthCheck, InstanceTarget, KubernetesOptions, RequestFile,
@@ -314,61 +313,31 @@ pub(super) fn build_request(
         }
         None => {}
     }
+    let ranked = a.cpu.is_some() || a.memory.is_some() || a.gpus.is_some();
+    if candidates.is_empty() && req.candidates.is_empty() && ranked {
+        // The library ranks every provider's offers for these requirements with
+        // the operator's policy, as `bpr plan` shows them.
+        let mut r = req.requirements.take().unwrap_or_default();
+        r.min_vcpus = a.cpu.unwrap_or(r.min_vcpus);
+        r.min_memory_gib = a.memory.unwrap_or(r.min_memory_gib);
+        r.min_storage_gib = a.storage.unwrap_or(r.min_storage_gib);
+        r.min_gpus = a.gpus.unwrap_or(r.min_gpus);
+        if a.gpu_model.is_some() {
+            r.gpu_model = a.gpu_model.clone();
+        }
+        if let Some(region) = &a.region {
+            r.regions = vec![region.clone()];
+        }
+        r.allow_spot |= a.spot;
+        req.requirements = Some(r);
+        req.failover = Some(a.failover.max(1));
+    }
     req.validate()
         .map_err(|e| anyhow::anyhow!("invalid request: {e}"))?;
-    if candidates.is_empty() && a.cpu.is_none() && a.memory.is_none() && a.gpus.is_none() {
+    if candidates.is_empty() && req.candidates.is_empty() && req.requirements.is_none() {
         anyhow::bail!(
-            "no candidate: give requirements to rank (--cpu, --memory, --gpus...), or --provider, --region and --type, --candidate provider/region/type, or [[candidates]] in the request file"
+            "no candidate: give requirements to rank (--cpu, --memory, --gpus...), or --provider, --region and --type, --candidate provider/region/type, or [[candidates]] / [request.requirements] in the request file"
         );
     }
     Ok((req, candidates))
-}
-
-/// The best offers for the flags' requirements, ranked as `bpr plan` ranks
-/// them, as deployment candidates.
-pub(super) async fn ranked_candidates(
-    a: &DeployArgs,
-    host: &Host,
-) -> anyhow::Result<Vec<InstanceTarget>> {
-    use crate::cli::plan_cmd::{PlanArgs, request_and_policy};
-    let plan = PlanArgs {
-        cpu: a.cpu.unwrap_or(0.0),
-        memory: a.memory.unwrap_or(0.0),
-        storage: a.storage.unwrap_or(0.0),
-        gpus: a.gpus.unwrap_or(0.0),
-        gpu_model: a.gpu_model.clone(),
-        region: a.region.iter().cloned().collect(),
-        confidential: false,
-        arch: None,
-        spot: a.spot,
-        ha: false,
-        tier: None,
-        provider: Vec::new(),
-        limit: a.failover,
-        refresh: false,
-        json: false,
-        explain: false,
-    };
-    let (request, mut policy) = request_and_policy(&plan, host.config())?;
-    policy.max_candidates = a.failover.max(1);
-    let pricing = host.pricing().clone();
-    let report = pricing.gather(false, &|_| {}).await;
-    let ranking =
-        blueprint_remote_providers::placement::rank_offers(report.offers, &request, &policy)?;
-    if ranking.candidates.is_empty() {
-        anyhow::bail!("no offer meets the requirements; see `bpr plan ... --explain`");
-    }
-    Ok(ranking
-        .candidates
-        .iter()
-        .take(a.failover.max(1))
-        .map(|c| InstanceTarget {
-            provider: c.offer.provider.clone(),
-            region: c.offer.region.clone(),
-            zone: c.offer.zone.clone(),
-            instance_type: c.offer.instance_type.clone(),
-            spot: c.spot,
-            hourly_usd: Some(c.hourly_usd),
-        })
-        .collect())
 }

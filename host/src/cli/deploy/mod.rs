@@ -18,7 +18,7 @@ use blueprint_remote_providers::provisioning::{
 use blueprint_remote_providers::tracking::{DeploymentStatus, DeploymentType};
 
 pub use self::args::DeployArgs;
-use self::args::{build_request, ranked_candidates};
+use self::args::build_request;
 use self::output::{k8s_opts, progress_line, status_table, when, workload_json, workload_text};
 use super::table;
 
@@ -95,21 +95,21 @@ pub async fn run(cmd: DeployCommand, mut config: Config) -> anyhow::Result<ExitC
     match cmd {
         DeployCommand::Deploy(a) => {
             // Checked before the host starts: an invalid request writes nothing.
-            let (req, mut candidates) = build_request(&a)?;
+            let (mut req, candidates) = build_request(&a)?;
             let host = Host::start(config).await?;
-            let k8s = req.deployment_type == DeploymentType::Kubernetes;
-            if k8s {
-                let k = req
-                    .kubernetes
-                    .as_ref()
-                    .map(|k| (k.cluster.as_str(), k.tier));
-                if let Some((cluster, tier)) = k {
-                    println!("Plan: Kubernetes cluster {cluster}, tier {tier}");
-                }
-            } else if candidates.is_empty() {
-                candidates = ranked_candidates(&a, &host).await?;
+            // The library decides where: the given candidates, or the offers it
+            // ranks with the operator's policy.
+            if !candidates.is_empty() {
+                req.candidates = candidates;
             }
-            if !k8s {
+            let plan = host.plan(&req).await?;
+            for s in &plan.skipped {
+                println!("{}: not deployable from here: {}", s.provider, s.reason);
+            }
+            let candidates = plan.candidates.clone();
+            if let Some(k) = &plan.kubernetes {
+                println!("Plan: Kubernetes cluster {}, tier {}", k.cluster, k.tier);
+            } else {
                 println!("Plan ({} candidate(s), tried in order):", candidates.len());
                 let rows: Vec<Vec<String>> = candidates
                     .iter()

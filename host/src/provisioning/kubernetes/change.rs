@@ -2,7 +2,7 @@
 //! image or tier, suspension when payment expires and resumption when it is
 //! renewed.
 
-use super::super::error::DeployError;
+use super::super::error::{DeployError, StepError};
 use super::super::options::DeployOptions;
 use super::super::orchestrator::Orchestrator;
 use super::super::request::DeployRequest;
@@ -14,22 +14,17 @@ impl Orchestrator {
     /// Replica counts and conditions of Kubernetes deployment `id`, read from its
     /// cluster now.
     pub async fn workload_status(&self, id: &str) -> Result<WorkloadStatus, DeployError> {
-        let rec = self.tracker.clone().get(id)?;
+        let rec = self.tracker.get(id)?;
         let target = self.kubernetes_target(&rec)?;
+        let failed = |source: StepError| DeployError::Kubernetes {
+            id: id.to_string(),
+            source,
+        };
         let deployer = self
             .deployer_of(&rec, &DeployOptions::default())
             .await
-            .map_err(|message| DeployError::Kubernetes {
-                id: id.to_string(),
-                message,
-            })?;
-        deployer
-            .status(&target)
-            .await
-            .map_err(|e| DeployError::Kubernetes {
-                id: id.to_string(),
-                message: e.to_string(),
-            })
+            .map_err(failed)?;
+        deployer.status(&target).await.map_err(|e| failed(e.into()))
     }
 
     /// Where Kubernetes deployment `id`'s Service is reached, read from its cluster now
@@ -39,9 +34,9 @@ impl Orchestrator {
         let tracker = self.tracker.clone();
         let rec = tracker.get(id)?;
         let target = self.kubernetes_target(&rec)?;
-        let failed = |message: String| DeployError::Kubernetes {
+        let failed = |source: StepError| DeployError::Kubernetes {
             id: id.to_string(),
-            message,
+            source,
         };
         let deployer = self
             .deployer_of(&rec, &DeployOptions::default())
@@ -50,7 +45,7 @@ impl Orchestrator {
         let address = deployer
             .service_address(&target)
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| failed(e.into()))?;
         if let Some(a) = &address
             && rec.address.as_deref() != Some(a.preferred())
         {
@@ -150,10 +145,10 @@ impl Orchestrator {
         if rec.status != DeploymentStatus::Active {
             return Err(DeployError::Kubernetes {
                 id: id.to_string(),
-                message: format!(
+                source: StepError::WrongState(format!(
                     "only an active deployment can be changed; it is {}",
                     rec.status
-                ),
+                )),
             });
         }
         let mut req = stored_request(&rec)?;
@@ -162,20 +157,19 @@ impl Orchestrator {
         let deployer =
             self.deployer_of(&rec, opts)
                 .await
-                .map_err(|message| DeployError::Kubernetes {
+                .map_err(|source| DeployError::Kubernetes {
                     id: id.to_string(),
-                    message,
+                    source,
                 })?;
         let json = serde_json::to_string(&req).unwrap_or_default();
         // Recorded first: after a crash mid-apply the record describes what the cluster
         // is being moved to, and a re-run converges on it.
         tracker.record_event(id, &format!("{what} (applying)"), &json)?;
         let status = deployer.deploy(&wanted).await.map_err(|e| {
-            let message = e.to_string();
-            let _ = tracker.note_error(id, &message);
+            let _ = tracker.note_error(id, &e.to_string());
             DeployError::Kubernetes {
                 id: id.to_string(),
-                message,
+                source: e.into(),
             }
         })?;
         tracker.record_event(id, &format!("{what}: {}", status.describe()), &json)?;

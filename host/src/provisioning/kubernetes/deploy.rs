@@ -1,12 +1,13 @@
 //! A Kubernetes deployment applied through the tracker, and deleted again.
 
-use super::super::error::DeployError;
+use super::super::error::{DeployError, StepError};
+use super::super::events::EventKind;
 use super::super::options::{DeployEvent, DeployOptions};
-use super::super::orchestrator::{Orchestrator, new_deployment_id, record_planned};
+use super::super::orchestrator::{Orchestrator, new_deployment_id};
 use super::super::request::{DeployRequest, RequestError};
 use super::{record_address, rollout};
 use crate::kubernetes;
-use crate::tracking::{AttemptIntent, AttemptOutcome, DeploymentRecord, DeploymentStatus, Tracker};
+use crate::tracking::{AttemptIntent, AttemptOutcome, DeploymentRecord, DeploymentStatus};
 
 impl Orchestrator {
     /// The Kubernetes branch of [`Orchestrator::deploy_with`].
@@ -14,6 +15,7 @@ impl Orchestrator {
         &self,
         req: DeployRequest,
         opts: &DeployOptions,
+        service_key: Option<String>,
     ) -> Result<DeploymentRecord, DeployError> {
         let id = req.deployment_id.clone().unwrap_or_else(new_deployment_id);
         // Everything checkable is checked before the record exists.
@@ -37,16 +39,21 @@ impl Orchestrator {
         })?;
         let target = manifests.target().clone();
 
-        let tracker = self.tracker.clone();
+        let tracker = &self.tracker;
         let _lock = tracker
             .try_lock(&id)?
             .ok_or_else(|| DeployError::Busy(id.clone()))?;
         let mut stored = req.clone();
         stored.deployment_id = Some(id.clone());
-        record_planned(&tracker, &id, &stored, opts)?;
+        let record = self.record_planned(&id, &stored, opts, service_key)?;
         let tier = wanted.tier.as_str();
+        self.publish(
+            &record,
+            EventKind::Provisioning {
+                candidate: format!("k8s:{cluster_name}"),
+            },
+        );
         self.step(
-            &tracker,
             opts,
             &id,
             DeploymentStatus::Provisioning,
@@ -75,11 +82,10 @@ impl Orchestrator {
             let why = format!("applying to cluster {cluster_name} failed: {e}");
             tracker.finish_attempt(&id, n, AttemptOutcome::Failed, &why)?;
             return self
-                .fail_kubernetes(&tracker, &id, opts, why, &target.object())
+                .fail_kubernetes(&id, opts, e.into(), &target.object())
                 .await;
         }
         self.step(
-            &tracker,
             opts,
             &id,
             DeploymentStatus::Provisioned,
@@ -91,7 +97,6 @@ impl Orchestrator {
             ),
         )?;
         self.step(
-            &tracker,
             opts,
             &id,
             DeploymentStatus::Deploying,
@@ -104,20 +109,19 @@ impl Orchestrator {
         match deployer.wait_for_rollout(&target).await {
             Ok(status) => {
                 let detail = format!("rolled out: {}", status.describe());
-                record_address(&tracker, &deployer, &id, &target).await;
+                record_address(tracker, &deployer, &id, &target).await;
                 tracker.finish_attempt(&id, n, AttemptOutcome::Used, &detail)?;
                 opts.emit(DeployEvent::AttemptDone {
                     n,
                     outcome: AttemptOutcome::Used,
                     detail: detail.clone(),
                 });
-                self.step(&tracker, opts, &id, DeploymentStatus::Active, &detail)?;
+                self.step(opts, &id, DeploymentStatus::Active, &detail)?;
                 Ok(tracker.get(&id)?)
             }
             Err(e) => {
-                let why = e.to_string();
-                tracker.finish_attempt(&id, n, AttemptOutcome::Failed, &why)?;
-                self.fail_kubernetes(&tracker, &id, opts, why, &target.object())
+                tracker.finish_attempt(&id, n, AttemptOutcome::Failed, &e.to_string())?;
+                self.fail_kubernetes(&id, opts, e.into(), &target.object())
                     .await
             }
         }
@@ -126,31 +130,25 @@ impl Orchestrator {
     /// Marks a Kubernetes deployment failed and deletes what it applied.
     pub(in crate::provisioning) async fn fail_kubernetes(
         &self,
-        tracker: &Tracker,
         id: &str,
         opts: &DeployOptions,
-        why: String,
+        error: StepError,
         object: &str,
     ) -> Result<DeploymentRecord, DeployError> {
-        self.step(tracker, opts, id, DeploymentStatus::Failed, &why)?;
+        self.step(opts, id, DeploymentStatus::Failed, &error.to_string())?;
         match self
-            .terminate_locked(
-                tracker,
-                id,
-                opts,
-                "deleting the objects of a failed deployment",
-            )
+            .terminate_locked(id, opts, "deleting the objects of a failed deployment")
             .await
         {
             Ok(_) => Err(DeployError::Unhealthy {
                 id: id.to_string(),
-                message: why,
+                source: error,
             }),
             Err(e) => Err(DeployError::CleanupFailed {
                 id: id.to_string(),
-                message: why,
+                failure: error.to_string(),
                 instance: object.to_string(),
-                cleanup: e.to_string(),
+                source: StepError::from_cleanup(e),
             }),
         }
     }
@@ -161,12 +159,12 @@ impl Orchestrator {
         &self,
         rec: &DeploymentRecord,
         opts: &DeployOptions,
-    ) -> Result<String, String> {
+    ) -> Result<String, StepError> {
         let Some(target) = rec.kubernetes.as_ref().filter(|_| rec.holds_resources()) else {
             return Ok("nothing was applied".into());
         };
         let deployer = self.deployer_of(rec, opts).await?;
-        deployer.delete(target).await.map_err(|e| e.to_string())?;
+        deployer.delete(target).await?;
         Ok(if target.owns_namespace {
             format!(
                 "namespace {} deleted (the cluster deletes what is in it)",

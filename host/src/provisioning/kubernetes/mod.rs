@@ -13,7 +13,7 @@ mod change;
 mod deploy;
 mod recover;
 
-use super::error::DeployError;
+use super::error::{DeployError, StepError};
 use super::options::DeployOptions;
 use super::orchestrator::Orchestrator;
 use super::request::DeployRequest;
@@ -47,20 +47,16 @@ fn stored_request(rec: &DeploymentRecord) -> Result<DeployRequest, DeployError> 
 
 impl Orchestrator {
     /// A deployer for the record's cluster.
-    pub(super) async fn deployer_of(
+    pub(in crate::provisioning) async fn deployer_of(
         &self,
         rec: &DeploymentRecord,
         opts: &DeployOptions,
-    ) -> Result<Deployer, String> {
+    ) -> Result<Deployer, StepError> {
         let name = rec
             .cluster
             .as_deref()
-            .ok_or_else(|| format!("deployment {} names no cluster", rec.id))?;
-        let cluster: Cluster = self
-            .clusters
-            .cluster(name)
-            .await
-            .map_err(|e| e.to_string())?;
+            .ok_or_else(|| StepError::NoCluster(rec.id.clone()))?;
+        let cluster: Cluster = self.clusters.cluster(name).await?;
         Ok(cluster.deployer().with_rollout(rollout(opts)))
     }
 
@@ -76,7 +72,10 @@ impl Orchestrator {
             .filter(|_| rec.holds_resources())
             .ok_or_else(|| DeployError::Kubernetes {
                 id: rec.id.clone(),
-                message: format!("nothing is deployed (status {})", rec.status),
+                source: StepError::WrongState(format!(
+                    "nothing is deployed (status {})",
+                    rec.status
+                )),
             })
     }
 }
@@ -95,4 +94,13 @@ async fn record_address(tracker: &Tracker, deployer: &Deployer, id: &str, target
             tracing::warn!(deployment = id, error = %e, "could not read the service address");
         }
     }
+}
+
+/// True when the stored request of Kubernetes deployment `rec` is suspended
+/// (scaled to zero after its payment expired).
+pub(super) fn is_suspended(rec: &DeploymentRecord) -> bool {
+    serde_json::from_str::<DeployRequest>(&rec.request_json)
+        .ok()
+        .and_then(|r| r.kubernetes)
+        .is_some_and(|k| k.suspended)
 }
