@@ -24,6 +24,7 @@
 pub mod capabilities;
 pub mod clock;
 pub mod config;
+pub mod costs;
 pub mod db;
 pub mod embedding;
 mod host;

@@ -34,6 +34,7 @@
 //! ```
 
 mod error;
+mod lifecycle;
 mod operator;
 mod toml_dto;
 
@@ -42,6 +43,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{Error, Result};
+pub use lifecycle::{BudgetSettings, ClusterCost, CostSettings, HealthSettings, PaymentSettings};
 pub use operator::{
     DeploymentDefaults, KubernetesCluster, KubernetesConfig, ManagedKubernetesCluster,
     OperatorConfig, WebhookSettings,

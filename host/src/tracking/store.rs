@@ -383,6 +383,7 @@ impl Tracker {
                 params![id, n, instance_id],
             )?;
         }
+        super::usage::open_for_record(&tx, id, now())?;
         tx.commit()?;
         Ok(())
     }
@@ -416,6 +417,7 @@ impl Tracker {
             "UPDATE deployment_attempts SET instance_id = ?3, outcome = 'created' WHERE deployment_id = ?1 AND n = ?2",
             params![id, attempt, object],
         )?;
+        super::usage::open_for_record(&tx, id, now())?;
         tx.commit()?;
         Ok(())
     }
@@ -472,10 +474,15 @@ impl Tracker {
 
     /// The instance was confirmed deleted.
     pub fn record_released(&self, id: &str) -> Result<()> {
-        self.db.lock().execute(
+        let mut conn = self.db.lock();
+        let tx = conn.transaction()?;
+        let now = now();
+        tx.execute(
             "UPDATE deployments SET released_at = ?2, updated_at = ?2 WHERE id = ?1 AND instance_id IS NOT NULL",
-            params![id, now()],
+            params![id, now],
         )?;
+        super::usage::close_all(&tx, id, now, "deleted")?;
+        tx.commit()?;
         Ok(())
     }
 
