@@ -15,7 +15,8 @@
 //! deploy with failover, terminate, recover) → [`tracking`] (the records),
 //! with [`workload`] (what runs on a VM), [`kubernetes`] (what runs on a
 //! cluster) and [`ssh`] (the operator's own machines) beside it. [`runtime`]
-//! and [`capabilities`] are the sandbox underneath; [`db`] the embedded
+//! and [`capabilities`] are the sandbox underneath; [`costs`] the accounting
+//! of what deployments spent and the operator's budget; [`db`] the embedded
 //! database. Blueprint Manager drives it through [`embedding`]: service
 //! events in, deployments and their events out.
 
@@ -53,7 +54,7 @@ pub use pricing::PricingService;
 pub use providers::{ProviderHandle, Providers};
 pub use provisioning::{
     DeployError, DeployEvent, DeployOptions, DeployRequest, DeploymentEvent, EventKind,
-    InstanceTarget, Orchestrator, Plan, PlanError, RecoveryReport, SupervisorOptions,
+    HealthWatch, InstanceTarget, Orchestrator, Plan, PlanError, RecoveryReport, SupervisorOptions,
 };
 pub use runtime::bindings::wit;
 pub use runtime::{CallError, LoadError};

@@ -13,9 +13,11 @@ use crate::config::BudgetSettings;
 use crate::tracking::UsagePeriod;
 
 /// Which limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Limit {
+    /// `[operator.deployment] max_cost_per_hour`: the price of one deployment.
+    Deployment,
     /// `[operator.budget] max_cost_per_hour`.
     Hourly,
     /// `[operator.budget] monthly_usd`.
@@ -25,6 +27,7 @@ pub enum Limit {
 impl fmt::Display for Limit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Self::Deployment => "operator.deployment.max_cost_per_hour",
             Self::Hourly => "max_cost_per_hour",
             Self::Monthly => "monthly_usd",
         })
@@ -56,7 +59,7 @@ impl Spend {
     /// How far `limit` is used, in USD (per hour for [`Limit::Hourly`]).
     pub fn used(&self, limit: Limit) -> f64 {
         match limit {
-            Limit::Hourly => self.hourly_now,
+            Limit::Deployment | Limit::Hourly => self.hourly_now,
             Limit::Monthly => self.month_projected(),
         }
     }
@@ -144,6 +147,10 @@ pub struct BudgetRefusal {
 
 fn refusal_text(r: &BudgetRefusal) -> String {
     match r.limit {
+        Limit::Deployment => format!(
+            "refused by the budget: [operator.deployment] max_cost_per_hour is ${:.4}/h and {} costs ${:.4}/h; choose a cheaper place or raise the limit",
+            r.limit_usd, r.placement, r.adds_usd
+        ),
         Limit::Hourly => format!(
             "refused by the budget: [operator.budget] max_cost_per_hour is ${:.4}/h; deployments holding resources cost ${:.4}/h now and {} adds ${:.4}/h; raise the limit or terminate something first",
             r.limit_usd, r.used_usd, r.placement, r.adds_usd

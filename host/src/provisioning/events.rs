@@ -95,7 +95,7 @@ pub enum EventKind {
     },
     /// A share of an operator budget (`[operator.budget] alert_fraction`) is
     /// reached. Budgets concern no single deployment: the deployment fields
-    /// name the deployment whose admission reached it, or are empty.
+    /// are empty.
     BudgetAlert {
         /// `hourly` (`max_cost_per_hour`) or `monthly` (`monthly_usd`).
         limit: crate::costs::budget::Limit,

@@ -1,19 +1,22 @@
-//! The TTL supervisor: expired deployments terminated, crashed ones resolved,
-//! failed ones' leftovers deleted, active ones' health checked, every
-//! `interval`.
+//! The TTL supervisor: expired deployments suspended or terminated (see
+//! `payment`), renewed ones resumed, crashed ones resolved, failed ones'
+//! leftovers and interrupted heals' instances deleted, the usage ledger
+//! reconciled and budget alerts published, every `interval`; and, on its own
+//! interval, active ones' health checked and (with auto-heal) healed (see
+//! `watchdog`).
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
+use futures::FutureExt;
+
 use super::error::DeployError;
-use super::events::EventKind;
 use super::options::DeployOptions;
 use super::orchestrator::Orchestrator;
-use super::request::DeployRequest;
+use super::payment::Expiry;
+use super::watchdog::HealthWatch;
 use crate::clock::unix_now as now;
-use crate::runtime::bindings::wit::{InstanceRef, InstanceState, ResourceRef};
-use crate::tracking::{DeploymentRecord, DeploymentStatus, DeploymentType};
+use crate::tracking::{DeploymentRecord, DeploymentStatus};
 
 /// Timing of [`Orchestrator::run_supervisor`].
 #[derive(Debug, Clone)]
@@ -24,9 +27,12 @@ pub struct SupervisorOptions {
     pub tries: u32,
     /// Timing of the provider calls.
     pub deploy: DeployOptions,
-    /// Check active deployments' health each pass and publish
-    /// [`EventKind::Unhealthy`]. Default: true.
+    /// Check active deployments' health (and heal them when the operator
+    /// enabled it). Default: true.
     pub health_checks: bool,
+    /// Time between health passes. Default: `None`, the operator's
+    /// `[operator.health] interval_secs`.
+    pub health_interval: Option<Duration>,
 }
 
 impl Default for SupervisorOptions {
@@ -36,15 +42,19 @@ impl Default for SupervisorOptions {
             tries: 3,
             deploy: DeployOptions::default(),
             health_checks: true,
+            health_interval: None,
         }
     }
 }
 
 impl Orchestrator {
-    /// Terminate every expired deployment now (and only those), with
-    /// retries, then finish what dead processes left (see [`Orchestrator::recover`])
-    /// and delete what failed deployments still hold. Returns the ids
-    /// terminated and the errors.
+    /// Deal with every expired deployment now (and only those): suspend it
+    /// within the operator's grace period, else terminate it with retries;
+    /// resume suspended ones whose payment was renewed; then finish what dead
+    /// processes left (see [`Orchestrator::recover`]), delete what failed
+    /// deployments and interrupted heals still hold, reconcile the usage
+    /// ledger and publish budget alerts. Returns the ids terminated and the
+    /// errors.
     pub async fn cleanup_once(
         &self,
         opts: &SupervisorOptions,
@@ -57,17 +67,18 @@ impl Orchestrator {
             Err(e) => return (done, vec![("*".into(), e.to_string())]),
         };
         for rec in expired {
-            if !rec.status.is_final() {
-                self.publish(
-                    &rec,
-                    EventKind::Expired {
-                        ttl_secs: rec.ttl_secs,
-                    },
-                );
-            }
+            let reason = match self.on_expiry(&rec, &opts.deploy).await {
+                Expiry::Terminate(reason) => reason,
+                Expiry::Suspended => continue,
+                Expiry::Retry(why) => {
+                    if why != "busy" {
+                        errors.push((rec.id.clone(), why));
+                    }
+                    continue;
+                }
+            };
             let mut last = None;
             for attempt in 1..=opts.tries.max(1) {
-                let reason = format!("TTL of {} s expired", rec.ttl_secs.unwrap_or(0));
                 match self.terminate_with(&rec.id, &opts.deploy, &reason).await {
                     Ok(_) => {
                         last = None;
@@ -89,8 +100,16 @@ impl Orchestrator {
                 errors.push((rec.id.clone(), e));
             }
         }
+        let (_, resume_errors) = self.resume_renewed(&opts.deploy).await;
+        errors.extend(resume_errors);
         let report = self.recover_with(&opts.deploy).await;
         errors.extend(report.errors);
+        let (_, heal_errors) = self.finish_interrupted_heals(&opts.deploy).await;
+        errors.extend(heal_errors);
+        if let Err(e) = tracker.reconcile_usage() {
+            errors.push(("*".into(), e.to_string()));
+        }
+        self.publish_budget_alerts();
         if let Ok(failed) = tracker.with_status(DeploymentStatus::Failed) {
             for rec in failed.into_iter().filter(DeploymentRecord::holds_resources) {
                 match self
@@ -110,7 +129,8 @@ impl Orchestrator {
         (done, errors)
     }
 
-    /// The supervisor loop: [`Orchestrator::cleanup_once`] every `interval` until
+    /// The supervisor loop: [`Orchestrator::cleanup_once`] every `interval` and
+    /// [`Orchestrator::health_pass`] every health interval, side by side, until
     /// `shutdown` completes; a pass already running when it does is finished.
     pub async fn run_supervisor(&self, shutdown: impl Future<Output = ()>) {
         self.run_supervisor_with(shutdown, SupervisorOptions::default())
@@ -123,99 +143,44 @@ impl Orchestrator {
         shutdown: impl Future<Output = ()>,
         opts: SupervisorOptions,
     ) {
-        tokio::pin!(shutdown);
-        let mut unhealthy = BTreeSet::new();
-        loop {
-            // A pass in progress is finished, not cut by the shutdown: its
-            // terminations and cleanup webhooks complete (each step is bounded
-            // by its own deadline).
-            let (done, errors) = self.cleanup_once(&opts).await;
-            for id in &done {
-                tracing::info!("supervisor: deployment {id} terminated");
+        let shutdown = Box::pin(shutdown).shared();
+        let cleanup = async {
+            loop {
+                // A pass in progress is finished, not cut by the shutdown: its
+                // terminations and cleanup webhooks complete (each step is bounded
+                // by its own deadline).
+                let (done, errors) = self.cleanup_once(&opts).await;
+                for id in &done {
+                    tracing::info!("supervisor: deployment {id} terminated");
+                }
+                for (id, e) in &errors {
+                    tracing::warn!("supervisor: deployment {id}: {e}");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(opts.interval) => {}
+                    () = shutdown.clone() => return,
+                }
             }
-            for (id, e) in &errors {
-                tracing::warn!("supervisor: deployment {id}: {e}");
-            }
-            if opts.health_checks {
-                self.check_health(&mut unhealthy).await;
-            }
-            tokio::select! {
-                () = tokio::time::sleep(opts.interval) => {}
-                () = &mut shutdown => return,
-            }
-        }
-    }
-
-    /// Checks every active deployment's health once: an HTTP check for a VM
-    /// whose request gave one, the provider's state for one placed by a
-    /// `workloads` provider, ready replicas for Kubernetes. A failing one is
-    /// published as [`EventKind::Unhealthy`] once per streak (`unhealthy` holds
-    /// the ids currently failing), and as running again when it recovers.
-    pub async fn check_health(&self, unhealthy: &mut BTreeSet<String>) {
-        let Ok(active) = self.tracker.with_status(DeploymentStatus::Active) else {
-            return;
         };
-        unhealthy.retain(|id| active.iter().any(|r| &r.id == id));
-        for rec in active {
-            let Some(outcome) = self.health_of(&rec).await else {
-                continue;
-            };
-            match outcome {
-                Err(reason) if unhealthy.insert(rec.id.clone()) => {
-                    tracing::warn!(deployment = %rec.id, "unhealthy: {reason}");
-                    self.publish(&rec, EventKind::Unhealthy { reason });
-                }
-                Ok(()) if unhealthy.remove(&rec.id) => {
-                    if let Some(kind) = super::events::for_transition(&rec, "healthy again") {
-                        self.publish(&rec, kind);
-                    }
-                }
-                _ => {}
+        let health = async {
+            if !opts.health_checks {
+                return;
             }
-        }
-    }
-
-    /// One health observation of an active deployment; `None` when it has no
-    /// check to run.
-    async fn health_of(&self, rec: &DeploymentRecord) -> Option<Result<(), String>> {
-        if rec.deployment_type == DeploymentType::Kubernetes {
-            let target = rec.kubernetes.clone()?;
-            let deployer = match self.deployer_of(rec, &DeployOptions::default()).await {
-                Ok(d) => d,
-                Err(e) => return Some(Err(e.to_string())),
-            };
-            return Some(match deployer.status(&target).await {
-                Ok(s) if s.desired > 0 && s.ready == 0 => {
-                    Err(format!("no replica ready ({})", s.describe()))
+            let interval = opts
+                .health_interval
+                .unwrap_or(self.config.operator.health.interval);
+            let mut watch = HealthWatch::default();
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => {}
+                    () = shutdown.clone() => return,
                 }
-                Ok(_) => Ok(()),
-                Err(e) => Err(e.to_string()),
-            });
-        }
-        let provider = rec.provider.as_deref()?;
-        let req: DeployRequest = serde_json::from_str(&rec.request_json).ok()?;
-        if self.runs_workloads(provider) {
-            let handle = self.providers.get(provider).ok()?;
-            let r = InstanceRef {
-                id: rec.instance_id.clone()?,
-                region: rec.region.clone()?,
-                zone: rec.zone.clone(),
-                resources: rec.resources.iter().map(ResourceRef::from).collect(),
-                labels: super::instances::labels_of(rec),
-            };
-            return Some(match handle.get_instance(r).await {
-                Ok(i) if i.state == InstanceState::Running => Ok(()),
-                Ok(i) => Err(format!(
-                    "instance {} is {:?}{}",
-                    i.id,
-                    i.state,
-                    i.detail.map(|d| format!(": {d}")).unwrap_or_default()
-                )),
-                Err(e) => Err(e.to_string()),
-            });
-        }
-        let check = req.health.as_ref()?;
-        let address = rec.address.as_deref()?;
-        Some(super::health::check_once(address, check).await.map(drop))
+                let report = self.health_pass(&mut watch, &opts.deploy).await;
+                for (id, new) in &report.healed {
+                    tracing::info!("supervisor: deployment {id} healed on instance {new}");
+                }
+            }
+        };
+        tokio::join!(cleanup, health);
     }
 }

@@ -124,4 +124,17 @@ impl Tracker {
         }
         Ok(())
     }
+
+    /// `(deployment, attempt)` of every replacement attempt a heal began and
+    /// did not finish (outcome `pending` or `created`; their idempotency keys
+    /// carry `-heal-`).
+    pub fn unfinished_replacements(&self) -> Result<Vec<(String, u32)>> {
+        let conn = self.database().lock();
+        let mut stmt = conn.prepare(
+            "SELECT deployment_id, n FROM deployment_attempts
+             WHERE outcome IN ('pending', 'created') AND idempotency_key LIKE '%-heal-%' ORDER BY deployment_id, n",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
 }

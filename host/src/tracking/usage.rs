@@ -229,4 +229,35 @@ impl Tracker {
         tx.commit()?;
         Ok(())
     }
+
+    /// Brings the ledger in line with the records, for a crash between a step
+    /// and its ledger write: a record holding resources and not suspended has
+    /// an open period for its instance (opened now); a suspended one has none
+    /// for its instance (closed now). Returns how many periods changed.
+    pub fn reconcile_usage(&self) -> Result<usize> {
+        let mut conn = self.database().lock();
+        let tx = conn.transaction()?;
+        let now = now();
+        let closed = tx.execute(
+            "UPDATE usage_periods SET ended_at = MAX(?1, started_at), end_reason = 'suspended'
+             WHERE ended_at IS NULL AND EXISTS (SELECT 1 FROM deployments d
+               WHERE d.id = usage_periods.deployment_id AND d.status = 'suspended'
+                 AND d.instance_id = usage_periods.instance_id)",
+            [now],
+        )?;
+        let opened = tx.execute(
+            "INSERT INTO usage_periods (deployment_id, instance_id, provider, region, zone, instance_type,
+               spot, hourly_usd, resources_json, started_at)
+             SELECT d.id, d.instance_id, COALESCE(d.provider, 'kubernetes'), COALESCE(d.region, COALESCE(d.cluster, '')),
+               d.zone, COALESCE(d.instance_type, ''), d.spot, d.hourly_usd, d.resources_json, ?1
+             FROM deployments d
+             WHERE d.instance_id IS NOT NULL AND d.released_at IS NULL
+               AND d.status NOT IN ('suspended', 'terminated')
+               AND NOT EXISTS (SELECT 1 FROM usage_periods u
+                 WHERE u.deployment_id = d.id AND u.instance_id = d.instance_id AND u.ended_at IS NULL)",
+            [now],
+        )?;
+        tx.commit()?;
+        Ok(closed + opened)
+    }
 }
