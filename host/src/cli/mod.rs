@@ -1,6 +1,7 @@
 //! The `bpr` command line. Thin: parses flags, loads config, calls the
 //! library, prints.
 
+mod costs_cmd;
 mod deploy;
 mod hosts_cmd;
 pub(crate) mod k8s_cmd;
@@ -47,6 +48,8 @@ pub enum Command {
     /// Deployments: deploy, status, terminate, update, suspend, resume, cleanup, history.
     #[command(flatten)]
     Deployments(deploy::DeployCommand),
+    /// Accrued spend per deployment, Blueprint, provider or day.
+    Costs(costs_cmd::CostsArgs),
     /// Blueprint Manager's service events through the embedding API: initiated,
     /// terminated, renew, reconcile.
     #[command(subcommand)]
@@ -76,6 +79,7 @@ pub fn main() -> ExitCode {
             Command::K8s(cmd) => k8s_cmd::run(cmd, config).await,
             Command::Deployments(cmd) => deploy::run(cmd, config).await,
             Command::Service(cmd) => service_cmd::run(cmd, config).await,
+            Command::Costs(args) => costs_cmd::run(args, config).await,
         }
     });
     match result {

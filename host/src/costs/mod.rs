@@ -3,6 +3,8 @@
 //! when to when, at which hourly price). Pure: no I/O, so every figure can be
 //! checked by hand.
 //!
+//! [`report`] reads the ledger; [`accrue`] is the arithmetic.
+//!
 //! A period costs `hourly_usd × seconds held / 3600`, to the second; a stopped
 //! (suspended) VM or a Kubernetes deployment scaled to zero holds no period,
 //! and a heal's old and new instances each have their own, so the overlap
@@ -17,7 +19,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::tracking::UsagePeriod;
+use crate::tracking::{TrackError, Tracker, UsagePeriod};
 
 /// Seconds in a day.
 const DAY: i64 = 86_400;
@@ -171,6 +173,32 @@ pub fn accrue(
         hourly_usd_now: now_total,
         lines,
     }
+}
+
+/// The spend recorded in `tracker`'s ledger since `since` (unix seconds;
+/// everything without) until now, grouped by `by`.
+pub fn report(
+    tracker: &Tracker,
+    since: Option<i64>,
+    by: GroupBy,
+) -> Result<CostReport, TrackError> {
+    let periods = tracker.usage_since(since)?;
+    let mut blueprints = BTreeMap::new();
+    if by == GroupBy::Blueprint {
+        for p in &periods {
+            if !blueprints.contains_key(&p.deployment_id) {
+                let b = tracker.get(&p.deployment_id)?.blueprint_id;
+                blueprints.insert(p.deployment_id.clone(), b);
+            }
+        }
+    }
+    Ok(accrue(
+        &periods,
+        &|d| blueprints.get(d).cloned(),
+        since,
+        crate::clock::unix_now(),
+        by,
+    ))
 }
 
 #[cfg(test)]

@@ -80,25 +80,10 @@ impl Orchestrator {
         Ok(s)
     }
 
-    /// Accrued spend since `since` (unix seconds; everything without), grouped.
+    /// Accrued spend since `since` (unix seconds; everything without), grouped
+    /// (see [`costs::report`]).
     pub fn costs(&self, since: Option<i64>, by: GroupBy) -> Result<CostReport, TrackError> {
-        let periods = self.tracker.usage_since(since)?;
-        let mut blueprints = BTreeMap::new();
-        if by == GroupBy::Blueprint {
-            for p in &periods {
-                if !blueprints.contains_key(&p.deployment_id) {
-                    let b = self.tracker.get(&p.deployment_id)?.blueprint_id;
-                    blueprints.insert(p.deployment_id.clone(), b);
-                }
-            }
-        }
-        Ok(costs::accrue(
-            &periods,
-            &|d| blueprints.get(d).cloned(),
-            since,
-            now(),
-            by,
-        ))
+        costs::report(&self.tracker, since, by)
     }
 
     /// The hourly price of `tier` on cluster `cluster`: its share of the

@@ -18,6 +18,8 @@ mod store;
 #[cfg(test)]
 mod tests;
 mod usage;
+#[cfg(test)]
+mod usage_tests;
 
 pub use error::{Result, TrackError};
 pub use lock::DeploymentLock;
