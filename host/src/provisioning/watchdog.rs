@@ -307,12 +307,17 @@ impl Orchestrator {
             | InstanceState::Terminating
             | InstanceState::Terminated => {
                 return Observation::Interrupted(format!(
-                    "instance {} is {:?}{detail}: stopped by the provider (a spot interruption) or outside bpr",
-                    instance.id, instance.state
+                    "instance {} is {}{detail}: stopped by the provider (a spot interruption) or outside bpr",
+                    instance.id,
+                    state_name(instance.state)
                 ));
             }
             s => {
-                return Observation::Failing(format!("instance {} is {s:?}{detail}", instance.id));
+                return Observation::Failing(format!(
+                    "instance {} is {}{detail}",
+                    instance.id,
+                    state_name(s)
+                ));
             }
         }
         // A provider that places workloads reports running only while its check passes.
@@ -337,6 +342,20 @@ impl Orchestrator {
             Ok(_) => Observation::Healthy,
             Err(seen) => Observation::Failing(seen),
         }
+    }
+}
+
+/// The WIT name of an instance state, for messages.
+fn state_name(s: InstanceState) -> &'static str {
+    match s {
+        InstanceState::Pending => "pending",
+        InstanceState::Running => "running",
+        InstanceState::Stopping => "stopping",
+        InstanceState::Stopped => "stopped",
+        InstanceState::Terminating => "terminating",
+        InstanceState::Terminated => "terminated",
+        InstanceState::Failed => "failed",
+        InstanceState::Unknown => "unknown",
     }
 }
 

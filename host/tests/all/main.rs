@@ -10,6 +10,7 @@ mod deploy;
 mod digitalocean;
 mod embedding;
 mod kubernetes;
+mod lifecycle;
 mod orchestrate;
 mod pricing;
 mod sandbox;
