@@ -731,3 +731,105 @@ async fn a_provider_without_power_is_terminated_at_expiry_even_with_a_grace_peri
         "{h:#?}"
     );
 }
+
+/// `[operator.kubernetes]` with cluster `kmock-a` on the kmock stand-in.
+pub(crate) fn kmock_cluster_section(env: &TestEnv) -> String {
+    let url = crate::kubernetes::kmock_url();
+    let path = env.dir.path().join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: a\nclusters:\n\
+             - name: a\n  cluster:\n    server: {url}\n\
+             contexts:\n- name: a\n  context:\n    cluster: a\n    user: tester\n\
+             users:\n- name: tester\n  user:\n    token: test-token\n"
+        ),
+    )
+    .unwrap();
+    format!(
+        "[operator.kubernetes]\nclusters = [ {{ name = \"kmock-a\", kubeconfig = {path:?}, context = \"a\" }} ]\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kubernetes_deployment_is_scaled_to_zero_at_expiry_and_back_at_renewal() {
+    use blueprint_remote_providers::kubernetes::Tier;
+
+    let env = TestEnv::new();
+    let host = env
+        .start(&format!(
+            "{}\n[operator.payment]\ngrace_secs = 3600\n\
+             [operator.costs.clusters.kmock-a]\nhourly_usd = 0.8\nvcpus = 8\nmemory_gib = 32\n",
+            kmock_cluster_section(&env)
+        ))
+        .await;
+    let service = crate::kubernetes::unique_service();
+    let mut req = crate::kubernetes::request(service, "kmock-a", Tier::Standard);
+    req.ttl_secs = Some(1);
+    let ns = format!("bpr-7-{service}");
+    let client = host.cluster("kmock-a").await.unwrap().client().clone();
+    let ctl = crate::kubernetes::controller(client, ns);
+    let rec = host
+        .deploy_with(req, vec![], &crate::kubernetes::fast())
+        .await
+        .expect("deploys on kmock");
+    assert_eq!(rec.status, DeploymentStatus::Active);
+    // Standard is 2 x 500m of the cluster's 8 vCPUs: 1/8 of 0.80 USD/h.
+    assert_eq!(rec.hourly_usd, Some(0.1));
+    let mut events = host.subscribe();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    let opts = SupervisorOptions {
+        deploy: crate::kubernetes::fast(),
+        ..SupervisorOptions::default()
+    };
+    let (done, errors) = host.cleanup_once(&opts).await;
+    assert!(done.is_empty() && errors.is_empty(), "{done:?} {errors:?}");
+    let rec = host.tracker().get(&rec.id).unwrap();
+    assert_eq!(rec.status, DeploymentStatus::Suspended);
+    let w = host.workload_status(&rec.id).await.unwrap();
+    assert_eq!((w.desired, w.current), (0, 0), "scaled to zero");
+    let usage = host.tracker().usage_of(&rec.id).unwrap();
+    assert_eq!(usage.len(), 1);
+    assert_eq!(usage[0].hourly_usd, Some(0.1));
+    assert!(
+        usage[0].ended_at.is_some(),
+        "nothing accrues while scaled to zero"
+    );
+
+    let renewed = host
+        .renew(&rec.id, Some(3600), &crate::kubernetes::fast())
+        .await
+        .expect("renews");
+    assert_eq!(renewed.status, DeploymentStatus::Active);
+    let w = host.workload_status(&rec.id).await.unwrap();
+    assert_eq!((w.desired, w.ready), (2, 2), "back to its tier");
+    assert!(
+        host.tracker()
+            .usage_of(&rec.id)
+            .unwrap()
+            .last()
+            .unwrap()
+            .ended_at
+            .is_none()
+    );
+    assert_eq!(
+        drain(&mut events, &rec.id),
+        ["expired", "suspended", "renewed", "running"]
+    );
+    let h = history(&host, &rec.id);
+    assert!(
+        h.iter()
+            .any(|l| l.starts_with("active -> suspended: scaled to zero")),
+        "{h:#?}"
+    );
+    assert!(
+        h.iter()
+            .any(|l| l.starts_with("suspended -> active: scaled back to its tier")),
+        "{h:#?}"
+    );
+
+    let done = host.terminate(&rec.id).await.expect("terminates");
+    ctl.abort();
+    assert_eq!(done.status, DeploymentStatus::Terminated);
+}
