@@ -6,6 +6,7 @@ mod support;
 mod aws;
 mod azure;
 mod cli;
+mod costs;
 mod deploy;
 mod digitalocean;
 mod embedding;
