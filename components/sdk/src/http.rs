@@ -395,7 +395,7 @@ fn dns_detail(code: &ErrorCode) -> String {
     match code {
         ErrorCode::DnsTimeout => "DNS timed out".into(),
         ErrorCode::DnsError(p) => match (&p.rcode, p.info_code) {
-            (Some(rcode), _) => format!("DNS error {rcode}"),
+            (Some(rcode), _) => format!("DNS: {rcode}"),
             (None, Some(info)) => format!("DNS error, info code {info}"),
             (None, None) => "DNS error".into(),
         },

@@ -11,7 +11,7 @@
 //! one it fails ([`Rule`] lists them):
 //! 1. blueprint requirements (hard): vCPU, memory, storage, GPU count and
 //!    model, confidential computing, architecture, dedicated CPU;
-//! 2. customer preferences: regions, geography ([`Geography`]), payment tier
+//! 2. customer preferences: providers, regions, geography ([`Geography`]), payment tier
 //!    floor ([`Tier::vm_floor`]), high availability (a property of the whole
 //!    result, see [`HaOutcome`]);
 //! 3. operator defaults: excluded providers, promotional SKUs, fractional

@@ -124,7 +124,7 @@ pub enum HaOutcome {
     },
 }
 
-/// The answer of [`rank`].
+/// The answer of [`rank`](super::rank()).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Ranking {
     /// Best first; at most `policy.max_candidates` (plus one when high

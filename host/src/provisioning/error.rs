@@ -91,7 +91,7 @@ impl StepError {
     /// The step error inside a failed termination (cleanup after a failure).
     pub(super) fn from_cleanup(e: DeployError) -> Self {
         match e {
-            DeployError::TerminateFailed { source, .. } => source,
+            DeployError::TerminateFailed { source, .. } => *source,
             DeployError::Track(t) => Self::Track(t),
             other => Self::Cleanup(Box::new(other)),
         }
@@ -123,19 +123,26 @@ impl fmt::Display for CandidateFailure {
 
 /// The failures of every candidate, each said once: candidates that failed the
 /// same way (a provider that cannot be reached from here fails every region
-/// alike) are listed together.
+/// alike, each naming its own region's endpoint) are listed together, with the
+/// first one's words.
 fn summary(failures: &[CandidateFailure]) -> String {
-    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    // (the failure with its region blanked out, the first one's text, candidates)
+    let mut groups: Vec<(String, String, Vec<&str>)> = Vec::new();
     for f in failures {
         let why = f.error.to_string();
-        match groups.iter_mut().find(|(w, _)| *w == why) {
-            Some((_, names)) => names.push(&f.candidate),
-            None => groups.push((why, vec![&f.candidate])),
+        let region = f.candidate.split('/').nth(1).unwrap_or_default();
+        let same = match region {
+            "" => why.clone(),
+            r => why.replace(r.split('(').next().unwrap_or(r), "<region>"),
+        };
+        match groups.iter_mut().find(|(s, _, _)| *s == same) {
+            Some((_, _, names)) => names.push(&f.candidate),
+            None => groups.push((same, why, vec![&f.candidate])),
         }
     }
     groups
         .iter()
-        .map(|(why, names)| format!("{}: {why}", names.join(", ")))
+        .map(|(_, why, names)| format!("{}: {why}", names.join(", ")))
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -168,7 +175,7 @@ pub enum DeployError {
         candidate: String,
         /// Why.
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
     /// Every candidate failed over.
     #[error("deployment {id}: no candidate could serve it: {}", summary(failures))]
@@ -186,7 +193,7 @@ pub enum DeployError {
         id: String,
         /// Why.
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
     /// Something created could not be deleted (yet). The record is `failed`
     /// and still holds the instance; `bpr cleanup` (or the supervisor) retries.
@@ -202,7 +209,7 @@ pub enum DeployError {
         instance: String,
         /// Why deletion failed.
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
     /// A Kubernetes operation (update, suspend, resume, status) failed.
     #[error("deployment {id}: {source}")]
@@ -211,7 +218,7 @@ pub enum DeployError {
         id: String,
         /// Why.
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
     /// A Kubernetes-only operation was asked of another kind of deployment.
     #[error(
@@ -242,6 +249,6 @@ pub enum DeployError {
         id: String,
         /// Why.
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
 }

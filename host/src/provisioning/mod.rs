@@ -1,8 +1,16 @@
-//! The orchestrator: [`crate::Host::deploy`] tries ranked candidates in
-//! order, with the tracker's intent written before every provider call and
-//! the ids right after; [`crate::Host::terminate`], [`crate::Host::recover`]
-//! and [`crate::Host::run_supervisor`] make sure nothing it created is ever
-//! forgotten.
+//! The orchestrator: [`Orchestrator::plan`] decides where a request goes
+//! (its candidates, or offers ranked under the operator's policy), and
+//! [`Orchestrator::deploy_with`] tries the candidates in order, with the
+//! tracker's intent written before every provider call and the ids right
+//! after; [`Orchestrator::terminate`], [`Orchestrator::recover`] and
+//! [`Orchestrator::run_supervisor`] make sure nothing it created is ever
+//! forgotten. Every status change is published on the [`EventBus`].
+//!
+//! Files: `plan.rs` (where), `vm.rs` and `kubernetes/` (deploy),
+//! `instances.rs` (delete, find, sweep), `terminate.rs`, `recover.rs`,
+//! `supervisor.rs` (TTL, leftovers, health), `webhook.rs`, `health.rs`,
+//! `events.rs`, `verdict.rs` (what a provider error means), `retry.rs`,
+//! `request.rs`, `options.rs`, `error.rs`.
 //!
 //! Error handling per WIT `error` case (wit/types.wit):
 //! - capacity-unavailable, quota-exceeded, region-unavailable, unsupported,

@@ -33,7 +33,7 @@ pub struct RecoveryReport {
 impl Orchestrator {
     /// Deployment `id` as it stands once nobody works on it: one a dead process
     /// left mid-flight is recovered first (adopted if its instance runs, else
-    /// failed and cleaned up). [`DeployError::Busy`] while a live process
+    /// failed and cleaned up). [`super::DeployError::Busy`] while a live process
     /// works on it.
     pub async fn resolve(
         &self,

@@ -62,7 +62,7 @@ impl Orchestrator {
             let _ = tracker.note_error(id, &source.to_string());
             DeployError::TerminateFailed {
                 id: id.to_string(),
-                source,
+                source: Box::new(source),
             }
         };
         if rec.deployment_type == DeploymentType::Kubernetes {

@@ -154,7 +154,7 @@ impl Orchestrator {
                     return Err(DeployError::Stopped {
                         id,
                         candidate: target.label(),
-                        source: error,
+                        source: Box::new(error),
                     });
                 }
                 Err(CandidateError::Leaked {
@@ -175,7 +175,7 @@ impl Orchestrator {
                         id,
                         failure: failure.to_string(),
                         instance,
-                        source: cleanup,
+                        source: Box::new(cleanup),
                     });
                 }
             }
@@ -231,7 +231,7 @@ impl Orchestrator {
             .map_err(|e| DeployError::Stopped {
                 id: id.clone(),
                 candidate: target.label(),
-                source: StepError::call("load", e),
+                source: Box::new(StepError::call("load", e)),
             })?;
         // A provider that places workloads checks health on the machine itself
         // (and reports running only once it passes); the host checks the others.
@@ -251,12 +251,15 @@ impl Orchestrator {
                     .terminate_locked(&id, opts, "deleting the instance of a failed deployment")
                     .await
                 {
-                    Ok(_) => Err(DeployError::Unhealthy { id, source: error }),
+                    Ok(_) => Err(DeployError::Unhealthy {
+                        id,
+                        source: Box::new(error),
+                    }),
                     Err(cleanup) => Err(DeployError::CleanupFailed {
                         id,
                         failure: why,
                         instance: instance.id,
-                        source: StepError::from_cleanup(cleanup),
+                        source: Box::new(StepError::from_cleanup(cleanup)),
                     }),
                 }
             }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use crate::config::Config;
 use crate::db::{Database, Result as DbResult};
 use crate::providers::lock::LockFile;
-use crate::ssh::{HostKeyStore, Resources, SshError, SshPool};
+use crate::ssh::{HostKeyStore, HostKeyStoreError, Resources, SshError, SshPool};
 
 /// Host keys learned by trust-on-first-use, kept in the lock file's
 /// `[ssh_host_keys]` table so the next start pins them.
@@ -36,13 +36,17 @@ impl HostKeyStore for LockFileHostKeys {
             .cloned()
     }
 
-    fn record(&self, alias: &str, fingerprint: &str) -> Result<(), String> {
+    fn record(&self, alias: &str, fingerprint: &str) -> Result<(), HostKeyStoreError> {
+        let failed = |source: Box<dyn std::error::Error + Send + Sync>| HostKeyStoreError {
+            alias: alias.to_string(),
+            source,
+        };
         let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        let mut lock = LockFile::read(&self.path)?;
+        let mut lock = LockFile::read(&self.path).map_err(|e| failed(e.into()))?;
         lock.ssh_host_keys
             .insert(alias.to_string(), fingerprint.to_string());
         lock.write(&self.path)
-            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
+            .map_err(|e| failed(format!("cannot write {}: {e}", self.path.display()).into()))?;
         tracing::warn!(alias, fingerprint, lock = %self.path.display(), "trust on first use: host key recorded");
         Ok(())
     }

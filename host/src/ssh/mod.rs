@@ -36,6 +36,8 @@ mod quote;
 
 pub use config::{SshHostConfig, SshLimits};
 pub use error::SshError;
-pub use pool::{ExecOutput, HostEntry, HostKeyStore, MemoryHostKeyStore, Resources, SshPool};
+pub use pool::{
+    ExecOutput, HostEntry, HostKeyStore, HostKeyStoreError, MemoryHostKeyStore, Resources, SshPool,
+};
 pub use probe::{ProbeParseError, parse_probe_output};
 pub use quote::{quote_arg, quote_argv};

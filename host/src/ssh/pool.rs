@@ -73,7 +73,19 @@ pub trait HostKeyStore: Send + Sync + 'static {
     /// Called once when trust-on-first-use accepted `fingerprint`
     /// (`SHA256:...`) for `alias`. An error is logged; the connection goes on,
     /// and the key stays pinned in memory for the life of the pool.
-    fn record(&self, alias: &str, fingerprint: &str) -> Result<(), String>;
+    fn record(&self, alias: &str, fingerprint: &str) -> Result<(), HostKeyStoreError>;
+}
+
+/// A learned host key could not be stored (the lock file could not be read or
+/// written); the cause is kept.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot record the host key of `{alias}`: {source}")]
+pub struct HostKeyStoreError {
+    /// The host.
+    pub alias: String,
+    /// Why.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// A [`HostKeyStore`] that keeps learned fingerprints in memory only (tests,
@@ -94,7 +106,7 @@ impl HostKeyStore for MemoryHostKeyStore {
     fn learned(&self, alias: &str) -> Option<String> {
         self.get(alias)
     }
-    fn record(&self, alias: &str, fingerprint: &str) -> Result<(), String> {
+    fn record(&self, alias: &str, fingerprint: &str) -> Result<(), HostKeyStoreError> {
         lock(&self.keys).insert(alias.to_string(), fingerprint.to_string());
         Ok(())
     }
@@ -515,7 +527,7 @@ impl SshPool {
             if let Err(e) = self.store.record(alias, &fp) {
                 tracing::error!(
                     alias = alias.as_str(),
-                    error = e.as_str(),
+                    error = %e,
                     "cannot record learned ssh host key"
                 );
             }

@@ -346,3 +346,55 @@ async fn the_manager_loop_sees_events_renews_terminates_and_reconciles() {
     assert!(remote.deployment(a).unwrap().is_none());
     host.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_whose_payment_ran_out_is_published_expired_then_terminated() {
+    let _serial = crate::support::moto_lock().await;
+    let env = TestEnv::new();
+    let config = write_config(&env);
+    let host = host_of(&config).await;
+    let remote = RemoteDeployments::new(
+        host.clone(),
+        EmbeddingOptions {
+            default_ttl_secs: Some(1),
+            ..fast()
+        },
+    );
+    let mut events = remote.subscribe();
+    let key = ServiceKey::new(fresh_blueprint(), 1);
+    let rec = remote
+        .on_service_initiated(
+            key.blueprint_id,
+            key.service_id,
+            Some(resources()),
+            image(),
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let opts = blueprint_remote_providers::SupervisorOptions {
+        deploy: fast().deploy,
+        ..Default::default()
+    };
+    let (done, errors) = host.cleanup_once(&opts).await;
+    assert!(done.contains(&rec.id), "{done:?} {errors:?}");
+    let mut kinds = Vec::new();
+    while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_millis(500), events.recv()).await {
+        if e.deployment_id == rec.id {
+            kinds.push(e.kind);
+        }
+    }
+    let expired = kinds
+        .iter()
+        .position(|k| matches!(k, EventKind::Expired { ttl_secs: Some(1) }));
+    let terminated = kinds
+        .iter()
+        .position(|k| matches!(k, EventKind::Terminated { .. }));
+    assert!(
+        matches!((expired, terminated), (Some(a), Some(b)) if a < b),
+        "expired, then terminated: {kinds:?}"
+    );
+    assert!(remote.deployment(key).unwrap().is_none());
+    host.shutdown().await;
+}

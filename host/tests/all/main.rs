@@ -10,6 +10,7 @@ mod costs;
 mod deploy;
 mod digitalocean;
 mod embedding;
+mod gcp;
 mod kubernetes;
 mod lifecycle;
 mod orchestrate;

@@ -25,7 +25,7 @@ pub struct DeployArgs {
     /// Service id (without --file).
     #[arg(long)]
     pub service: Option<String>,
-    /// Deployment id to use (default dep-<uuid>).
+    /// Deployment id to use (default `dep-<uuid>`).
     #[arg(long)]
     pub id: Option<String>,
     /// Provider of the single candidate (until `bpr plan` ranks them).

@@ -144,6 +144,11 @@ pub async fn run(cmd: DeployCommand, mut config: Config) -> anyhow::Result<ExitC
                         if *status == DeploymentStatus::Planned {
                             println!("deployment {id}");
                         }
+                        // Why it failed is the error printed last: said once.
+                        let reason = match status {
+                            DeploymentStatus::Failed => "(see the error below)",
+                            _ => reason.as_str(),
+                        };
                         println!("{}", progress_line(*status, reason));
                     }
                     DeployEvent::Trying { n, target } => {

@@ -25,7 +25,7 @@ pub enum Manifest {
     Namespace(Namespace),
     /// The workload's identity, with no token automount.
     ServiceAccount(ServiceAccount),
-    /// The workload's permissions (none, see [`render`]).
+    /// The workload's permissions (none, see [`super::render`]).
     Role(Role),
     /// Binds the Role to the ServiceAccount.
     RoleBinding(RoleBinding),

@@ -19,7 +19,7 @@ impl Orchestrator {
         let target = self.kubernetes_target(&rec)?;
         let failed = |source: StepError| DeployError::Kubernetes {
             id: id.to_string(),
-            source,
+            source: Box::new(source),
         };
         let deployer = self
             .deployer_of(&rec, &DeployOptions::default())
@@ -37,7 +37,7 @@ impl Orchestrator {
         let target = self.kubernetes_target(&rec)?;
         let failed = |source: StepError| DeployError::Kubernetes {
             id: id.to_string(),
-            source,
+            source: Box::new(source),
         };
         let deployer = self
             .deployer_of(&rec, &DeployOptions::default())
@@ -180,10 +180,10 @@ impl Orchestrator {
         ) {
             return Err(DeployError::Kubernetes {
                 id: id.to_string(),
-                source: StepError::WrongState(format!(
+                source: Box::new(StepError::WrongState(format!(
                     "only an active or suspended deployment can be changed; it is {}",
                     rec.status
-                )),
+                ))),
             });
         }
         let mut req = stored_request(&rec)?;
@@ -194,7 +194,7 @@ impl Orchestrator {
                 .await
                 .map_err(|source| DeployError::Kubernetes {
                     id: id.to_string(),
-                    source,
+                    source: Box::new(source),
                 })?;
         let json = serde_json::to_string(&req).unwrap_or_default();
         // Recorded first: after a crash mid-apply the record describes what the cluster
@@ -204,7 +204,7 @@ impl Orchestrator {
             let _ = tracker.note_error(id, &e.to_string());
             DeployError::Kubernetes {
                 id: id.to_string(),
-                source: e.into(),
+                source: Box::new(e.into()),
             }
         })?;
         tracker.record_event(id, &format!("{what}: {}", status.describe()), &json)?;

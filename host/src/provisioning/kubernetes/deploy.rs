@@ -142,13 +142,13 @@ impl Orchestrator {
         {
             Ok(_) => Err(DeployError::Unhealthy {
                 id: id.to_string(),
-                source: error,
+                source: Box::new(error),
             }),
             Err(e) => Err(DeployError::CleanupFailed {
                 id: id.to_string(),
                 failure: error.to_string(),
                 instance: object.to_string(),
-                source: StepError::from_cleanup(e),
+                source: Box::new(StepError::from_cleanup(e)),
             }),
         }
     }

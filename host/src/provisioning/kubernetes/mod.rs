@@ -72,10 +72,10 @@ impl Orchestrator {
             .filter(|_| rec.holds_resources())
             .ok_or_else(|| DeployError::Kubernetes {
                 id: rec.id.clone(),
-                source: StepError::WrongState(format!(
+                source: Box::new(StepError::WrongState(format!(
                     "nothing is deployed (status {})",
                     rec.status
-                )),
+                ))),
             })
     }
 }
