@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 standins=()
-for s in moto digitalocean azure gcp vultr sshd kmock; do
+for s in moto digitalocean azure gcp vultr sshd kmock promtool; do
     [[ -x "scripts/standins/$s.sh" ]] && standins+=("$s")
 done
 

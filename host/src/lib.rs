@@ -18,7 +18,9 @@
 //! and [`capabilities`] are the sandbox underneath; [`costs`] the accounting
 //! of what deployments spent and the operator's budget; [`db`] the embedded
 //! database. Blueprint Manager drives it through [`embedding`]: service
-//! events in, deployments and their events out.
+//! events in, deployments and their events out. [`telemetry`] is what the
+//! sandbox reports about itself; [`server`] is `bpr serve`, the host as a
+//! long-running service with an HTTP API.
 
 #![warn(missing_docs)]
 
@@ -36,7 +38,9 @@ pub mod pricing;
 pub mod providers;
 pub mod provisioning;
 pub mod runtime;
+pub mod server;
 pub mod ssh;
+pub mod telemetry;
 pub mod tracking;
 pub mod workload;
 

@@ -100,6 +100,7 @@ impl WasiHttpHooks for OutboundHttp {
                 duration_ms = started.elapsed().as_millis() as u64,
                 "outbound request"
             );
+            crate::telemetry::outbound_request(&ctx.provider, status, outcome);
             result.map(|(resp, _body_len)| {
                 let io: Box<dyn Future<Output = Result<(), HttpError>> + Send> =
                     Box::new(async { Ok(()) });

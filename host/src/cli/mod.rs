@@ -9,6 +9,7 @@ pub(crate) mod k8s_cmd;
 mod k8s_cmd_tests;
 pub(crate) mod plan_cmd;
 mod providers_cmd;
+mod serve_cmd;
 mod service_cmd;
 mod table;
 
@@ -50,6 +51,8 @@ pub enum Command {
     Deployments(deploy::DeployCommand),
     /// Accrued spend per deployment, Blueprint, provider or day.
     Costs(costs_cmd::CostsArgs),
+    /// Run as a service: HTTP API, hot reload, supervisor, price refresh, metrics.
+    Serve(serve_cmd::ServeArgs),
     /// Blueprint Manager's service events through the embedding API: initiated,
     /// terminated, renew, reconcile.
     #[command(subcommand)]
@@ -59,7 +62,12 @@ pub enum Command {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // A service logs what it does; a one-shot command only what went wrong.
+    init_tracing(if matches!(cli.command, Command::Serve(_)) {
+        "info,bpr::provider=warn"
+    } else {
+        "warn,bpr::provider=error"
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -78,6 +86,7 @@ pub fn main() -> ExitCode {
             Command::Hosts(cmd) => hosts_cmd::run(cmd, config).await,
             Command::K8s(cmd) => k8s_cmd::run(cmd, config).await,
             Command::Deployments(cmd) => deploy::run(cmd, config).await,
+            Command::Serve(args) => serve_cmd::run(args, config).await,
             Command::Service(cmd) => service_cmd::run(cmd, config).await,
             Command::Costs(args) => costs_cmd::run(args, config).await,
         }
@@ -112,12 +121,12 @@ fn blueprint_remote_providers_config(
     Ok(blueprint_remote_providers::Config::load(path)?)
 }
 
-/// Logs to stderr; `RUST_LOG` overrides the default (warnings, and only
-/// errors from components, whose fallbacks `bpr` reports itself).
-fn init_tracing() {
+/// Logs to stderr; `RUST_LOG` overrides `default` (for one-shot commands:
+/// warnings, and only errors from components, whose fallbacks `bpr` reports
+/// itself).
+fn init_tracing(default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,bpr::provider=error"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -36,6 +36,7 @@
 mod error;
 mod lifecycle;
 mod operator;
+mod serve;
 mod toml_dto;
 
 use std::collections::BTreeMap;
@@ -48,6 +49,7 @@ pub use operator::{
     DeploymentDefaults, KubernetesCluster, KubernetesConfig, ManagedKubernetesCluster,
     OperatorConfig, WebhookSettings,
 };
+pub use serve::ServeSettings;
 
 use crate::capabilities::credentials::CredentialConfig;
 use crate::capabilities::http_policy::AllowRule;
@@ -71,6 +73,8 @@ pub struct Config {
     pub providers: BTreeMap<String, ProviderConfig>,
     /// `[ssh]`: the operator's own machines.
     pub ssh: SshSettings,
+    /// `[serve]`: how `bpr serve` listens, authenticates and stops.
+    pub serve: ServeSettings,
 }
 
 /// `[ssh]` and its `[[ssh.hosts]]`: the machines the `ssh` provider may use.

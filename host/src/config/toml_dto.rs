@@ -34,6 +34,8 @@ struct ConfigToml {
     providers: BTreeMap<String, ProviderToml>,
     #[serde(default)]
     ssh: SshToml,
+    #[serde(default)]
+    serve: super::serve::ServeToml,
 }
 
 #[derive(Deserialize, Default)]
@@ -499,6 +501,8 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
         })
         .collect();
 
+    let serve = dto.serve.into_settings(origin, &resolve)?;
+
     Ok(Config {
         origin: origin.to_string(),
         host,
@@ -517,6 +521,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
             limits,
             hosts: ssh_hosts,
         },
+        serve,
     })
 }
 

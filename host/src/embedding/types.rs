@@ -11,7 +11,19 @@ use serde::{Deserialize, Serialize};
 
 /// One Blueprint service instance: what a service event names, and what at
 /// most one live deployment is kept for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 pub struct ServiceKey {
     /// The Blueprint id (on chain).
     pub blueprint_id: u64,
@@ -57,7 +69,7 @@ impl FromStr for ServiceKey {
 /// What a service needs (upstream's `ResourceSpec`). Memory and storage are in
 /// GB as upstream names them; the host reads them as GiB, the unit every cloud
 /// catalogue prices in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResourceSpec {
     /// CPU cores (fractional allowed).
     pub cpu: f32,
@@ -90,7 +102,7 @@ impl Default for ResourceSpec {
 }
 
 /// Upstream's `QosParameters` (used by its pricing engine).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QosParameters {
     /// Priority.
     pub priority: f32,
@@ -101,7 +113,7 @@ pub struct QosParameters {
 }
 
 /// What to run (upstream's `DeployArtifact`, owned).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum DeployArtifact {
     /// An OCI image reference.
     ContainerImage(String),

@@ -96,7 +96,7 @@ pub struct HealthProbe {
 }
 
 /// Persistent storage: the workload becomes a StatefulSet with a volumeClaimTemplate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StorageRequest {
     /// Size as a Kubernetes quantity, e.g. `10Gi`.
     pub size: String,
@@ -210,7 +210,7 @@ impl DeploymentRequest {
 }
 
 /// The kind of the workload object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum WorkloadKind {
     /// apps/v1 Deployment (no storage).
     Deployment,
@@ -230,7 +230,7 @@ impl WorkloadKind {
 
 /// Where a deployment's objects are, inside one cluster; the tracker stores it next to
 /// the cluster name. Every object of the deployment is named [`WorkloadRef::name`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkloadRef {
     /// Namespace of every namespaced object.
     pub namespace: String,

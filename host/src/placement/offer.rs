@@ -10,7 +10,19 @@ use std::cmp::Ordering;
 use serde::{Deserialize, Serialize};
 
 /// CPU architecture of an offer (mirrors the WIT `arch` enum).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Arch {
     /// x86-64 (Intel or AMD).

@@ -12,7 +12,7 @@ use super::tier::Tier;
 /// hierarchy) and customer preferences (level 2).
 ///
 /// `Request::default()` asks for nothing: every valid offer satisfies it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Request {
     // --- 1. Blueprint requirements (hard) -------------------------------
@@ -61,7 +61,9 @@ pub struct Request {
 }
 
 /// How the operator wants deployments placed (`[operator.deployment] mode`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// Cheapest first; a preferred provider wins only an exact price tie.

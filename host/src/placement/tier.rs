@@ -17,7 +17,18 @@ use serde::{Deserialize, Serialize};
 /// premium CPU workload would multiply its cost for nothing. Replica counts are
 /// not a VM concern either; high availability is its own preference.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {

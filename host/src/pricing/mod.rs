@@ -2,6 +2,7 @@
 //! the embedded database with their fetch time, refreshed in the background
 //! and served stale while refreshing.
 
+mod age;
 mod convert;
 pub mod normalize;
 mod service;

@@ -74,7 +74,7 @@ impl PriceReport {
 /// Gathers, caches and refreshes catalogues.
 pub struct PricingService {
     providers: Providers,
-    store: CatalogueStore,
+    pub(super) store: CatalogueStore,
     normalize: NormalizeConfig,
     refresh_after: Duration,
     fetch_timeout: Duration,

@@ -302,6 +302,7 @@ impl LoadedProvider {
         OutboundHttp::new(self.outbound.clone())
     }
 
+    /// A call of the `provider` export under `deadline`.
     async fn call_with_deadline<R>(
         &self,
         op: &'static str,
@@ -322,8 +323,26 @@ impl LoadedProvider {
         .await
     }
 
-    /// One call in a fresh store: `instantiate` makes the bindings `f` calls.
+    /// [`LoadedProvider::run_sandboxed`], measured (see [`crate::telemetry`]).
     async fn run_call<B, R>(
+        &self,
+        op: &'static str,
+        deadline: Duration,
+        instantiate: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<B>,
+        f: impl AsyncFnOnce(
+            &B,
+            &mut Store<HostState>,
+        )
+            -> wasmtime::Result<Result<R, crate::runtime::bindings::wit::ProviderError>>,
+    ) -> Result<R, CallError> {
+        let scope = crate::telemetry::CallScope::start(&self.name, op);
+        let result = self.run_sandboxed(op, deadline, instantiate, f).await;
+        scope.finish(&result);
+        result
+    }
+
+    /// One call in a fresh store: `instantiate` makes the bindings `f` calls.
+    async fn run_sandboxed<B, R>(
         &self,
         op: &'static str,
         deadline: Duration,

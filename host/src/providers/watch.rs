@@ -39,6 +39,13 @@ pub fn spawn(
     let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(event) = res {
+            // Opening or reading a file is no change (the reload itself reads
+            // the file: counting it would reload forever); a write is.
+            if let notify::EventKind::Access(kind) = event.kind
+                && kind != notify::event::AccessKind::Close(notify::event::AccessMode::Write)
+            {
+                return;
+            }
             for p in event.paths {
                 let _ = tx.send(p);
             }

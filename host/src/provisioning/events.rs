@@ -17,7 +17,7 @@ use crate::tracking::DeploymentRecord;
 pub const EVENT_BUFFER: usize = 1024;
 
 /// One thing that happened to one deployment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeploymentEvent {
     /// The deployment.
     pub deployment_id: String,
@@ -33,7 +33,7 @@ pub struct DeploymentEvent {
 }
 
 /// What happened. Serialized with an `event` tag (`provisioning`, `running`...).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum EventKind {
     /// A place is being tried: `provider/region/type`, or `k8s:<cluster>`.

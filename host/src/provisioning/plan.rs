@@ -35,7 +35,7 @@ use crate::workload::WorkloadSource;
 pub const DEFAULT_FAILOVER: usize = 5;
 
 /// Where a request will be tried, and how that was decided.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Plan {
     /// The placement mode it was made under.
     pub mode: Mode,
@@ -46,8 +46,10 @@ pub struct Plan {
     /// Every configured cluster and the tier the request needs on it.
     pub clusters: Vec<ClusterFit>,
     /// The ranking the candidates came from (`None` when they were given).
+    #[schema(value_type = Option<Object>)]
     pub ranking: Option<Ranking>,
     /// How each provider's catalogue was obtained (empty when not ranked).
+    #[schema(value_type = Vec<Object>)]
     pub catalogues: Vec<CatalogueStatus>,
     /// Every price came from a component's embedded snapshot.
     pub offline: bool,
@@ -62,7 +64,7 @@ pub struct Plan {
 }
 
 /// A Kubernetes deployment's target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct KubernetesPlacement {
     /// Cluster name (`k8s:<cluster>`).
     pub cluster: String,
@@ -71,7 +73,7 @@ pub struct KubernetesPlacement {
 }
 
 /// A configured cluster and the tier a request needs there.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ClusterFit {
     /// Cluster name.
     pub cluster: String,
@@ -82,7 +84,7 @@ pub struct ClusterFit {
 }
 
 /// A provider left out of a plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SkippedProvider {
     /// Provider name.
     pub provider: String,

@@ -30,7 +30,7 @@ fn bad(field: impl Into<String>, message: impl Into<String>) -> RequestError {
 
 /// Where to create an instance: one candidate of a deployment, tried in ranked
 /// order (placement's [`crate::placement::Candidate`] converts into this).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InstanceTarget {
     /// Provider name (the `.wasm` file stem).
@@ -89,7 +89,7 @@ impl InstanceTarget {
 }
 
 /// An inbound opening on the instance's firewall.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenPort {
     /// First port.
@@ -110,7 +110,7 @@ fn tcp() -> String {
 }
 
 /// The HTTP health check of a deployment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheck {
     /// Port on the instance's address.
@@ -130,7 +130,7 @@ impl HealthCheck {
 /// How a `kubernetes` deployment runs on its cluster. The image, arguments,
 /// environment and ports come from the request's container `workload`, the probes
 /// from its `health`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KubernetesOptions {
     /// Cluster name: one of `[operator.kubernetes] clusters`, or a managed cluster
@@ -185,7 +185,7 @@ impl KubernetesOptions {
 }
 
 /// A deployment request (from Blueprint Manager, `bpr deploy` flags or a file).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeployRequest {
     /// Deployment id to use (`[a-z0-9-]`, at most 48); default `dep-<uuid>`.

@@ -11,7 +11,7 @@ use crate::kubernetes::WorkloadRef;
 use crate::runtime::bindings::wit::ResourceRef;
 
 /// The seed's `DeploymentRecord` plus status: one deployment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeploymentRecord {
     /// `dep-<uuid>`.
     pub id: String,
@@ -79,7 +79,7 @@ impl DeploymentRecord {
 }
 
 /// A stored WIT `resource-ref`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResourceRefRecord {
     /// Provider-defined kind.
     pub kind: String,
@@ -106,7 +106,7 @@ impl From<&ResourceRefRecord> for ResourceRef {
 }
 
 /// One row of a deployment's history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Transition {
     /// Unix seconds.
     pub at: i64,
@@ -119,7 +119,7 @@ pub struct Transition {
 }
 
 /// What became of one candidate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AttemptOutcome {
     /// Intent recorded; the provider call may or may not have happened.
@@ -163,7 +163,7 @@ impl AttemptOutcome {
 }
 
 /// One candidate tried for a deployment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attempt {
     /// 1-based order.
     pub n: u32,

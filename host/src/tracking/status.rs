@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// active <-> suspended -> terminating (or failed)
 /// failed (still holding cloud resources) -> terminating
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeploymentStatus {
     /// Recorded; no provider has been called yet.
@@ -145,7 +145,7 @@ impl FromStr for DeploymentStatus {
 }
 
 /// How a deployment runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeploymentType {
     /// A cloud VM created through a provider's `compute` interface.

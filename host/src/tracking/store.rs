@@ -17,6 +17,25 @@ use crate::clock::unix_now as now;
 use crate::db::Database;
 use crate::kubernetes::WorkloadRef;
 
+/// Which records [`Tracker::query`] returns: every filter given must match;
+/// records come oldest first, after `after` (the `(created_at, id)` of the
+/// last record of the previous page), at most `limit` of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeploymentQuery {
+    /// Only this status.
+    pub status: Option<DeploymentStatus>,
+    /// Only this Blueprint id.
+    pub blueprint_id: Option<String>,
+    /// Only this service id.
+    pub service_id: Option<String>,
+    /// Only this provider (of the current attempt).
+    pub provider: Option<String>,
+    /// Keyset cursor: records after this `(created_at, id)`.
+    pub after: Option<(i64, String)>,
+    /// Page size.
+    pub limit: usize,
+}
+
 /// The deployment tracker over the host's database.
 #[derive(Debug, Clone)]
 pub struct Tracker {
@@ -260,6 +279,77 @@ impl Tracker {
             "WHERE status = ?1 ORDER BY created_at, id",
             &[&status.as_str()],
         )
+    }
+
+    /// One page of records matching `q`, oldest first (`bpr serve`'s list).
+    pub fn query(&self, q: &DeploymentQuery) -> Result<Vec<DeploymentRecord>> {
+        let mut clauses: Vec<String> = Vec::new();
+        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::new();
+        let status = q.status.map(DeploymentStatus::as_str);
+        let filters: [(&str, Option<&str>); 4] = [
+            ("status", status),
+            ("blueprint_id", q.blueprint_id.as_deref()),
+            ("service_id", q.service_id.as_deref()),
+            ("provider", q.provider.as_deref()),
+        ];
+        let mut values: Vec<&str> = Vec::new();
+        for (column, value) in filters {
+            if let Some(v) = value {
+                values.push(v);
+                clauses.push(format!("{column} = ?{}", values.len()));
+            }
+        }
+        for v in &values {
+            args.push(v);
+        }
+        let after_at;
+        if let Some((at, id)) = &q.after {
+            after_at = *at;
+            args.push(&after_at);
+            args.push(id);
+            let n = args.len();
+            clauses.push(format!(
+                "(created_at > ?{} OR (created_at = ?{} AND id > ?{n}))",
+                n - 1,
+                n - 1
+            ));
+        }
+        let limit = q.limit as i64;
+        args.push(&limit);
+        let where_ = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        self.list_where(
+            &format!("{where_} ORDER BY created_at, id LIMIT ?{}", args.len()),
+            &args,
+        )
+    }
+
+    /// Records per (status, provider of the current attempt): the metrics'
+    /// deployment counts, in one pass over the table.
+    pub fn count_by_status(&self) -> Result<Vec<(DeploymentStatus, Option<String>, u64)>> {
+        let conn = self.db.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT status, provider, COUNT(*) FROM deployments GROUP BY status, provider",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (status, provider, n) = row?;
+            // A status this build does not know is left out, not an error.
+            if let Ok(s) = status.parse::<DeploymentStatus>() {
+                out.push((s, provider, n.max(0) as u64));
+            }
+        }
+        Ok(out)
     }
 
     /// Records whose `expires_at <= at` and that still need terminating:

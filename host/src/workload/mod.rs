@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A port the workload listens on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortSpec {
     /// Port inside the container, or that the binary listens on.
@@ -25,7 +25,7 @@ fn yes() -> bool {
 }
 
 /// What to run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum WorkloadSource {
     /// An OCI container image.
@@ -87,7 +87,7 @@ pub enum WorkloadSource {
 }
 
 /// A workload with its limits.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadSpec {
     /// What to run.

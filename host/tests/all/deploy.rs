@@ -26,7 +26,7 @@ use hyper::{Request, Response};
 
 use crate::support::TestEnv;
 
-fn moto_url() -> String {
+pub(crate) fn moto_url() -> String {
     std::env::var("BPR_TEST_MOTO_URL").unwrap_or_else(|_| {
         panic!(
             "BPR_TEST_MOTO_URL is not set. Start moto with `scripts/standins/moto.sh start` \
@@ -42,7 +42,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 /// A deployment id unique to this run (moto keeps state between runs).
-fn unique_id(prefix: &str) -> String {
+pub(crate) fn unique_id(prefix: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -52,7 +52,7 @@ fn unique_id(prefix: &str) -> String {
     format!("{prefix}-{nanos:x}{}", N.fetch_add(1, Ordering::SeqCst))
 }
 
-fn aws_section(endpoint: &str, creds: &Path) -> String {
+pub(crate) fn aws_section(endpoint: &str, creds: &Path) -> String {
     format!(
         "[providers.aws]\nallow = [{endpoint:?}]\ncall_timeout_ms = 60000\n\
          [providers.aws.settings]\nregions = \"us-east-1\"\nendpoint = {endpoint:?}\n\
@@ -61,7 +61,7 @@ fn aws_section(endpoint: &str, creds: &Path) -> String {
     )
 }
 
-fn write_creds(env: &TestEnv) -> PathBuf {
+pub(crate) fn write_creds(env: &TestEnv) -> PathBuf {
     let path = env.dir.path().join("aws-credentials");
     std::fs::write(&path, "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = bpr-test-secret\n").unwrap();
     path
@@ -124,8 +124,8 @@ fn request(id: &str) -> DeployRequest {
 }
 
 /// Direct, unsigned access to moto, to check what exists independently of the host.
-struct Moto {
-    url: String,
+pub(crate) struct Moto {
+    pub(crate) url: String,
     http: reqwest::Client,
 }
 
@@ -143,7 +143,7 @@ fn xml_texts(xml: &str, tag: &str) -> Vec<String> {
 }
 
 impl Moto {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             url: moto_url(),
             http: reqwest::Client::new(),
@@ -182,7 +182,7 @@ impl Moto {
 
     /// (instance id, state) of every instance ever tagged `bpr-deployment=id`,
     /// terminated ones included (moto keeps them).
-    async fn instances_of(&self, id: &str) -> Vec<(String, String)> {
+    pub(crate) async fn instances_of(&self, id: &str) -> Vec<(String, String)> {
         let xml = self
             .ec2(&[
                 ("Action", "DescribeInstances"),
@@ -199,7 +199,7 @@ impl Moto {
         ids.into_iter().zip(states).collect()
     }
 
-    async fn live_instances_of(&self, id: &str) -> Vec<String> {
+    pub(crate) async fn live_instances_of(&self, id: &str) -> Vec<String> {
         self.instances_of(id)
             .await
             .into_iter()

@@ -16,5 +16,6 @@ mod lifecycle;
 mod orchestrate;
 mod pricing;
 mod sandbox;
+mod serve;
 mod ssh;
 mod vultr;

@@ -1,0 +1,12 @@
+//! How old each stored catalogue is, for `bpr serve`'s metrics.
+
+use super::service::PricingService;
+
+impl PricingService {
+    /// When `provider`'s stored catalogue was fetched (unix seconds); `None`
+    /// when nothing is stored (never fetched, or only its embedded snapshot).
+    pub fn catalogue_fetched_at(&self, provider: &str) -> Option<u64> {
+        // Reads the whole row; a scrape every few seconds can afford it.
+        self.store.get(provider).ok().flatten().map(|(at, _)| at)
+    }
+}

@@ -1,0 +1,151 @@
+//! [`AppState`]: what every handler reaches. Cheap to clone (one `Arc`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::Semaphore;
+
+use super::auth::ApiToken;
+use super::events::EventHub;
+use super::metrics::{
+    BuildCollector, Collector, DeploymentsCollector, Family, Kind, Metrics, ProvidersCollector,
+};
+use super::work::Work;
+use crate::config::ServeSettings;
+use crate::provisioning::DeployOptions;
+use crate::{Host, SupervisorOptions};
+
+/// The service's shared state.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    host: Host,
+    token: ApiToken,
+    settings: ServeSettings,
+    deploy: DeployOptions,
+    work: Work,
+    events: EventHub,
+    streams: Arc<Semaphore>,
+    metrics: Metrics,
+    draining: AtomicBool,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("settings", &self.inner.settings)
+            .field("draining", &self.draining())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// The state of a service over `host`, its requests checked against
+    /// `token`. Deploys and terminations run with `deploy`'s timing. The
+    /// scrape-time metrics are registered here: add a collector with one more
+    /// `.with_collector(...)`.
+    pub fn new(
+        host: Host,
+        token: ApiToken,
+        settings: ServeSettings,
+        deploy: DeployOptions,
+    ) -> Self {
+        let work = Work::new(settings.max_in_flight);
+        let metrics = Metrics::new()
+            .with_collector(BuildCollector)
+            .with_collector(DeploymentsCollector)
+            .with_collector(ProvidersCollector)
+            .with_collector(WorkCollector(work.clone()));
+        Self {
+            inner: Arc::new(Inner {
+                streams: Arc::new(Semaphore::new(settings.max_event_streams)),
+                host,
+                token,
+                settings,
+                deploy,
+                work,
+                events: EventHub::default(),
+                metrics,
+                draining: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The host.
+    pub fn host(&self) -> &Host {
+        &self.inner.host
+    }
+
+    /// The API token.
+    pub fn token(&self) -> &ApiToken {
+        &self.inner.token
+    }
+
+    /// `[serve]` settings in force.
+    pub fn settings(&self) -> &ServeSettings {
+        &self.inner.settings
+    }
+
+    /// Timing of deploys and terminations the API starts.
+    pub fn deploy_options(&self) -> &DeployOptions {
+        &self.inner.deploy
+    }
+
+    /// Supervisor options: the configured interval, the API's deploy timing.
+    pub fn supervisor_options(&self) -> SupervisorOptions {
+        SupervisorOptions {
+            interval: self.inner.settings.supervisor_interval,
+            deploy: self.inner.deploy.clone(),
+            ..SupervisorOptions::default()
+        }
+    }
+
+    /// Work in the background.
+    pub fn work(&self) -> &Work {
+        &self.inner.work
+    }
+
+    /// The event hub.
+    pub fn events(&self) -> &EventHub {
+        &self.inner.events
+    }
+
+    /// Permits for event-stream subscribers (`[serve] max_event_streams`).
+    pub fn stream_permits(&self) -> &Arc<Semaphore> {
+        &self.inner.streams
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// True once shutdown began: no new work is taken.
+    pub fn draining(&self) -> bool {
+        self.inner.draining.load(Ordering::SeqCst)
+    }
+
+    /// Stop taking work (`/readyz` and work-taking requests answer 503).
+    pub fn begin_drain(&self) {
+        self.inner.draining.store(true, Ordering::SeqCst);
+        self.inner.work.close();
+    }
+}
+
+/// Work in flight and event streams open.
+struct WorkCollector(Work);
+
+impl Collector for WorkCollector {
+    fn collect(&self, _host: &Host, out: &mut Vec<Family>) {
+        let mut f = Family::new(
+            "bpr_api_work_in_flight",
+            "Deploys, terminations and renewals accepted and still running.",
+            Kind::Gauge,
+        );
+        f.sample(vec![], self.0.in_flight() as f64);
+        out.push(f);
+    }
+}
