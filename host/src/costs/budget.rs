@@ -13,7 +13,19 @@ use crate::config::BudgetSettings;
 use crate::tracking::UsagePeriod;
 
 /// Which limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Limit {
     /// `[operator.deployment] max_cost_per_hour`: the price of one deployment.
@@ -35,7 +47,7 @@ impl fmt::Display for Limit {
 }
 
 /// What is spent and committed now.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Spend {
     /// USD per hour of everything held now.
     pub hourly_now: f64,

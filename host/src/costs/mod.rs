@@ -17,7 +17,7 @@ pub mod budget;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::tracking::{TrackError, Tracker, UsagePeriod};
 
@@ -25,7 +25,7 @@ use crate::tracking::{TrackError, Tracker, UsagePeriod};
 const DAY: i64 = 86_400;
 
 /// How [`accrue`] groups the spend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupBy {
     /// One line per deployment (the default).
@@ -55,7 +55,7 @@ impl std::str::FromStr for GroupBy {
 }
 
 /// The spend of one group.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CostLine {
     /// The deployment id, Blueprint id, provider or day.
     pub key: String,
@@ -70,7 +70,7 @@ pub struct CostLine {
 }
 
 /// Accrued spend over a window, grouped.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CostReport {
     /// Start of the window (unix seconds); `None`: since the first record.
     pub since: Option<i64>,

@@ -285,6 +285,12 @@ impl Host {
         self.parts.orchestrator.costs(since, by)
     }
 
+    /// Whether the operator's limits let `req` go ahead on `plan` (see
+    /// [`Orchestrator::check_budget`]).
+    pub fn check_budget(&self, req: &DeployRequest, plan: &Plan) -> Result<(), DeployError> {
+        self.parts.orchestrator.check_budget(req, plan)
+    }
+
     /// What is spent this month and committed now (see [`Orchestrator::spend`]).
     pub fn spend(&self) -> Result<Spend, TrackError> {
         self.parts.orchestrator.spend()

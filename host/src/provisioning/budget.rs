@@ -14,12 +14,13 @@ use std::sync::{Arc, Mutex};
 use super::error::DeployError;
 use super::events::EventKind;
 use super::orchestrator::Orchestrator;
+use super::plan::Plan;
 use super::request::{DeployRequest, InstanceTarget};
 use crate::clock::unix_now as now;
 use crate::costs::budget::{self, Addition, BudgetRefusal, Limit, Spend};
 use crate::costs::{self, CostReport, GroupBy};
 use crate::kubernetes::Tier;
-use crate::tracking::TrackError;
+use crate::tracking::{DeploymentType, TrackError};
 
 /// Admissions in flight and alerts already published. Cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -84,6 +85,24 @@ impl Orchestrator {
     /// (see [`costs::report`]).
     pub fn costs(&self, since: Option<i64>, by: GroupBy) -> Result<CostReport, TrackError> {
         costs::report(&self.tracker, since, by)
+    }
+
+    /// Whether the operator's limits let `req` go ahead on `plan` (one of its
+    /// VM candidates, or its cluster): the check a deploy makes before it
+    /// records anything, made early by a service that answers before it
+    /// deploys. Holds no share of the budget; the deploy checks again.
+    pub fn check_budget(&self, req: &DeployRequest, plan: &Plan) -> Result<(), DeployError> {
+        if req.deployment_type == DeploymentType::Kubernetes {
+            return self.admit_kubernetes_request(req).map(drop);
+        }
+        if let Some(k) = plan
+            .kubernetes
+            .as_ref()
+            .filter(|_| plan.candidates.is_empty())
+        {
+            return self.admit_kubernetes(req, &k.cluster, k.tier).map(drop);
+        }
+        self.admit_vm(req, plan.candidates.clone()).map(drop)
     }
 
     /// The hourly price of `tier` on cluster `cluster`: its share of the

@@ -149,7 +149,8 @@ impl Orchestrator {
                 // A pass in progress is finished, not cut by the shutdown: its
                 // terminations and cleanup webhooks complete (each step is bounded
                 // by its own deadline).
-                let (done, errors) = self.cleanup_once(&opts).await;
+                // Boxed: the pass is a deep future; the loop holds a pointer to it.
+                let (done, errors) = Box::pin(self.cleanup_once(&opts)).await;
                 for id in &done {
                     tracing::info!("supervisor: deployment {id} terminated");
                 }
@@ -175,7 +176,7 @@ impl Orchestrator {
                     () = tokio::time::sleep(interval) => {}
                     () = shutdown.clone() => return,
                 }
-                let report = self.health_pass(&mut watch, &opts.deploy).await;
+                let report = Box::pin(self.health_pass(&mut watch, &opts.deploy)).await;
                 for (id, new) in &report.healed {
                     tracing::info!("supervisor: deployment {id} healed on instance {new}");
                 }

@@ -36,6 +36,7 @@ use super::{ApiError, AppState, api, auth};
         (name = "services", description = "Blueprint Manager's service events by service key: initiated, terminated, renew, reconcile"),
         (name = "events", description = "Server-sent events of deployment state changes"),
         (name = "providers", description = "Provider components"),
+        (name = "costs", description = "Accrued spend and the operator's budgets"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

@@ -17,5 +17,6 @@ mod orchestrate;
 mod pricing;
 mod sandbox;
 mod serve;
+mod serve_life;
 mod ssh;
 mod vultr;

@@ -1,6 +1,7 @@
 //! The handlers, one file per area. Each area's `router()` registers its
 //! handlers with `routes!`, which also adds them to the OpenAPI description.
 
+pub mod costs;
 pub mod deployments;
 pub mod events;
 pub mod ops;
@@ -20,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(services::router())
         .merge(providers::router())
         .merge(events::router())
+        .merge(costs::router())
 }
 
 /// Checks a deployment id from a path: the tracker's alphabet and length.
