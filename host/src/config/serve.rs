@@ -114,7 +114,7 @@ impl ServeToml {
         };
         Ok(ServeSettings {
             listen,
-            token_file: self.token_file.map(|p| resolve(p)),
+            token_file: self.token_file.map(resolve),
             max_body_bytes: max_body_kib << 10,
             max_in_flight: positive("max_in_flight", self.max_in_flight, d.max_in_flight)?,
             max_event_streams: positive(

@@ -238,7 +238,7 @@ pub enum DeployError {
         id: String,
         /// Why.
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
     /// A termination failed; the record stays `terminating` and is retried.
     #[error(

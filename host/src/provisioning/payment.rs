@@ -57,7 +57,13 @@ pub enum SuspendError {
     Failed(#[from] DeployError),
     /// A provider call or wait failed; retried by the next pass.
     #[error(transparent)]
-    Step(#[from] StepError),
+    Step(Box<StepError>),
+}
+
+impl From<StepError> for SuspendError {
+    fn from(e: StepError) -> Self {
+        Self::Step(Box::new(e))
+    }
 }
 
 impl From<TrackError> for SuspendError {
@@ -214,7 +220,7 @@ impl Orchestrator {
         }
         let failed = |source: StepError| DeployError::ResumeFailed {
             id: id.to_string(),
-            source,
+            source: Box::new(source),
         };
         let (provider, r) = self
             .power_target(&rec)

@@ -321,7 +321,7 @@ impl Collector for ProvidersCollector {
         );
         let now = crate::clock::unix_now();
         for s in host.statuses() {
-            let serving = matches!(s.state, crate::providers::ProviderState::Loaded { .. });
+            let serving = matches!(s.state, crate::providers::ProviderState::Loaded);
             loaded.sample(
                 vec![("provider", s.name.clone())],
                 f64::from(u8::from(serving)),

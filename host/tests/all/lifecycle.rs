@@ -272,7 +272,7 @@ async fn a_failing_http_check_marks_it_unhealthy_after_n_checks_and_auto_heal_re
     // Two failed checks, then the heal's own check fails once more before passing.
     fail.store(3, Ordering::SeqCst);
     let first = host.health_pass(&mut watch, &fast()).await;
-    assert_eq!(first.checked, [id.clone()]);
+    assert_eq!(first.checked, std::slice::from_ref(&id));
     assert!(
         first.unhealthy.is_empty(),
         "one failure is not enough: {first:?}"
@@ -686,7 +686,7 @@ async fn past_the_grace_period_a_suspended_vm_is_terminated() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (done, errors) = host.cleanup_once(&opts).await;
     assert!(errors.is_empty(), "{errors:?}");
-    assert_eq!(done, [id.clone()]);
+    assert_eq!(done, std::slice::from_ref(&id));
     let rec = host.tracker().get(&id).unwrap();
     assert_eq!(rec.status, DeploymentStatus::Terminated);
     assert_eq!(moto.state(&instance).await, "terminated");
@@ -723,7 +723,7 @@ async fn a_provider_without_power_is_terminated_at_expiry_even_with_a_grace_peri
         })
         .await;
     assert!(errors.is_empty(), "{errors:?}");
-    assert_eq!(done, [id.clone()]);
+    assert_eq!(done, std::slice::from_ref(&id));
     let h = history(&host, &id);
     assert!(
         h.iter()

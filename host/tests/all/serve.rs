@@ -510,7 +510,7 @@ async fn a_deploy_through_the_api_reaches_active_with_its_events_in_order_then_t
     assert_eq!(h["attempts"][0]["outcome"], "used");
 
     let (code, v) = serve
-        .get(&format!("/v1/deployments?status=active&blueprint_id=7"))
+        .get("/v1/deployments?status=active&blueprint_id=7")
         .await;
     assert_eq!(code, 200);
     assert!(
@@ -818,7 +818,7 @@ async fn sigterm_during_ten_deploys_exits_zero_and_a_restart_leaves_no_leak_and_
     serve.ready().await;
     let t0 = Instant::now();
     let records = loop {
-        let (_, v) = serve.get(&format!("/v1/deployments?limit=1000")).await;
+        let (_, v) = serve.get("/v1/deployments?limit=1000").await;
         let mine: Vec<Value> = v["deployments"]
             .as_array()
             .unwrap()

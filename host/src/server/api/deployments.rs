@@ -310,8 +310,8 @@ pub struct PendingDeployment {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum DeploymentView {
-    /// The tracker's record.
-    Recorded(DeploymentRecord),
+    /// The tracker's record (boxed: it is four times a pending one).
+    Recorded(Box<DeploymentRecord>),
     /// Accepted, not recorded.
     Pending(PendingDeployment),
 }
@@ -328,7 +328,7 @@ pub async fn status(
 ) -> Result<Json<DeploymentView>, ApiError> {
     check_id(&id)?;
     match state.host().tracker().get(&id) {
-        Ok(rec) => return Ok(Json(DeploymentView::Recorded(rec))),
+        Ok(rec) => return Ok(Json(DeploymentView::Recorded(Box::new(rec)))),
         Err(crate::tracking::TrackError::NotFound(_)) => {}
         Err(e) => return Err(e.into()),
     }
@@ -344,7 +344,7 @@ pub async fn status(
     }
     // Its record may have been written between the two looks.
     if let Ok(rec) = state.host().tracker().get(&id) {
-        return Ok(Json(DeploymentView::Recorded(rec)));
+        return Ok(Json(DeploymentView::Recorded(Box::new(rec))));
     }
     if let Some(r) = state.work().rejected(&id) {
         return Ok(Json(DeploymentView::Pending(PendingDeployment {
