@@ -42,22 +42,37 @@ enum ChainEvent {
     },
 }
 
-/// The operator's config: the in-tree aws component pointed at moto, with
-/// moto's dummy credentials in a file of the example's own state directory.
+/// The operator's config: the in-tree aws component (alone in the example's
+/// own providers directory, so no other cloud is ranked) pointed at moto, with
+/// moto's dummy credentials in a file of the example's state directory.
 fn config(moto: &str, state: &std::path::Path) -> Result<Config, Box<dyn std::error::Error>> {
     let creds = state.join("aws-credentials");
     std::fs::write(
         &creds,
         "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = example\n",
     )?;
-    let providers = blueprint_remote_providers::config::BUILTIN_PROVIDERS_DIR;
+    let providers = state.join("providers");
+    std::fs::create_dir_all(&providers)?;
+    let built = std::path::Path::new(blueprint_remote_providers::config::BUILTIN_PROVIDERS_DIR);
+    std::fs::copy(built.join("aws.wasm"), providers.join("aws.wasm")).map_err(|e| {
+        format!(
+            "copying the in-tree aws component from {}: {e}",
+            built.display()
+        )
+    })?;
+    // moto is not an AWS endpoint: the credential signs for it only when listed.
+    let signed = moto
+        .split_once("://")
+        .map_or(moto, |(_, rest)| rest)
+        .trim_end_matches('/');
+    let lock = state.join("providers.lock");
     let text = format!(
-        "[host]\nproviders_dir = {providers:?}\nstate_dir = {state:?}\nintegrity = \"warn\"\nwatch = false\n\
-         [operator.deployment]\nexcluded_providers = [\"digitalocean\", \"ssh\"]\n\
+        "[host]\nproviders_dir = {providers:?}\nstate_dir = {state:?}\nlock_file = {lock:?}\nintegrity = \"warn\"\nwatch = false\n\
          [providers.aws]\nallow = [{moto:?}]\ncall_timeout_ms = 60000\n\
          [providers.aws.settings]\nregions = \"us-east-1\"\nendpoint = {moto:?}\n\
          image_owner = \"amazon\"\nimage_name_filter = \"amzn2-ami-hvm-*-x86_64-gp2\"\n\
-         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {creds:?}\n"
+         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {creds:?}\n\
+         hosts = [{signed:?}]\n"
     );
     Ok(Config::from_toml_str(&text, "manager_loop example")?)
 }

@@ -8,7 +8,7 @@
 //! webhook only to the operator's allowlist (`[operator.webhooks]`), a token
 //! request to the identity's configured endpoint.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,7 +34,7 @@ pub enum HostHttpError {
     },
     /// The OS trust store could not be loaded.
     #[error("no TLS trust store: {0}")]
-    NoTrustStore(String),
+    NoTrustStore(#[source] Arc<std::io::Error>),
     /// Connecting or exchanging the request failed.
     #[error("{url}: {}", chain(source))]
     Failed {
@@ -53,12 +53,13 @@ pub enum HostHttpError {
         ms: u128,
     },
     /// The answer body was larger than allowed, or broke off.
-    #[error("{url}: reading the answer failed: {message}")]
+    #[error("{url}: reading the answer failed: {source}")]
     Body {
         /// The URL.
         url: String,
         /// What went wrong (size limit, connection lost).
-        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -94,12 +95,13 @@ impl Answer {
 }
 
 fn client() -> Result<&'static HttpsClient, HostHttpError> {
-    static CLIENT: OnceLock<Result<HttpsClient, String>> = OnceLock::new();
+    // The error is shared: the client is built once, every caller sees the same outcome.
+    static CLIENT: OnceLock<Result<HttpsClient, Arc<std::io::Error>>> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
             let https = hyper_rustls::HttpsConnectorBuilder::new()
                 .with_native_roots()
-                .map_err(|e| e.to_string())?
+                .map_err(Arc::new)?
                 .https_or_http()
                 .enable_http1()
                 .build();
@@ -108,7 +110,7 @@ fn client() -> Result<&'static HttpsClient, HostHttpError> {
                 .build(https))
         })
         .as_ref()
-        .map_err(|e| HostHttpError::NoTrustStore(e.clone()))
+        .map_err(|e| HostHttpError::NoTrustStore(Arc::clone(e)))
 }
 
 /// Sends one request and reads the answer (at most `max_answer` bytes), all
@@ -132,9 +134,9 @@ pub async fn send(
         let body = Limited::new(resp.into_body(), max_answer)
             .collect()
             .await
-            .map_err(|e| HostHttpError::Body {
+            .map_err(|source| HostHttpError::Body {
                 url: url.clone(),
-                message: e.to_string(),
+                source,
             })?
             .to_bytes();
         Ok(Answer { status, body })

@@ -57,8 +57,9 @@ pub use placement::{Mode, Policy, Tier};
 pub use pricing::PricingService;
 pub use providers::{ProviderHandle, Providers};
 pub use provisioning::{
-    DeployError, DeployEvent, DeployOptions, DeployRequest, DeploymentEvent, EventKind,
-    HealthWatch, InstanceTarget, Orchestrator, Plan, PlanError, RecoveryReport, SupervisorOptions,
+    CleanupReport, DeployError, DeployEvent, DeployOptions, DeployRequest, DeploymentEvent,
+    EventKind, HealthWatch, InstanceTarget, Orchestrator, Plan, PlanError, RecoveryReport,
+    SupervisorOptions, SweepReport,
 };
 pub use runtime::bindings::wit;
 pub use runtime::{CallError, LoadError};

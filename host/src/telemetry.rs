@@ -43,6 +43,8 @@ pub fn call_outcome<T>(result: &Result<T, CallError>) -> &'static str {
         Err(CallError::MemoryExceeded { .. }) => "memory-cap",
         Err(CallError::Trapped { .. }) => "trap",
         Err(CallError::NotLoaded(_) | CallError::Unsupported { .. }) => "unavailable",
+        // An answer over the operator's caps on returned data, discarded.
+        Err(CallError::ReturnedTooMuch { .. }) => "too-much-data",
     }
 }
 

@@ -1,5 +1,9 @@
 //! EC2 instances: create (AMI lookup, key pair, security group, RunInstances),
 //! read, delete with what was created for them, list by tag.
+//!
+//! Every key pair and security group is tagged with the deployment by the
+//! call that creates it, so that nothing exists, even for a moment, that
+//! cannot be found again by the deployment alone (see [`crate::leftovers`]).
 
 use base64::Engine as _;
 use provider_sdk::types::{
@@ -9,6 +13,8 @@ use provider_sdk::types::{
 use provider_sdk::{Error, log, settings, time};
 
 use crate::ec2::{self, Node, Params, child, find, items, text};
+use crate::leftovers::{self, deployment_of};
+use crate::regions;
 
 /// Resource kind of a security group we created.
 pub const KIND_SG: &str = "security-group";
@@ -16,13 +22,14 @@ pub const KIND_SG: &str = "security-group";
 pub const KIND_KEY: &str = "key-pair";
 /// Tag carrying the idempotency key (lets a retried create find its instance
 /// even where `ClientToken` is not honoured, e.g. moto).
-const IDEMPOTENCY_TAG: &str = "bpr-idempotency-key";
+pub const IDEMPOTENCY_TAG: &str = "bpr-idempotency-key";
 /// States of instances that still exist (for lookups and listings).
 const LIVE_STATES: &[&str] = &["pending", "running", "shutting-down", "stopping", "stopped"];
 
 /// `compute.create-instance`.
 pub fn create(spec: &InstanceSpec) -> Result<Instance, Error> {
     ec2::check_region(&spec.region)?;
+    regions::check_known(&spec.region)?;
     check_name("deployment id", &spec.deployment_id)?;
     if spec.instance_type.trim().is_empty() {
         return Err(Error::InvalidRequest("instance type is empty".into()));
@@ -77,16 +84,16 @@ pub fn create(spec: &InstanceSpec) -> Result<Instance, Error> {
             Ok(inst)
         }
         Err(e) => {
-            // Nothing runs: remove what this attempt made, then report.
-            for r in &created {
-                if let Err(ce) = delete_resource(&spec.region, r) {
-                    log::warn(&format!(
-                        "cleanup after a failed create left {} {}: {}",
-                        r.kind,
-                        r.id,
-                        provider_sdk::errors::message(&ce)
-                    ));
-                }
+            // Nothing runs: remove what this attempt made, unless another
+            // instance of the deployment shares it (the group, the key).
+            let cleanup = live_of(&spec.region, &spec.deployment_id)
+                .and_then(|live| leftovers::delete_unused(&live, &spec.region, &created));
+            if let Err(ce) = cleanup {
+                log::warn(&format!(
+                    "cleanup after a failed create left resources of {} (a delete-instance with its label removes them): {}",
+                    spec.deployment_id,
+                    provider_sdk::errors::message(&ce)
+                ));
             }
             Err(as_invalid(e))
         }
@@ -95,6 +102,12 @@ pub fn create(spec: &InstanceSpec) -> Result<Instance, Error> {
 
 /// `compute.get-instance`.
 pub fn get(target: &InstanceRef) -> Result<Instance, Error> {
+    if target.id.is_empty() || !regions::is_known(&target.region) {
+        return Err(Error::NotFound(format!(
+            "no EC2 instance `{}` in `{}`",
+            target.id, target.region
+        )));
+    }
     let mut inst = describe_one(&target.region, &target.id)?.ok_or_else(|| {
         Error::NotFound(format!(
             "EC2 instance {} not found in {}",
@@ -105,48 +118,60 @@ pub fn get(target: &InstanceRef) -> Result<Instance, Error> {
     Ok(inst)
 }
 
-/// `compute.delete-instance`: terminate, then remove the security group once
-/// detached and the key pair once the instance is gone.
+/// `compute.delete-instance`: terminate the instance, then remove the key
+/// pair and security group of its deployment that no other live instance of
+/// it uses. With an empty `id`, everything the deployment left in the region
+/// (instances included). Nothing can exist in a region this provider does
+/// not know: that is `deleted`.
 pub fn delete(target: &InstanceRef) -> Result<DeleteStatus, Error> {
     let region = &target.region;
+    ec2::check_region(region)?;
+    if !regions::is_known(region) {
+        return Ok(DeleteStatus::Deleted);
+    }
+    let deployment = deployment_of(&target.labels);
+    if target.id.is_empty() {
+        let Some(dep) = deployment else {
+            return Err(Error::InvalidRequest(
+                "delete-instance needs an instance id or the bpr-deployment label".into(),
+            ));
+        };
+        return leftovers::delete(region, dep, true);
+    }
     let mut resources = target.resources.clone();
     let current = describe_one(region, &target.id)?;
-    let gone = match &current {
-        None => true,
-        Some(inst) => {
-            merge_resources(&mut resources, &inst.resources);
-            match inst.state {
-                InstanceState::Terminated => true,
-                InstanceState::Terminating => false,
-                _ => {
-                    let mut p = Params::default();
-                    p.add("InstanceId.1", target.id.as_str());
-                    match ec2::call(region, "TerminateInstances", &p.0) {
-                        Ok(_) | Err(Error::NotFound(_)) => {}
-                        Err(e) => return Err(e),
-                    }
-                    false
+    if let Some(inst) = &current {
+        merge_resources(&mut resources, &inst.resources);
+        match inst.state {
+            InstanceState::Terminated => {}
+            InstanceState::Terminating => return Ok(DeleteStatus::InProgress),
+            _ => {
+                let mut p = Params::default();
+                p.add("InstanceId.1", target.id.as_str());
+                match ec2::call(region, "TerminateInstances", &p.0) {
+                    Ok(_) | Err(Error::NotFound(_)) => {}
+                    Err(e) => return Err(e),
                 }
+                return Ok(DeleteStatus::InProgress);
             }
         }
-    };
-    let mut pending = !gone;
-    for r in &resources {
-        // A key pair is removed only when no instance can still use it.
-        if r.kind == KIND_KEY && !gone {
-            continue;
-        }
-        match delete_resource(region, r) {
-            Ok(true) => {}
-            Ok(false) => pending = true,
-            Err(e) => return Err(e),
+    }
+    // The instance is gone.
+    match deployment {
+        Some(dep) => leftovers::delete(region, dep, false),
+        // A ref without the label (an older host): what it names.
+        None => {
+            let mut pending = false;
+            for r in &resources {
+                pending |= !leftovers::delete_resource(region, r)?;
+            }
+            Ok(if pending {
+                DeleteStatus::InProgress
+            } else {
+                DeleteStatus::Deleted
+            })
         }
     }
-    Ok(if pending {
-        DeleteStatus::InProgress
-    } else {
-        DeleteStatus::Deleted
-    })
 }
 
 /// `compute.list-instances`: instances carrying every label, in the regions asked.
@@ -163,6 +188,10 @@ pub fn list(query: &InstanceQuery) -> Result<Vec<Instance>, Error> {
     };
     let mut out = Vec::new();
     for region in &regions {
+        // Nothing was ever created in a region this provider does not know.
+        if !query.regions.is_empty() && !regions::is_known(region) {
+            continue;
+        }
         let mut p = Params::default();
         let mut n = 1;
         for (k, v) in &query.labels {
@@ -170,9 +199,27 @@ pub fn list(query: &InstanceQuery) -> Result<Vec<Instance>, Error> {
             n += 1;
         }
         p.filter(n, "instance-state-name", LIVE_STATES);
-        out.extend(describe_all(region, p)?);
+        let found = describe_all(region, p)?;
+        // A deployment asked for by name that has instances has no orphans.
+        let named = deployment_of(&query.labels).is_some();
+        if !named || found.is_empty() {
+            out.extend(leftovers::orphaned(region, &query.labels, &found)?);
+        }
+        out.extend(found);
     }
     Ok(out)
+}
+
+/// The live instances of `deployment` in `region`.
+pub fn live_of(region: &str, deployment: &str) -> Result<Vec<Instance>, Error> {
+    let mut p = Params::default();
+    p.filter(
+        1,
+        &format!("tag:{}", leftovers::DEPLOYMENT_LABEL),
+        &[deployment],
+    );
+    p.filter(2, "instance-state-name", LIVE_STATES);
+    describe_all(region, p)
 }
 
 /// Regions enabled for the account (`DescribeRegions`, asked in `us-east-1`).
@@ -184,23 +231,6 @@ fn all_regions() -> Result<Vec<String>, Error> {
         .into_iter()
         .filter_map(|i| text(i, "regionName"))
         .collect())
-}
-
-/// Delete one created resource. `Ok(false)` when it must wait (still attached).
-fn delete_resource(region: &str, r: &ResourceRef) -> Result<bool, Error> {
-    let (action, key) = match r.kind.as_str() {
-        KIND_SG => ("DeleteSecurityGroup", "GroupId"),
-        KIND_KEY => ("DeleteKeyPair", "KeyName"),
-        _ => return Ok(true),
-    };
-    let params = vec![(key.to_string(), r.id.clone())];
-    match ec2::call(region, action, &params) {
-        Ok(_) | Err(Error::NotFound(_)) => Ok(true),
-        // DependencyViolation: the group is still attached to a terminating instance.
-        Err(Error::Other(m)) if m.contains("DependencyViolation") => Ok(false),
-        Err(Error::InvalidRequest(m)) if m.contains("InvalidGroup.InUse") => Ok(false),
-        Err(e) => Err(e),
-    }
 }
 
 /// `ClientToken` (max 64 ASCII characters): the key itself when it fits,
@@ -332,11 +362,7 @@ fn resolve_image(region: &str, requested: Option<&str>, arch: &str) -> Result<Im
 /// that name (a retry) is reused.
 fn import_key(spec: &InstanceSpec, key: &str) -> Result<String, Error> {
     let key = key.trim();
-    let name = format!(
-        "bpr-{}-{:08x}",
-        spec.deployment_id,
-        fnv1a(key.as_bytes(), 0) as u32
-    );
+    let name = leftovers::key_name(&spec.deployment_id, fnv1a(key.as_bytes(), 0) as u32);
     let mut p = Params::default();
     p.add("KeyName", name.as_str());
     p.add(
@@ -361,7 +387,7 @@ fn import_key(spec: &InstanceSpec, key: &str) -> Result<String, Error> {
 /// Create (or find, on a retry) the deployment's security group and open
 /// exactly the requested ports. Returns its id.
 fn security_group(spec: &InstanceSpec) -> Result<String, Error> {
-    let name = format!("bpr-{}", spec.deployment_id);
+    let name = leftovers::group_name(&spec.deployment_id);
     let mut p = Params::default();
     p.add("GroupName", name.as_str());
     p.add(

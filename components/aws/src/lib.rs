@@ -9,11 +9,14 @@
 //! `vpc_id`, `subnet_id`,
 //! `eks_role_arn`, `eks_node_role_arn`, `eks_subnet_ids`, `home_region`.
 
+mod catalogue;
 mod ec2;
 mod eks;
 mod instances;
+mod leftovers;
 mod offers;
 mod power;
+mod regions;
 
 #[allow(missing_docs, clippy::all, unsafe_code)]
 mod bindings {

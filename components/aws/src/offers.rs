@@ -1,103 +1,33 @@
-//! Offers from the ec2instances.info / instances.vantage.sh `instances.json`
-//! catalogue, with an embedded dated snapshot as fallback.
-
-use std::collections::BTreeMap;
+//! `compute.list-offers`: the ec2instances.info / instances.vantage.sh
+//! `instances.json` catalogue, read as a stream (see [`crate::catalogue`]),
+//! with an embedded dated snapshot as fallback.
 
 use provider_sdk::http::Request;
-use provider_sdk::types::{Arch, Offer, OfferQuery, PriceSource};
-use provider_sdk::{Error, json, log, settings, time};
-use serde::Deserialize;
-use serde_json::Value;
+use provider_sdk::types::{Offer, OfferQuery};
+use provider_sdk::{Error, log, settings, time};
+
+use crate::catalogue::{Source, read_offers};
 
 /// Default catalogue URL (keyless, public).
 pub const DEFAULT_CATALOG_URL: &str = "https://instances.vantage.sh/instances.json";
 
 /// The embedded snapshot (see `snapshot/README.md`).
-const SNAPSHOT: &str = include_str!("../snapshot/instances.snapshot.json");
+const SNAPSHOT: &[u8] = include_bytes!("../snapshot/instances.snapshot.json");
 /// `price-source.source` of snapshot offers.
-pub const SNAPSHOT_SOURCE: &str = "snapshot:aws-instances-2023-08-06";
-/// Snapshot date, 2023-08-06T00:00:00Z.
-pub const SNAPSHOT_OBSERVED_AT: u64 = 1_691_280_000;
+pub const SNAPSHOT_SOURCE: &str = "snapshot:aws-libcloud-2025-03-02";
+/// When the snapshot's prices were published: apache-libcloud's
+/// `pricing.json` says `"updated": 1740936978` (2025-03-02T17:36:18Z).
+pub const SNAPSHOT_OBSERVED_AT: u64 = 1_740_936_978;
 
-/// The live catalogue is ~100 MB; it is parsed as a stream, never held whole.
-const MAX_CATALOG_BYTES: usize = 512 * 1024 * 1024;
+/// The live catalogue is ~100 MB; it is read as a stream, never held whole.
+const MAX_CATALOG_BYTES: usize = 1024 * 1024 * 1024;
 
-/// One record of `instances.json` (only the fields we use; others are skipped).
-#[derive(Debug, Deserialize)]
-pub struct CatalogType {
-    instance_type: String,
-    #[serde(rename = "vCPU", default)]
-    vcpu: Value,
-    #[serde(default)]
-    memory: Value,
-    #[serde(rename = "GPU", default)]
-    gpu: Value,
-    #[serde(rename = "GPU_model", default)]
-    gpu_model: Value,
-    #[serde(rename = "GPU_memory", default)]
-    gpu_memory: Value,
-    #[serde(default)]
-    arch: Value,
-    #[serde(default)]
-    storage: Value,
-    #[serde(default)]
-    pricing: BTreeMap<String, RegionPricing>,
-}
-
-/// `pricing[<region>]`: only Linux is read.
-#[derive(Debug, Deserialize)]
-pub struct RegionPricing {
-    #[serde(default)]
-    linux: Option<LinuxPricing>,
-}
-
-/// `pricing[<region>].linux`.
-#[derive(Debug, Deserialize)]
-pub struct LinuxPricing {
-    #[serde(default)]
-    ondemand: Value,
-    #[serde(default)]
-    spot_avg: Value,
-    #[serde(default)]
-    spot_min: Value,
-    #[serde(default)]
-    spot_max: Value,
-}
-
-/// A number given as a JSON number or a numeric string.
-fn num(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-    .filter(|n: &f64| n.is_finite())
-}
-
-/// Where offers came from.
-#[derive(Debug, Clone)]
-pub struct Source {
-    /// URL or `snapshot:<name>`.
-    pub source: String,
-    /// When it was published or recorded.
-    pub observed_at: u64,
-    /// True for the embedded snapshot.
-    pub from_snapshot: bool,
-}
-
-/// `compute.list-offers`: the live catalogue, or the snapshot when it cannot be read.
+/// The live catalogue, or the snapshot when it cannot be read.
 pub fn list_offers(query: &OfferQuery) -> Result<Vec<Offer>, Error> {
     let regions = wanted_regions(query);
     let url = settings::get_or("catalog_url", DEFAULT_CATALOG_URL);
-    match fetch_live(&url) {
-        Ok((types, observed_at)) => {
-            let src = Source {
-                source: url,
-                observed_at,
-                from_snapshot: false,
-            };
-            Ok(to_offers(&types, &regions, &src))
-        }
+    match fetch_live(&url, &regions) {
+        Ok(offers) => Ok(offers),
         Err(e) => {
             log::log(
                 log::Level::Warn,
@@ -107,13 +37,7 @@ pub fn list_offers(query: &OfferQuery) -> Result<Vec<Offer>, Error> {
                     ("reason", provider_sdk::errors::message(&e)),
                 ],
             );
-            let types = snapshot_types()?;
-            let src = Source {
-                source: SNAPSHOT_SOURCE.to_string(),
-                observed_at: SNAPSHOT_OBSERVED_AT,
-                from_snapshot: true,
-            };
-            Ok(to_offers(&types, &regions, &src))
+            snapshot_offers(&regions)
         }
     }
 }
@@ -128,7 +52,7 @@ fn wanted_regions(query: &OfferQuery) -> Vec<String> {
     }
 }
 
-fn fetch_live(url: &str) -> Result<(Vec<CatalogType>, u64), Error> {
+fn fetch_live(url: &str, regions: &[String]) -> Result<Vec<Offer>, Error> {
     let resp = Request::get(url)
         .header("accept", "application/json")
         .max_response_bytes(MAX_CATALOG_BYTES)
@@ -141,96 +65,37 @@ fn fetch_live(url: &str) -> Result<(Vec<CatalogType>, u64), Error> {
             "reading the AWS instance catalogue",
         ));
     }
-    let observed_at = resp
-        .header("last-modified")
+    let source = Source {
+        source: url.to_string(),
+        observed_at: published_at(resp.header("last-modified"), time::now_unix()),
+        from_snapshot: false,
+    };
+    read_offers(resp.body, regions, &source, "the AWS instance catalogue")
+}
+
+/// When the served catalogue was published: its `Last-Modified` (the file's
+/// date on instances.vantage.sh, or of a recording served as a file), else
+/// `now` (the server does not say, so the prices are as of the fetch).
+pub fn published_at(last_modified: Option<&str>, now: u64) -> u64 {
+    last_modified
         .and_then(time::parse_http_date)
-        .unwrap_or_else(time::now_unix);
-    let types: Vec<CatalogType> = json::parse_reader(resp.body, "the AWS instance catalogue")?;
-    Ok((types, observed_at))
+        .filter(|t| *t <= now)
+        .unwrap_or(now)
 }
 
-/// The embedded snapshot, parsed.
-pub fn snapshot_types() -> Result<Vec<CatalogType>, Error> {
-    json::parse(SNAPSHOT.as_bytes(), "the embedded AWS catalogue snapshot")
-}
-
-/// One offer per (type, region) with a positive Linux on-demand price, in
-/// `regions` (all when empty).
-pub fn to_offers(types: &[CatalogType], regions: &[String], src: &Source) -> Vec<Offer> {
-    let mut out = Vec::new();
-    for t in types {
-        let (Some(vcpus), Some(memory)) = (num(&t.vcpu), num(&t.memory)) else {
-            continue;
-        };
-        let gpus = num(&t.gpu).unwrap_or(0.0);
-        let gpu_model = match &t.gpu_model {
-            Value::String(s) if gpus > 0.0 && !s.is_empty() => Some(s.clone()),
-            _ => None,
-        };
-        let gpu_memory = num(&t.gpu_memory).filter(|m| *m > 0.0 && gpus > 0.0);
-        let arch = match &t.arch {
-            Value::Array(a) if a.iter().any(|v| v.as_str() == Some("arm64")) => Arch::Arm64,
-            Value::String(s) if s == "arm64" => Arch::Arm64,
-            _ => Arch::X8664,
-        };
-        let storage = storage_gib(&t.storage);
-        let family = t.instance_type.split('.').next().unwrap_or("");
-        for (region, p) in &t.pricing {
-            if !regions.is_empty() && !regions.iter().any(|r| r == region) {
-                continue;
-            }
-            let Some(linux) = &p.linux else { continue };
-            let Some(hourly) = num(&linux.ondemand).filter(|p| *p > 0.0) else {
-                continue;
-            };
-            let spot = num(&linux.spot_avg)
-                .or_else(|| num(&linux.spot_max))
-                .or_else(|| num(&linux.spot_min))
-                .filter(|p| *p > 0.0);
-            out.push(Offer {
-                instance_type: t.instance_type.clone(),
-                region: region.clone(),
-                zone: None,
-                vcpus: vcpus as f32,
-                memory_gib: memory as f32,
-                storage_gib: storage,
-                gpus: gpus as f32,
-                gpu_model: gpu_model.clone(),
-                gpu_memory_gib: gpu_memory.map(|m| m as f32),
-                arch,
-                hourly_usd: hourly,
-                spot_hourly_usd: spot,
-                shared_cpu: is_burstable(family),
-                confidential: is_confidential(family),
-                promotional: false,
-                source: PriceSource {
-                    source: src.source.clone(),
-                    observed_at: src.observed_at,
-                    from_snapshot: src.from_snapshot,
-                },
-            });
-        }
-    }
-    out
-}
-
-/// Instance-store size in GiB from the catalogue's `storage {devices, size}`
-/// (size per device in GB).
-fn storage_gib(v: &Value) -> Option<f32> {
-    let size = num(v.get("size")?)?;
-    let devices = v.get("devices").and_then(num).unwrap_or(1.0);
-    let gib = size * devices * 1e9 / (1u64 << 30) as f64;
-    (gib > 0.0).then_some(gib as f32)
-}
-
-/// Burstable (shared-core) families: t1, t2, t3, t3a, t4g.
-fn is_burstable(family: &str) -> bool {
-    family.starts_with('t') && family[1..].starts_with(|c: char| c.is_ascii_digit())
-}
-
-/// Families with AMD SEV-SNP (AWS: M6a, C6a, R6a).
-fn is_confidential(family: &str) -> bool {
-    matches!(family, "m6a" | "c6a" | "r6a")
+/// The embedded snapshot's offers in `regions` (all when empty).
+pub fn snapshot_offers(regions: &[String]) -> Result<Vec<Offer>, Error> {
+    let source = Source {
+        source: SNAPSHOT_SOURCE.to_string(),
+        observed_at: SNAPSHOT_OBSERVED_AT,
+        from_snapshot: true,
+    };
+    read_offers(
+        SNAPSHOT,
+        regions,
+        &source,
+        "the embedded AWS catalogue snapshot",
+    )
 }
 
 #[cfg(test)]
@@ -238,20 +103,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn snapshot_parses_and_t3_medium_has_no_us_east_1() {
-        let types = snapshot_types().expect("snapshot parses");
-        let src = Source {
-            source: SNAPSHOT_SOURCE.into(),
-            observed_at: SNAPSHOT_OBSERVED_AT,
-            from_snapshot: true,
-        };
-        let offers = to_offers(&types, &["us-east-1".to_string()], &src);
-        assert!(offers.iter().all(|o| o.region == "us-east-1"));
-        assert!(!offers.iter().any(|o| o.instance_type == "t3.medium"));
-        assert!(
+    fn the_snapshot_is_read_whole_with_its_date_and_source() {
+        let offers = snapshot_offers(&[]).expect("the snapshot parses");
+        // Counted by build_snapshot.py (see snapshot/README.md).
+        assert_eq!(offers.len(), 11_168);
+        assert!(offers.iter().all(|o| o.source.from_snapshot
+            && o.source.source == SNAPSHOT_SOURCE
+            && o.source.observed_at == SNAPSHOT_OBSERVED_AT));
+        let find = |t: &str, r: &str| {
             offers
                 .iter()
-                .any(|o| o.instance_type == "m5.large" && o.hourly_usd == 0.102)
+                .find(|o| o.instance_type == t && o.region == r)
+        };
+        assert_eq!(
+            find("m5.large", "us-east-1").map(|o| o.hourly_usd),
+            Some(0.096)
+        );
+        // libcloud has no us-east-1 price for t3.medium (a scrape gap): absent.
+        assert!(find("t3.medium", "us-east-1").is_none());
+        let p4de = find("p4de.24xlarge", "us-east-1").unwrap();
+        assert_eq!(p4de.gpu_model.as_deref(), Some("NVIDIA A100"));
+        assert_eq!(p4de.gpu_memory_gib, Some(80.0));
+        let graviton = find("m7g.large", "us-east-1").unwrap();
+        assert_eq!(graviton.arch, provider_sdk::types::Arch::Arm64);
+        let east = snapshot_offers(&["us-east-1".into()]).unwrap();
+        assert!(!east.is_empty() && east.iter().all(|o| o.region == "us-east-1"));
+    }
+
+    #[test]
+    fn a_last_modified_date_is_when_the_prices_were_published() {
+        let now = 1_800_000_000;
+        assert_eq!(
+            published_at(Some("Sun, 06 Aug 2023 00:00:00 GMT"), now),
+            1_691_280_000
+        );
+        assert_eq!(published_at(None, now), now);
+        assert_eq!(published_at(Some("yesterday"), now), now);
+        // A date in the future is a wrong clock somewhere, not a publication.
+        assert_eq!(
+            published_at(Some("Fri, 01 Jan 2100 00:00:00 GMT"), now),
+            now
         );
     }
 }

@@ -476,11 +476,49 @@ fn parts_of(place: &Place) -> Vec<ResourceRef> {
 }
 
 /// `compute.delete-instance`.
+/// An empty id deletes every create of the deployment named by the
+/// `bpr-deployment` label in `target.region`, VM or leftovers (wit/provider.wit).
 pub fn delete(target: &InstanceRef) -> Result<DeleteStatus, Error> {
-    let id = ResourceId::parse(&target.id, VM, "VM")?;
     let arm = Arm::from_settings();
     let deadline = arm::deadline("operation_wait_ms", DEFAULT_OPERATION_WAIT_MS);
+    if target.id.is_empty() {
+        return delete_deployment(&arm, target, deadline);
+    }
+    let id = ResourceId::parse(&target.id, VM, "VM")?;
     remove(&arm, &id.place(), deadline)
+}
+
+/// `delete-instance` with an empty id: [`remove`] for every create of the
+/// deployment in `target.region`; `in-progress` until none is left.
+fn delete_deployment(
+    arm: &Arm,
+    target: &InstanceRef,
+    deadline: u64,
+) -> Result<DeleteStatus, Error> {
+    let deployment = target
+        .labels
+        .iter()
+        .find(|(k, v)| k == names::TAG_DEPLOYMENT && !v.is_empty())
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| {
+            Error::InvalidRequest(
+                "delete-instance with an empty id needs the bpr-deployment label naming the deployment whose leftovers to delete".into(),
+            )
+        })?;
+    let query = InstanceQuery {
+        regions: vec![target.region.clone()],
+        labels: vec![(names::TAG_DEPLOYMENT.to_string(), deployment)],
+    };
+    let mut status = DeleteStatus::Deleted;
+    for (place, _, _, _) in places(arm, &query)? {
+        if remove(arm, &place, deadline)? == DeleteStatus::InProgress {
+            status = DeleteStatus::InProgress;
+        }
+    }
+    if status == DeleteStatus::Deleted && !places(arm, &query)?.is_empty() {
+        status = DeleteStatus::InProgress;
+    }
+    Ok(status)
 }
 
 /// Delete everything of `place`: its own resource group when this component
@@ -595,18 +633,39 @@ fn delete_parts(arm: &Arm, place: &Place, deadline: u64) -> Result<DeleteStatus,
 
 /// `compute.list-instances`: every instance whose resources carry all
 /// `query.labels`, from the resource groups this component created and the
-/// operator's `resource_group`. A create that stopped before its VM existed
-/// is listed too (state `failed`, no type), so that recovery deletes its parts.
+/// operator's `resource_group`. A create that stopped before its VM existed,
+/// or whose VM is gone while parts stayed, is listed too, as the leftovers
+/// convention of wit/provider.wit says: an empty id, state `terminated`, the
+/// deployment's labels and the parts (delete-instance with an empty id
+/// removes them).
 pub fn list(query: &InstanceQuery) -> Result<Vec<Instance>, Error> {
+    let arm = Arm::from_settings();
+    let mut out = Vec::new();
+    for (place, location, deleting, labels) in places(&arm, query)? {
+        match read(&arm, &place)? {
+            Some(i) => out.push(i),
+            None => out.push(leftover(&place, &location, deleting, &labels)),
+        }
+    }
+    Ok(out)
+}
+
+/// A create found by [`places`]: its place, location, whether its own group
+/// is being deleted, and the labels its tags carry.
+type Found = (Place, String, bool, Vec<(String, String)>);
+
+/// Every create whose resources carry all `query.labels`, in its regions (all
+/// configured when none).
+fn places(arm: &Arm, query: &InstanceQuery) -> Result<Vec<Found>, Error> {
     let subscription = settings::subscription_id()?;
     let regions: Vec<String> = if query.regions.is_empty() {
         s::list("regions")
     } else {
         query.regions.clone()
     };
-    let arm = Arm::from_settings();
-    // (group, instance name, location, group being deleted)
-    let mut found: Vec<(String, String, String, bool)> = Vec::new();
+    // (group, instance name, location, group being deleted, labels)
+    type Entry = (String, String, String, bool, Vec<(String, String)>);
+    let mut found: Vec<Entry> = Vec::new();
     // Azure filters groups by one tag; the rest is checked here.
     let groups: Vec<Value> = arm.list(
         &format!(
@@ -637,6 +696,7 @@ pub fn list(query: &InstanceQuery) -> Result<Vec<Instance>, Error> {
                 .unwrap_or_default()
                 .to_string(),
             arm::provisioning_state(g) == Some("Deleting"),
+            names::labels_from_tags(tags),
         ));
     }
     if let Some(group) = settings::resource_group() {
@@ -658,7 +718,7 @@ pub fn list(query: &InstanceQuery) -> Result<Vec<Instance>, Error> {
             if !names::has_labels(tags, &query.labels)
                 || found
                     .iter()
-                    .any(|(g, i, _, _)| g == &group && i == instance)
+                    .any(|(g, i, _, _, _)| g == &group && i == instance)
             {
                 continue;
             }
@@ -670,11 +730,12 @@ pub fn list(query: &InstanceQuery) -> Result<Vec<Instance>, Error> {
                     .unwrap_or_default()
                     .to_string(),
                 false,
+                names::labels_from_tags(tags),
             ));
         }
     }
     let mut out = Vec::new();
-    for (group, instance, location, deleting) in found {
+    for (group, instance, location, deleting, labels) in found {
         if !regions.is_empty() && !regions.iter().any(|r| r.eq_ignore_ascii_case(&location)) {
             continue;
         }
@@ -687,10 +748,7 @@ pub fn list(query: &InstanceQuery) -> Result<Vec<Instance>, Error> {
             group,
             base: instance,
         };
-        match read(&arm, &place)? {
-            Some(i) => out.push(i),
-            None => out.push(leftover(&place, &location, deleting, &query.labels)),
-        }
+        out.push((place, location, deleting, labels));
     }
     Ok(out)
 }
@@ -703,15 +761,11 @@ fn leftover(
     labels: &[(String, String)],
 ) -> Instance {
     Instance {
-        id: place.resource_id(VM, &place.base),
+        id: String::new(),
         region: location.to_string(),
         zone: None,
         instance_type: String::new(),
-        state: if deleting {
-            InstanceState::Terminating
-        } else {
-            InstanceState::Failed
-        },
+        state: InstanceState::Terminated,
         public_ipv4: None,
         private_ipv4: None,
         public_ipv6: None,
@@ -720,8 +774,10 @@ fn leftover(
         resources: parts_of(place),
         created_at: None,
         detail: Some(format!(
-            "no VM: parts of a create that did not finish (resource group {}, names {}-*); delete-instance removes them",
-            place.group, place.base
+            "no VM: parts of a create that did not finish or outlived its VM (resource group {}, names {}-*{}); delete-instance with an empty id removes them",
+            place.group,
+            place.base,
+            if deleting { ", being deleted" } else { "" }
         )),
     }
 }

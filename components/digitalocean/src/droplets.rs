@@ -1,6 +1,7 @@
-//! Droplets: created with their SSH keys, cloud-init and firewall (found
-//! again by the create's tag on a retry), read, listed by label, deleted with
-//! what their create made.
+//! Droplets: created after their deployment's firewall and SSH keys (found
+//! again by the create's tag on a retry), read, listed by label (with what a
+//! deployment left without a droplet), deleted with what no other droplet of
+//! their deployment uses.
 
 use provider_sdk::types::{
     DeleteStatus, Error, Instance, InstanceQuery, InstanceRef, InstanceSpec, ResourceRef,
@@ -10,7 +11,8 @@ use serde_json::{Value, json};
 
 use crate::api::{Api, PER_PAGE};
 use crate::firewalls::{FirewallsPage, ensure_firewall};
-use crate::keys::{SshKeysPage, cleanup_keys, ensure_keys, keys_for_droplet};
+use crate::keys::{SshKeysPage, ensure_keys, keys_for_droplet};
+use crate::leftovers;
 use crate::model::{self, DropletEnvelope, DropletsPage};
 use crate::{DEFAULT_IMAGE, KIND_FIREWALL, KIND_SSH_KEY};
 
@@ -40,8 +42,11 @@ pub(crate) fn create_instance(api: &Api, spec: InstanceSpec) -> Result<Instance,
     }
 
     let name = model::safe_name("bpr-", &spec.deployment_id, 63);
-    let firewall_name = model::safe_name("bpr-", &spec.idempotency_key, 200);
-    let key_name = model::safe_name("bpr-", &spec.idempotency_key, 200);
+    let firewall_name = model::safe_name("bpr-", &spec.deployment_id, 200);
+    // Keys and the firewall are named and tagged after the deployment when
+    // they are created, so whatever a crash leaves is found by it alone.
+    let dep_tag = leftovers::deployment_tag(&spec.deployment_id)?;
+    let key_name = dep_tag.clone();
 
     // DigitalOcean has no idempotency token: a droplet already carrying this
     // create's tag is the result of an earlier attempt whose answer was lost.
@@ -54,90 +59,76 @@ pub(crate) fn create_instance(api: &Api, spec: InstanceSpec) -> Result<Instance,
         |p: DropletsPage| (p.droplets, p.links),
     )?;
 
-    let (droplet, mut resources) = match existing.into_iter().next() {
-        Some(d) => {
+    let made = (|| {
+        // The firewall exists before any droplet it protects: a droplet is
+        // never reachable on ports the request did not open, not even after a
+        // crash.
+        leftovers::ensure_tag(api, &dep_tag)?;
+        let firewall = ensure_firewall(api, &firewall_name, &dep_tag, &spec.open_ports)?;
+        let keys = ensure_keys(api, &spec.ssh_public_keys, &key_name)?;
+        let resources: Vec<ResourceRef> = keys.iter().map(|k| k.resource.clone()).collect();
+        if let Some(d) = existing.into_iter().next() {
             log::info(&format!(
                 "droplet {} already exists for this create; reusing it",
                 d.id
             ));
-            let keys = ensure_keys(api, &spec.ssh_public_keys, &key_name)?;
-            (d, keys.into_iter().map(|k| k.resource).collect::<Vec<_>>())
+            return Ok((d, resources, firewall));
         }
-        None => {
-            let keys = ensure_keys(api, &spec.ssh_public_keys, &key_name)?;
-            let key_ids: Vec<Value> = keys_for_droplet(&keys);
-            let image = spec
-                .image
-                .clone()
-                .or_else(|| settings::get("image"))
-                .unwrap_or_else(|| DEFAULT_IMAGE.to_string());
-            let image: Value = match image.parse::<u64>() {
-                Ok(id) => json!(id),
-                Err(_) => json!(image),
-            };
-            let mut body = json!({
-                "name": name,
-                "region": spec.region,
-                "size": spec.instance_type,
-                "image": image,
-                "ssh_keys": key_ids,
-                "tags": tags,
-                "monitoring": true,
-                "ipv6": false,
-            });
-            if let Some(ud) = &spec.user_data {
-                body["user_data"] = json!(ud);
+        let image = spec
+            .image
+            .clone()
+            .or_else(|| settings::get("image"))
+            .unwrap_or_else(|| DEFAULT_IMAGE.to_string());
+        let image: Value = match image.parse::<u64>() {
+            Ok(id) => json!(id),
+            Err(_) => json!(image),
+        };
+        let mut body = json!({
+            "name": name,
+            "region": spec.region,
+            "size": spec.instance_type,
+            "image": image,
+            "ssh_keys": keys_for_droplet(&keys),
+            "tags": tags,
+            "monitoring": true,
+            "ipv6": false,
+        });
+        if let Some(ud) = &spec.user_data {
+            body["user_data"] = json!(ud);
+        }
+        let env: DropletEnvelope = api.post_json(
+            "/v2/droplets",
+            &body,
+            &format!(
+                "creating droplet {name} ({} in {})",
+                spec.instance_type, spec.region
+            ),
+        )?;
+        Ok((env.droplet, resources, firewall))
+    })();
+    let (droplet, mut resources, firewall) = match made {
+        Ok(m) => m,
+        Err(e) => {
+            // After a transport failure the droplet may exist with the keys and
+            // firewall; a retry finds all three (by tag and by name). Otherwise
+            // nothing of this create runs: what no droplet of the deployment
+            // uses goes.
+            if !matches!(e, Error::Transient(_) | Error::Other(_))
+                && let Err(ce) = leftovers::delete_if_unused(api, &spec.deployment_id)
+            {
+                log::warn(&format!(
+                    "the firewall and keys of {} stay until a delete-instance with its label: {}",
+                    spec.deployment_id,
+                    errors::message(&ce)
+                ));
             }
-            let created: Result<DropletEnvelope, Error> = api.post_json(
-                "/v2/droplets",
-                &body,
-                &format!(
-                    "creating droplet {name} ({} in {})",
-                    spec.instance_type, spec.region
-                ),
-            );
-            match created {
-                Ok(env) => (env.droplet, keys.into_iter().map(|k| k.resource).collect()),
-                Err(e) => {
-                    // After a transport failure the droplet may exist with these
-                    // keys; a retry finds both (by tag and by key name).
-                    if !matches!(e, Error::Transient(_) | Error::Other(_)) {
-                        cleanup_keys(api, &keys);
-                    }
-                    return Err(e);
-                }
-            }
+            return Err(e);
         }
     };
-
-    match ensure_firewall(api, &firewall_name, &idem_tag, &spec.open_ports) {
-        Ok(fw) => resources.push(ResourceRef {
-            kind: KIND_FIREWALL.into(),
-            id: fw,
-        }),
-        Err(e) => {
-            // Leave nothing running without its firewall.
-            let cleanup = api.delete(
-                &format!("/v2/droplets/{}", droplet.id),
-                &format!("deleting droplet {} after the firewall failed", droplet.id),
-            );
-            for r in resources.iter().filter(|r| r.kind == KIND_SSH_KEY) {
-                let _ = api.delete(&format!("/v2/account/keys/{}", r.id), "deleting an SSH key");
-            }
-            let note = match cleanup {
-                Ok(_) => "the droplet was deleted again".to_string(),
-                Err(c) => format!(
-                    "droplet {} could not be deleted ({}); delete it by hand",
-                    droplet.id,
-                    errors::message(&c)
-                ),
-            };
-            return Err(with_message(
-                e,
-                &format!("creating the firewall failed; {note}"),
-            ));
-        }
-    }
+    resources.push(ResourceRef {
+        kind: KIND_FIREWALL.into(),
+        id: firewall,
+    });
     resources.retain(|r| r.kind != "ssh-key-existing");
     Ok(model::instance_from_droplet(&droplet, resources))
 }
@@ -175,7 +166,7 @@ pub(crate) fn list(query: InstanceQuery) -> Result<Vec<Instance>, Error> {
     let droplets = api.all_pages(&first, "listing droplets", |p: DropletsPage| {
         (p.droplets, p.links)
     })?;
-    Ok(droplets
+    let mut found: Vec<Instance> = droplets
         .iter()
         .filter(|d| wanted.iter().all(|t| d.tags.contains(t)))
         .filter(|d| {
@@ -185,40 +176,52 @@ pub(crate) fn list(query: InstanceQuery) -> Result<Vec<Instance>, Error> {
                     .is_some_and(|r| query.regions.contains(&r.slug))
         })
         .map(|d| model::instance_from_droplet(d, vec![]))
-        .collect())
+        .collect();
+    let orphans = leftovers::orphaned(&api, &query, &found)?;
+    found.extend(orphans);
+    Ok(found)
 }
 
+/// Delete a droplet, then what no other droplet of its deployment uses; with
+/// an empty id, everything the deployment left (see wit/provider.wit).
 pub(crate) fn delete_instance(api: &Api, target: InstanceRef) -> Result<DeleteStatus, Error> {
+    let deployment = leftovers::deployment_of(&target.labels);
+    if target.id.is_empty() {
+        let Some(dep) = deployment else {
+            return Err(Error::InvalidRequest(
+                "delete-instance needs a droplet id or the bpr-deployment label".into(),
+            ));
+        };
+        return leftovers::delete_all(api, &target.region, dep);
+    }
     let id = droplet_id(&target.id)?;
     let mut resources = target.resources.clone();
     if !resources.iter().any(|r| r.kind == KIND_FIREWALL) {
         // Crash recovery passes what list-instances found, without resources:
-        // find what this droplet's create made from its idempotency tag.
+        // what an older version made per create is found from its tag.
         resources.extend(discover_resources(api, id)?);
     }
     api.delete(
         &format!("/v2/droplets/{id}"),
         &format!("deleting droplet {id}"),
     )?;
-    for r in &resources {
-        match r.kind.as_str() {
-            KIND_FIREWALL => {
-                let fw = path_segment(&r.id, "firewall id")?;
-                api.delete(
-                    &format!("/v2/firewalls/{fw}"),
-                    &format!("deleting firewall {fw}"),
-                )?;
-            }
-            KIND_SSH_KEY => {
-                let key = path_segment(&r.id, "SSH key id")?;
-                api.delete(
-                    &format!("/v2/account/keys/{key}"),
-                    &format!("deleting SSH key {key}"),
-                )?;
-            }
-            _ => {}
-        }
+    let Some(dep) = deployment else {
+        leftovers::delete_refs(api, &resources)?;
+        return Ok(DeleteStatus::Deleted);
+    };
+    // The deployment's firewall and keys serve its other droplets too: they
+    // go with the last one.
+    let tag = leftovers::deployment_tag(dep)?;
+    let shared = leftovers::shared_of(api, &tag)?;
+    let is_shared = |r: &ResourceRef| shared.iter().any(|s| s.kind == r.kind && s.id == r.id);
+    let mut doomed: Vec<ResourceRef> = resources.into_iter().filter(|r| !is_shared(r)).collect();
+    if leftovers::droplets_of(api, &tag)?
+        .iter()
+        .all(|d| d.id == id)
+    {
+        doomed.extend(shared);
     }
+    leftovers::delete_refs(api, &doomed)?;
     Ok(DeleteStatus::Deleted)
 }
 
@@ -292,25 +295,5 @@ pub(crate) fn path_segment<'a>(id: &'a str, what: &str) -> Result<&'a str, Error
         Err(Error::InvalidRequest(format!(
             "`{id}` is not a valid {what}"
         )))
-    }
-}
-
-fn with_message(e: Error, note: &str) -> Error {
-    let text = format!("{} ({note})", errors::message(&e));
-    match e {
-        Error::Unauthorized(_) => Error::Unauthorized(text),
-        Error::NotFound(_) => Error::NotFound(text),
-        Error::InvalidRequest(_) => Error::InvalidRequest(text),
-        Error::CapacityUnavailable(_) => Error::CapacityUnavailable(text),
-        Error::QuotaExceeded(_) => Error::QuotaExceeded(text),
-        Error::RegionUnavailable(_) => Error::RegionUnavailable(text),
-        Error::RateLimited(mut r) => {
-            r.message = text;
-            Error::RateLimited(r)
-        }
-        Error::Unsupported(_) => Error::Unsupported(text),
-        Error::Denied(_) => Error::Denied(text),
-        Error::Transient(_) => Error::Transient(text),
-        Error::Other(_) => Error::Other(text),
     }
 }

@@ -1,5 +1,5 @@
-//! Cloud firewalls: one per create, bound to the droplet's tag, inbound only
-//! the requested ports.
+//! Cloud firewalls: one per deployment, tagged (and so bound) with the
+//! deployment's label tag only, inbound only the requested ports.
 
 use provider_sdk::types::{Error, PortRule, Protocol};
 use serde::Deserialize;
@@ -11,8 +11,6 @@ use crate::model;
 #[derive(Deserialize)]
 pub(crate) struct Firewall {
     pub(crate) id: String,
-    #[serde(default)]
-    pub(crate) name: String,
     #[serde(default)]
     pub(crate) tags: Option<Vec<String>>,
 }
@@ -29,24 +27,28 @@ pub(crate) struct FirewallsPage {
     pub(crate) links: model::Links,
 }
 
-pub(crate) fn find_firewall(api: &Api, name: &str) -> Result<Option<String>, Error> {
+/// The firewall applied to `tag` (the deployment's), if one exists.
+pub(crate) fn find_firewall(api: &Api, tag: &str) -> Result<Option<String>, Error> {
     let all = api.all_pages(
         &format!("/v2/firewalls?per_page={PER_PAGE}"),
         "listing firewalls",
         |p: FirewallsPage| (p.firewalls, p.links),
     )?;
-    Ok(all.into_iter().find(|f| f.name == name).map(|f| f.id))
+    Ok(all
+        .into_iter()
+        .find(|f| f.tags.as_ref().is_some_and(|t| t.iter().any(|x| x == tag)))
+        .map(|f| f.id))
 }
 
-/// The firewall of this create (found by name, else created): inbound only the
-/// requested ports, outbound everything, applied to droplets with `tag`.
+/// The deployment's firewall (found by its tag, else created): inbound only
+/// the requested ports, outbound everything, applied to droplets with `tag`.
 pub(crate) fn ensure_firewall(
     api: &Api,
     name: &str,
     tag: &str,
     ports: &[PortRule],
 ) -> Result<String, Error> {
-    if let Some(id) = find_firewall(api, name)? {
+    if let Some(id) = find_firewall(api, tag)? {
         return Ok(id);
     }
     let inbound: Vec<Value> = ports.iter().map(inbound_rule).collect();

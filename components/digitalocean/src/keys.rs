@@ -48,11 +48,7 @@ pub(crate) fn ensure_keys(
                 i + 1
             ))
         })?;
-        let key_name = if public_keys.len() > 1 {
-            format!("{name} key {}", i + 1)
-        } else {
-            name.to_string()
-        };
+        let key_name = crate::leftovers::key_name(name, i, public_keys.len());
         let found = match api.get_json::<SshKeyEnvelope>(
             &format!("/v2/account/keys/{fp}"),
             &format!("looking up SSH key {fp}"),

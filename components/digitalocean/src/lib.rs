@@ -11,6 +11,7 @@ mod codec;
 mod droplets;
 mod firewalls;
 mod keys;
+mod leftovers;
 mod model;
 mod offers;
 mod power;

@@ -515,11 +515,16 @@ pub fn cluster_from_api(c: &KubeCluster) -> Cluster {
     }
 }
 
-/// Classify a DigitalOcean 4xx message beyond the status code: the
-/// size/region-unavailable texts are capacity problems, the droplet limit is a
-/// quota. `None` when the message is not one of those.
+/// Classify a DigitalOcean 4xx message beyond the status code: an unknown
+/// region is `region-unavailable`, the size/region-unavailable texts are
+/// capacity problems, the droplet limit is a quota. `None` when the message is
+/// not one of those.
 pub fn classify_message(message: &str) -> Option<fn(String) -> Error> {
     let m = message.to_ascii_lowercase();
+    // DigitalOcean's answer to a region slug it does not know.
+    if m.contains("invalid region") {
+        return Some(Error::RegionUnavailable);
+    }
     if m.contains("exceed") && m.contains("limit") {
         return Some(Error::QuotaExceeded);
     }
@@ -616,6 +621,13 @@ mod tests {
                 .map(|f| f(String::new()));
         assert!(matches!(quota, Some(Error::QuotaExceeded(_))));
         assert!(classify_message("You specified an invalid image for Droplet creation.").is_none());
+    }
+
+    #[test]
+    fn an_unknown_region_slug_is_region_unavailable() {
+        let e = classify_message("You specified an invalid region for Droplet creation.")
+            .map(|f| f(String::new()));
+        assert!(matches!(e, Some(Error::RegionUnavailable(_))));
     }
 
     #[test]

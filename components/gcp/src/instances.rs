@@ -606,10 +606,33 @@ fn list_firewalls(api: &Api, filter: &str) -> Result<Vec<Firewall>, Error> {
     })
 }
 
+/// Delete firewall rule `rule` (a global operation), waiting for it.
+/// `key` makes the request id, so a retried delete is the same request.
+fn delete_rule(api: &Api, rule: &str, key: &str, budget: &Budget) -> Result<(), Error> {
+    let what = format!("deleting firewall rule {rule}");
+    let url = format!(
+        "{}{}",
+        api.compute(&format!("global/firewalls/{rule}"))?,
+        query(&[(
+            "requestId",
+            &names::request_id(&format!("{key}/delete/{rule}")),
+        )])
+    );
+    if let Some(op) = api.delete::<Operation>(&url, &what)?.found()? {
+        operations::wait(api, &Scope::Global, op, budget, &what)?;
+    }
+    Ok(())
+}
+
 /// `compute.delete-instance`: the firewall rules first (a crash in between
 /// leaves an instance, which is found by its label), then the instance and its
-/// boot disk. `deleted` once neither exists.
+/// boot disk. `deleted` once neither exists. An empty id deletes what the
+/// deployment named by the `bpr-deployment` label left in `target.region`
+/// (see [`delete_deployment`]).
 pub fn delete(target: &InstanceRef) -> Result<DeleteStatus, Error> {
+    if target.id.is_empty() {
+        return delete_deployment(target);
+    }
     let api = Api::from_settings();
     let (zone, name) = split_id(&target.id)?;
     let mut rules = rules_of(&api, name)?;
@@ -620,18 +643,7 @@ pub fn delete(target: &InstanceRef) -> Result<DeleteStatus, Error> {
     }
     let budget = Budget::from_settings();
     for rule in &rules {
-        let what = format!("deleting firewall rule {rule}");
-        let url = format!(
-            "{}{}",
-            api.compute(&format!("global/firewalls/{rule}"))?,
-            query(&[(
-                "requestId",
-                &names::request_id(&format!("{}/delete/{rule}", target.id)),
-            )])
-        );
-        if let Some(op) = api.delete::<Operation>(&url, &what)?.found()? {
-            operations::wait(&api, &Scope::Global, op, &budget, &what)?;
-        }
+        delete_rule(&api, rule, &target.id, &budget)?;
     }
     if get_gce(&api, zone, name)?.is_some() {
         let what = format!("deleting instance {}", target.id);
@@ -655,10 +667,56 @@ pub fn delete(target: &InstanceRef) -> Result<DeleteStatus, Error> {
     })
 }
 
+/// `compute.delete-instance` with an empty id: every instance of the
+/// deployment named by the `bpr-deployment` label in `target.region`, then
+/// the firewall rules its instances left. `in-progress` until none is left.
+fn delete_deployment(target: &InstanceRef) -> Result<DeleteStatus, Error> {
+    let deployment = target
+        .labels
+        .iter()
+        .find(|(k, v)| k == names::LABEL_DEPLOYMENT && !v.is_empty())
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| {
+            Error::InvalidRequest(
+                "delete-instance with an empty id needs the bpr-deployment label naming the deployment whose leftovers to delete".into(),
+            )
+        })?;
+    let query_ = InstanceQuery {
+        regions: vec![target.region.clone()],
+        labels: vec![(names::LABEL_DEPLOYMENT.to_string(), deployment.clone())],
+    };
+    let api = Api::from_settings();
+    let budget = Budget::from_settings();
+    let mut status = DeleteStatus::Deleted;
+    for found in list(&query_)? {
+        if found.id.is_empty() {
+            for r in found.resources.iter().filter(|r| r.kind == firewall::KIND) {
+                delete_rule(&api, &r.id, &deployment, &budget)?;
+            }
+            continue;
+        }
+        let r = InstanceRef {
+            id: found.id.clone(),
+            region: found.region.clone(),
+            zone: found.zone.clone(),
+            resources: found.resources.clone(),
+            labels: found.labels.clone(),
+        };
+        if delete(&r)? == DeleteStatus::InProgress {
+            status = DeleteStatus::InProgress;
+        }
+    }
+    if status == DeleteStatus::Deleted && !list(&query_)?.is_empty() {
+        status = DeleteStatus::InProgress;
+    }
+    Ok(status)
+}
+
 /// `compute.list-instances`: every instance carrying all the labels, in the
-/// regions asked (all when none), from the aggregated list; plus, as `failed`
-/// instances, firewall rules whose instance no longer exists (so that recovery,
-/// which only lists instances, deletes them too).
+/// regions asked (all when none), from the aggregated list; plus, per
+/// deployment and region, one entry with an empty id and state `terminated`
+/// for firewall rules whose instance no longer exists (wit/provider.wit:
+/// delete-instance with an empty id removes them).
 pub fn list(query_: &InstanceQuery) -> Result<Vec<Instance>, Error> {
     let api = Api::from_settings();
     let regions = if query_.regions.is_empty() {
@@ -689,6 +747,9 @@ pub fn list(query_: &InstanceQuery) -> Result<Vec<Instance>, Error> {
             .collect();
         Ok((items, page.next_page_token))
     })?;
+    // (deployment, region) -> (labels, rules)
+    type Left = (Vec<(String, String)>, Vec<ResourceRef>);
+    let mut left: std::collections::BTreeMap<(String, String), Left> = Default::default();
     for fw in list_firewalls(&api, "name eq bpr-.*-fw[0-9]+")? {
         let Some((iid, labels)) = fw
             .description
@@ -705,26 +766,37 @@ pub fn list(query_: &InstanceQuery) -> Result<Vec<Instance>, Error> {
         if !wanted || known || !in_regions(zone) || !firewall::is_rule_of(&fw.name, name) {
             continue;
         }
+        let deployment = labels
+            .get(names::LABEL_DEPLOYMENT)
+            .cloned()
+            .unwrap_or_default();
+        let entry = left
+            .entry((deployment, region_of(zone).to_string()))
+            .or_insert_with(|| (labels.into_iter().collect(), Vec::new()));
+        entry.1.push(ResourceRef {
+            kind: firewall::KIND.into(),
+            id: fw.name.clone(),
+        });
+    }
+    for ((deployment, region), (labels, resources)) in left {
+        let names: Vec<&str> = resources.iter().map(|r| r.id.as_str()).collect();
         found.push(Instance {
-            id: iid.clone(),
-            region: region_of(zone).to_string(),
-            zone: Some(zone.to_string()),
+            id: String::new(),
+            region,
+            zone: None,
             instance_type: String::new(),
-            state: InstanceState::Failed,
+            state: InstanceState::Terminated,
             public_ipv4: None,
             private_ipv4: None,
             public_ipv6: None,
             spot: false,
-            labels: labels.into_iter().collect(),
-            resources: vec![ResourceRef {
-                kind: firewall::KIND.into(),
-                id: fw.name.clone(),
-            }],
-            created_at: None,
+            labels,
             detail: Some(format!(
-                "firewall rule {} is left without its instance; delete-instance removes it",
-                fw.name
+                "firewall rule(s) {} of deployment {deployment} left without their instance; delete-instance with an empty id removes them",
+                names.join(", ")
             )),
+            resources,
+            created_at: None,
         });
     }
     Ok(found)

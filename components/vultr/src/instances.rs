@@ -20,7 +20,8 @@
 //! machine's tags.
 
 use provider_sdk::types::{
-    DeleteStatus, Error, Instance, InstanceQuery, InstanceRef, InstanceSpec, ResourceRef,
+    DeleteStatus, Error, Instance, InstanceQuery, InstanceRef, InstanceSpec, InstanceState,
+    ResourceRef,
 };
 use provider_sdk::{errors as sdk_errors, http::percent_encode, log};
 use serde_json::json;
@@ -443,8 +444,12 @@ pub fn get(target: &InstanceRef) -> Result<Instance, Error> {
     ))
 }
 
-/// `compute.delete-instance`.
+/// `compute.delete-instance`. An empty id deletes what the deployment named
+/// by the `bpr-deployment` label left (see [`delete_deployment`]).
 pub fn delete(target: &InstanceRef) -> Result<DeleteStatus, Error> {
+    if target.id.is_empty() {
+        return delete_deployment(target);
+    }
     let api = Api::from_settings();
     let id = path_segment(&target.id, "instance id")?.to_string();
     let mut resources = target.resources.clone();
@@ -510,6 +515,99 @@ pub fn delete(target: &InstanceRef) -> Result<DeleteStatus, Error> {
     Ok(status)
 }
 
+/// The deployment named by the `bpr-deployment` label of an empty-id delete.
+fn deployment_of(labels: &[(String, String)]) -> Result<String, Error> {
+    labels
+        .iter()
+        .find(|(k, v)| k == "bpr-deployment" && !v.is_empty())
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| {
+            Error::InvalidRequest(
+                "delete-instance with an empty id needs the bpr-deployment label naming the deployment whose leftovers to delete".into(),
+            )
+        })
+}
+
+/// `compute.delete-instance` with an empty id (wit/provider.wit): the
+/// deployment's machines in `target.region` (every region when empty) first,
+/// `in-progress` while there are any; then the keys and firewall groups its
+/// creates made whose machine no longer exists (Vultr's keys and groups are
+/// not regional: a live machine of the deployment elsewhere keeps its own).
+fn delete_deployment(target: &InstanceRef) -> Result<DeleteStatus, Error> {
+    let deployment = deployment_of(&target.labels)?;
+    let query = InstanceQuery {
+        regions: if target.region.is_empty() {
+            Vec::new()
+        } else {
+            vec![target.region.clone()]
+        },
+        labels: vec![("bpr-deployment".into(), deployment.clone())],
+    };
+    let machines: Vec<Instance> = list(&query)?
+        .into_iter()
+        .filter(|i| !i.id.is_empty())
+        .collect();
+    if !machines.is_empty() {
+        for m in &machines {
+            delete(&InstanceRef {
+                id: m.id.clone(),
+                region: m.region.clone(),
+                zone: None,
+                resources: m.resources.clone(),
+                labels: m.labels.clone(),
+            })?;
+        }
+        return Ok(DeleteStatus::InProgress);
+    }
+    let api = Api::from_settings();
+    SideResources::load(&api)?.remove_abandoned(&api, &deployment, "");
+    let left = leftovers(&api, &SideResources::load(&api)?)?;
+    Ok(if left.iter().any(|(d, _)| *d == deployment) {
+        DeleteStatus::InProgress
+    } else {
+        DeleteStatus::Deleted
+    })
+}
+
+/// What creates left without their machine, per deployment: keys and
+/// firewall groups named after an attempt whose machine (looked up by its
+/// label in every region) does not exist.
+fn leftovers(api: &Api, side: &SideResources) -> Result<Vec<(String, Vec<ResourceRef>)>, Error> {
+    let mut attempts: Vec<(String, String)> = side
+        .keys
+        .iter()
+        .map(|k| k.name.as_str())
+        .chain(side.groups.iter().map(|g| g.description.as_str()))
+        .filter_map(model::parse_side_name)
+        .collect();
+    attempts.sort();
+    attempts.dedup();
+    if attempts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut labels: Vec<String> = api
+        .all_pages("/instances", "listing instances", |p: InstancesPage| {
+            (p.instances, p.meta)
+        })?
+        .into_iter()
+        .chain(all_bare_metals(api)?)
+        .map(|s| s.label)
+        .collect();
+    labels.sort();
+    let mut out: Vec<(String, Vec<ResourceRef>)> = Vec::new();
+    for (key, deployment) in attempts {
+        if labels.binary_search(&machine_label(&key)).is_ok() {
+            continue;
+        }
+        let what = side.of(&model::side_name(&key, &deployment));
+        match out.iter_mut().find(|(d, _)| *d == deployment) {
+            Some((_, all)) => all.extend(what),
+            None => out.push((deployment, what)),
+        }
+    }
+    Ok(out)
+}
+
 /// `compute.list-instances`: every instance and bare-metal machine carrying
 /// all the query's labels, in its regions (all when empty). Vultr's spec
 /// deprecates the `tag` filter, so every page is read and the tags are
@@ -543,15 +641,59 @@ pub fn list(query: &InstanceQuery) -> Result<Vec<Instance>, Error> {
         wanted.iter().all(|t| s.tags.contains(t))
             && (query.regions.is_empty() || query.regions.contains(&s.region))
     });
-    if servers.is_empty() {
+    // Leftovers carry only the deployment (in their names): a query for
+    // other labels cannot match them.
+    let deployment_only = query.labels.iter().all(|(k, _)| k == "bpr-deployment");
+    if servers.is_empty() && !deployment_only {
         return Ok(vec![]);
     }
     // With what each create made, so that deleting a listed machine (crash
     // recovery) removes its key and firewall group too, even when the delete
     // has to be repeated after the machine is gone.
     let side = SideResources::load(&api)?;
-    Ok(servers
+    let mut out: Vec<Instance> = servers
         .iter()
         .map(|(family, s)| model::instance_from_server(s, resources_of(s, *family, &side)))
-        .collect())
+        .collect();
+    if deployment_only {
+        for (deployment, resources) in leftovers(&api, &side)? {
+            if !query.labels.iter().all(|(_, v)| *v == deployment) {
+                continue;
+            }
+            out.push(leftover_entry(
+                &deployment,
+                query.regions.first().cloned().unwrap_or_default(),
+                resources,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The leftovers convention of wit/provider.wit: an entry with an empty id,
+/// state `terminated`, the deployment's label and what is left. Vultr's keys
+/// and firewall groups are not regional: the region is the one asked about.
+fn leftover_entry(deployment: &str, region: String, resources: Vec<ResourceRef>) -> Instance {
+    let what: Vec<String> = resources
+        .iter()
+        .map(|r| format!("{} {}", r.kind, r.id))
+        .collect();
+    Instance {
+        id: String::new(),
+        region,
+        zone: None,
+        instance_type: String::new(),
+        state: InstanceState::Terminated,
+        public_ipv4: None,
+        private_ipv4: None,
+        public_ipv6: None,
+        spot: false,
+        labels: vec![("bpr-deployment".into(), deployment.to_string())],
+        detail: Some(format!(
+            "{} of deployment {deployment} left without a machine; delete-instance with an empty id removes them",
+            what.join(", ")
+        )),
+        resources,
+        created_at: None,
+    }
 }

@@ -21,19 +21,11 @@ use http::HeaderValue;
 
 use super::http_policy::Target;
 use super::oauth::OAuthConfig;
+pub use super::secret::{CredentialError, SecretSource};
 
 /// Header in which an `aws-sigv4` component states `<service>/<region>` of a
 /// request. The host strips it before signing and sending.
 pub const AWS_SCOPE_HEADER: &str = "x-bpr-aws-scope";
-
-/// Where a secret is read from. Read at use, so rotation needs no restart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretSource {
-    /// An environment variable of the host process.
-    Env(String),
-    /// A file (its content, trimmed).
-    File(PathBuf),
-}
 
 /// Where AWS credentials come from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,8 +50,18 @@ pub enum CredentialConfig {
         /// Hosts the token is sent to; empty = every allowed host.
         hosts: Vec<String>,
     },
-    /// AWS Signature Version 4.
-    AwsSigV4(AwsCredentialSource),
+    /// AWS Signature Version 4, applied only to requests for its `hosts`.
+    AwsSigV4 {
+        /// Where the keys are.
+        source: AwsCredentialSource,
+        /// Hosts the credential signs for: `host`, `host:port` or `*.domain`.
+        /// Empty = [`AWS_DEFAULT_HOSTS`]. On an AWS endpoint name (any entry
+        /// under the AWS domains) the scope's service and region must be the
+        /// ones the name carries; a host listed by name or address that is not
+        /// under the AWS domains (a stand-in such as moto) is signed for with
+        /// any scope.
+        hosts: Vec<String>,
+    },
     /// An OAuth access token the host mints ([`super::oauth`]), for the kind's
     /// default scope (GCP `cloud-platform`, Azure Resource Manager).
     OAuth {
@@ -76,7 +78,7 @@ impl CredentialConfig {
         match self {
             Self::None => "none",
             Self::Bearer { .. } => "bearer",
-            Self::AwsSigV4(_) => "aws-sigv4",
+            Self::AwsSigV4 { .. } => "aws-sigv4",
             Self::OAuth {
                 source: OAuthConfig::GcpServiceAccount { .. },
                 ..
@@ -87,20 +89,6 @@ impl CredentialConfig {
             } => "azure-client-credentials",
         }
     }
-}
-
-/// A credential could not be applied. The request is not sent.
-#[derive(Debug, thiserror::Error)]
-pub enum CredentialError {
-    /// The secret's env var or file is missing or empty.
-    #[error("credential unavailable: {0}")]
-    Unavailable(String),
-    /// An `aws-sigv4` request lacked or garbled the scope header.
-    #[error("aws-sigv4 request needs header {AWS_SCOPE_HEADER}: <service>/<region>, got {0:?}")]
-    MissingScope(Option<String>),
-    /// Signing failed.
-    #[error("signing failed: {0}")]
-    SigningFailed(String),
 }
 
 /// AWS access key material.
@@ -116,27 +104,6 @@ impl std::fmt::Debug for AwsKeys {
         f.debug_struct("AwsKeys")
             .field("access_key_id", &self.access_key_id)
             .finish_non_exhaustive()
-    }
-}
-
-impl SecretSource {
-    pub(crate) fn read(&self) -> Result<String, CredentialError> {
-        let value = match self {
-            Self::Env(name) => std::env::var(name).map_err(|_| {
-                CredentialError::Unavailable(format!("environment variable {name} is not set"))
-            })?,
-            Self::File(path) => std::fs::read_to_string(path).map_err(|e| {
-                CredentialError::Unavailable(format!(
-                    "cannot read token file {}: {e}",
-                    path.display()
-                ))
-            })?,
-        };
-        let value = value.trim().to_string();
-        if value.is_empty() {
-            return Err(CredentialError::Unavailable(format!("{self:?} is empty")));
-        }
-        Ok(value)
     }
 }
 
@@ -231,6 +198,32 @@ fn ini_section(text: &str, name: &str) -> Option<Vec<(String, String)>> {
     (current == Some(true) || !out.is_empty()).then_some(out)
 }
 
+/// Credentials that could not be read, each reported once until it can be
+/// read again.
+static UNRESOLVED: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// A credential that cannot be read (variable unset, file missing) does not
+/// stop the request: it goes out without it, so public endpoints (price lists)
+/// still answer and the API itself refuses the rest, which the component maps
+/// to `unauthorized`. Deploys are refused up front by the orchestrator.
+fn unresolved(what: &str, e: &CredentialError) {
+    let mut seen = UNRESOLVED.lock().unwrap_or_else(|p| p.into_inner());
+    if seen.insert(what.to_string()) {
+        tracing::warn!(
+            "{e}; requests go out without this credential until it can be read (public endpoints still answer, the API refuses the rest)"
+        );
+    }
+}
+
+/// The credential `what` was read: a later failure is reported again.
+fn resolved(what: &str) {
+    let mut seen = UNRESOLVED.lock().unwrap_or_else(|p| p.into_inner());
+    if seen.remove(what) {
+        tracing::info!("credential {what} can be read again");
+    }
+}
+
 fn host_listed(hosts: &[String], target: &Target) -> bool {
     hosts.is_empty() || hosts.iter().any(|h| h.eq_ignore_ascii_case(&target.host))
 }
@@ -281,7 +274,16 @@ impl CredentialConfig {
                 if !host_listed(hosts, target) {
                     return Ok(()); // not a host this token belongs to
                 }
-                set_bearer(req, &token.read()?)
+                match token.read() {
+                    Ok(value) => {
+                        resolved(&format!("{token:?}"));
+                        set_bearer(req, &value)
+                    }
+                    Err(e) => {
+                        unresolved(&format!("{token:?}"), &e);
+                        Ok(())
+                    }
+                }
             }
             Self::OAuth { hosts, .. } => {
                 if !host_listed(hosts, target) {
@@ -294,20 +296,151 @@ impl CredentialConfig {
                 })?;
                 set_bearer(req, token)
             }
-            Self::AwsSigV4(source) => {
+            Self::AwsSigV4 { source, hosts } => {
                 // Requests without a scope (public catalogues) go unsigned.
                 let Some(scope) = aws_scope else {
                     return Ok(());
                 };
                 let (service, region) = scope
                     .split_once('/')
-                    .filter(|(s, r)| !s.is_empty() && !r.is_empty())
+                    .filter(|(s, r)| is_scope_part(s) && is_scope_part(r))
                     .ok_or_else(|| CredentialError::MissingScope(Some(scope.clone())))?;
-                let keys = source.keys()?;
-                sign_request(req, &keys, service, region, SystemTime::now())
+                sigv4_may_sign(hosts, target, service, region).map_err(|why| {
+                    CredentialError::SigningRefused(format!(
+                        "aws-sigv4: not signing a request to {}://{}:{} for {service}/{region}: {why}",
+                        target.scheme, target.host, target.port
+                    ))
+                })?;
+                let what = format!("aws-sigv4 {source:?}");
+                match source.keys() {
+                    Ok(keys) => {
+                        resolved(&what);
+                        sign_request(req, &keys, service, region, SystemTime::now())
+                    }
+                    Err(e) => {
+                        unresolved(&what, &e);
+                        Ok(())
+                    }
+                }
             }
         }
     }
+}
+
+/// Hosts an `aws-sigv4` credential signs for when the operator lists none:
+/// the AWS endpoint domains (commercial, China, dual-stack).
+pub const AWS_DEFAULT_HOSTS: &[&str] = &["*.amazonaws.com", "*.amazonaws.com.cn", "*.api.aws"];
+
+/// AWS endpoint domains; their names carry the service and region.
+const AWS_DOMAINS: &[&str] = &["amazonaws.com.cn", "amazonaws.com", "api.aws"];
+
+/// A service or region of a scope: `[a-z0-9-]`, 1 to 64 characters.
+fn is_scope_part(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Whether an `aws-sigv4` credential restricted to `hosts` (empty = the AWS
+/// endpoints) may sign a request for `service`/`region` to `target`; `Err`
+/// says why not.
+pub fn sigv4_may_sign(
+    hosts: &[String],
+    target: &Target,
+    service: &str,
+    region: &str,
+) -> Result<(), String> {
+    let defaults: Vec<String>;
+    let hosts = if hosts.is_empty() {
+        defaults = AWS_DEFAULT_HOSTS.iter().map(|h| h.to_string()).collect();
+        &defaults
+    } else {
+        hosts
+    };
+    let host = target.host.to_ascii_lowercase();
+    let listed = hosts.iter().any(|entry| {
+        let entry = entry.trim().to_ascii_lowercase();
+        if let Some(domain) = entry.strip_prefix("*.") {
+            // Wildcards name AWS endpoints: only over TLS.
+            return target.scheme == "https"
+                && host
+                    .strip_suffix(domain)
+                    .is_some_and(|rest| rest.len() > 1 && rest.ends_with('.'));
+        }
+        match entry
+            .rsplit_once(':')
+            .filter(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            Some((h, p)) => {
+                h.trim_start_matches('[').trim_end_matches(']') == host
+                    && p.parse::<u16>() == Ok(target.port)
+            }
+            None => entry.trim_start_matches('[').trim_end_matches(']') == host,
+        }
+    });
+    if !listed {
+        return Err(format!(
+            "{host} is not one of the hosts this credential signs for ({}); list a stand-in in the credential's `hosts`",
+            hosts.join(", ")
+        ));
+    }
+    match aws_endpoint_scope(&host) {
+        // A host outside the AWS domains that the operator listed: a stand-in.
+        None if !AWS_DOMAINS.iter().any(|d| host.ends_with(&format!(".{d}"))) => Ok(()),
+        None => Err(format!(
+            "{host} does not name a service and region the signature could be checked against"
+        )),
+        Some((expected_service, expected_region)) => {
+            if expected_service != service {
+                return Err(format!(
+                    "{host} is an endpoint of {expected_service}, not of {service}"
+                ));
+            }
+            if expected_region != region {
+                return Err(format!(
+                    "{host} is in region {expected_region}, not {region}"
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The service (the label before the region, without `-fips`) and the region
+/// an AWS endpoint name carries: `ec2.us-east-1.amazonaws.com` -> (`ec2`,
+/// `us-east-1`); `s3.dualstack.eu-west-1.amazonaws.com` -> (`s3`,
+/// `eu-west-1`); a global endpoint `iam.amazonaws.com` -> (`iam`,
+/// `us-east-1`), in China `cn-north-1`. `None` outside the AWS domains.
+fn aws_endpoint_scope(host: &str) -> Option<(&str, &str)> {
+    let (prefix, domain) = AWS_DOMAINS
+        .iter()
+        .find_map(|d| host.strip_suffix(&format!(".{d}")).map(|p| (p, *d)))?;
+    let labels: Vec<&str> = prefix.split('.').collect();
+    let (service, region) = match labels.iter().rposition(|l| is_region(l)) {
+        Some(at) => {
+            let service = labels[..at]
+                .iter()
+                .rev()
+                .find(|l| !matches!(**l, "dualstack" | "fips"))?;
+            (*service, labels[at])
+        }
+        None if domain == "amazonaws.com.cn" => (*labels.last()?, "cn-north-1"),
+        None => (*labels.last()?, "us-east-1"),
+    };
+    Some((service.strip_suffix("-fips").unwrap_or(service), region))
+}
+
+/// An AWS region code: `us-east-1`, `eu-central-2`, `us-gov-west-1`...
+fn is_region(label: &str) -> bool {
+    let parts: Vec<&str> = label.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[0].bytes().all(|b| b.is_ascii_lowercase())
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok()
 }
 
 fn sign_request(
@@ -497,6 +630,183 @@ mod tests {
         };
         c.apply(&mut req, &api, None, None).unwrap();
         assert_eq!(req.headers()["authorization"], "Bearer tok");
+    }
+
+    fn https(host: &str) -> Target {
+        Target {
+            scheme: "https".into(),
+            host: host.into(),
+            port: 443,
+        }
+    }
+
+    #[test]
+    fn sigv4_signs_an_aws_endpoint_only_for_its_own_service_and_region() {
+        let ok = |h: &str, s: &str, r: &str| sigv4_may_sign(&[], &https(h), s, r);
+        assert!(ok("ec2.us-east-1.amazonaws.com", "ec2", "us-east-1").is_ok());
+        assert!(ok("eks.eu-west-1.amazonaws.com", "eks", "eu-west-1").is_ok());
+        assert!(
+            ok(
+                "ec2-fips.us-gov-west-1.amazonaws.com",
+                "ec2",
+                "us-gov-west-1"
+            )
+            .is_ok()
+        );
+        assert!(ok("s3.dualstack.eu-west-1.amazonaws.com", "s3", "eu-west-1").is_ok());
+        assert!(ok("bucket.s3.us-east-1.amazonaws.com", "s3", "us-east-1").is_ok());
+        assert!(
+            ok(
+                "api.pricing.us-east-1.amazonaws.com",
+                "pricing",
+                "us-east-1"
+            )
+            .is_ok()
+        );
+        assert!(ok("iam.amazonaws.com", "iam", "us-east-1").is_ok());
+        assert!(ok("ec2.cn-north-1.amazonaws.com.cn", "ec2", "cn-north-1").is_ok());
+        assert!(ok("ec2.us-east-1.api.aws", "ec2", "us-east-1").is_ok());
+
+        let why = ok("ec2.us-east-1.amazonaws.com", "iam", "us-east-1").unwrap_err();
+        assert!(why.contains("not of iam"), "{why}");
+        let why = ok("ec2.us-east-1.amazonaws.com", "ec2", "eu-west-1").unwrap_err();
+        assert!(why.contains("not eu-west-1"), "{why}");
+        assert!(ok("iam.amazonaws.com", "iam", "eu-west-1").is_err());
+        assert!(ok("sts.amazonaws.com", "iam", "us-east-1").is_err());
+    }
+
+    #[test]
+    fn sigv4_by_default_signs_for_no_host_outside_the_aws_domains() {
+        for host in [
+            "instances.vantage.sh",
+            "127.0.0.1",
+            "ec2.us-east-1.amazonaws.com.evil.example",
+            "amazonaws.com",
+            "evilamazonaws.com",
+        ] {
+            let why = sigv4_may_sign(&[], &https(host), "ec2", "us-east-1").unwrap_err();
+            assert!(why.contains("not one of the hosts"), "{host}: {why}");
+        }
+        // Nor over cleartext HTTP, even to a real endpoint name.
+        let http = Target {
+            scheme: "http".into(),
+            host: "ec2.us-east-1.amazonaws.com".into(),
+            port: 80,
+        };
+        assert!(sigv4_may_sign(&[], &http, "ec2", "us-east-1").is_err());
+    }
+
+    #[test]
+    fn sigv4_signs_for_a_listed_stand_in_with_any_scope_and_only_on_its_port() {
+        let moto = Target {
+            scheme: "http".into(),
+            host: "127.0.0.1".into(),
+            port: 23000,
+        };
+        let hosts = vec!["127.0.0.1:23000".to_string()];
+        assert!(sigv4_may_sign(&hosts, &moto, "ec2", "us-east-1").is_ok());
+        assert!(sigv4_may_sign(&hosts, &moto, "eks", "eu-west-1").is_ok());
+        let other = Target {
+            port: 23001,
+            ..moto.clone()
+        };
+        assert!(sigv4_may_sign(&hosts, &other, "ec2", "us-east-1").is_err());
+        // Listing a stand-in replaces the defaults.
+        assert!(
+            sigv4_may_sign(
+                &hosts,
+                &https("ec2.us-east-1.amazonaws.com"),
+                "ec2",
+                "us-east-1"
+            )
+            .is_err()
+        );
+        // A listed AWS name still has to match the scope.
+        let named = vec!["ec2.us-east-1.amazonaws.com".to_string()];
+        assert!(
+            sigv4_may_sign(
+                &named,
+                &https("ec2.us-east-1.amazonaws.com"),
+                "ec2",
+                "us-east-1"
+            )
+            .is_ok()
+        );
+        assert!(
+            sigv4_may_sign(
+                &named,
+                &https("ec2.us-east-1.amazonaws.com"),
+                "sts",
+                "us-east-1"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn a_refused_scope_adds_no_signature_or_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("credentials");
+        std::fs::write(
+            &f,
+            "[default]\naws_access_key_id=AKID\naws_secret_access_key=s\naws_session_token=TOKEN\n",
+        )
+        .unwrap();
+        let c = CredentialConfig::AwsSigV4 {
+            source: AwsCredentialSource {
+                shared_credentials_file: Some(f),
+                profile: None,
+            },
+            hosts: vec![],
+        };
+        let mut req = http::Request::new(Bytes::new());
+        let err = c
+            .apply(
+                &mut req,
+                &https("echo.example.com"),
+                Some("iam/us-east-1".into()),
+                None,
+            )
+            .unwrap_err();
+        assert!(matches!(err, CredentialError::SigningRefused(_)), "{err}");
+        assert!(req.headers().is_empty(), "{:?}", req.headers());
+        let garbled = c.apply(
+            &mut req,
+            &https("ec2.us-east-1.amazonaws.com"),
+            Some("EC2/us east".into()),
+            None,
+        );
+        assert!(matches!(garbled, Err(CredentialError::MissingScope(_))));
+    }
+
+    #[test]
+    fn a_credential_that_cannot_be_read_lets_the_request_go_out_without_it() {
+        let mut req = http::Request::new(Bytes::new());
+        let bearer = CredentialConfig::Bearer {
+            token: SecretSource::Env("BPR_TEST_SURELY_UNSET_TOKEN_VARIABLE".into()),
+            hosts: vec![],
+        };
+        bearer
+            .apply(&mut req, &https("api.example.com"), None, None)
+            .unwrap();
+        assert!(req.headers().is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let sigv4 = CredentialConfig::AwsSigV4 {
+            source: AwsCredentialSource {
+                shared_credentials_file: Some(dir.path().join("missing")),
+                profile: None,
+            },
+            hosts: vec![],
+        };
+        sigv4
+            .apply(
+                &mut req,
+                &https("ec2.us-east-1.amazonaws.com"),
+                Some("ec2/us-east-1".into()),
+                None,
+            )
+            .unwrap();
+        assert!(req.headers().is_empty(), "{:?}", req.headers());
     }
 
     #[test]

@@ -3,37 +3,28 @@
 //! `wasmtime::Result<...>`: an `Err` is a host bug and traps; expected
 //! failures reach the guest as WIT values.
 
+use super::guest_log;
 use crate::runtime::bindings::blueprint::provider::{log, settings, ssh, types};
 use crate::runtime::bindings::wit::{ExecOutput, ExecRequest, HostEntry, LogLevel, SshError};
 use crate::runtime::state::HostState;
 
-/// Longest log message kept.
-const MAX_LOG_MESSAGE: usize = 4096;
-
 impl types::Host for HostState {}
 
 impl log::Host for HostState {
+    /// Logs one record under target `bpr::provider`, escaped and capped
+    /// ([`crate::capabilities::guest_log`]); past the call's rate limit the
+    /// record is dropped and counted.
     fn log(
         &mut self,
         level: LogLevel,
         message: String,
         fields: Vec<(String, String)>,
     ) -> wasmtime::Result<()> {
-        let mut message = message;
-        if message.len() > MAX_LOG_MESSAGE {
-            let mut cut = MAX_LOG_MESSAGE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push('…');
+        if !self.log.admit() {
+            return Ok(());
         }
-        let fields = fields
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let provider = self.env.name.as_str();
+        let record = guest_log::render(&message, &fields);
+        let (provider, message, fields) = (self.env.name.as_str(), record.message, record.fields);
         match level {
             LogLevel::Trace => {
                 tracing::trace!(target: "bpr::provider", provider, %fields, "{message}")

@@ -2,11 +2,13 @@
 //! outbound HTTP (policy + credentials + shared client), log, settings, ssh.
 
 pub mod credentials;
+pub mod guest_log;
 mod host_imports;
 pub mod http_client;
 pub mod http_policy;
 pub mod oauth;
 pub mod outbound;
+pub mod secret;
 pub mod ssh_bridge;
 
 use std::collections::BTreeMap;
@@ -23,6 +25,8 @@ pub struct ProviderEnv {
     pub settings: BTreeMap<String, String>,
     /// SSH backend, when the operator allowed this provider `ssh`.
     pub ssh: Option<Arc<dyn SshBackend>>,
+    /// How many records a call may log.
+    pub log: guest_log::LogLimits,
 }
 
 impl std::fmt::Debug for ProviderEnv {
@@ -31,6 +35,7 @@ impl std::fmt::Debug for ProviderEnv {
             .field("name", &self.name)
             .field("settings", &self.settings)
             .field("ssh", &self.ssh.is_some())
+            .field("log", &self.log)
             .finish()
     }
 }

@@ -18,7 +18,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::credentials::{CredentialError, SecretSource};
+use super::secret::{CredentialError, SecretSource};
 
 /// A cached token is renewed when it has less than this left.
 pub const RENEW_BEFORE: Duration = Duration::from_secs(10 * 60);

@@ -16,7 +16,7 @@ use http::HeaderName;
 use http_body_util::{BodyExt, Full, Limited};
 use wasmtime_wasi_http::{ForbiddenHeaderFilter, RequestOptions, WasiBody, WasiHttpHooks};
 
-use super::credentials::{AWS_SCOPE_HEADER, CredentialConfig};
+use super::credentials::{AWS_SCOPE_HEADER, CredentialConfig, CredentialError};
 use super::http_client::SharedHttpClient;
 use super::http_policy::{Denied, HttpPolicy, Target};
 
@@ -168,9 +168,16 @@ impl OutboundContext {
         let mut req = http::Request::from_parts(parts, body);
         self.credential
             .apply(&mut req, &target, scope, token.as_deref())
-            .map_err(|e| {
-                tracing::warn!(provider = %self.provider, "{e}");
-                HttpError::InternalError(Some(e.to_string()))
+            .map_err(|e| match e {
+                // A signature the credential does not give is a policy refusal.
+                CredentialError::SigningRefused(why) => {
+                    tracing::warn!(target: "bpr::audit::http", provider = %self.provider, "request denied: {why}");
+                    HttpError::HttpRequestDenied
+                }
+                e => {
+                    tracing::warn!(provider = %self.provider, "{e}");
+                    HttpError::InternalError(Some(e.to_string()))
+                }
             })?;
         let req = req.map(Full::new);
 

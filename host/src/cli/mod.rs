@@ -27,6 +27,11 @@ pub struct Cli {
     /// in-tree components.
     #[arg(long, global = true, env = "BPR_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Start a new, empty database when the existing one is unusable (empty,
+    /// not SQLite, damaged); the old file is kept aside. Same as
+    /// `[database] initialize = true`.
+    #[arg(long, global = true)]
+    pub initialize_database: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -79,7 +84,8 @@ pub fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        let config = blueprint_remote_providers_config(cli.config.as_deref())?;
+        let mut config = blueprint_remote_providers_config(cli.config.as_deref())?;
+        config.database.initialize |= cli.initialize_database;
         match cli.command {
             Command::Providers(cmd) => providers_cmd::run(cmd, config).await,
             Command::Plan(args) => plan_cmd::run(args, config).await,

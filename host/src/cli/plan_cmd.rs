@@ -11,7 +11,7 @@ use blueprint_remote_providers::Host;
 use blueprint_remote_providers::config::Config;
 use blueprint_remote_providers::placement::{Geography, Ranking, Request, Tier};
 use blueprint_remote_providers::pricing::normalize::canonical_gpu_model;
-use blueprint_remote_providers::pricing::{CatalogueSource, CatalogueStatus};
+use blueprint_remote_providers::pricing::{CatalogueSource, CatalogueStatus, PlanOptions};
 use blueprint_remote_providers::provisioning::{ClusterFit, DeployRequest, Plan};
 
 /// CPU architectures.
@@ -131,8 +131,24 @@ fn source_text(s: &CatalogueStatus, now: u64) -> String {
         .fetched_at
         .map(|t| age(now.saturating_sub(t)))
         .unwrap_or_else(|| "-".into());
+    // Prices published well before they were fetched say so.
+    let published = match (s.observed_at, s.fetched_at) {
+        (Some(o), Some(f)) if f.saturating_sub(o) >= 86_400 => {
+            format!(", prices published {} before", age(f - o))
+        }
+        _ => String::new(),
+    };
     match &s.source {
-        CatalogueSource::Fresh => format!("live, fetched now ({} offers)", s.offers),
+        CatalogueSource::Fresh => format!("live, fetched now{published} ({} offers)", s.offers),
+        CatalogueSource::Cached | CatalogueSource::Stale if !published.is_empty() => format!(
+            "cache, {when} old{published}{} ({} offers)",
+            if s.source == CatalogueSource::Stale {
+                ", refreshing"
+            } else {
+                ""
+            },
+            s.offers
+        ),
         CatalogueSource::Cached => format!("cache, {when} old ({} offers)", s.offers),
         CatalogueSource::Stale => format!("cache, {when} old, refreshing ({} offers)", s.offers),
         CatalogueSource::Snapshot => format!("embedded snapshot, {when} old ({} offers)", s.offers),
@@ -172,7 +188,15 @@ pub async fn run(args: PlanArgs, mut config: Config) -> anyhow::Result<ExitCode>
     };
     let plan = host
         .orchestrator()
-        .plan_all_with(&req, args.refresh, &progress)
+        .plan_all_with_options(
+            &req,
+            &PlanOptions {
+                refresh: args.refresh,
+                explain: args.explain,
+                ..PlanOptions::default()
+            },
+            &progress,
+        )
         .await?;
     if args.json {
         print_json(&args, &plan, t)?;
@@ -344,7 +368,7 @@ fn print_json(args: &PlanArgs, plan: &Plan, now: u64) -> anyhow::Result<()> {
     let catalogues: Vec<_> = plan
         .catalogues
         .iter()
-        .map(|s| serde_json::json!({ "provider": s.provider, "source": source_text(s, now), "fetched_at": s.fetched_at, "offers": s.offers }))
+        .map(|s| serde_json::json!({ "provider": s.provider, "source": source_text(s, now), "fetched_at": s.fetched_at, "observed_at": s.observed_at, "offers": s.offers }))
         .collect();
     let mut out = serde_json::json!({
         "catalogues": catalogues,

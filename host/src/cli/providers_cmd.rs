@@ -154,6 +154,7 @@ fn status_json(s: &ProviderStatus) -> serde_json::Value {
         v["version"] = p.info.version.clone().into();
         v["wit_version"] = p.surface.wit_version.clone().into();
         v["sha256"] = p.sha256.clone().into();
+        v["signature"] = p.signature.describe().into();
         v["capabilities"] = p
             .info
             .capabilities
@@ -184,23 +185,33 @@ fn inspect_text(s: &ProviderStatus) -> String {
     let Some(p) = &s.current else { return out };
     let i = &p.info;
     out.push_str(&format!(
-        "version    {}\nwit        blueprint:provider@{}\nfile       {} ({} bytes)\nsha256     {}\ncredential {} (configured: {})\nloaded     {} in {:.1} ms\n",
+        "version    {}\nwit        blueprint:provider@{}\nfile       {} ({} bytes)\nsha256     {}\nsignature  {}\ncredential {} (configured: {})\nloaded     {} in {:.1} ms\n",
         i.version,
         p.surface.wit_version,
         p.path.display(),
         p.size_bytes,
         p.sha256,
+        p.signature.describe(),
         credential_name(&i.credential),
         p.config.credential.kind(),
         if p.compile.from_cache { "from artifact cache" } else { "compiled" },
         p.compile.duration.as_secs_f64() * 1000.0,
     ));
     out.push_str(&format!(
-        "limits     call deadline {} ms, memory {} MiB, request body {} KiB, response body {} KiB\n",
+        "limits     call deadline {} ms, memory {} MiB, request body {} KiB, response body {} KiB\n\
+         returned   at most {} offers, {} instances, {} items per list, {} KiB per string, {} MiB per answer\n\
+         log        {} records at once, then {} per second, per call\n",
         p.config.call_timeout.as_millis(),
         p.config.memory_bytes >> 20,
         p.config.max_request_body >> 10,
         p.config.max_response_body >> 10,
+        p.config.returned.max_offers,
+        p.config.returned.max_instances,
+        p.config.returned.max_list_items,
+        p.config.returned.max_string_bytes >> 10,
+        p.config.returned.max_total_bytes >> 20,
+        p.config.log.burst,
+        p.config.log.per_second,
     ));
     out.push_str(&format!(
         "capabilities {}\n",

@@ -13,10 +13,16 @@
 //! state_dir = "~/.local/state/bpr"  # sqlite database, artifact cache
 //! lock_file = "providers.lock"   # default: <providers_dir>/providers.lock
 //! artifact_dir = "artifacts"     # default: <state_dir>/artifacts
+//! artifact_key_file = "k"        # default: <state_dir>/artifact-cache.key (outside artifact_dir)
 //! database = "bpr.sqlite3"       # default: <state_dir>/bpr.sqlite3
-//! integrity = "enforce"          # or "warn"
+//! integrity = "enforce"          # or "warn", or "signed" (a trusted minisign signature instead of the lock)
+//! trusted_keys = [{ name = "Acme", key = "RWQ..." }]  # minisign public keys trusted for every provider
 //! watch = true                   # hot reload on file changes
 //! max_concurrent_calls = 256     # pre-reserved instance slots
+//!
+//! [database]
+//! busy_timeout_ms = 30000        # how long a write waits for another bpr process
+//! initialize = false             # true: start empty over an unusable file (kept aside)
 //!
 //! [providers.digitalocean]
 //! allow = ["https://api.digitalocean.com"]
@@ -26,6 +32,14 @@
 //! max_response_body_kib = 16384
 //! price_multiplier = 1.0         # negotiated discount, applied before ranking
 //! allow_ssh = false
+//! log_records_burst = 200        # records one call may log at once...
+//! log_records_per_sec = 20       # ...and per second after that
+//! max_returned_offers = 200000   # caps on what the component returns
+//! max_returned_instances = 10000
+//! max_returned_list_items = 1000 # labels, resources... of one record
+//! max_returned_string_kib = 64   # any one string
+//! max_returned_mib = 64          # all strings of one answer
+//! trusted_keys = ["RWQ..."]      # keys trusted to sign this provider only
 //! [providers.digitalocean.settings]
 //! image = "ubuntu-24-04-x64"
 //! [providers.digitalocean.credential]
@@ -33,6 +47,7 @@
 //! token_env = "DIGITALOCEAN_TOKEN"
 //! ```
 
+mod database;
 mod error;
 mod lifecycle;
 mod operator;
@@ -52,7 +67,10 @@ pub use operator::{
 pub use serve::ServeSettings;
 
 use crate::capabilities::credentials::CredentialConfig;
+use crate::capabilities::guest_log::LogLimits;
 use crate::capabilities::http_policy::AllowRule;
+use crate::providers::returned::ReturnLimits;
+use crate::providers::signature::TrustedKey;
 
 /// The embedded defaults used when no config file is given.
 pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
@@ -75,6 +93,8 @@ pub struct Config {
     pub ssh: SshSettings,
     /// `[serve]`: how `bpr serve` listens, authenticates and stops.
     pub serve: ServeSettings,
+    /// `[database]`: how the embedded database is opened.
+    pub database: crate::db::DatabaseSettings,
 }
 
 /// `[ssh]` and its `[[ssh.hosts]]`: the machines the `ssh` provider may use.
@@ -110,6 +130,10 @@ pub enum IntegrityMode {
     Enforce,
     /// An unknown or changed file is loaded with a warning.
     Warn,
+    /// A file loads only with a valid minisign signature (`<file>.minisig`)
+    /// by a key trusted for it (`trusted_keys`); `providers.lock` is not
+    /// consulted, so a newly signed release is picked up by hot reload.
+    Signed,
 }
 
 /// The `[host]` section.
@@ -124,6 +148,10 @@ pub struct HostSettings {
     pub lock_file: PathBuf,
     /// Precompiled-artifact cache. Default: `<state_dir>/artifacts`.
     pub artifact_dir: PathBuf,
+    /// The key whose HMAC vouches that a cached artifact was compiled by this
+    /// host from the approved file; made on first use, mode 0600. Must lie
+    /// outside `artifact_dir`. Default: `<state_dir>/artifact-cache.key`.
+    pub artifact_key_file: PathBuf,
     /// The SQLite database (price cache, deployment tracker). Default:
     /// `<state_dir>/bpr.sqlite3`.
     pub database: PathBuf,
@@ -131,6 +159,10 @@ pub struct HostSettings {
     pub integrity: IntegrityMode,
     /// Watch `providers_dir` and hot-reload. Default: true.
     pub watch: bool,
+    /// Public keys trusted to sign every provider file (`trusted_keys`: a
+    /// minisign public key `"RW..."`, or `{ name = "...", key = "RW..." }`
+    /// or `{ name = "...", key_file = "x.pub" }`). Default: none.
+    pub trusted_keys: Vec<TrustedKey>,
     /// Calls that may run at once across all providers (pre-reserved
     /// instance slots); a call beyond it fails with a trap. Default: 256.
     pub max_concurrent_calls: u32,
@@ -159,6 +191,15 @@ pub struct ProviderConfig {
     pub settings: BTreeMap<String, String>,
     /// Credential the host applies to outbound requests. Default: none.
     pub credential: CredentialConfig,
+    /// Records one call may log (`log_records_burst`, `log_records_per_sec`).
+    /// Default: 200 at once, then 20 per second.
+    pub log: LogLimits,
+    /// Caps on what the component returns (`max_returned_*`); see
+    /// [`ReturnLimits`] for each default.
+    pub returned: ReturnLimits,
+    /// Public keys trusted to sign this provider's file, besides `[host]
+    /// trusted_keys` (same forms). Default: none.
+    pub trusted_keys: Vec<TrustedKey>,
 }
 
 impl ProviderConfig {
@@ -175,6 +216,9 @@ impl ProviderConfig {
             allow_ssh: false,
             settings: BTreeMap::new(),
             credential: CredentialConfig::None,
+            log: LogLimits::default(),
+            returned: ReturnLimits::default(),
+            trusted_keys: Vec::new(),
         }
     }
 }

@@ -17,10 +17,13 @@ use super::{
     default_state_dir,
 };
 use crate::capabilities::credentials::{AwsCredentialSource, CredentialConfig, SecretSource};
+use crate::capabilities::guest_log::LogLimits;
 use crate::capabilities::http_policy::AllowRule;
 use crate::capabilities::oauth::OAuthConfig;
 use crate::kubernetes::ScalingPolicy;
 use crate::placement::{Mode, Policy};
+use crate::providers::returned::ReturnLimits;
+use crate::providers::signature::TrustedKey;
 use crate::ssh::{SshHostConfig, SshLimits};
 
 #[derive(Deserialize, Default)]
@@ -36,6 +39,8 @@ struct ConfigToml {
     ssh: SshToml,
     #[serde(default)]
     serve: super::serve::ServeToml,
+    #[serde(default)]
+    database: super::database::DatabaseToml,
 }
 
 #[derive(Deserialize, Default)]
@@ -72,8 +77,11 @@ struct HostToml {
     state_dir: Option<PathBuf>,
     lock_file: Option<PathBuf>,
     artifact_dir: Option<PathBuf>,
+    artifact_key_file: Option<PathBuf>,
     database: Option<PathBuf>,
     integrity: Option<String>,
+    #[serde(default)]
+    trusted_keys: Vec<TrustedKeyToml>,
     watch: Option<bool>,
     max_concurrent_calls: Option<u32>,
 }
@@ -172,9 +180,59 @@ struct ProviderToml {
     max_response_body_kib: Option<u64>,
     price_multiplier: Option<f64>,
     allow_ssh: Option<bool>,
+    log_records_burst: Option<u32>,
+    log_records_per_sec: Option<u32>,
+    max_returned_offers: Option<usize>,
+    max_returned_instances: Option<usize>,
+    max_returned_list_items: Option<usize>,
+    max_returned_string_kib: Option<usize>,
+    max_returned_mib: Option<usize>,
+    #[serde(default)]
+    trusted_keys: Vec<TrustedKeyToml>,
     #[serde(default)]
     settings: BTreeMap<String, toml::Value>,
     credential: Option<CredentialToml>,
+}
+
+/// A trusted signing key: its base64 form, or a table naming it.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TrustedKeyToml {
+    Key(String),
+    Named(NamedKeyToml),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NamedKeyToml {
+    name: Option<String>,
+    key: Option<String>,
+    key_file: Option<PathBuf>,
+}
+
+/// Parse `trusted_keys` entries.
+fn trusted_keys(
+    entries: Vec<TrustedKeyToml>,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+) -> std::result::Result<Vec<TrustedKey>, String> {
+    entries
+        .into_iter()
+        .map(|e| match e {
+            TrustedKeyToml::Key(k) => TrustedKey::from_base64(None, &k),
+            TrustedKeyToml::Named(NamedKeyToml {
+                name,
+                key,
+                key_file,
+            }) => match (key, key_file) {
+                (Some(k), None) => TrustedKey::from_base64(name, &k),
+                (None, Some(f)) => TrustedKey::from_file(name, &resolve(f)),
+                _ => Err(
+                    "give each key as `key = \"RW...\"` or `key_file = \"x.pub\"`, one of them"
+                        .into(),
+                ),
+            },
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -224,25 +282,45 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
     let integrity = match dto.host.integrity.as_deref() {
         None | Some("enforce") => IntegrityMode::Enforce,
         Some("warn") => IntegrityMode::Warn,
+        Some("signed") => IntegrityMode::Signed,
         Some(other) => {
             return Err(invalid(
                 "host.integrity".into(),
-                format!("unknown mode {other:?}; use \"enforce\" or \"warn\""),
+                format!("unknown mode {other:?}; use \"enforce\", \"warn\" or \"signed\""),
             ));
         }
     };
+    let host_keys = trusted_keys(dto.host.trusted_keys, &resolve)
+        .map_err(|m| invalid("host.trusted_keys".into(), m))?;
     let state_dir = dto
         .host
         .state_dir
         .map(resolve)
         .unwrap_or_else(default_state_dir);
+    let artifact_dir = dto
+        .host
+        .artifact_dir
+        .map(resolve)
+        .unwrap_or_else(|| state_dir.join("artifacts"));
+    let artifact_key_file = dto
+        .host
+        .artifact_key_file
+        .map(resolve)
+        .unwrap_or_else(|| state_dir.join("artifact-cache.key"));
+    if artifact_key_file.starts_with(&artifact_dir) {
+        return Err(invalid(
+            "host.artifact_key_file".into(),
+            format!(
+                "{} lies inside artifact_dir {}; the key that vouches for artifacts must be kept outside their directory",
+                artifact_key_file.display(),
+                artifact_dir.display()
+            ),
+        ));
+    }
     let host = HostSettings {
         providers_dir,
-        artifact_dir: dto
-            .host
-            .artifact_dir
-            .map(resolve)
-            .unwrap_or_else(|| state_dir.join("artifacts")),
+        artifact_dir,
+        artifact_key_file,
         database: dto
             .host
             .database
@@ -251,6 +329,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
         state_dir,
         lock_file,
         integrity,
+        trusted_keys: host_keys,
         watch: dto.host.watch.unwrap_or(true),
         max_concurrent_calls: dto.host.max_concurrent_calls.unwrap_or(256).max(1),
     };
@@ -392,9 +471,12 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
     .map_err(|(key, message)| invalid(key, message))?;
 
     let mut providers = BTreeMap::new();
-    for (name, p) in dto.providers {
+    for (name, mut p) in dto.providers {
         let key = |k: &str| format!("providers.{name}.{k}");
         let d = ProviderConfig::unconfigured();
+        let returned = returned_limits(&p, &d.returned).map_err(|(k, m)| invalid(key(k), m))?;
+        let provider_keys = trusted_keys(std::mem::take(&mut p.trusted_keys), &resolve)
+            .map_err(|m| invalid(key("trusted_keys"), m))?;
         let mut allow = Vec::new();
         for rule in &p.allow {
             allow.push(AllowRule::parse(rule).map_err(|m| invalid(key("allow"), m))?);
@@ -464,6 +546,12 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
                 allow_ssh: p.allow_ssh.unwrap_or(false),
                 settings,
                 credential,
+                log: LogLimits {
+                    burst: p.log_records_burst.unwrap_or(d.log.burst),
+                    per_second: p.log_records_per_sec.unwrap_or(d.log.per_second),
+                },
+                returned,
+                trusted_keys: provider_keys,
             },
         );
     }
@@ -522,6 +610,53 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
             hosts: ssh_hosts,
         },
         serve,
+        database: dto.database.settings(origin)?,
+    })
+}
+
+/// The `max_returned_*` keys of a provider section; each must be at least 1.
+fn returned_limits(
+    p: &ProviderToml,
+    d: &ReturnLimits,
+) -> std::result::Result<ReturnLimits, (&'static str, String)> {
+    let pick = |v: Option<usize>, key: &'static str, default: usize, unit: usize| match v {
+        Some(0) => Err((key, "must be at least 1".to_string())),
+        Some(n) => n
+            .checked_mul(unit)
+            .ok_or((key, format!("{n} is too large"))),
+        None => Ok(default),
+    };
+    Ok(ReturnLimits {
+        max_offers: pick(
+            p.max_returned_offers,
+            "max_returned_offers",
+            d.max_offers,
+            1,
+        )?,
+        max_instances: pick(
+            p.max_returned_instances,
+            "max_returned_instances",
+            d.max_instances,
+            1,
+        )?,
+        max_list_items: pick(
+            p.max_returned_list_items,
+            "max_returned_list_items",
+            d.max_list_items,
+            1,
+        )?,
+        max_string_bytes: pick(
+            p.max_returned_string_kib,
+            "max_returned_string_kib",
+            d.max_string_bytes,
+            1 << 10,
+        )?,
+        max_total_bytes: pick(
+            p.max_returned_mib,
+            "max_returned_mib",
+            d.max_total_bytes,
+            1 << 20,
+        )?,
     })
 }
 
@@ -543,10 +678,13 @@ fn credential(
             token: secret(c.token_env, c.token_file, "bearer")?,
             hosts: c.hosts,
         }),
-        "aws-sigv4" => Ok(CredentialConfig::AwsSigV4(AwsCredentialSource {
-            shared_credentials_file: c.shared_credentials_file.map(resolve),
-            profile: c.profile,
-        })),
+        "aws-sigv4" => Ok(CredentialConfig::AwsSigV4 {
+            source: AwsCredentialSource {
+                shared_credentials_file: c.shared_credentials_file.map(resolve),
+                profile: c.profile,
+            },
+            hosts: c.hosts,
+        }),
         "gcp-service-account" => {
             Ok(CredentialConfig::OAuth {
                 source: OAuthConfig::GcpServiceAccount {
@@ -674,6 +812,32 @@ target_cpu = 70
         )
         .unwrap_err();
         assert!(err.to_string().contains("providers.aws.allow"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_trusted_key_names_the_setting_and_the_key() {
+        let err = parse(
+            "[host]\nintegrity = \"signed\"\ntrusted_keys = [{ name = \"acme\", key = \"RWQnope\" }]\n",
+            "ops.toml",
+            Path::new("/"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("host.trusted_keys") && err.contains("RWQnope"),
+            "{err}"
+        );
+        let err = parse(
+            "[providers.aws]\ntrusted_keys = [{ name = \"acme\" }]\n",
+            "ops.toml",
+            Path::new("/"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("providers.aws.trusted_keys") && err.contains("key_file"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -27,9 +27,9 @@ use crate::kubernetes::{self, Cluster, ClusterDirectory, ServiceAddress, Workloa
 use crate::pricing::PricingService;
 use crate::providers::{ProviderHandle, ProviderStatus, Providers};
 use crate::provisioning::{
-    DeployError, DeployOptions, DeployRequest, DeploymentEvent, HealError, HealthReport,
-    HealthWatch, InstanceTarget, KubernetesChange, Orchestrator, Plan, RecoveryReport,
-    SupervisorOptions,
+    CleanupReport, DeployError, DeployOptions, DeployRequest, DeploymentEvent, HealError,
+    HealthReport, HealthWatch, InstanceTarget, KubernetesChange, Orchestrator, Plan,
+    RecoveryReport, SupervisorOptions,
 };
 use crate::runtime::CallError;
 use crate::ssh::SshPool;
@@ -243,6 +243,12 @@ impl Host {
         opts: &SupervisorOptions,
     ) -> (Vec<String>, Vec<(String, String)>) {
         self.parts.orchestrator.cleanup_once(opts).await
+    }
+
+    /// One cleanup pass (with a sweep for what no record owns when `sweep`),
+    /// and everything it resolved; see [`Orchestrator::cleanup`].
+    pub async fn cleanup(&self, opts: &SupervisorOptions, sweep: bool) -> CleanupReport {
+        self.parts.orchestrator.cleanup(opts, sweep).await
     }
 
     /// The supervisor loop until `shutdown` completes; see

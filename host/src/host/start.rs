@@ -21,6 +21,10 @@ use crate::tracking::Tracker;
 /// The host could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
+    /// The state directory, the artifact cache or its key is not private to
+    /// this host (other users could write it), or could not be set up.
+    #[error("{0}")]
+    StateDirNotPrivate(#[source] crate::runtime::cache::CacheError),
     /// The state directory could not be created.
     #[error("cannot create state directory {path}: {source}")]
     StateDirUnusable {
@@ -73,9 +77,11 @@ pub struct HostOptions {
 /// Start: load every provider, start the watch (when configured).
 pub(super) async fn start(config: Config, options: HostOptions) -> Result<Host, HostError> {
     let state_dir = config.host.state_dir.clone();
-    std::fs::create_dir_all(&state_dir).map_err(|source| HostError::StateDirUnusable {
-        path: state_dir.display().to_string(),
-        source,
+    crate::runtime::private_dir::create(&state_dir).map_err(|source| {
+        HostError::StateDirUnusable {
+            path: state_dir.display().to_string(),
+            source,
+        }
     })?;
     let dir = config.host.providers_dir.clone();
     if !dir.is_dir() {
@@ -95,8 +101,11 @@ pub(super) async fn start(config: Config, options: HostOptions) -> Result<Host, 
         EngineHandle::new(config.host.max_concurrent_calls, max_memory)
             .map_err(|e| HostError::EngineFailed(e.into()))?,
     );
+    // Before the database or any artifact is read: the state directory must be ours alone.
+    let cache = crate::runtime::cache::ArtifactCache::open(&config.host, engine.engine())
+        .map_err(HostError::StateDirNotPrivate)?;
     let client = SharedHttpClient::new(options.http).map_err(HostError::HttpClientFailed)?;
-    let db = Database::open(&config.database_path())?;
+    let db = Database::open_with(&config.database_path(), &config.database)?;
     let ssh_pool = crate::ssh::inventory::build_pool(&config, &db).map_err(HostError::SshFailed)?;
     let ssh_backend: Option<Arc<dyn SshBackend>> = match (options.ssh, &ssh_pool) {
         (Some(b), _) => Some(b),
@@ -104,13 +113,8 @@ pub(super) async fn start(config: Config, options: HostOptions) -> Result<Host, 
         (None, None) => None,
     };
     let loader = Arc::new(
-        Loader::new(
-            engine,
-            config.host.artifact_dir.clone(),
-            client,
-            ssh_backend,
-        )
-        .map_err(|e| HostError::EngineFailed(e.into()))?,
+        Loader::new(engine, cache, client, ssh_backend)
+            .map_err(|e| HostError::EngineFailed(e.into()))?,
     );
     let config = Arc::new(config);
     let providers = Providers::load(config.clone(), loader).await;

@@ -158,7 +158,7 @@ impl ClusterDirectory {
                     .await
                     .map_err(|e| lookup("describe the cluster", e.to_string()))?;
                 let mut credentials = HostCredentials::default();
-                if let Some(CredentialConfig::AwsSigV4(source)) = self
+                if let Some(CredentialConfig::AwsSigV4 { source, .. }) = self
                     .inner
                     .config
                     .providers

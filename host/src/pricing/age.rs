@@ -7,6 +7,10 @@ impl PricingService {
     /// when nothing is stored (never fetched, or only its embedded snapshot).
     pub fn catalogue_fetched_at(&self, provider: &str) -> Option<u64> {
         // Reads the whole row; a scrape every few seconds can afford it.
-        self.store.get(provider).ok().flatten().map(|(at, _)| at)
+        self.store
+            .meta(provider)
+            .ok()
+            .flatten()
+            .map(|m| m.fetched_at)
     }
 }

@@ -50,35 +50,44 @@ impl ProviderHandle {
 
     /// `compute.list-offers`.
     pub async fn list_offers(&self, query: OfferQuery) -> Result<Vec<Offer>, CallError> {
-        self.current()?
+        let provider = self.current()?;
+        let answer = provider
             .call("list-offers", async |p, s| {
                 p.blueprint_provider_compute()
                     .call_list_offers(s, &query)
                     .await
             })
-            .await
+            .await?;
+        provider.check_returned("list-offers", |l| l.check_offers(&answer))?;
+        Ok(answer)
     }
 
     /// `compute.create-instance`.
     pub async fn create_instance(&self, spec: InstanceSpec) -> Result<Instance, CallError> {
-        self.current()?
+        let provider = self.current()?;
+        let answer = provider
             .call("create-instance", async |p, s| {
                 p.blueprint_provider_compute()
                     .call_create_instance(s, &spec)
                     .await
             })
-            .await
+            .await?;
+        provider.check_returned("create-instance", |l| l.check_instance(&answer))?;
+        Ok(answer)
     }
 
     /// `compute.get-instance`.
     pub async fn get_instance(&self, target: InstanceRef) -> Result<Instance, CallError> {
-        self.current()?
+        let provider = self.current()?;
+        let answer = provider
             .call("get-instance", async |p, s| {
                 p.blueprint_provider_compute()
                     .call_get_instance(s, &target)
                     .await
             })
-            .await
+            .await?;
+        provider.check_returned("get-instance", |l| l.check_instance(&answer))?;
+        Ok(answer)
     }
 
     /// `compute.delete-instance`.
@@ -94,13 +103,16 @@ impl ProviderHandle {
 
     /// `compute.list-instances`.
     pub async fn list_instances(&self, query: InstanceQuery) -> Result<Vec<Instance>, CallError> {
-        self.current()?
+        let provider = self.current()?;
+        let answer = provider
             .call("list-instances", async |p, s| {
                 p.blueprint_provider_compute()
                     .call_list_instances(s, &query)
                     .await
             })
-            .await
+            .await?;
+        provider.check_returned("list-instances", |l| l.check_instances(&answer))?;
+        Ok(answer)
     }
 
     /// Whether the serving version exports the optional `power` interface
@@ -148,24 +160,30 @@ impl ProviderHandle {
 
     /// `kubernetes.create-cluster`.
     pub async fn create_cluster(&self, spec: ClusterSpec) -> Result<Cluster, CallError> {
-        self.current()?
+        let provider = self.current()?;
+        let answer = provider
             .call("create-cluster", async |p, s| {
                 p.blueprint_provider_kubernetes()
                     .call_create_cluster(s, &spec)
                     .await
             })
-            .await
+            .await?;
+        provider.check_returned("create-cluster", |l| l.check_cluster(&answer))?;
+        Ok(answer)
     }
 
     /// `kubernetes.get-cluster`.
     pub async fn get_cluster(&self, target: ClusterRef) -> Result<Cluster, CallError> {
-        self.current()?
+        let provider = self.current()?;
+        let answer = provider
             .call("get-cluster", async |p, s| {
                 p.blueprint_provider_kubernetes()
                     .call_get_cluster(s, &target)
                     .await
             })
-            .await
+            .await?;
+        provider.check_returned("get-cluster", |l| l.check_cluster(&answer))?;
+        Ok(answer)
     }
 
     /// `kubernetes.delete-cluster`.
@@ -184,12 +202,15 @@ impl ProviderHandle {
         &self,
         target: ClusterRef,
     ) -> Result<ClusterCredentials, CallError> {
-        self.current()?
+        let provider = self.current()?;
+        let answer = provider
             .call("get-credentials", async |p, s| {
                 p.blueprint_provider_kubernetes()
                     .call_get_credentials(s, &target)
                     .await
             })
-            .await
+            .await?;
+        provider.check_returned("get-credentials", |l| l.check_credentials(&answer))?;
+        Ok(answer)
     }
 }

@@ -16,6 +16,7 @@ use crate::capabilities::outbound::{OutboundContext, OutboundHttp};
 use crate::capabilities::{ProviderEnv, SshBackend};
 use crate::config::{Config, IntegrityMode, ProviderConfig};
 use crate::providers::lock::LockFile;
+use crate::providers::signature::{self, SignatureStatus, TrustedKey};
 use crate::runtime::bindings::power::{PowerExport, PowerExportPre};
 use crate::runtime::bindings::wit::ProviderInfo;
 use crate::runtime::bindings::{SshProvider, SshProviderPre};
@@ -51,6 +52,10 @@ pub struct LoadedProvider {
     pub loaded_at: SystemTime,
     /// Lock verdict in warn mode (`Some(reason)` when not approved).
     pub integrity_warning: Option<String>,
+    /// What the file's detached signature says (checked in every mode).
+    pub signature: SignatureStatus,
+    /// sha256 of the signature file, when there is one (a change reloads).
+    pub signature_sha256: Option<String>,
     engine: wasmtime::Engine,
     pre: SshProviderPre<HostState>,
     /// The optional `power` export, when the component has it.
@@ -80,15 +85,14 @@ pub struct Loader {
 }
 
 impl Loader {
-    /// A loader caching artifacts in `cache_dir`.
+    /// A loader caching artifacts in `cache`.
     pub fn new(
         engine: Arc<EngineHandle>,
-        cache_dir: PathBuf,
+        cache: ArtifactCache,
         client: SharedHttpClient,
         ssh: Option<Arc<dyn SshBackend>>,
     ) -> wasmtime::Result<Self> {
         let linker = crate::runtime::linker::build(engine.engine())?;
-        let cache = ArtifactCache::new(cache_dir, engine.engine());
         Ok(Self {
             engine,
             linker,
@@ -125,15 +129,52 @@ impl Loader {
         let sha256 = hex::encode(Sha256::digest(&bytes));
 
         // Integrity before any compilation: an unapproved file is not even parsed.
+        // The signature is checked against the bytes just read, in every mode.
+        let signature_bytes = signature::read_signature(path);
+        let signature_sha256 = signature_bytes
+            .as_ref()
+            .ok()
+            .and_then(|s| s.as_ref().map(|s| hex::encode(Sha256::digest(s))));
+        let keys: Vec<TrustedKey> = config
+            .host
+            .trusted_keys
+            .iter()
+            .chain(&pconfig.trusted_keys)
+            .cloned()
+            .collect();
+        let signature = match &signature_bytes {
+            Ok(sig) => signature::check(path, &name, &bytes, sig.as_deref(), &keys),
+            Err(e) => SignatureStatus::Invalid(e.clone()),
+        };
         let mut integrity_warning = None;
-        let lock = LockFile::read(&config.host.lock_file);
-        let verdict = lock.and_then(|l| l.check(&name, &sha256, &pconfig.allow));
-        if let Err(reason) = verdict {
-            match config.host.integrity {
-                IntegrityMode::Enforce => return Err(LoadError::IntegrityRefused { file, reason }),
-                IntegrityMode::Warn => {
+        match config.host.integrity {
+            IntegrityMode::Signed => match &signature {
+                SignatureStatus::Trusted { .. } => {}
+                SignatureStatus::Unsigned => {
+                    return Err(LoadError::IntegrityRefused {
+                        reason: signature::unsigned_refusal(path, &name, &keys),
+                        file,
+                    });
+                }
+                SignatureStatus::Invalid(why) => {
+                    return Err(LoadError::IntegrityRefused {
+                        reason: format!("integrity = \"signed\": {why}"),
+                        file,
+                    });
+                }
+            },
+            IntegrityMode::Enforce | IntegrityMode::Warn => {
+                let lock = LockFile::read(&config.host.lock_file);
+                let verdict = lock.and_then(|l| l.check(&name, &sha256, &pconfig.allow));
+                if let Err(reason) = verdict {
+                    if config.host.integrity == IntegrityMode::Enforce {
+                        return Err(LoadError::IntegrityRefused { file, reason });
+                    }
                     tracing::warn!(provider = %name, file = %file, "integrity (warn mode): {reason}");
                     integrity_warning = Some(reason);
+                }
+                if let SignatureStatus::Invalid(why) = &signature {
+                    tracing::warn!(provider = %name, file = %file, "signature does not vouch for the file: {why}");
                 }
             }
         }
@@ -173,6 +214,7 @@ impl Loader {
             } else {
                 None
             },
+            log: pconfig.log,
         });
         let outbound = Arc::new(OutboundContext {
             provider: name.clone(),
@@ -199,6 +241,8 @@ impl Loader {
             compile,
             loaded_at: SystemTime::now(),
             integrity_warning,
+            signature,
+            signature_sha256,
             engine: self.engine.engine().clone(),
             pre,
             power,
@@ -214,6 +258,32 @@ impl Loader {
                 file: file.clone(),
                 message: format!("describe.info failed: {e}"),
             })?;
+        if let Err(e) = loaded.config.returned.check_info(&info) {
+            return Err(LoadError::InstantiateFailed {
+                file,
+                message: format!(
+                    "describe.info returned too much data: {} (cap: {}; setting `providers.{name}.{}`)",
+                    e.what, e.cap, e.setting
+                ),
+            });
+        }
+        // Settings are checked against what the component declares: a typo
+        // is an error, as unknown keys are everywhere else in the config.
+        let unknown: Vec<String> = loaded
+            .config
+            .settings
+            .keys()
+            .filter(|k| !info.settings.iter().any(|s| &s.key == *k))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(LoadError::UnknownSetting {
+                file,
+                provider: name,
+                unknown,
+                accepted: info.settings.iter().map(|s| s.key.clone()).collect(),
+            });
+        }
         if info.name != name {
             return Err(LoadError::NameMismatch {
                 file,
@@ -293,6 +363,25 @@ impl LoadedProvider {
             )
             .await,
         )
+    }
+
+    /// Check an answer of `op` against the operator's caps on returned data
+    /// ([`super::returned`]).
+    pub fn check_returned(
+        &self,
+        op: &'static str,
+        check: impl FnOnce(&super::returned::ReturnLimits) -> Result<(), super::returned::Excess>,
+    ) -> Result<(), CallError> {
+        check(&self.config.returned).map_err(|e| {
+            tracing::warn!(provider = %self.name, op, "answer refused: {} (cap: {})", e.what, e.cap);
+            CallError::ReturnedTooMuch {
+                provider: self.name.clone(),
+                op,
+                what: e.what,
+                cap: e.cap,
+                setting: e.setting,
+            }
+        })
     }
 
     /// The outbound hooks a call's store gets, for benchmarks that drive

@@ -76,9 +76,11 @@ pub fn spawn(
             let paths: BTreeSet<PathBuf> = if lock_changed {
                 wasm_files(&dir).into_iter().collect()
             } else {
+                // A changed signature reloads the file it signs.
                 batch
                     .into_iter()
                     .filter(|p| p.parent() == Some(dir.as_path()))
+                    .map(|p| super::signature::provider_file(&p))
                     .collect()
             };
             for path in paths {
@@ -105,9 +107,12 @@ pub fn wasm_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Load (or remove) the provider of `path` and update the registry. A file
-/// that fails to load leaves the previous version serving.
+/// Load (or remove) the provider of `path` (a `.wasm`, or its `.minisig`)
+/// and update the registry. A file that fails to load leaves the previous
+/// version serving.
 pub async fn reload(config: &Config, loader: &Arc<Loader>, registry: &Registry, path: &Path) {
+    // A signature file stands for the provider file it signs.
+    let path = &super::signature::provider_file(path);
     let Some(name) = super::loader::provider_name(path) else {
         return;
     };
@@ -123,6 +128,9 @@ pub async fn reload(config: &Config, loader: &Arc<Loader>, registry: &Registry, 
     if let Some(current) = registry.get(&name)
         && let Ok(bytes) = std::fs::read(path)
         && hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)) == current.sha256
+        && let Ok(sig) = super::signature::read_signature(path)
+        && sig.map(|s| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&s)))
+            == current.signature_sha256
     {
         return; // unchanged (e.g. a touch, or a lock change that does not concern it)
     }

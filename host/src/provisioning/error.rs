@@ -34,6 +34,15 @@ pub enum StepError {
         /// The provider's detail.
         detail: Option<String>,
     },
+    /// The provider no longer finds an instance it reported running: no
+    /// deadline brings it back, so the wait ends at once.
+    #[error("instance {instance} no longer exists (the provider says: {detail})")]
+    Vanished {
+        /// Instance id.
+        instance: String,
+        /// The provider's words.
+        detail: String,
+    },
     /// The instance did not run before the deadline.
     #[error("instance {instance} not running after {secs} s (last: {last})")]
     NotRunning {
@@ -49,6 +58,29 @@ pub enum StepError {
     NotDeleted {
         /// Instance id.
         instance: String,
+        /// The deadline in seconds.
+        secs: u64,
+    },
+    /// Not tried: an earlier candidate of the same provider and region was
+    /// told the region is unavailable (WIT `region-unavailable`: unknown,
+    /// disabled, or its endpoint unreachable), which no instance type changes.
+    #[error("not tried: {provider} region {region} was unavailable to {earlier}")]
+    RegionSkipped {
+        /// The provider.
+        provider: String,
+        /// The region.
+        region: String,
+        /// The candidate that found it unavailable (`provider/region/type`).
+        earlier: String,
+    },
+    /// What a deployment left in a place (its instances, keys, firewalls...)
+    /// was not confirmed deleted before the deadline.
+    #[error("what {deployment} left in {place} is still not deleted after {secs} s")]
+    NotCleared {
+        /// Deployment id.
+        deployment: String,
+        /// `provider/region`.
+        place: String,
         /// The deadline in seconds.
         secs: u64,
     },

@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use super::error::StepError;
 use super::{DeployOptions, HealthCheck};
-use crate::host_http;
+use crate::host_http::{self, HostHttpError};
 use crate::providers::ProviderHandle;
-use crate::runtime::bindings::wit::{Instance, InstanceRef, InstanceState};
+use crate::runtime::CallError;
+use crate::runtime::bindings::wit::{Instance, InstanceRef, InstanceState, ProviderError};
 
 /// Deadline of one HTTP check.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -20,19 +21,38 @@ pub(super) struct Healthy {
     pub message: String,
 }
 
-/// One HTTP check of `check` on `address`: `Ok(message)` when it answered 2xx,
-/// `Err(what it saw)` otherwise.
-pub(super) async fn check_once(address: &str, check: &HealthCheck) -> Result<String, String> {
+/// Why one HTTP health check did not pass.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum CheckFailed {
+    /// It answered, with a status outside 2xx.
+    #[error("{url} answered {status}")]
+    Status {
+        /// The URL checked.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// No answer (refused, timed out, broken off).
+    #[error(transparent)]
+    Unreachable(#[from] HostHttpError),
+}
+
+/// One HTTP check of `check` on `address`: `Ok(message)` when it answered 2xx.
+pub(super) async fn check_once(address: &str, check: &HealthCheck) -> Result<String, CheckFailed> {
     let host = if address.contains(':') {
         format!("[{address}]")
     } else {
         address.to_string()
     };
     let url = format!("http://{host}:{}{}", check.port, check.path());
-    match host_http::get(&url, CHECK_TIMEOUT).await {
-        Ok(a) if a.is_success() => Ok(format!("{url} answered {}", a.status)),
-        Ok(a) => Err(format!("{url} answered {}", a.status)),
-        Err(e) => Err(e.to_string()),
+    let a = host_http::get(&url, CHECK_TIMEOUT).await?;
+    if a.is_success() {
+        Ok(format!("{url} answered {}", a.status))
+    } else {
+        Err(CheckFailed::Status {
+            url,
+            status: a.status,
+        })
     }
 }
 
@@ -66,7 +86,7 @@ pub(super) async fn wait_healthy(
                     }
                     (Some(h), Some(a)) => match check_once(a, h).await {
                         Ok(message) => return Ok(Healthy { address, message }),
-                        Err(seen) => last = seen,
+                        Err(seen) => last = seen.to_string(),
                     },
                     (Some(_), None) => last = format!("instance {} has no address yet", i.id),
                 }
@@ -83,6 +103,14 @@ pub(super) async fn wait_healthy(
                     });
                 }
                 last = format!("instance {} is {:?}", i.id, i.state);
+            }
+            // It ran before the wait began: not found now means it is gone,
+            // and no deadline will bring it back.
+            Err(CallError::Provider(ProviderError::NotFound(m))) => {
+                return Err(StepError::Vanished {
+                    instance: instance.id.clone(),
+                    detail: m,
+                });
             }
             Err(e) => last = e.to_string(),
         }

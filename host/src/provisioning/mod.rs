@@ -7,14 +7,17 @@
 //! forgotten. Every status change is published on the [`EventBus`].
 //!
 //! Files: `plan.rs` (where), `vm.rs` and `kubernetes/` (deploy),
-//! `instances.rs` (delete, find, sweep), `terminate.rs`, `recover.rs`,
+//! `instances.rs` (delete, find, clear a place), `sweep.rs` (what no
+//! record owns), `terminate.rs`, `recover.rs`,
 //! `supervisor.rs` (TTL, leftovers, health), `webhook.rs`, `health.rs`,
 //! `events.rs`, `verdict.rs` (what a provider error means), `retry.rs`,
 //! `request.rs`, `options.rs`, `error.rs`.
 //!
 //! Error handling per WIT `error` case (wit/types.wit):
 //! - capacity-unavailable, quota-exceeded, region-unavailable, unsupported,
-//!   provider not loaded: next candidate (the attempt records why);
+//!   provider not loaded: next candidate (the attempt records why); after
+//!   region-unavailable the same provider's other candidates in that region
+//!   are not tried (no instance type changes it), only said once at the end;
 //! - rate-limited (honouring retry-after), transient, call deadline: retried
 //!   with capped exponential backoff and full jitter, a bounded number of times;
 //! - unauthorized, invalid-request, denied: stop, no other candidate is tried;
@@ -36,6 +39,7 @@ mod recover;
 mod request;
 mod retry;
 mod supervisor;
+mod sweep;
 mod terminate;
 mod verdict;
 mod vm;
@@ -63,5 +67,6 @@ pub use request::{
     RequestFile,
 };
 pub use retry::RetryPolicy;
-pub use supervisor::SupervisorOptions;
+pub use supervisor::{CleanupReport, SupervisorOptions};
+pub use sweep::SweepReport;
 pub use watchdog::{HealthReport, HealthWatch, Observation};

@@ -25,9 +25,9 @@ use crate::capabilities::credentials::{CredentialConfig, CredentialError};
 use crate::capabilities::oauth::OAuthConfig;
 use crate::config::Config;
 use crate::placement::{
-    self, Mode, NoTierFits, PlacementError, Policy, Ranking, Request, Tier, kubernetes_tier,
+    Mode, NoTierFits, PlacementError, Policy, Ranking, Request, Tier, kubernetes_tier,
 };
-use crate::pricing::CatalogueStatus;
+use crate::pricing::{CatalogueStatus, PlanOptions, PricingError};
 use crate::tracking::DeploymentType;
 use crate::workload::WorkloadSource;
 
@@ -99,6 +99,10 @@ pub enum PlanError {
     /// The requirements or the policy cannot be ranked with.
     #[error("invalid placement request: {0}")]
     Placement(#[from] PlacementError),
+    /// Prices could not be read: a provider named that lists no offers, or
+    /// the price store failing.
+    #[error(transparent)]
+    Pricing(PricingError),
     /// Neither candidates, a cluster nor requirements were given.
     #[error(
         "nothing to plan: give requirements (cpu, memory...) for the host to rank offers, candidates, or a Kubernetes cluster"
@@ -151,7 +155,7 @@ pub fn check_credential(credential: &CredentialConfig) -> Result<(), CredentialE
     match credential {
         CredentialConfig::None => Ok(()),
         CredentialConfig::Bearer { token, .. } => token.read().map(drop),
-        CredentialConfig::AwsSigV4(source) => source.keys().map(drop),
+        CredentialConfig::AwsSigV4 { source, .. } => source.keys().map(drop),
         CredentialConfig::OAuth { source, .. } => match source {
             OAuthConfig::GcpServiceAccount { key_file } => std::fs::metadata(key_file)
                 .map(drop)
@@ -235,6 +239,23 @@ impl Orchestrator {
         refresh: bool,
         progress: &(dyn Fn(&CatalogueStatus) + Sync),
     ) -> Result<Plan, super::DeployError> {
+        let options = PlanOptions {
+            refresh,
+            ..PlanOptions::default()
+        };
+        self.plan_all_with_options(req, &options, progress).await
+    }
+
+    /// [`Orchestrator::plan_all_with`] with the price options: `explain`
+    /// reads and ranks every offer so the ranking explains every exclusion
+    /// (otherwise only offers that can be candidates are read). Only the
+    /// request's providers are fetched when it names some.
+    pub async fn plan_all_with_options(
+        &self,
+        req: &DeployRequest,
+        options: &PlanOptions,
+        progress: &(dyn Fn(&CatalogueStatus) + Sync),
+    ) -> Result<Plan, super::DeployError> {
         req.validate()?;
         let policy = &self.config.operator.deployment.policy;
         if req.deployment_type == DeploymentType::Kubernetes {
@@ -263,7 +284,7 @@ impl Orchestrator {
             return Err(PlanError::NothingToPlan.into());
         };
         let mut plan = self
-            .rank(req, requirements, policy, refresh, progress)
+            .rank(req, requirements, policy, options, progress)
             .await?;
         plan.unmet = self.unmet(req, &plan).map(|e| e.to_string());
         Ok(plan)
@@ -274,23 +295,30 @@ impl Orchestrator {
         req: &DeployRequest,
         requirements: &Request,
         policy: &Policy,
-        refresh: bool,
+        options: &PlanOptions,
         progress: &(dyn Fn(&CatalogueStatus) + Sync),
     ) -> Result<Plan, PlanError> {
         let depth = req.failover.unwrap_or(DEFAULT_FAILOVER).max(1);
         let mut policy = policy.clone();
         policy.max_candidates = policy.max_candidates.max(depth);
-        let report = self.pricing.gather(refresh, progress).await;
+        let mut options = options.clone();
+        if options.providers.is_empty() {
+            options.providers = requirements.providers.clone();
+        }
+        // Only what can be a candidate is read from the price store (see
+        // `PricingService::plan`), not every offer of every catalogue.
+        let priced = self
+            .pricing
+            .plan(requirements, &policy, &options, progress)
+            .await?;
+        let (report, ranking) = (priced.report, priced.ranking);
         for region in &requirements.regions {
-            if !report.offers.iter().any(|o| &o.region == region) {
-                let mut known: Vec<&str> =
-                    report.offers.iter().map(|o| o.region.as_str()).collect();
-                known.sort_unstable();
-                known.dedup();
-                let shown = known
+            if !report.regions.iter().any(|r| r == region) {
+                let shown = report
+                    .regions
                     .iter()
                     .take(12)
-                    .copied()
+                    .map(String::as_str)
                     .collect::<Vec<_>>()
                     .join(", ");
                 return Err(PlanError::UnknownRegion {
@@ -303,7 +331,6 @@ impl Orchestrator {
                 });
             }
         }
-        let ranking = placement::rank_offers(report.offers.clone(), requirements, &policy)?;
         let clusters = cluster_fits(&self.config, requirements);
         // An archive is unpacked by cloud-init; the operator's own machines take
         // plain executables (WIT `native-workload`).
@@ -355,7 +382,7 @@ impl Orchestrator {
             kubernetes: None,
             clusters,
             offline: report.all_from_snapshots(),
-            offers_dropped: report.normalize.dropped.len(),
+            offers_dropped: report.dropped(),
             catalogues: report.catalogues,
             ranking: Some(ranking),
             skipped,
@@ -425,6 +452,15 @@ impl Orchestrator {
                     .join(", ")
             },
         })
+    }
+}
+
+impl From<PricingError> for PlanError {
+    fn from(e: PricingError) -> Self {
+        match e {
+            PricingError::PlacementFailed(e) => PlanError::Placement(e),
+            other => PlanError::Pricing(other),
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::instances::{address_of, instance_ref, labels_of, resources_of};
+use super::instances::{address_of, instance_ref, labels_of, places_of, resources_of};
 use super::options::DeployOptions;
 use super::orchestrator::Orchestrator;
 use crate::runtime::bindings::wit::{Instance, InstanceState};
@@ -160,13 +160,7 @@ impl Orchestrator {
             }
         };
         // Every (provider, region) it may have created something in.
-        let mut places: BTreeSet<(String, String)> = attempts
-            .iter()
-            .map(|a| (a.provider.clone(), a.region.clone()))
-            .collect();
-        if let (Some(p), Some(r)) = (&rec.provider, &rec.region) {
-            places.insert((p.clone(), r.clone()));
-        }
+        let places = places_of(rec, &attempts);
         let mut found: Vec<(String, Instance)> = Vec::new();
         for (pname, region) in &places {
             let provider = match self.providers.get(pname) {
@@ -227,15 +221,51 @@ impl Orchestrator {
                 }
             }
         }
+        // What it made next to its instances (keys, firewalls...): all of it
+        // unless an instance is kept; then what other places hold.
+        let clear: BTreeSet<(String, String)> = match (rec.status, keep) {
+            (DeploymentStatus::Active, Some(_)) => BTreeSet::new(),
+            (DeploymentStatus::Terminating, _) | (_, None) => places.clone(),
+            (_, Some(k)) => {
+                let (pname, inst) = &found[k];
+                places
+                    .iter()
+                    .filter(|(p, r)| !(p == pname && *r == inst.region))
+                    .cloned()
+                    .collect()
+            }
+        };
+        if !clear.is_empty() {
+            match self.clear_places(rec, &clear, opts).await {
+                Ok(more) => {
+                    for i in more {
+                        if !report.deleted_instances.contains(&i) {
+                            report.deleted_instances.push(i);
+                        }
+                    }
+                }
+                // Nothing is decided on a place that could not be cleared: the
+                // record stays as it is and the next pass tries again.
+                Err(e) if keep.is_none() => {
+                    let _ = tracker.note_error(&id, &format!("recovery: {e}"));
+                    report.errors.push((id.clone(), e.to_string()));
+                    return report;
+                }
+                // The instance it keeps runs anyway; terminate clears the rest.
+                Err(e) => {
+                    let _ = tracker.note_error(&id, &format!("recovery: {e}"));
+                }
+            }
+        }
         let deleted = report.deleted_instances.len();
         let result: Result<(), crate::tracking::TrackError> = (|| {
             match (rec.status, keep) {
                 (DeploymentStatus::Terminating, _) => {
-                    tracker.record_released(&id)?;
+                    tracker.record_cleared(&id)?;
                     self.transition(
                         &id,
                         DeploymentStatus::Terminated,
-                        &format!("recovery: finished terminating ({deleted} instance(s) deleted)"),
+                        &format!("recovery: finished terminating ({deleted} instance(s) deleted; nothing else of it left)"),
                     )?;
                     report.terminated.push(id.clone());
                 }
@@ -252,7 +282,7 @@ impl Orchestrator {
                 // (a spot interruption) instead of failing the deployment.
                 (DeploymentStatus::Active, None) if self.config.operator.health.auto_heal => {}
                 (DeploymentStatus::Active, None) => {
-                    tracker.record_released(&id)?;
+                    tracker.record_cleared(&id)?;
                     self.transition(
                         &id,
                         DeploymentStatus::Failed,
@@ -301,7 +331,7 @@ impl Orchestrator {
                     report.adopted.push(id.clone());
                 }
                 (status, None) => {
-                    tracker.record_released(&id)?;
+                    tracker.record_cleared(&id)?;
                     for a in &attempts {
                         if a.outcome == AttemptOutcome::Pending
                             || a.outcome == AttemptOutcome::Created
@@ -317,7 +347,7 @@ impl Orchestrator {
                     self.transition(
                         &id,
                         DeploymentStatus::Failed,
-                        &format!("recovery: interrupted at {status}; nothing running to adopt; {deleted} half-made instance(s) deleted"),
+                        &format!("recovery: interrupted at {status}; nothing running to adopt; {deleted} half-made instance(s) and everything made next to them deleted"),
                     )?;
                     report.failed.push(id.clone());
                 }

@@ -11,6 +11,8 @@ use crate::runtime::bindings::wit::{self, PortMapping, PortRule, Protocol};
 use crate::tracking::DeploymentType;
 use crate::workload::{self, WorkloadSource, WorkloadSpec};
 
+mod limits;
+
 /// A request that cannot be deployed. Names the field and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -284,14 +286,7 @@ impl DeployRequest {
                 ));
             }
         }
-        for (name, v) in [
-            ("blueprint_id", &self.blueprint_id),
-            ("service_id", &self.service_id),
-        ] {
-            if v.trim().is_empty() {
-                return Err(bad(name, "must not be empty"));
-            }
-        }
+        limits::check(self)?;
         match (self.deployment_type, &self.kubernetes) {
             (DeploymentType::Vm, None) | (DeploymentType::Kubernetes, Some(_)) => {}
             (DeploymentType::Kubernetes, None) => {

@@ -1,8 +1,9 @@
-//! Termination: delete what a deployment holds until it is gone, then mark it
-//! `terminated` and call its cleanup webhook.
+//! Termination: delete what a deployment holds until it is gone, then
+//! everything it left in every place it tried, then mark it `terminated` and
+//! call its cleanup webhook.
 
 use super::error::{DeployError, StepError};
-use super::instances::{instance_ref, labels_of};
+use super::instances::{labels_of, places_of};
 use super::options::DeployOptions;
 use super::orchestrator::Orchestrator;
 use super::webhook::post_webhook;
@@ -86,7 +87,11 @@ impl Orchestrator {
             .map_err(|e| fail(StepError::call("load", e)))?;
         let labels = labels_of(&rec);
         let mut deleted = Vec::new();
-        if let Some(iid) = rec.instance_id.clone().filter(|_| rec.holds_resources()) {
+        if let Some(iid) = rec
+            .instance_id
+            .clone()
+            .filter(|_| rec.released_at.is_none())
+        {
             let r = InstanceRef {
                 id: iid.clone(),
                 region: region.clone(),
@@ -111,22 +116,27 @@ impl Orchestrator {
                 .map_err(fail)?;
             deleted.push(p.instance_id);
         }
-        // Anything else carrying its label in that region (a crash between create and record).
+        // Everything else it made, in every place it tried (a crash between
+        // create and record, a key or a firewall made before the instance):
+        // "terminated" means nothing of it is left.
+        let attempts = tracker.attempts(id)?;
         for i in self
-            .find_labelled(&provider, &region, id, opts)
+            .clear_places(&rec, &places_of(&rec, &attempts), opts)
             .await
             .map_err(fail)?
         {
-            self.delete_until_gone(&provider, &instance_ref(&i, &i.labels), opts)
-                .await
-                .map_err(fail)?;
-            deleted.push(i.id);
+            if !deleted.contains(&i) {
+                deleted.push(i);
+            }
         }
-        tracker.record_released(id)?;
+        tracker.record_cleared(id)?;
         let why = if deleted.is_empty() {
-            "no instance left to delete".to_string()
+            "no instance left to delete; nothing else of it left".to_string()
         } else {
-            format!("deleted instance(s) {}", deleted.join(", "))
+            format!(
+                "deleted instance(s) {}; nothing else of it left",
+                deleted.join(", ")
+            )
         };
         self.step(opts, id, DeploymentStatus::Terminated, &why)?;
         Ok(tracker.get(id)?)

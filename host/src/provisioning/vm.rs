@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::error::{CandidateFailure, DeployError, StepError};
 use super::events::EventKind;
 use super::health;
-use super::instances::{address_of, instance_ref, labels_of, resources_of};
+use super::instances::{address_of, instance_ref, labels_of, places_of, resources_of};
 use super::options::{DeployEvent, DeployOptions};
 use super::orchestrator::{Orchestrator, new_deployment_id};
 use super::request::{DeployRequest, InstanceTarget};
@@ -34,6 +34,18 @@ enum CandidateError {
         instance: String,
         cleanup: StepError,
     },
+}
+
+/// Whether the provider said the candidate's region is unavailable: true of
+/// every instance type there, so the region's other candidates are skipped.
+fn region_unavailable(e: &StepError) -> bool {
+    matches!(
+        e,
+        StepError::Call {
+            source: CallError::Provider(ProviderError::RegionUnavailable(_)),
+            ..
+        }
+    )
 }
 
 /// What runs on the instance, in the form its provider takes.
@@ -85,7 +97,24 @@ impl Orchestrator {
 
         let mut failures = Vec::new();
         let mut chosen = None;
+        // (provider, region, the candidate that found it unavailable): the rest
+        // of that region's candidates would only repeat the same failure.
+        let mut unavailable: Vec<(String, String, String)> = Vec::new();
         for (i, target) in candidates.iter().enumerate() {
+            if let Some((_, _, earlier)) = unavailable
+                .iter()
+                .find(|(p, r, _)| *p == target.provider && *r == target.region)
+            {
+                failures.push(CandidateFailure {
+                    candidate: target.label(),
+                    error: StepError::RegionSkipped {
+                        provider: target.provider.clone(),
+                        region: target.region.clone(),
+                        earlier: earlier.clone(),
+                    },
+                });
+                continue;
+            }
             let key = format!("{id}-c{}", i + 1);
             let n = tracker.begin_attempt(
                 &id,
@@ -129,6 +158,13 @@ impl Orchestrator {
                     break;
                 }
                 Err(CandidateError::Failover(error)) => {
+                    if region_unavailable(&error) {
+                        unavailable.push((
+                            target.provider.clone(),
+                            target.region.clone(),
+                            target.label(),
+                        ));
+                    }
                     let why = error.to_string();
                     tracker.finish_attempt(&id, n, AttemptOutcome::Failover, &why)?;
                     opts.emit(DeployEvent::AttemptDone {
@@ -150,7 +186,7 @@ impl Orchestrator {
                         detail: why.clone(),
                     });
                     let message = format!("{}: {why}", target.label());
-                    self.step(opts, &id, DeploymentStatus::Failed, &message)?;
+                    self.end_failed(opts, &id, &message).await?;
                     return Err(DeployError::Stopped {
                         id,
                         candidate: target.label(),
@@ -170,7 +206,7 @@ impl Orchestrator {
                         outcome: AttemptOutcome::Failed,
                         detail: detail.clone(),
                     });
-                    self.step(opts, &id, DeploymentStatus::Failed, &detail)?;
+                    self.end_failed(opts, &id, &detail).await?;
                     return Err(DeployError::CleanupFailed {
                         id,
                         failure: failure.to_string(),
@@ -189,7 +225,7 @@ impl Orchestrator {
             let why = why
                 .strip_prefix(&format!("deployment {id}: "))
                 .unwrap_or(&why);
-            self.step(opts, &id, DeploymentStatus::Failed, why)?;
+            self.end_failed(opts, &id, why).await?;
             return Err(error);
         };
         let addr = address_of(&instance);
@@ -266,6 +302,37 @@ impl Orchestrator {
         }
     }
 
+    /// End a deploy `failed` with `why`, after clearing every place it tried
+    /// (see [`Orchestrator::clear_place`]). A place that cannot be cleared now
+    /// (an outage, a create whose answer was lost) leaves the record
+    /// unresolved: it counts as holding resources, and `bpr cleanup` and the
+    /// supervisor clear it once a listing by its label answers.
+    async fn end_failed(
+        &self,
+        opts: &DeployOptions,
+        id: &str,
+        why: &str,
+    ) -> Result<(), DeployError> {
+        let tracker = &self.tracker;
+        self.step(opts, id, DeploymentStatus::Failed, why)?;
+        let rec = tracker.get(id)?;
+        let attempts = tracker.attempts(id)?;
+        match self
+            .clear_places(&rec, &places_of(&rec, &attempts), opts)
+            .await
+        {
+            Ok(_) => tracker.record_cleared(id)?,
+            Err(e) => tracker.mark_unresolved(
+                id,
+                &format!(
+                    "{why}; what it may have made could not be checked or deleted yet ({e}); \
+                     `bpr cleanup` finishes it once the provider answers"
+                ),
+            )?,
+        }
+        Ok(())
+    }
+
     /// True when `provider` places workloads itself (`workloads` capability).
     pub(super) fn runs_workloads(&self, provider: &str) -> bool {
         self.providers
@@ -325,9 +392,22 @@ impl Orchestrator {
                     Verdict::Failover => Err(CandidateError::Failover(error)),
                     Verdict::Stop => Err(CandidateError::Stop(error)),
                     Verdict::Unknown => {
-                        // The create may have happened: find and delete what carries our label here.
-                        match self.sweep(&provider, &target.region, id, opts).await {
-                            Ok(_) => Err(CandidateError::Failover(error)),
+                        // The create may have happened: find and delete what carries
+                        // our label here, next to an instance or not.
+                        match self
+                            .clear_place(&provider, &target.region, id, &labels, opts)
+                            .await
+                        {
+                            Ok(deleted) => {
+                                if !deleted.is_empty() {
+                                    tracing::info!(
+                                        "deployment {id}: deleted instance(s) {} its unanswered create made in {}",
+                                        deleted.join(", "),
+                                        target.region
+                                    );
+                                }
+                                Err(CandidateError::Failover(error))
+                            }
                             Err(sweep) => Err(CandidateError::Leaked {
                                 failure: error,
                                 instance: "(unknown: listing failed)".into(),

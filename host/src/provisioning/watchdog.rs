@@ -340,7 +340,7 @@ impl Orchestrator {
         };
         match super::health::check_once(&address, &check).await {
             Ok(_) => Observation::Healthy,
-            Err(seen) => Observation::Failing(seen),
+            Err(seen) => Observation::Failing(seen.to_string()),
         }
     }
 }

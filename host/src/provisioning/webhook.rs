@@ -50,18 +50,48 @@ pub(super) fn check_allowed(settings: &WebhookSettings, url: &str) -> Result<(),
         })
 }
 
+/// Why a cleanup webhook is not sent to the addresses its host resolves to.
+#[derive(Debug, thiserror::Error)]
+enum AddressRefused {
+    /// The URL does not parse.
+    #[error("{url}: {source}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// What the parser said.
+        #[source]
+        source: http::uri::InvalidUri,
+    },
+    /// The policy refuses the URL or an address it resolves to.
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    /// The host name does not resolve.
+    #[error("cannot resolve {host}: {source}")]
+    Unresolved {
+        /// The host name.
+        host: String,
+        /// What the resolver said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Resolves `url`'s host and refuses non-public addresses no exact rule permits.
-async fn check_addresses(settings: &WebhookSettings, url: &str) -> Result<(), String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-    let target = Target::of(&uri).map_err(|e: Denied| e.to_string())?;
+async fn check_addresses(settings: &WebhookSettings, url: &str) -> Result<(), AddressRefused> {
+    let uri: http::Uri = url.parse().map_err(|source| AddressRefused::BadUrl {
+        url: url.to_string(),
+        source,
+    })?;
+    let target = Target::of(&uri)?;
     let addrs: Vec<std::net::IpAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
         .await
-        .map_err(|e| format!("cannot resolve {}: {e}", target.host))?
+        .map_err(|source| AddressRefused::Unresolved {
+            host: target.host.clone(),
+            source,
+        })?
         .map(|a| a.ip())
         .collect();
-    HttpPolicy::new(settings.allow.clone())
-        .check_addresses(&target, &addrs)
-        .map_err(|e| e.to_string())
+    Ok(HttpPolicy::new(settings.allow.clone()).check_addresses(&target, &addrs)?)
 }
 
 /// POST the cleanup outcome to the record's webhook, if it has one (3 tries).

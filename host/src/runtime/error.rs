@@ -72,6 +72,24 @@ pub enum LoadError {
         /// The reported name.
         reported: String,
     },
+    /// The operator set a setting the component does not declare in
+    /// `describe.info` (a typo would otherwise be silently ignored).
+    #[error(
+        "{file}: [providers.{provider}.settings] sets {}, which the component does not declare{}; it accepts {}",
+        unknown.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
+        did_you_mean(unknown, accepted),
+        if accepted.is_empty() { "no settings".to_string() } else { accepted.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ") }
+    )]
+    UnknownSetting {
+        /// The file.
+        file: String,
+        /// The provider.
+        provider: String,
+        /// The keys the component does not declare.
+        unknown: Vec<String>,
+        /// The keys it declares.
+        accepted: Vec<String>,
+    },
     /// Refused by the lock file in enforce mode.
     #[error("{file}: {reason}")]
     IntegrityRefused {
@@ -80,6 +98,37 @@ pub enum LoadError {
         /// Why, and what to run.
         reason: String,
     },
+}
+
+/// ` (did you mean `url`?)` for the first unknown key close to an accepted one.
+fn did_you_mean(unknown: &[String], accepted: &[String]) -> String {
+    unknown
+        .iter()
+        .find_map(|u| {
+            accepted
+                .iter()
+                .map(|a| (edit_distance(u, a), a))
+                .filter(|(d, a)| *d <= 2.max(a.len() / 4))
+                .min()
+                .map(|(_, a)| format!(" (did you mean `{a}` for `{u}`?)"))
+        })
+        .unwrap_or_default()
+}
+
+/// Levenshtein distance of two short keys.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// A call into a provider failed.
@@ -118,6 +167,23 @@ pub enum CallError {
         op: &'static str,
         /// Trap and captured guest stderr.
         message: String,
+    },
+    /// The component returned more than the operator's caps on returned data
+    /// allow (too many offers or instances, a list or string too long).
+    #[error(
+        "{provider}: call `{op}` returned too much data: {what} (cap: {cap}); the answer was discarded. If it is legitimate, raise `providers.{provider}.{setting}`"
+    )]
+    ReturnedTooMuch {
+        /// Provider.
+        provider: String,
+        /// Function.
+        op: &'static str,
+        /// What was too large, and where.
+        what: String,
+        /// The cap.
+        cap: String,
+        /// The setting that raises the cap.
+        setting: &'static str,
     },
     /// No provider of that name is loaded.
     #[error("provider {0:?} is not loaded (see `bpr providers list`)")]
@@ -160,5 +226,37 @@ pub fn provider_error_sentence(e: &ProviderError) -> String {
         ProviderError::Denied(m) => format!("denied by the network policy: {m}"),
         ProviderError::Transient(m) => format!("temporary failure: {m}"),
         ProviderError::Other(m) => m.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_setting_names_the_closest_accepted_key() {
+        let e = LoadError::UnknownSetting {
+            file: "p/aws.wasm".into(),
+            provider: "aws".into(),
+            unknown: vec!["endpont".into()],
+            accepted: vec!["endpoint".into(), "regions".into()],
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("did you mean `endpoint` for `endpont`"),
+            "{text}"
+        );
+        assert!(text.contains("it accepts `endpoint`, `regions`"), "{text}");
+        let none = LoadError::UnknownSetting {
+            file: "f".into(),
+            provider: "p".into(),
+            unknown: vec!["zzz".into()],
+            accepted: vec![],
+        };
+        assert!(
+            none.to_string().ends_with("it accepts no settings"),
+            "{none}"
+        );
+        assert!(!none.to_string().contains("did you mean"));
     }
 }

@@ -1,5 +1,5 @@
 //! The wasmtime side: engine, bindings, linker, per-store state and limits,
-//! load-time checks, and the artifact cache.
+//! load-time checks, the artifact cache and the host's private directories.
 
 pub mod bindings;
 pub mod cache;
@@ -8,6 +8,7 @@ mod error;
 pub(crate) mod inspect;
 pub(crate) mod limits;
 pub(crate) mod linker;
+pub mod private_dir;
 pub(crate) mod state;
 
 pub use error::{CallError, LoadError};

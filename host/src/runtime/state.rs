@@ -23,6 +23,7 @@ pub struct HostState {
     pub(crate) limiter: MemoryLimiter,
     pub(crate) env: Arc<ProviderEnv>,
     pub(crate) stderr: MemoryOutputPipe,
+    pub(crate) log: crate::capabilities::guest_log::LogGate,
 }
 
 impl HostState {
@@ -37,6 +38,7 @@ impl HostState {
             http: WasiHttpCtx::new(),
             hooks,
             limiter: MemoryLimiter::new(memory_bytes),
+            log: crate::capabilities::guest_log::LogGate::new(env.clone()),
             env,
             stderr,
         }

@@ -20,27 +20,26 @@ pub struct ProbeParseError(String);
 /// Parses the probe script's output into capacity. The error names the
 /// section that could not be read.
 pub fn parse_probe_output(out: &str) -> Result<Resources, ProbeParseError> {
-    parse(out).map_err(ProbeParseError)
-}
-
-fn parse(out: &str) -> Result<Resources, String> {
+    let bad = |what: &str| ProbeParseError(what.to_string());
     let parts: Vec<&str> = out.split(SEP).collect();
     if parts.len() != 4 {
-        return Err(format!(
+        return Err(ProbeParseError(format!(
             "probe output has {} sections, expected 4 (nproc, meminfo, df, nvidia-smi)",
             parts.len()
-        ));
+        )));
     }
-    let vcpus: u32 = parts[0]
-        .trim()
-        .parse()
-        .map_err(|_| format!("`nproc` printed {:?}, not a number", parts[0].trim()))?;
+    let vcpus: u32 = parts[0].trim().parse().map_err(|_| {
+        ProbeParseError(format!(
+            "`nproc` printed {:?}, not a number",
+            parts[0].trim()
+        ))
+    })?;
     let mem_kib: u64 = parts[1]
         .lines()
         .find_map(|l| l.strip_prefix("MemTotal:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .ok_or("/proc/meminfo has no readable `MemTotal:` line")?;
+        .ok_or_else(|| bad("/proc/meminfo has no readable `MemTotal:` line"))?;
     // Second line of `df -Pk /`: filesystem, 1024-blocks, used, available...
     let disk_kib: u64 = parts[2]
         .lines()
@@ -49,7 +48,7 @@ fn parse(out: &str) -> Result<Resources, String> {
         .nth(1)
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
-        .ok_or("`df -Pk /` printed no readable size line")?;
+        .ok_or_else(|| bad("`df -Pk /` printed no readable size line"))?;
     // `GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-...)`
     let gpu_lines: Vec<&str> = parts[3]
         .lines()

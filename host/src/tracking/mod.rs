@@ -29,5 +29,5 @@ pub use record::{
 };
 pub use replace::Replacement;
 pub use status::{DeploymentStatus, DeploymentType, UnknownDeploymentType, UnknownStatus};
-pub use store::{DeploymentQuery, Tracker};
+pub use store::{DeploymentQuery, HOST_LABEL, Tracker};
 pub use usage::{NewPeriod, UsagePeriod};

@@ -65,6 +65,11 @@ pub struct DeploymentRecord {
     /// Kubernetes: where its objects are (namespace, name, workload kind). Recorded
     /// before the first object is applied.
     pub kubernetes: Option<WorkloadRef>,
+    /// A provider may hold something made for it that no listing by its label
+    /// has confirmed deleted (a create whose answer was lost while nothing
+    /// answered). `bpr cleanup` and the supervisor keep at it until one has.
+    #[serde(default)]
+    pub unresolved: bool,
     /// The embedding API's service key (`<blueprint>/<service>`), when a service
     /// event created it; unique among live deployments.
     #[serde(default)]
@@ -72,9 +77,10 @@ pub struct DeploymentRecord {
 }
 
 impl DeploymentRecord {
-    /// True when it points at an instance (or Kubernetes objects) not confirmed deleted.
+    /// True when it points at an instance (or Kubernetes objects) not confirmed
+    /// deleted, or may hold something no listing has ruled out (`unresolved`).
     pub fn holds_resources(&self) -> bool {
-        self.instance_id.is_some() && self.released_at.is_none()
+        (self.instance_id.is_some() && self.released_at.is_none()) || self.unresolved
     }
 }
 

@@ -7,7 +7,7 @@
 //! (see [`super::usage`]): if the process dies there, the supervisor deletes
 //! it, because its period is open and the record does not name it.
 
-use rusqlite::params;
+use rusqlite::{TransactionBehavior, params};
 
 use super::error::{Result, TrackError};
 use super::record::{AttemptIntent, DeploymentRecord, ResourceRefRecord};
@@ -36,7 +36,7 @@ impl Tracker {
     /// number.
     pub fn begin_replacement(&self, id: &str, a: &AttemptIntent<'_>) -> Result<u32> {
         let mut conn = self.database().lock();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let exists: i64 = tx.query_row(
             "SELECT COUNT(*) FROM deployments WHERE id = ?1",
             [id],
@@ -81,7 +81,7 @@ impl Tracker {
     ) -> Result<DeploymentRecord> {
         {
             let mut conn = self.database().lock();
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let now = now();
             let resources = serde_json::to_string(r.resources).unwrap_or_else(|_| "[]".into());
             let a = &r.intent;

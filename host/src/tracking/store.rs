@@ -1,10 +1,15 @@
 //! The tracker's SQL: every statement over the `deployments`,
 //! `deployment_history` and `deployment_attempts` tables lives here, so another
 //! backend (PostgreSQL, issue 17) can implement the same [`Tracker`] methods.
+//!
+//! Many `bpr` processes share the database: every transaction that reads,
+//! then writes is immediate (it takes the write lock first, waiting up to the
+//! busy timeout), because a deferred one that upgrades fails at once with
+//! "database is locked" when another process wrote in between.
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
 use super::error::{Result, TrackError};
 use super::lock::DeploymentLock;
@@ -16,6 +21,10 @@ use super::status::{DeploymentStatus, UnknownDeploymentType, UnknownStatus};
 use crate::clock::unix_now as now;
 use crate::db::Database;
 use crate::kubernetes::WorkloadRef;
+
+/// The label carrying the host's id (see [`Database::host_id`]) on every
+/// resource a deployment creates.
+pub const HOST_LABEL: &str = "bpr-host";
 
 /// Which records [`Tracker::query`] returns: every filter given must match;
 /// records come oldest first, after `after` (the `(created_at, id)` of the
@@ -46,7 +55,7 @@ pub struct Tracker {
 const SELECT: &str = "SELECT id, blueprint_id, service_id, deployment_type, status, provider, region, zone,
     instance_type, spot, hourly_usd, instance_id, resources_json, address, released_at, labels_json,
     cleanup_webhook, last_error, created_at, updated_at, ttl_secs, expires_at, request_json, cluster,
-    k8s_target_json, service_key FROM deployments";
+    k8s_target_json, unresolved, service_key FROM deployments";
 
 /// Statuses of deployments that are over: a service key is free again.
 const LIVE: &str = "status NOT IN ('terminated', 'failed')";
@@ -101,7 +110,8 @@ fn read_record(
                 .map(|t| serde_json::from_str(&t))
                 .transpose()
                 .map_err(|e| corrupt(format!("k8s_target_json: {e}")))?,
-            service_key: row.get(25).map_err(|e| corrupt(e.to_string()))?,
+            unresolved: row.get::<_, i64>(25).map_err(|e| corrupt(e.to_string()))? != 0,
+            service_key: row.get(26).map_err(|e| corrupt(e.to_string()))?,
         })
     })();
     Ok(parsed)
@@ -141,13 +151,15 @@ impl Tracker {
         let mut labels = new.labels.clone();
         labels.insert("bpr-deployment".into(), new.id.clone());
         labels.insert("bpr-managed".into(), "true".into());
+        // Whose it is: the sweep deletes only what carries this host's id.
+        labels.insert(HOST_LABEL.into(), self.db.host_id()?);
         let labels_json = serde_json::to_string(&labels).unwrap_or_else(|_| "{}".into());
         let expires = new
             .ttl_secs
             .map(|t| now.saturating_add(t.min(i64::MAX as u64) as i64));
         {
             let mut conn = self.db.lock();
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let exists: bool = tx
                 .query_row("SELECT 1 FROM deployments WHERE id = ?1", [&new.id], |_| {
                     Ok(())
@@ -273,6 +285,18 @@ impl Tracker {
         )
     }
 
+    /// Every provider a deployment of this host ever tried (where the sweep
+    /// looks for what no record owns).
+    pub fn providers_used(&self) -> Result<Vec<String>> {
+        let conn = self.db.lock();
+        let mut stmt = conn.prepare(
+            "SELECT provider FROM deployment_attempts UNION SELECT provider FROM deployments
+               WHERE provider IS NOT NULL ORDER BY 1",
+        )?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     /// Records with status `status`.
     pub fn with_status(&self, status: DeploymentStatus) -> Result<Vec<DeploymentRecord>> {
         self.list_where(
@@ -375,15 +399,15 @@ impl Tracker {
     ) -> Result<DeploymentRecord> {
         {
             let mut conn = self.db.lock();
-            let tx = conn.transaction()?;
-            let row: Option<(String, Option<String>, Option<i64>)> = tx
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let row: Option<(String, Option<String>, Option<i64>, bool)> = tx
                 .query_row(
-                    "SELECT status, instance_id, released_at FROM deployments WHERE id = ?1",
+                    "SELECT status, instance_id, released_at, unresolved FROM deployments WHERE id = ?1",
                     [id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? != 0)),
                 )
                 .optional()?;
-            let Some((from, instance, released)) = row else {
+            let Some((from, instance, released, unresolved)) = row else {
                 return Err(TrackError::NotFound(id.to_string()));
             };
             let from: DeploymentStatus =
@@ -392,7 +416,7 @@ impl Tracker {
                         id: id.to_string(),
                         message: e.to_string(),
                     })?;
-            let holds = instance.is_some() && released.is_none();
+            let holds = (instance.is_some() && released.is_none()) || unresolved;
             if !from.can_become(to, holds) {
                 return Err(TrackError::TransitionNotAllowed {
                     id: id.to_string(),
@@ -421,7 +445,7 @@ impl Tracker {
     /// Returns the attempt number.
     pub fn begin_attempt(&self, id: &str, a: &AttemptIntent<'_>) -> Result<u32> {
         let mut conn = self.db.lock();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n: u32 = tx.query_row(
             "SELECT COALESCE(MAX(n), 0) + 1 FROM deployment_attempts WHERE deployment_id = ?1",
             [id],
@@ -457,7 +481,7 @@ impl Tracker {
         address: Option<&str>,
     ) -> Result<()> {
         let mut conn = self.db.lock();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let res = serde_json::to_string(resources).unwrap_or_else(|_| "[]".into());
         let changed = tx.execute(
             "UPDATE deployments SET instance_id = ?2, resources_json = ?3, address = COALESCE(?4, address),
@@ -489,7 +513,7 @@ impl Tracker {
         target: &WorkloadRef,
     ) -> Result<()> {
         let mut conn = self.db.lock();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let json = serde_json::to_string(target).map_err(|e| TrackError::Corrupt {
             id: id.to_string(),
             message: format!("cannot encode the Kubernetes target: {e}"),
@@ -517,7 +541,7 @@ impl Tracker {
     /// cluster now runs.
     pub fn record_event(&self, id: &str, reason: &str, request_json: &str) -> Result<()> {
         let mut conn = self.db.lock();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let status: Option<String> = tx
             .query_row("SELECT status FROM deployments WHERE id = ?1", [id], |r| {
                 r.get(0)
@@ -565,7 +589,7 @@ impl Tracker {
     /// The instance was confirmed deleted.
     pub fn record_released(&self, id: &str) -> Result<()> {
         let mut conn = self.db.lock();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = now();
         tx.execute(
             "UPDATE deployments SET released_at = ?2, updated_at = ?2 WHERE id = ?1 AND instance_id IS NOT NULL",
@@ -573,6 +597,39 @@ impl Tracker {
         )?;
         super::usage::close_all(&tx, id, now, "deleted")?;
         tx.commit()?;
+        Ok(())
+    }
+
+    /// Listings by its label answered in every place it tried, and all they
+    /// found was deleted: it holds nothing any more (instance released,
+    /// no longer unresolved).
+    pub fn record_cleared(&self, id: &str) -> Result<()> {
+        let mut conn = self.db.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = now();
+        tx.execute(
+            "UPDATE deployments SET released_at = CASE WHEN instance_id IS NULL THEN released_at ELSE ?2 END,
+               unresolved = 0, updated_at = ?2 WHERE id = ?1",
+            params![id, now],
+        )?;
+        // Nothing of it is left: nothing is billed any more.
+        super::usage::close_all(&tx, id, now, "deleted")?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A provider may hold something made for `id` that no listing by its
+    /// label has confirmed deleted (a create whose answer was lost while
+    /// nothing answered): it counts as holding resources until
+    /// [`Tracker::record_cleared`], so cleanup and terminate keep at it.
+    pub fn mark_unresolved(&self, id: &str, why: &str) -> Result<()> {
+        let changed = self.db.lock().execute(
+            "UPDATE deployments SET unresolved = 1, last_error = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, why, now()],
+        )?;
+        if changed == 0 {
+            return Err(TrackError::NotFound(id.to_string()));
+        }
         Ok(())
     }
 

@@ -281,6 +281,43 @@ fn a_deployment_lock_excludes_a_second_holder_until_dropped() {
 }
 
 #[test]
+fn an_unresolved_failed_record_holds_resources_until_cleared() {
+    let (_d, t) = tracker();
+    t.create(&new_dep("dep-u", None)).unwrap();
+    t.transition("dep-u", Provisioning, "go").unwrap();
+    t.begin_attempt("dep-u", &intent("dep-u-c1")).unwrap();
+    t.transition("dep-u", Failed, "create answer lost").unwrap();
+    assert!(!t.get("dep-u").unwrap().holds_resources());
+    t.mark_unresolved("dep-u", "listing failed").unwrap();
+    let r = t.get("dep-u").unwrap();
+    assert!(r.unresolved && r.holds_resources(), "{r:?}");
+    assert_eq!(r.last_error.as_deref(), Some("listing failed"));
+    // Only terminate may take it further, and only clearing ends it.
+    t.transition("dep-u", Terminating, "clear it").unwrap();
+    assert!(t.transition("dep-u", Terminated, "done").is_ok());
+    t.record_cleared("dep-u").unwrap();
+    assert!(!t.get("dep-u").unwrap().holds_resources());
+    assert!(matches!(
+        t.mark_unresolved("dep-none", "x"),
+        Err(TrackError::NotFound(_))
+    ));
+}
+
+#[test]
+fn new_records_carry_the_host_label_and_list_the_providers_used() {
+    let (_d, t) = tracker();
+    let r = t.create(&new_dep("dep-h", None)).unwrap();
+    assert_eq!(
+        r.labels.get(HOST_LABEL),
+        Some(&t.database().host_id().unwrap())
+    );
+    assert!(t.providers_used().unwrap().is_empty());
+    t.transition("dep-h", Provisioning, "go").unwrap();
+    t.begin_attempt("dep-h", &intent("dep-h-c1")).unwrap();
+    assert_eq!(t.providers_used().unwrap(), ["aws"]);
+}
+
+#[test]
 fn a_service_key_has_at_most_one_live_deployment_and_is_free_again_once_it_ends() {
     let (_d, t) = tracker();
     let keyed = |id: &str| NewDeployment {

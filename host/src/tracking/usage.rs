@@ -13,7 +13,7 @@
 //! ([`open_for_record`], [`close_all`]) so that the ledger and the record
 //! never disagree.
 
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::{OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
 use super::error::Result;
@@ -214,7 +214,7 @@ impl Tracker {
     /// Closes every open period of `id` now (suspended: stopped or scaled to zero).
     pub fn close_usage(&self, id: &str, reason: &str) -> Result<()> {
         let mut conn = self.database().lock();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         close_all(&tx, id, now(), reason)?;
         tx.commit()?;
         Ok(())
@@ -224,7 +224,7 @@ impl Tracker {
     /// one is open.
     pub fn reopen_usage(&self, id: &str) -> Result<()> {
         let mut conn = self.database().lock();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         open_for_record(&tx, id, now())?;
         tx.commit()?;
         Ok(())
@@ -236,7 +236,7 @@ impl Tracker {
     /// for its instance (closed now). Returns how many periods changed.
     pub fn reconcile_usage(&self) -> Result<usize> {
         let mut conn = self.database().lock();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = now();
         let closed = tx.execute(
             "UPDATE usage_periods SET ended_at = MAX(?1, started_at), end_reason = 'suspended'

@@ -228,10 +228,16 @@ fn write_credentials(env: &TestEnv, key_id: &str, secret: &str) -> PathBuf {
 /// The `[providers.aws]` section: allow `allow`, settings `endpoint` etc. plus
 /// `extra_settings` lines, credential from `creds`.
 fn aws_section(allow: &str, creds: &Path, extra_settings: &str) -> String {
+    // The credential signs for the endpoint the tests point the component at.
+    let signed_host = allow
+        .split_once("://")
+        .map_or(allow, |(_, rest)| rest)
+        .trim_end_matches('/');
     format!(
         "[providers.aws]\nallow = [{allow:?}]\ncall_timeout_ms = 60000\n\
          [providers.aws.settings]\nregions = \"us-east-1\"\n{extra_settings}\n\
-         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {creds:?}\nprofile = \"default\"\n"
+         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {creds:?}\nprofile = \"default\"\n\
+         hosts = [{signed_host:?}]\n"
     )
 }
 
@@ -801,6 +807,9 @@ async fn offers_are_read_from_the_recorded_catalogue_with_exact_rows() {
     );
     assert_eq!(g4.gpu_model.as_deref(), Some("NVIDIA T4 Tensor Core"));
     assert_eq!(g4.gpu_memory_gib, Some(16.0));
+    // p4d.24xlarge: `GPU_memory` 320 is the total over 8 GPUs (A100 40GB).
+    let p4d = find(&offers, "p4d.24xlarge", "us-east-1").expect("p4d.24xlarge in us-east-1");
+    assert_eq!((p4d.gpus, p4d.gpu_memory_gib), (8.0, Some(40.0)));
     // x2iedn.32xlarge (the real record) us-east-1: ondemand "26.676", spot_avg "6.669000".
     let x2 = find(&offers, "x2iedn.32xlarge", "us-east-1").expect("x2iedn.32xlarge in us-east-1");
     assert_eq!(
@@ -866,11 +875,16 @@ async fn unreachable_catalogue_falls_back_to_the_dated_snapshot() {
     assert!(!offers.is_empty());
     for o in &offers {
         assert!(o.source.from_snapshot);
-        assert_eq!(o.source.source, "snapshot:aws-instances-2023-08-06");
-        assert_eq!(o.source.observed_at, 1_691_280_000);
+        assert_eq!(o.source.source, "snapshot:aws-libcloud-2025-03-02");
+        // apache-libcloud 3.9.1's price list, `updated` 2025-03-02T17:36:18Z.
+        assert_eq!(o.source.observed_at, 1_740_936_978);
     }
+    // components/aws/snapshot/instances.snapshot.json: m5.large us-east-1 "0.096";
+    // p4de.24xlarge: 8 x A100 with 640 GB in all, so 80 per GPU.
     let m5 = find(&offers, "m5.large", "us-east-1").expect("m5.large in the snapshot");
-    assert_eq!(m5.hourly_usd, 0.102);
+    assert_eq!(m5.hourly_usd, 0.096);
+    let p4de = find(&offers, "p4de.24xlarge", "us-east-1").expect("p4de in the snapshot");
+    assert_eq!((p4de.gpus, p4de.gpu_memory_gib), (8.0, Some(80.0)));
     host.shutdown().await;
 }
 

@@ -958,7 +958,7 @@ async fn a_missing_authorization_role_is_unauthorized_and_a_missing_vm_not_found
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_create_that_stopped_before_its_vm_is_listed_and_deleted_by_recovery() {
+async fn a_create_stopped_before_its_vm_is_a_leftover_the_empty_id_deletes() {
     let f = Fixture::new().await;
     // The NIC fails for good: the create stops before the VM, leaving parts.
     f.stand
@@ -986,10 +986,31 @@ async fn a_create_that_stopped_before_its_vm_is_listed_and_deleted_by_recovery()
         })
         .await
         .expect("list");
+    // The leftovers convention (wit/provider.wit): an empty id, state
+    // terminated, the deployment's labels and the parts.
     assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(found[0].state, InstanceState::Failed);
+    assert_eq!(found[0].id, "");
+    assert_eq!(found[0].state, InstanceState::Terminated);
     assert!(found[0].detail.as_deref().unwrap_or("").contains("no VM"));
+    assert!(
+        found[0]
+            .labels
+            .contains(&("bpr-deployment".to_string(), "dep-half2".to_string())),
+        "{found:?}"
+    );
+    assert!(!found[0].resources.is_empty(), "{found:?}");
+    // What the host does with it: delete-instance with the empty id and the
+    // deployment's label.
     f.delete_until_gone(&as_ref(&found[0])).await;
+    let again = f
+        .azure
+        .list_instances(InstanceQuery {
+            regions: vec!["eastus".into()],
+            labels: vec![("bpr-deployment".into(), "dep-half2".into())],
+        })
+        .await
+        .expect("list");
+    assert!(again.is_empty(), "{again:?}");
     assert!(f.stand.groups().await.is_empty());
     assert!(f.stand.resources().await.is_empty());
     f.finish().await;

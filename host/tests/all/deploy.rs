@@ -53,11 +53,17 @@ pub(crate) fn unique_id(prefix: &str) -> String {
 }
 
 pub(crate) fn aws_section(endpoint: &str, creds: &Path) -> String {
+    // The credential signs for the stand-in the component is pointed at.
+    let signed_host = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest)
+        .trim_end_matches('/');
     format!(
         "[providers.aws]\nallow = [{endpoint:?}]\ncall_timeout_ms = 60000\n\
          [providers.aws.settings]\nregions = \"us-east-1\"\nendpoint = {endpoint:?}\n\
          image_owner = \"amazon\"\nimage_name_filter = \"amzn2-ami-hvm-*-x86_64-gp2\"\n\
-         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {creds:?}\nprofile = \"default\"\n"
+         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {creds:?}\nprofile = \"default\"\n\
+         hosts = [{signed_host:?}]\n"
     )
 }
 

@@ -1096,3 +1096,306 @@ async fn a_managed_cluster_still_provisioning_is_refused_with_its_state() {
     host.shutdown().await;
     f.finish().await;
 }
+
+/// Issue 20 item 3 on DigitalOcean: the firewall exists before the droplet it
+/// protects (a crash never leaves a droplet open on every port), and it is
+/// tagged with the deployment as it is created.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_droplet_is_created_after_its_deployment_firewall_never_before() {
+    let f = Fixture::new().await;
+    let made = f
+        .do_
+        .create_instance(spec("dep-fw-first", "dep-fw-first-c1"))
+        .await
+        .expect("create");
+    let requests = f.stand.requests().await;
+    let at = |method: &str, path: &str| {
+        requests
+            .iter()
+            .position(|(m, p)| m == method && p.split('?').next() == Some(path))
+            .unwrap_or_else(|| panic!("no {method} {path} in {requests:?}"))
+    };
+    assert!(
+        at("POST", "/v2/firewalls") < at("POST", "/v2/droplets"),
+        "{requests:?}"
+    );
+    let state = f.stand.state().await;
+    let fw = &state["firewalls"][0];
+    assert_eq!(
+        fw["tags"],
+        json!(["bpr:bpr-deployment:dep-fw-first"]),
+        "applies to exactly the deployment's droplets: {state}"
+    );
+    assert!(made.resources.iter().any(|r| r.kind == "firewall"));
+    f.do_.delete_instance(as_ref(&made)).await.expect("delete");
+    f.finish().await;
+}
+
+/// Issue 20 item 3: a create that fails after registering the key and the
+/// firewall leaves them; a listing by label reports them without a droplet,
+/// and `delete-instance` with the deployment label and an empty id removes them.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_id_deletes_the_firewall_and_key_a_failed_create_left() {
+    let f = Fixture::new().await;
+    // The droplet create is answered 500 (nothing made): the component keeps
+    // key and firewall for a retry that never comes (the host crashed).
+    f.stand
+        .inject(json!({"method": "POST", "path": "/v2/droplets", "status": 500}))
+        .await;
+    let err = f.do_.create_instance(spec("dep-left", "dep-left-c1")).await;
+    assert!(
+        matches!(provider_error(err), ProviderError::Transient(_)),
+        "a 500 is transient"
+    );
+    let state = f.stand.state().await;
+    assert_eq!(state["droplets"].as_array().unwrap().len(), 0, "{state}");
+    assert_eq!(state["firewalls"].as_array().unwrap().len(), 1, "{state}");
+    assert_eq!(state["ssh_keys"].as_array().unwrap().len(), 1, "{state}");
+    assert_eq!(
+        state["ssh_keys"][0]["name"], "bpr:bpr-deployment:dep-left",
+        "the key is named after the deployment: {state}"
+    );
+
+    let listed = f
+        .do_
+        .list_instances(InstanceQuery {
+            regions: vec!["nyc3".into()],
+            labels: vec![("bpr-deployment".into(), "dep-left".into())],
+        })
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].id.is_empty() && listed[0].state == InstanceState::Terminated);
+    assert_eq!(listed[0].resources.len(), 2, "{listed:?}");
+
+    let r = InstanceRef {
+        id: String::new(),
+        region: "nyc3".into(),
+        zone: None,
+        resources: vec![],
+        labels: vec![("bpr-deployment".into(), "dep-left".into())],
+    };
+    assert_eq!(
+        f.do_.delete_instance(r.clone()).await.expect("delete"),
+        DeleteStatus::Deleted
+    );
+    let state = f.stand.state().await;
+    for kind in ["droplets", "firewalls", "ssh_keys"] {
+        assert_eq!(state[kind].as_array().unwrap().len(), 0, "{kind}: {state}");
+    }
+    // Nothing left: still `deleted`.
+    assert_eq!(
+        f.do_.delete_instance(r).await.expect("delete"),
+        DeleteStatus::Deleted
+    );
+    f.finish().await;
+}
+
+/// Two droplets of one deployment (two attempts) share its firewall and key:
+/// deleting one keeps them for the other; deleting the last removes them.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_deployment_firewall_and_key_stay_until_its_last_droplet_is_deleted() {
+    let f = Fixture::new().await;
+    let first = f
+        .do_
+        .create_instance(spec("dep-two", "dep-two-c1"))
+        .await
+        .expect("first");
+    let second = f
+        .do_
+        .create_instance(spec("dep-two", "dep-two-c2"))
+        .await
+        .expect("second");
+    assert_ne!(first.id, second.id);
+    let state = f.stand.state().await;
+    assert_eq!(
+        state["firewalls"].as_array().unwrap().len(),
+        1,
+        "one firewall: {state}"
+    );
+
+    f.do_
+        .delete_instance(as_ref(&first))
+        .await
+        .expect("delete first");
+    let state = f.stand.state().await;
+    assert_eq!(state["droplets"].as_array().unwrap().len(), 1, "{state}");
+    assert_eq!(
+        state["firewalls"].as_array().unwrap().len(),
+        1,
+        "kept: {state}"
+    );
+    assert_eq!(
+        state["ssh_keys"].as_array().unwrap().len(),
+        1,
+        "kept: {state}"
+    );
+
+    f.do_
+        .delete_instance(as_ref(&second))
+        .await
+        .expect("delete second");
+    let state = f.stand.state().await;
+    for kind in ["droplets", "firewalls", "ssh_keys"] {
+        assert_eq!(state[kind].as_array().unwrap().len(), 0, "{kind}: {state}");
+    }
+    f.finish().await;
+}
+
+/// Issue 20 item 5 on DigitalOcean: a region slug DigitalOcean does not know
+/// is `region-unavailable` (the next candidate is tried), not a stop.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_region_moves_the_deployment_to_its_next_candidate() {
+    use blueprint_remote_providers::provisioning::{
+        DeployOptions, DeployRequest, RetryPolicy, Target,
+    };
+    use blueprint_remote_providers::tracking::{AttemptOutcome, DeploymentStatus};
+    use std::time::Duration;
+
+    let f = Fixture::new().await;
+    let id = format!("dep-do-region-{}", std::process::id());
+    let mut req = DeployRequest::new("7", "42");
+    req.deployment_id = Some(id.clone());
+    let opts = DeployOptions {
+        retry: RetryPolicy::default(),
+        poll_initial: Duration::from_millis(100),
+        poll_max: Duration::from_millis(500),
+        ..DeployOptions::default()
+    };
+    let target = |region: &str| Target {
+        provider: "digitalocean".into(),
+        region: region.into(),
+        zone: None,
+        instance_type: "s-1vcpu-1gb".into(),
+        spot: false,
+        hourly_usd: Some(0.00893),
+    };
+    let rec = f
+        .host
+        .deploy_with(req, vec![target("xx9"), target("nyc3")], &opts)
+        .await
+        .expect("the second candidate deploys");
+    assert_eq!(rec.status, DeploymentStatus::Active);
+    let attempts = f.host.tracker().attempts(&id).unwrap();
+    assert_eq!(
+        attempts[0].outcome,
+        AttemptOutcome::Failover,
+        "{attempts:?}"
+    );
+    assert!(
+        attempts[0]
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("region")),
+        "{attempts:?}"
+    );
+    f.host.terminate(&id).await.expect("terminate");
+    let state = f.stand.state().await;
+    for kind in ["droplets", "firewalls", "ssh_keys"] {
+        assert_eq!(state[kind].as_array().unwrap().len(), 0, "{kind}: {state}");
+    }
+    f.finish().await;
+}
+
+/// Issue 20's crash driver on DigitalOcean: the real `bpr deploy` and `bpr
+/// terminate` SIGKILLed at every API call they make (before it reaches the
+/// fake, and after the fake acted on it). After `bpr cleanup` and the
+/// termination of what is active, nothing is left in the fake: no droplet,
+/// no firewall, no key.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkills_at_every_api_call_of_bpr_deploy_and_terminate_leave_nothing_in_the_fake() {
+    use crate::reliability::harness::{Bpr, Fault, KillProxy, run_until_killed, text};
+
+    let _serial = SERIAL.lock().await;
+    let stand = Stand::from_env();
+    stand.control("/_fake/reset", json!({})).await;
+    let log_from = stand.log_len();
+    let proxy = KillProxy::start(stand.prism.clone()).await;
+    let env = TestEnv::new();
+    let bpr = Bpr::for_digitalocean(&env, &proxy.url());
+    let run = format!("dokill-{}", std::process::id());
+
+    // Calibrate: the API calls of one whole deploy and one whole terminate.
+    let cal = format!("{run}-cal");
+    proxy.forward_all();
+    let out = bpr.deploy(&cal).output().unwrap();
+    assert!(out.status.success(), "bpr deploy: {}", text(&out));
+    let deploy_calls = proxy.actions();
+    proxy.forward_all();
+    let out = bpr.run(&["terminate", &cal]);
+    assert!(out.status.success(), "bpr terminate: {}", text(&out));
+    let terminate_calls = proxy.actions();
+    let empty = |state: &Value| {
+        ["droplets", "firewalls", "ssh_keys"]
+            .iter()
+            .all(|k| state[k].as_array().is_some_and(|a| a.is_empty()))
+    };
+    let state = stand.state().await;
+    assert!(
+        empty(&state),
+        "a whole deploy + terminate leaves nothing: {state}"
+    );
+
+    let mut ids = Vec::new();
+    for k in 0..deploy_calls.len() {
+        for (tag, fault) in [("b", Fault::KillBefore), ("a", Fault::KillAfter)] {
+            let id = format!("{run}-d{k}{tag}");
+            proxy.set_plan(move |n, _| if n == k { fault } else { Fault::Forward });
+            run_until_killed(&proxy, bpr.deploy(&id)).await;
+            ids.push(id);
+        }
+    }
+    for k in 0..terminate_calls.len() {
+        for (tag, fault) in [("b", Fault::KillBefore), ("a", Fault::KillAfter)] {
+            let id = format!("{run}-t{k}{tag}");
+            proxy.forward_all();
+            let out = bpr.deploy(&id).output().unwrap();
+            assert!(out.status.success(), "bpr deploy {id}: {}", text(&out));
+            proxy.set_plan(move |n, _| if n == k { fault } else { Fault::Forward });
+            let mut terminate = bpr.command();
+            terminate.args(["terminate", &id]);
+            run_until_killed(&proxy, terminate).await;
+            ids.push(id);
+        }
+    }
+
+    proxy.forward_all();
+    let out = bpr.run(&["cleanup"]);
+    assert!(out.status.success(), "bpr cleanup: {}", text(&out));
+    for r in bpr.status() {
+        assert!(
+            !r.status.is_in_flight(),
+            "{} left {}: {r:?}",
+            r.id,
+            r.status
+        );
+        if r.status == blueprint_remote_providers::tracking::DeploymentStatus::Active {
+            let out = bpr.run(&["terminate", &r.id]);
+            assert!(
+                out.status.success(),
+                "bpr terminate {}: {}",
+                r.id,
+                text(&out)
+            );
+        } else {
+            assert!(
+                !r.holds_resources(),
+                "{} is {} and holds resources",
+                r.id,
+                r.status
+            );
+        }
+    }
+    let state = stand.state().await;
+    assert!(
+        empty(&state),
+        "after {} killed runs, cleanup and terminate, the fake still holds: {state}",
+        ids.len()
+    );
+    let v = stand.violations_since(log_from).await;
+    assert!(
+        v.is_empty(),
+        "Prism reported schema violations:\n{}",
+        v.join("\n")
+    );
+}

@@ -51,8 +51,9 @@ fn write_config(env: &TestEnv) -> PathBuf {
             "{}\n[providers.aws]\nallow = [{moto:?}]\ncall_timeout_ms = 60000\n\
              [providers.aws.settings]\nregions = \"us-east-1\"\nendpoint = {moto:?}\n\
              image_owner = \"amazon\"\nimage_name_filter = \"amzn2-ami-hvm-*-x86_64-gp2\"\n\
-             [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {creds:?}\n",
-            env.host_section("warn", false)
+             [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {creds:?}\n{}",
+            env.host_section("warn", false),
+            crate::support::sigv4_hosts_line(&moto)
         ),
     )
     .unwrap();

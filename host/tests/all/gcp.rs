@@ -958,7 +958,7 @@ async fn list_reads_every_page_of_every_zone_and_filters_by_label() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_firewall_left_without_its_instance_is_listed_and_deleted() {
+async fn a_firewall_left_without_its_instance_is_a_leftover_the_empty_id_deletes() {
     let f = Fixture::new().await;
     let created = f
         .gcp
@@ -991,11 +991,34 @@ async fn a_firewall_left_without_its_instance_is_listed_and_deleted() {
         })
         .await
         .expect("list");
+    // The leftovers convention (wit/provider.wit): one entry with an empty id,
+    // state terminated, the deployment's labels and the rules themselves.
     assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(found[0].id, created.id);
-    assert_eq!(found[0].state, InstanceState::Failed);
-    // What recovery does with it: delete-instance from the listing alone.
+    assert_eq!(found[0].id, "");
+    assert_eq!(found[0].state, InstanceState::Terminated);
+    assert_eq!(found[0].region, "us-central1");
+    assert!(
+        found[0]
+            .labels
+            .contains(&("bpr-deployment".to_string(), "dep-orphan".to_string())),
+        "{found:?}"
+    );
+    assert!(
+        !found[0].resources.is_empty() && found[0].resources.iter().all(|r| r.kind == "firewall"),
+        "{found:?}"
+    );
+    // What the host does with it: delete-instance with the empty id and the
+    // deployment's label.
     delete_until_gone(&f.gcp, as_ref(&found[0])).await;
+    let again = f
+        .gcp
+        .list_instances(InstanceQuery {
+            regions: vec![],
+            labels: vec![("bpr-deployment".into(), "dep-orphan".into())],
+        })
+        .await
+        .expect("list");
+    assert!(again.is_empty(), "{again:?}");
     let state = f.stand.state().await;
     for kind in ["instances", "disks", "firewalls"] {
         assert_eq!(count(&state, kind), 0, "{kind} left: {state}");

@@ -623,9 +623,10 @@ async fn an_unreachable_ssh_host_fails_over_to_the_next_candidate_on_moto() {
          [providers.aws]\nallow = [{moto:?}]\ncall_timeout_ms = 60000\n\
          [providers.aws.settings]\nregions = \"us-east-1\"\nendpoint = {moto:?}\n\
          image_owner = \"amazon\"\nimage_name_filter = \"amzn2-ami-hvm-*-x86_64-gp2\"\n\
-         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {:?}\n",
+         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {:?}\n{}",
         ssh_host_section("broken", Some(closed_port())),
-        aws_creds(&env)
+        aws_creds(&env),
+        crate::support::sigv4_hosts_line(&moto)
     );
     let host = start_async(&env, &rest).await;
     let mut req = ranked(Request {
@@ -664,16 +665,90 @@ async fn an_unreachable_ssh_host_fails_over_to_the_next_candidate_on_moto() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_provider_endpoint_that_does_not_resolve_is_one_sentence_and_fails_over_without_retries()
-{
+async fn bpr_deploy_fails_over_from_a_broken_ssh_host_to_moto() {
+    let Ok(moto) = std::env::var("BPR_TEST_MOTO_URL") else {
+        panic!("BPR_TEST_MOTO_URL is not set: start moto with `scripts/standins/moto.sh start`");
+    };
+    let _serial = crate::support::moto_lock().await;
+    let env = TestEnv::new();
+    env.add("aws").add("ssh");
+    // Probed capacity makes the broken host a $0 candidate: it ranks first.
+    store_capacity(&env, "broken", 8.0, 16.0);
+    let config = env.dir.path().join("bpr.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[providers.ssh]\nallow_ssh = true\n{}\n\
+             [providers.aws]\nallow = [{moto:?}]\ncall_timeout_ms = 60000\n\
+             [providers.aws.settings]\nregions = \"us-east-1\"\nendpoint = {moto:?}\n\
+             image_owner = \"amazon\"\nimage_name_filter = \"amzn2-ami-hvm-*-x86_64-gp2\"\n\
+             [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {:?}\n",
+            env.host_section("warn", false),
+            ssh_host_section("broken", Some(closed_port())),
+            aws_creds(&env)
+        ),
+    )
+    .unwrap();
+    let id = format!("dep-cli-failover-{}", std::process::id());
+    let request = env.dir.path().join("request.toml");
+    std::fs::write(
+        &request,
+        format!(
+            "[request]\ndeployment_id = {id:?}\nblueprint_id = \"7\"\nservice_id = \"4245\"\nfailover = 2\n\
+             [request.requirements]\nmin_vcpus = 2.0\nmin_memory_gib = 2.0\narch = \"x86-64\"\n\
+             [request.workload.source]\nkind = \"native\"\nurl = \"https://example.invalid/agent\"\nsha256 = {:?}\n",
+            "a".repeat(64)
+        ),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking({
+        let (config, request) = (config.clone(), request.clone());
+        move || {
+            bpr_in(
+                &config,
+                &[
+                    "deploy",
+                    "--file",
+                    request.to_str().unwrap(),
+                    "--timeout-secs",
+                    "120",
+                ],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(ok, "bpr deploy failed: {stderr}\n{stdout}");
+    assert!(
+        stdout.contains("candidate 1: ssh/") && stdout.contains("broken"),
+        "the operator's host is tried first: {stdout}"
+    );
+    assert!(
+        stdout.contains("cannot be reached"),
+        "its failure is said: {stdout}"
+    );
+    assert!(
+        stdout.contains("candidate 2: aws/us-east-1/") && stdout.contains("active"),
+        "then moto serves it: {stdout}"
+    );
+    let (ok, _, stderr) = tokio::task::spawn_blocking(move || bpr_in(&config, &["terminate", &id]))
+        .await
+        .unwrap();
+    assert!(ok, "bpr terminate failed: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_endpoint_that_does_not_resolve_is_one_sentence_and_the_regions_other_types_are_not_tried()
+ {
     let env = TestEnv::new();
     env.add("aws");
     // A name under `.invalid` never resolves (RFC 2606).
     let endpoint = "http://bpr-test-endpoint.invalid:5000";
     let rest = format!(
         "[providers.aws]\nallow = [{endpoint:?}]\n[providers.aws.settings]\nregions = \"us-east-1\"\nendpoint = {endpoint:?}\n\
-         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {:?}\n",
-        aws_creds(&env)
+         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {:?}\n{}",
+        aws_creds(&env),
+        crate::support::sigv4_hosts_line(endpoint)
     );
     let host = start_async(&env, &rest).await;
     let mut req = DeployRequest::new("7", "4244");
@@ -709,11 +784,25 @@ async fn a_provider_endpoint_that_does_not_resolve_is_one_sentence_and_fails_ove
     assert_eq!(
         text.matches("does not resolve").count(),
         1,
-        "both candidates failed alike, said once: {text}"
+        "said once: {text}"
+    );
+    assert!(
+        text.contains("aws/us-east-1/t3.small: not tried: aws region us-east-1 was unavailable to aws/us-east-1/t3.micro"),
+        "the region's other type is skipped, saying why: {text}"
     );
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "not retried as a transient failure"
     );
+    let DeployError::Exhausted { id, .. } = &err else {
+        unreachable!()
+    };
+    let attempts = host.tracker().attempts(id).unwrap();
+    assert_eq!(
+        attempts.len(),
+        1,
+        "one call, not one per type: {attempts:?}"
+    );
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Failover);
     host.shutdown().await;
 }

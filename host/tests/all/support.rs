@@ -36,6 +36,12 @@ pub fn shared_artifacts() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("bpr-artifacts")
 }
 
+/// The key vouching for [`shared_artifacts`] (outside that directory), so
+/// tests with different state directories still share compiled artifacts.
+pub fn shared_artifact_key() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("bpr-artifacts.key")
+}
+
 /// A temporary host environment: a providers dir, a state dir, a config.
 pub struct TestEnv {
     pub dir: TempDir,
@@ -70,10 +76,11 @@ impl TestEnv {
     /// The `[host]` section for this env; `integrity` is "warn" or "enforce".
     pub fn host_section(&self, integrity: &str, watch: bool) -> String {
         format!(
-            "[host]\nproviders_dir = {:?}\nstate_dir = {:?}\nartifact_dir = {:?}\nlock_file = {:?}\nintegrity = {integrity:?}\nwatch = {watch}\n",
+            "[host]\nproviders_dir = {:?}\nstate_dir = {:?}\nartifact_dir = {:?}\nartifact_key_file = {:?}\nlock_file = {:?}\nintegrity = {integrity:?}\nwatch = {watch}\n",
             self.providers,
             self.state,
             shared_artifacts(),
+            shared_artifact_key(),
             self.dir.path().join("providers.lock"),
         )
     }
@@ -196,4 +203,14 @@ pub async fn moto_lock() -> tokio::sync::MutexGuard<'static, ()> {
             .await;
     }
     guard
+}
+
+/// The `hosts = [...]` line of an `aws-sigv4` credential that signs for the
+/// stand-in at `endpoint` (a stand-in is signed for only when listed).
+pub fn sigv4_hosts_line(endpoint: &str) -> String {
+    let host = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest)
+        .trim_end_matches('/');
+    format!("hosts = [{host:?}]\n")
 }

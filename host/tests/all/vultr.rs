@@ -684,6 +684,89 @@ async fn what_an_abandoned_attempt_left_goes_with_the_next_create_and_with_the_d
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn what_a_create_left_without_a_machine_is_a_leftover_the_empty_id_deletes() {
+    let f = Fixture::new().await;
+    // Another deployment's live machine, which nothing here may touch.
+    let other = f
+        .vultr
+        .create_instance(spec("dep-keep", "dep-keep-c1"))
+        .await
+        .expect("create");
+    // The only attempt of dep-lo is abandoned after a server error: its key
+    // and firewall group stay, and no later create of it will come.
+    f.stand
+        .inject(json!({"status": 500, "method": "POST", "path": "/instances"}))
+        .await;
+    provider_error(f.vultr.create_instance(spec("dep-lo", "dep-lo-c1")).await);
+    let query = InstanceQuery {
+        regions: vec!["ewr".into()],
+        labels: vec![("bpr-deployment".into(), "dep-lo".into())],
+    };
+    let found = f.vultr.list_instances(query.clone()).await.expect("list");
+    // The leftovers convention (wit/provider.wit): an empty id, state
+    // terminated, the deployment's label and what is left.
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].id, "");
+    assert_eq!(found[0].state, InstanceState::Terminated);
+    assert!(
+        found[0]
+            .labels
+            .contains(&("bpr-deployment".to_string(), "dep-lo".to_string())),
+        "{found:?}"
+    );
+    // Its SSH key is dep-keep's (the same public key, found by its
+    // fingerprint): not this deployment's to delete.
+    let kinds: Vec<&str> = found[0].resources.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds, ["firewall-group"], "{found:?}");
+    // What the host does with it: delete-instance with the empty id and the
+    // deployment's label, until deleted.
+    let mut status = DeleteStatus::InProgress;
+    for _ in 0..5 {
+        status = f
+            .vultr
+            .delete_instance(as_ref(&found[0]))
+            .await
+            .expect("delete");
+        if status == DeleteStatus::Deleted {
+            break;
+        }
+    }
+    assert_eq!(status, DeleteStatus::Deleted);
+    assert!(
+        f.vultr
+            .list_instances(query)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    let state = f.stand.state().await;
+    assert_eq!(len(&state["instances"]), 1, "{state}");
+    assert_eq!(
+        len(&state["firewalls"]),
+        1,
+        "the other deployment's group stays: {state}"
+    );
+    assert_eq!(
+        len(&state["ssh_keys"]),
+        1,
+        "the other deployment's key stays: {state}"
+    );
+    // Without the label an empty id names nothing.
+    let mut bare = as_ref(&found[0]);
+    bare.labels.clear();
+    assert!(matches!(
+        provider_error(f.vultr.delete_instance(bare).await),
+        ProviderError::InvalidRequest(_)
+    ));
+    f.vultr
+        .delete_instance(as_ref(&other))
+        .await
+        .expect("delete");
+    assert_nothing_left(&f.stand, "deleting both deployments").await;
+    f.finish_with_undocumented_status(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn instances_are_listed_across_pages() {
     let f = Fixture::new().await;
     for i in 0..5 {

@@ -19,7 +19,9 @@ use blueprint_remote_providers::tracking::{DeploymentStatus, DeploymentType};
 
 pub use self::args::DeployArgs;
 use self::args::build_request;
-use self::output::{k8s_opts, progress_line, status_table, when, workload_json, workload_text};
+use self::output::{
+    cleanup_text, k8s_opts, progress_line, status_table, when, workload_json, workload_text,
+};
 use super::table;
 
 /// Deployment commands.
@@ -42,8 +44,13 @@ pub enum DeployCommand {
         id: String,
     },
     /// Terminate expired deployments now, finish what crashed runs left
-    /// (recovery), and delete what failed deployments still hold.
-    Cleanup,
+    /// (recovery), delete what failed deployments still hold and what no
+    /// record owns (the sweep); prints every deployment it resolved.
+    Cleanup {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Kubernetes deployments: change the image and/or the payment tier, and wait for
     /// the rollout.
     Update {
@@ -274,17 +281,18 @@ pub async fn run(cmd: DeployCommand, mut config: Config) -> anyhow::Result<ExitC
             print!("{}", workload_text(&status));
             Ok(ExitCode::SUCCESS)
         }
-        DeployCommand::Cleanup => {
+        DeployCommand::Cleanup { json } => {
             let host = Host::start(config).await?;
-            let (done, errors) = host.cleanup_once(&SupervisorOptions::default()).await;
-            for id in &done {
-                println!("terminated {id}");
+            let report = host.cleanup(&SupervisorOptions::default(), true).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", cleanup_text(&report));
             }
-            for (id, e) in &errors {
+            for (id, e) in &report.errors {
                 eprintln!("{id}: {e}");
             }
-            println!("{} terminated, {} error(s)", done.len(), errors.len());
-            Ok(if errors.is_empty() {
+            Ok(if report.errors.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use blueprint_remote_providers::kubernetes::WorkloadStatus;
-use blueprint_remote_providers::provisioning::DeployOptions;
+use blueprint_remote_providers::provisioning::{CleanupReport, DeployOptions};
 use blueprint_remote_providers::tracking::{DeploymentRecord, DeploymentStatus};
 
 use crate::cli::table;
@@ -114,5 +114,51 @@ pub(super) fn workload_text(s: &WorkloadStatus) -> String {
             c.message.as_deref().unwrap_or("")
         ));
     }
+    out
+}
+
+/// What `bpr cleanup` resolved: one line per deployment and what happened to
+/// it, then a line counting everything.
+pub(super) fn cleanup_text(r: &CleanupReport) -> String {
+    let mut out = String::new();
+    let mut line = |verb: &str, id: &str, why: &str| {
+        out.push_str(&format!("{verb} {id} ({why})\n"));
+    };
+    for id in &r.expired {
+        line("terminated", id, "its time to live ran out");
+    }
+    for id in &r.recovery.adopted {
+        line(
+            "adopted",
+            id,
+            "its instance was running: found by its label after its process stopped",
+        );
+    }
+    for id in &r.recovery.failed {
+        line(
+            "failed",
+            id,
+            "its process stopped and nothing of it ran; what it made was deleted",
+        );
+    }
+    for id in &r.recovery.terminated {
+        line("terminated", id, "an interrupted termination was finished");
+    }
+    for id in &r.released {
+        line(
+            "terminated",
+            id,
+            "what a failed deployment still held or might hold was deleted",
+        );
+    }
+    for what in r.sweep.iter().flat_map(|s| s.deleted.iter()) {
+        out.push_str(&format!("swept {what} (no record owns it)\n"));
+    }
+    for id in &r.busy {
+        out.push_str(&format!(
+            "busy {id} (another bpr process is working on it)\n"
+        ));
+    }
+    out.push_str(&format!("cleanup: {}\n", r.summary()));
     out
 }

@@ -8,6 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::super::managed::{self, HostCredentials, ManagedCluster, ManagedError};
 use super::*;
 use crate::capabilities::credentials::AwsCredentialSource;
+use crate::clock::unix_now_u64 as now;
 use crate::wit::{self, BearerCredential, ClientCertificate, ClusterAuth, ClusterCredentials};
 
 /// A self-signed P-256 test certificate and its key, generated for these tests with
@@ -64,13 +65,6 @@ fn bearer(token: &str, expires_at: Option<u64>) -> HostCredentials {
             expires_at,
         })),
     }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
 }
 
 /// Serves one HTTP request on 127.0.0.1 with a `/version` answer and returns the

@@ -70,7 +70,13 @@ impl describe::Guest for Component {
                 describe::Capability::Offers,
                 describe::Capability::Instances,
             ],
-            &[("url", "URL that `list-instances` fetches with one GET")],
+            &[
+                ("url", "URL that `list-instances` fetches with one GET"),
+                (
+                    "address",
+                    "public address every instance reports as running at (deployment tests)",
+                ),
+            ],
         );
         // Build metadata keeps it semver whatever the marker is (`0.1.0+v2`).
         info.version = format!("{}+v{VERSION}", info.version);
