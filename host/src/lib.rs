@@ -15,8 +15,9 @@
 //! deploy with failover, terminate, recover) → [`tracking`] (the records),
 //! with [`workload`] (what runs on a VM), [`kubernetes`] (what runs on a
 //! cluster) and [`ssh`] (the operator's own machines) beside it. [`runtime`]
-//! and [`capabilities`] are the sandbox underneath; [`costs`] the accounting
-//! of what deployments spent and the operator's budget; [`db`] the embedded
+//! and [`capabilities`] are the sandbox underneath, both built on
+//! [`bindings`] (the one `bindgen!`, the ground floor); [`costs`] the
+//! accounting of what deployments spent and the operator's budget; [`db`] the embedded
 //! database. Blueprint Manager drives it through [`embedding`]: service
 //! events in, deployments and their events out. [`telemetry`] is what the
 //! sandbox reports about itself; [`server`] is `bpr serve`, the host as a
@@ -24,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bindings;
 pub mod capabilities;
 pub mod clock;
 pub mod config;
@@ -44,6 +46,7 @@ pub mod telemetry;
 pub mod tracking;
 pub mod workload;
 
+pub use bindings::wit;
 pub use capabilities::SshBackend;
 pub use capabilities::http_client::HttpClientConfig;
 pub use config::Config;
@@ -61,6 +64,5 @@ pub use provisioning::{
     EventKind, HealthWatch, InstanceTarget, Orchestrator, Plan, PlanError, RecoveryReport,
     SupervisorOptions, SweepReport,
 };
-pub use runtime::bindings::wit;
 pub use runtime::{CallError, LoadError};
 pub use tracking::{DeploymentRecord, DeploymentStatus};

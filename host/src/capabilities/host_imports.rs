@@ -3,14 +3,13 @@
 //! `wasmtime::Result<...>`: an `Err` is a host bug and traps; expected
 //! failures reach the guest as WIT values.
 
-use super::guest_log;
-use crate::runtime::bindings::blueprint::provider::{log, settings, ssh, types};
-use crate::runtime::bindings::wit::{ExecOutput, ExecRequest, HostEntry, LogLevel, SshError};
-use crate::runtime::state::HostState;
+use super::{ProviderImports, guest_log};
+use crate::bindings::blueprint::provider::{log, settings, ssh, types};
+use crate::bindings::wit::{ExecOutput, ExecRequest, HostEntry, LogLevel, SshError};
 
-impl types::Host for HostState {}
+impl types::Host for ProviderImports {}
 
-impl log::Host for HostState {
+impl log::Host for ProviderImports {
     /// Logs one record under target `bpr::provider`, escaped and capped
     /// ([`crate::capabilities::guest_log`]); past the call's rate limit the
     /// record is dropped and counted.
@@ -46,7 +45,7 @@ impl log::Host for HostState {
     }
 }
 
-impl settings::Host for HostState {
+impl settings::Host for ProviderImports {
     fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         Ok(self.env.settings.get(&key).cloned())
     }
@@ -61,7 +60,7 @@ impl settings::Host for HostState {
     }
 }
 
-impl ssh::Host for HostState {
+impl ssh::Host for ProviderImports {
     async fn hosts(&mut self) -> wasmtime::Result<Vec<HostEntry>> {
         Ok(match &self.env.ssh {
             Some(b) => b.hosts().await,

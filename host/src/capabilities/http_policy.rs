@@ -64,6 +64,19 @@ pub enum Denied {
     /// The URI has no host or an unsupported scheme.
     #[error("malformed outbound URI: {0}")]
     Malformed(String),
+    /// The authority carries userinfo (`name@host`): the request would go to
+    /// `host` while naming something else; never sent.
+    #[error("the authority of a request to {host} carries userinfo (`…@{host}`); refused")]
+    Userinfo {
+        /// The host after the `@`.
+        host: String,
+    },
+    /// The provider may not use this method.
+    #[error("method {method} is not one this provider may use (`methods` in its config)")]
+    MethodNotAllowed {
+        /// The method.
+        method: String,
+    },
 }
 
 impl AllowRule {
@@ -166,8 +179,15 @@ pub struct Target {
 }
 
 impl Target {
-    /// Extract the target of a URI.
+    /// Extract the target of a URI. An authority with userinfo is refused.
     pub fn of(uri: &http::Uri) -> Result<Self, Denied> {
+        if let Some(authority) = uri.authority()
+            && let Some((_, host)) = authority.as_str().rsplit_once('@')
+        {
+            return Err(Denied::Userinfo {
+                host: host.to_string(),
+            });
+        }
         let scheme = uri
             .scheme_str()
             .ok_or_else(|| Denied::Malformed(format!("{uri}: no scheme")))?
@@ -264,16 +284,44 @@ pub fn is_public(addr: &IpAddr) -> bool {
                 || o[0] >= 240)
         }
         IpAddr::V6(a) => {
+            let s = a.segments();
+            // Forms that carry or translate an IPv4 address are judged by it:
+            // ::ffff:a.b.c.d (mapped), ::ffff:0:a.b.c.d (SIIT),
+            // 64:ff9b::a.b.c.d (NAT64), 2002:AABB:CCDD:: (6to4).
+            let embedded = |hi: u16, lo: u16| {
+                is_public(&IpAddr::V4(std::net::Ipv4Addr::new(
+                    (hi >> 8) as u8,
+                    hi as u8,
+                    (lo >> 8) as u8,
+                    lo as u8,
+                )))
+            };
             if let Some(v4) = a.to_ipv4_mapped() {
                 return is_public(&IpAddr::V4(v4));
             }
-            let s = a.segments();
+            if s[..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0 {
+                return embedded(s[6], s[7]);
+            }
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return embedded(s[6], s[7]);
+            }
+            if s[0] == 0x2002 {
+                return embedded(s[1], s[2]);
+            }
             !(a.is_loopback()
                 || a.is_unspecified()
                 || a.is_multicast()
+                || s[..6] == [0, 0, 0, 0, 0, 0] // ::a.b.c.d, IPv4-compatible (deprecated)
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // 64:ff9b:1::/48 local-use NAT64
+                || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // 100::/64 discard-only
+                || (s[0] == 0x2001 && s[1] == 0) // 2001::/32 Teredo (tunnels IPv4)
+                || (s[0] == 0x2001 && (s[1] & 0xfff0) == 0x0010) // 2001:10::/28 ORCHID
+                || (s[0] == 0x2001 && s[1] == 0x0002 && s[2] == 0) // 2001:2::/48 benchmarking
                 || (s[0] & 0xfe00) == 0xfc00 // unique local
                 || (s[0] & 0xffc0) == 0xfe80 // link-local
-                || (s[0] == 0x2001 && s[1] == 0x0db8)) // documentation
+                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+                || (s[0] & 0xfff0) == 0x3ff0) // 3fff::/20 documentation
         }
     }
 }
@@ -394,6 +442,45 @@ mod tests {
         for a in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
             assert!(is_public(&a.parse().unwrap()), "{a}");
         }
+    }
+
+    #[test]
+    fn ipv6_forms_that_carry_or_translate_a_private_ipv4_are_not_public() {
+        for a in [
+            "::127.0.0.1",        // IPv4-compatible
+            "::10.0.0.1",         // IPv4-compatible
+            "::8.8.8.8",          // IPv4-compatible: deprecated, never public
+            "::ffff:0:127.0.0.1", // SIIT
+            "64:ff9b::127.0.0.1", // NAT64 of loopback
+            "64:ff9b::a9fe:a9fe", // NAT64 of 169.254.169.254 (metadata)
+            "64:ff9b:1::1",       // local-use NAT64
+            "2002:7f00:1::",      // 6to4 of 127.0.0.1
+            "2002:c0a8:101::1",   // 6to4 of 192.168.1.1
+            "2002:a9fe:a9fe::",   // 6to4 of 169.254.169.254
+            "fec0::1",            // site-local
+            "feff::1",            // site-local
+            "2001::1",            // Teredo
+            "2001:10::1",         // ORCHID
+            "100::1",             // discard-only
+            "3fff::1",            // documentation
+        ] {
+            assert!(!is_public(&a.parse().unwrap()), "{a}");
+        }
+        // Translations of a public IPv4 are as public as it is (DNS64 hosts).
+        for a in ["64:ff9b::808:808", "2002:808:808::1"] {
+            assert!(is_public(&a.parse().unwrap()), "{a}");
+        }
+    }
+
+    #[test]
+    fn an_authority_with_userinfo_is_refused() {
+        let uri: http::Uri = "http://allowed.example@127.0.0.1:8080/x".parse().unwrap();
+        assert_eq!(
+            Target::of(&uri),
+            Err(Denied::Userinfo {
+                host: "127.0.0.1:8080".into()
+            })
+        );
     }
 
     #[test]

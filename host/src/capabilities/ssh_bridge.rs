@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::runtime::bindings::wit::{ExecOutput, ExecRequest, HostEntry, SshError};
+use crate::bindings::wit::{ExecOutput, ExecRequest, HostEntry, SshError};
 
 /// A boxed future, as the bridge returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -24,8 +24,8 @@ pub trait SshBackend: Send + Sync {
     ) -> BoxFuture<'_, Result<(), SshError>>;
 }
 
-fn wit_resources(r: crate::ssh::Resources) -> crate::runtime::bindings::wit::Resources {
-    crate::runtime::bindings::wit::Resources {
+fn wit_resources(r: crate::ssh::Resources) -> crate::bindings::wit::Resources {
+    crate::bindings::wit::Resources {
         vcpus: r.vcpus,
         memory_gib: r.memory_gib,
         storage_gib: r.storage_gib,

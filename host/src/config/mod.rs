@@ -32,6 +32,12 @@
 //! max_response_body_kib = 16384
 //! price_multiplier = 1.0         # negotiated discount, applied before ranking
 //! allow_ssh = false
+//! methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+//! max_requests_per_call = 1000
+//! max_concurrent_requests_per_call = 16
+//! max_concurrent_requests = 64   # all calls of the provider
+//! max_connections = 128          # open, in use or idle
+//! host_memory_mib = 256          # per call; default: memory_mib
 //! log_records_burst = 200        # records one call may log at once...
 //! log_records_per_sec = 20       # ...and per second after that
 //! max_returned_offers = 200000   # caps on what the component returns
@@ -68,6 +74,7 @@ pub use serve::ServeSettings;
 
 use crate::capabilities::credentials::CredentialConfig;
 use crate::capabilities::guest_log::LogLimits;
+use crate::capabilities::http_limits::OutboundLimits;
 use crate::capabilities::http_policy::AllowRule;
 use crate::providers::returned::ReturnLimits;
 use crate::providers::signature::TrustedKey;
@@ -191,6 +198,9 @@ pub struct ProviderConfig {
     pub settings: BTreeMap<String, String>,
     /// Credential the host applies to outbound requests. Default: none.
     pub credential: CredentialConfig,
+    /// Methods, request and connection caps, host-memory budget of a call.
+    /// Defaults: see [`OutboundLimits`].
+    pub outbound: OutboundLimits,
     /// Records one call may log (`log_records_burst`, `log_records_per_sec`).
     /// Default: 200 at once, then 20 per second.
     pub log: LogLimits,
@@ -216,6 +226,7 @@ impl ProviderConfig {
             allow_ssh: false,
             settings: BTreeMap::new(),
             credential: CredentialConfig::None,
+            outbound: OutboundLimits::default(),
             log: LogLimits::default(),
             returned: ReturnLimits::default(),
             trusted_keys: Vec::new(),

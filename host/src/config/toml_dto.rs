@@ -18,6 +18,7 @@ use super::{
 };
 use crate::capabilities::credentials::{AwsCredentialSource, CredentialConfig, SecretSource};
 use crate::capabilities::guest_log::LogLimits;
+use crate::capabilities::http_limits::OutboundLimits;
 use crate::capabilities::http_policy::AllowRule;
 use crate::capabilities::oauth::OAuthConfig;
 use crate::kubernetes::ScalingPolicy;
@@ -192,6 +193,13 @@ struct ProviderToml {
     #[serde(default)]
     settings: BTreeMap<String, toml::Value>,
     credential: Option<CredentialToml>,
+    // Outbound limits (capabilities::http_limits::OutboundLimits).
+    methods: Option<Vec<String>>,
+    max_requests_per_call: Option<u32>,
+    max_concurrent_requests_per_call: Option<u32>,
+    max_concurrent_requests: Option<u32>,
+    max_connections: Option<u32>,
+    host_memory_mib: Option<u64>,
 }
 
 /// A trusted signing key: its base64 form, or a table naming it.
@@ -474,6 +482,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
     for (name, mut p) in dto.providers {
         let key = |k: &str| format!("providers.{name}.{k}");
         let d = ProviderConfig::unconfigured();
+        let outbound = outbound_limits(&p, &d.outbound).map_err(|(k, m)| invalid(key(k), m))?;
         let returned = returned_limits(&p, &d.returned).map_err(|(k, m)| invalid(key(k), m))?;
         let provider_keys = trusted_keys(std::mem::take(&mut p.trusted_keys), &resolve)
             .map_err(|m| invalid(key("trusted_keys"), m))?;
@@ -546,6 +555,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
                 allow_ssh: p.allow_ssh.unwrap_or(false),
                 settings,
                 credential,
+                outbound,
                 log: LogLimits {
                     burst: p.log_records_burst.unwrap_or(d.log.burst),
                     per_second: p.log_records_per_sec.unwrap_or(d.log.per_second),
@@ -737,6 +747,46 @@ fn expand_home(p: PathBuf) -> PathBuf {
         return PathBuf::from(home).join(rest);
     }
     p
+}
+
+/// A provider's outbound limits: its keys over the defaults. Errors name
+/// the key.
+fn outbound_limits(
+    p: &ProviderToml,
+    d: &OutboundLimits,
+) -> std::result::Result<OutboundLimits, (&'static str, String)> {
+    let at_least_one = |k: &'static str, v: Option<u32>, default: u32| match v {
+        Some(0) => Err((k, "must be at least 1".to_string())),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    };
+    Ok(OutboundLimits {
+        methods: match &p.methods {
+            Some(m) => OutboundLimits::parse_methods(m).map_err(|e| ("methods", e))?,
+            None => d.methods.clone(),
+        },
+        max_requests_per_call: at_least_one(
+            "max_requests_per_call",
+            p.max_requests_per_call,
+            d.max_requests_per_call,
+        )?,
+        max_concurrent_requests_per_call: at_least_one(
+            "max_concurrent_requests_per_call",
+            p.max_concurrent_requests_per_call,
+            d.max_concurrent_requests_per_call,
+        )?,
+        max_concurrent_requests: at_least_one(
+            "max_concurrent_requests",
+            p.max_concurrent_requests,
+            d.max_concurrent_requests,
+        )?,
+        max_connections: at_least_one("max_connections", p.max_connections, d.max_connections)?,
+        host_memory: match p.host_memory_mib {
+            Some(0) => return Err(("host_memory_mib", "must be at least 1".to_string())),
+            Some(m) => Some((m as usize) << 20),
+            None => d.host_memory,
+        },
+    })
 }
 
 #[cfg(test)]

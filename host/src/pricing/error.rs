@@ -22,9 +22,9 @@ pub enum PricingError {
     CallFailed {
         /// Provider.
         provider: String,
-        /// What the call said.
+        /// What the call said (boxed: a call error is large).
         #[source]
-        source: CallError,
+        source: Box<CallError>,
     },
     /// The provider did not answer within the fetch deadline.
     #[error("no answer within {secs} s (price_fetch_timeout_secs)")]
@@ -43,13 +43,19 @@ pub enum PricingError {
     },
     /// The price store failed.
     #[error("price store: {0}")]
-    StoreFailed(#[from] DbError),
+    StoreFailed(Box<DbError>),
     /// The request or policy cannot be ranked.
     #[error(transparent)]
     PlacementFailed(#[from] PlacementError),
     /// A host bug (a task panicked).
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<DbError> for PricingError {
+    fn from(e: DbError) -> Self {
+        PricingError::StoreFailed(Box::new(e))
+    }
 }
 
 /// Result of the pricing layer.

@@ -529,7 +529,7 @@ impl PricingService {
             .get(provider)
             .map_err(|source| PricingError::CallFailed {
                 provider: provider.into(),
-                source,
+                source: Box::new(source),
             })?;
         let owned = handle
             .current()
@@ -543,7 +543,7 @@ impl PricingService {
             Ok(Err(source)) => {
                 return Err(PricingError::CallFailed {
                     provider: provider.into(),
-                    source,
+                    source: Box::new(source),
                 });
             }
             Err(_) => {

@@ -12,7 +12,7 @@ use wasmtime::{Store, UpdateDeadline};
 
 use crate::capabilities::http_client::SharedHttpClient;
 use crate::capabilities::http_policy::HttpPolicy;
-use crate::capabilities::outbound::{OutboundContext, OutboundHttp};
+use crate::capabilities::outbound::{OutboundConfig, OutboundContext, OutboundHttp};
 use crate::capabilities::{ProviderEnv, SshBackend};
 use crate::config::{Config, IntegrityMode, ProviderConfig};
 use crate::providers::lock::LockFile;
@@ -216,7 +216,7 @@ impl Loader {
             },
             log: pconfig.log,
         });
-        let outbound = Arc::new(OutboundContext {
+        let outbound = Arc::new(OutboundContext::new(OutboundConfig {
             provider: name.clone(),
             policy: HttpPolicy::new(pconfig.allow.clone()),
             credential: pconfig.credential.clone(),
@@ -224,7 +224,9 @@ impl Loader {
             max_request_body: pconfig.max_request_body,
             max_response_body: pconfig.max_response_body,
             oauth: pconfig.credential.oauth_source(),
-        });
+            limits: pconfig.outbound.clone(),
+            memory_cap: pconfig.memory_bytes,
+        }));
         let size_bytes = tokio::fs::metadata(path)
             .await
             .map(|m| m.len())
@@ -470,6 +472,21 @@ impl LoadedProvider {
             op,
             deadline_ms: deadline.as_millis() as u64,
         };
+        let state = store.data();
+        if state.host_memory_exceeded() {
+            return Err(CallError::HostMemoryExceeded {
+                provider: self.name.clone(),
+                op,
+                budget_mib: state.host_memory().0 >> 20,
+            });
+        }
+        if is_table_full(&outcome) {
+            return Err(CallError::TooManyHandles {
+                provider: self.name.clone(),
+                op,
+                max: crate::capabilities::http_limits::MAX_HANDLES,
+            });
+        }
         match outcome {
             Err(_) => Err(deadline_err()),
             Ok(Ok(Ok(value))) => Ok(value),
@@ -499,5 +516,19 @@ impl LoadedProvider {
                 })
             }
         }
+    }
+}
+
+/// Whether a call trapped because its resource table was full: it held as
+/// many wasi handles as a call may.
+fn is_table_full<T>(outcome: &Result<wasmtime::Result<T>, tokio::time::error::Elapsed>) -> bool {
+    match outcome {
+        Ok(Err(trap)) => trap.chain().any(|e| {
+            matches!(
+                e.downcast_ref::<wasmtime::component::ResourceTableError>(),
+                Some(wasmtime::component::ResourceTableError::Full)
+            )
+        }),
+        _ => false,
     }
 }

@@ -102,7 +102,7 @@ pub enum PlanError {
     /// Prices could not be read: a provider named that lists no offers, or
     /// the price store failing.
     #[error(transparent)]
-    Pricing(PricingError),
+    Pricing(Box<PricingError>),
     /// Neither candidates, a cluster nor requirements were given.
     #[error(
         "nothing to plan: give requirements (cpu, memory...) for the host to rank offers, candidates, or a Kubernetes cluster"
@@ -459,7 +459,7 @@ impl From<PricingError> for PlanError {
     fn from(e: PricingError) -> Self {
         match e {
             PricingError::PlacementFailed(e) => PlanError::Placement(e),
-            other => PlanError::Pricing(other),
+            other => PlanError::Pricing(Box::new(other)),
         }
     }
 }

@@ -158,6 +158,32 @@ pub enum CallError {
         /// The cap.
         cap_mib: usize,
     },
+    /// The call held more host memory for wasi:http than its budget (header
+    /// fields, request and response bytes on the host, handles).
+    #[error(
+        "{provider}: call `{op}` held more host memory than its budget of {budget_mib} MiB (wasi:http headers, bodies and handles) and was stopped"
+    )]
+    HostMemoryExceeded {
+        /// Provider.
+        provider: String,
+        /// Function.
+        op: &'static str,
+        /// The budget.
+        budget_mib: usize,
+    },
+    /// The call held as many wasi handles (resource-table entries) as a
+    /// call may, and asked for one more.
+    #[error(
+        "{provider}: call `{op}` held {max} wasi handles (fields, requests, bodies, streams, pollables), the most a call may, and was stopped"
+    )]
+    TooManyHandles {
+        /// Provider.
+        provider: String,
+        /// Function.
+        op: &'static str,
+        /// The cap.
+        max: usize,
+    },
     /// The component trapped (panic, unreachable, host trap).
     #[error("{provider}: call `{op}` trapped: {message}")]
     Trapped {

@@ -8,8 +8,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::limits::MemoryLimiter;
-use crate::capabilities::ProviderEnv;
+use crate::capabilities::http_call::HttpCall;
+use crate::capabilities::http_limits::MAX_HANDLES;
+use crate::capabilities::http_types::HttpView;
 use crate::capabilities::outbound::OutboundHttp;
+use crate::capabilities::{ProviderEnv, ProviderImports};
 
 /// Bytes of guest stderr kept per call (panic messages end up here).
 pub const STDERR_CAP: usize = 64 * 1024;
@@ -20,26 +23,29 @@ pub struct HostState {
     pub(crate) wasi: WasiCtx,
     pub(crate) http: WasiHttpCtx,
     pub(crate) hooks: OutboundHttp,
+    pub(crate) call: HttpCall,
     pub(crate) limiter: MemoryLimiter,
-    pub(crate) env: Arc<ProviderEnv>,
+    pub(crate) imports: ProviderImports,
     pub(crate) stderr: MemoryOutputPipe,
-    pub(crate) log: crate::capabilities::guest_log::LogGate,
 }
 
 impl HostState {
     /// Fresh state: an empty WASI context (no env, args, preopens or network
-    /// sockets; stderr into a capped memory pipe).
+    /// sockets; stderr into a capped memory pipe), a resource table of at
+    /// most [`MAX_HANDLES`] entries.
     pub fn new(env: Arc<ProviderEnv>, hooks: OutboundHttp, memory_bytes: usize) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAP);
         let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_HANDLES);
         Self {
-            table: ResourceTable::new(),
+            table,
             wasi,
             http: WasiHttpCtx::new(),
+            call: hooks.call(),
             hooks,
             limiter: MemoryLimiter::new(memory_bytes),
-            log: crate::capabilities::guest_log::LogGate::new(env.clone()),
-            env,
+            imports: ProviderImports::new(env),
             stderr,
         }
     }
@@ -49,6 +55,35 @@ impl HostState {
         String::from_utf8_lossy(&self.stderr.contents())
             .trim()
             .to_string()
+    }
+
+    /// Whether the call held more host memory (or handles) than it may: it
+    /// then fails with [`crate::CallError::HostMemoryExceeded`].
+    pub fn host_memory_exceeded(&self) -> bool {
+        self.call.memory().exceeded()
+    }
+
+    /// The call's host-memory budget in bytes, and the most it held.
+    pub fn host_memory(&self) -> (usize, usize) {
+        let m = self.call.memory();
+        (m.budget(), m.peak())
+    }
+
+    /// The view the wasi:http imports work on.
+    pub fn http_view(&mut self) -> HttpView<'_> {
+        HttpView {
+            http: WasiHttpCtxView {
+                ctx: &mut self.http,
+                table: &mut self.table,
+                hooks: &mut self.hooks,
+            },
+            call: &mut self.call,
+        }
+    }
+
+    /// The state of the `log`, `settings` and `ssh` imports.
+    pub fn imports(&mut self) -> &mut ProviderImports {
+        &mut self.imports
     }
 }
 

@@ -18,6 +18,7 @@ mod orchestrate;
 mod pricing;
 mod reliability;
 mod sandbox;
+mod sandbox_http;
 mod serve;
 mod serve_life;
 mod ssh;
