@@ -30,8 +30,8 @@ pub const SANDBOX_TRAPS: &str = "bpr_sandbox_traps_total";
 /// Counter: calls stopped at their deadline, labels `provider`, `export`.
 pub const DEADLINE_HITS: &str = "bpr_sandbox_deadline_hits_total";
 /// Counter: outbound HTTP requests of components, labels `provider`, `status`
-/// (the HTTP status code, else how it ended without one: `denied` by the
-/// allowlist, `limited` by a request cap, `failed`, `abandoned`).
+/// (the HTTP status code, `denied` by the allowlist, or `failed` without an
+/// answer).
 pub const OUTBOUND_REQUESTS: &str = "bpr_outbound_requests_total";
 
 /// The `outcome` label of a finished call.
@@ -40,14 +40,14 @@ pub fn call_outcome<T>(result: &Result<T, CallError>) -> &'static str {
         Ok(_) => "ok",
         Err(CallError::Provider(_)) => "error",
         Err(CallError::DeadlineExceeded { .. }) => "deadline",
-        Err(CallError::MemoryExceeded { .. }) => "memory-cap",
+        Err(CallError::MemoryExceeded { .. } | CallError::HostMemoryExceeded { .. }) => {
+            "memory-cap"
+        }
+        Err(CallError::TooManyHandles { .. }) => "trap",
         Err(CallError::Trapped { .. }) => "trap",
+        // Answered, but more than the host keeps (integrity's returned-data caps).
+        Err(CallError::ReturnedTooMuch { .. }) => "too-large",
         Err(CallError::NotLoaded(_) | CallError::Unsupported { .. }) => "unavailable",
-        // An answer over the operator's caps on returned data, discarded.
-        Err(CallError::ReturnedTooMuch { .. }) => "too-much-data",
-        // The host-side memory it held for the call, or its handles, hit their caps.
-        Err(CallError::HostMemoryExceeded { .. }) => "memory-cap",
-        Err(CallError::TooManyHandles { .. }) => "too-many-handles",
     }
 }
 

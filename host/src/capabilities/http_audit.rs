@@ -118,6 +118,12 @@ impl AuditRecord {
         self.finished = true;
         let duration_ms = self.started.elapsed().as_millis() as u64;
         let reason = reason.unwrap_or("");
+        // /metrics: by HTTP status when one came back, else by outcome.
+        crate::telemetry::outbound_request(
+            &self.provider,
+            (self.status != 0).then_some(self.status),
+            outcome.as_str(),
+        );
         tracing::info!(
             target: "bpr::audit::http",
             provider = %self.provider,
@@ -134,12 +140,6 @@ impl AuditRecord {
             duration_ms,
             reason,
             "outbound request"
-        );
-        // `/metrics`: the HTTP code when one came, else how it ended.
-        crate::telemetry::outbound_request(
-            &self.provider,
-            (self.status != 0).then_some(self.status),
-            outcome.as_str(),
         );
     }
 }

@@ -6,7 +6,7 @@ impl PricingService {
     /// When `provider`'s stored catalogue was fetched (unix seconds); `None`
     /// when nothing is stored (never fetched, or only its embedded snapshot).
     pub fn catalogue_fetched_at(&self, provider: &str) -> Option<u64> {
-        // Reads the whole row; a scrape every few seconds can afford it.
+        // The catalogue's metadata row only, not its offers.
         self.store
             .meta(provider)
             .ok()

@@ -14,7 +14,7 @@ use crate::runtime::CallError;
 use crate::runtime::bindings::wit::{
     DeleteStatus, Instance, InstanceQuery, InstanceRef, InstanceState, ProviderError,
 };
-use crate::tracking::{Attempt, DeploymentRecord, ResourceRefRecord};
+use crate::tracking::{Attempt, AttemptOutcome, DeploymentRecord, ResourceRefRecord};
 
 pub(super) fn address_of(i: &Instance) -> Option<String> {
     i.public_ipv4.clone().or_else(|| i.private_ipv4.clone())
@@ -32,13 +32,24 @@ pub(super) fn labels_of(r: &DeploymentRecord) -> Vec<(String, String)> {
 }
 
 /// Every (provider, region) a deployment may have created something in: the
-/// places of its attempts and its current one.
+/// places of its attempts and its current one. An attempt that ended in
+/// failover or stop had its answer: the provider cleaned up what that create
+/// made (the create contract), an unanswered create was cleared before
+/// failing over, and a created instance was deleted until gone; such a place
+/// holds nothing of it (and may not even be reachable: an SSH host that
+/// refused the connection).
 pub(super) fn places_of(
     rec: &DeploymentRecord,
     attempts: &[Attempt],
 ) -> BTreeSet<(String, String)> {
     let mut places: BTreeSet<(String, String)> = attempts
         .iter()
+        .filter(|a| {
+            !matches!(
+                a.outcome,
+                AttemptOutcome::Failover | AttemptOutcome::Stopped
+            )
+        })
         .map(|a| (a.provider.clone(), a.region.clone()))
         .collect();
     if let (Some(p), Some(r)) = (&rec.provider, &rec.region) {

@@ -180,7 +180,7 @@ fn describe() {
     describe_histogram!(
         telemetry::CALL_DURATION,
         Unit::Seconds,
-        "Provider component calls by export and outcome (ok, error, deadline, memory-cap, trap, unavailable)."
+        "Provider component calls by export and outcome (ok, error, deadline, memory-cap, trap, too-large, unavailable)."
     );
     describe_gauge!(
         telemetry::CALLS_IN_FLIGHT,

@@ -22,10 +22,6 @@ use crate::clock::unix_now as now;
 use crate::db::Database;
 use crate::kubernetes::WorkloadRef;
 
-/// The label carrying the host's id (see [`Database::host_id`]) on every
-/// resource a deployment creates.
-pub const HOST_LABEL: &str = "bpr-host";
-
 /// Which records [`Tracker::query`] returns: every filter given must match;
 /// records come oldest first, after `after` (the `(created_at, id)` of the
 /// last record of the previous page), at most `limit` of them.
@@ -44,6 +40,10 @@ pub struct DeploymentQuery {
     /// Page size.
     pub limit: usize,
 }
+
+/// The label carrying the host's id (see [`Database::host_id`]) on every
+/// resource a deployment creates.
+pub const HOST_LABEL: &str = "bpr-host";
 
 /// The deployment tracker over the host's database.
 #[derive(Debug, Clone)]
