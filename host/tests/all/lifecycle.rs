@@ -57,13 +57,8 @@ pub(crate) fn aws_section(env: &TestEnv) -> String {
         "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = bpr-test-secret\n",
     )
     .unwrap();
-    let endpoint = moto_url();
-    format!(
-        "[providers.aws]\nallow = [{endpoint:?}]\ncall_timeout_ms = 60000\n\
-         [providers.aws.settings]\nregions = \"us-east-1\"\nendpoint = {endpoint:?}\n\
-         image_owner = \"amazon\"\nimage_name_filter = \"amzn2-ami-hvm-*-x86_64-gp2\"\n\
-         [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {creds:?}\nprofile = \"default\"\n"
-    )
+    // deploy.rs's section: the credential lists moto as a host it signs for.
+    crate::deploy::aws_section(&moto_url(), &creds)
 }
 
 /// Short timings: the stand-ins answer at once.
