@@ -37,10 +37,14 @@ pub const PRICES_PATH: &str = "/api/retail/prices";
 pub const PRICES_API: &str = "2023-01-01-preview";
 /// The embedded snapshot: `armSkuName,armRegionName,retailPrice,spotPrice`.
 const SNAPSHOT: &str = include_str!("../snapshot/prices.csv");
-/// `price-source.source` of snapshot offers.
-pub const SNAPSHOT_SOURCE: &str = "snapshot:azure-retail-prices-2026-12-06";
-/// Snapshot date, 2026-12-06T00:00:00Z.
-pub const SNAPSHOT_OBSERVED_AT: u64 = 1_796_515_200;
+/// `price-source.source` of snapshot offers: named by the date of its
+/// prices, not of its assembly.
+pub const SNAPSHOT_SOURCE: &str = "snapshot:azure-skypilot-v6-2024-08-18";
+/// When the snapshot's prices were read from the Retail Prices API:
+/// 2024-08-18T00:00:00Z, the Azure fetch of skypilot-catalog (see
+/// `snapshot/README.md` for how the date was established). The snapshot was
+/// assembled on 2026-12-06; that is not its prices' date.
+pub const SNAPSHOT_OBSERVED_AT: u64 = 1_723_939_200;
 /// Pages per region before giving up (a region has fewer than 20).
 const MAX_PAGES: usize = 100;
 /// Cap on one page (about 0.6 MB for 1000 items).
@@ -550,6 +554,28 @@ mod tests {
         assert_eq!((d2.hourly_usd, d2.spot_hourly_usd), (0.096, Some(0.018816)));
         assert!(o.iter().any(|o| o.promotional));
         assert!(o.iter().any(|o| o.gpus > 0.0));
+    }
+
+    #[test]
+    fn the_snapshot_is_dated_by_its_prices_not_by_its_assembly() {
+        // Assembled 2026-12-06T00:00:00Z; its prices are skypilot-catalog's
+        // Azure fetch of 2024-08-18 (snapshot/README.md).
+        const ASSEMBLED: u64 = 1_796_515_200;
+        assert!(SNAPSHOT_OBSERVED_AT < ASSEMBLED);
+        let named = SNAPSHOT_SOURCE.rsplit_once("-v6-").map(|(_, date)| date);
+        assert_eq!(
+            named.and_then(provider_sdk::time::parse_rfc3339),
+            Some(SNAPSHOT_OBSERVED_AT),
+            "the source's name carries the date of its prices"
+        );
+        // A spot price of that fetch, kept to the last digit (spot prices
+        // move daily, so it dates the rows).
+        let rows = snapshot_rows();
+        let a100 = rows
+            .iter()
+            .find(|r| r.sku == "Standard_NC96ads_A100_v4" && r.region == "westus")
+            .expect("recorded row");
+        assert_eq!(a100.spot, Some(2.59187));
     }
 
     #[test]

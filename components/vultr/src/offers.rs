@@ -37,8 +37,9 @@ use crate::model::{Meta, null_default};
 
 /// The embedded price snapshot (see `snapshot/README.md`).
 const SNAPSHOT: &str = include_str!("../snapshot/plans.json");
-/// Name of the snapshot in `price-source.source`.
-pub const SNAPSHOT_SOURCE: &str = "snapshot:vultr-2026-12-06";
+/// What the snapshot's `price-source.source` names start with; each plan
+/// carries the name and date of the recording it was copied from.
+pub const SNAPSHOT_PREFIX: &str = "snapshot:vultr-";
 /// Hours in the month Vultr divides cloud plans' monthly cost by.
 pub const CLOUD_HOURS_PER_MONTH: f64 = 730.0;
 /// Hours in the month Vultr divides bare-metal plans' monthly cost by.
@@ -190,7 +191,7 @@ pub fn list_offers(query: &OfferQuery) -> Result<Vec<Offer>, Error> {
         }
         Err(e) => {
             log::warn(&format!(
-                "reading the Vultr plans failed, answering from the embedded snapshot {SNAPSHOT_SOURCE}: {}",
+                "reading the Vultr plans failed, answering from the embedded snapshot (prices recorded 2021-2026, see each offer's source): {}",
                 errors::message(&e)
             ));
             snapshot_offers(&query.regions)
@@ -216,27 +217,66 @@ pub fn live_catalogue(api: &Api) -> Result<Catalogue, Error> {
     Ok(Catalogue { plans, metal })
 }
 
+/// The embedded snapshot: the API's plan objects, unchanged, and which
+/// recording each was copied from.
 #[derive(Deserialize)]
 struct Snapshot {
-    recorded: String,
+    sources: Vec<SnapshotSource>,
     #[serde(flatten)]
     page: PlansPage,
 }
 
-/// The embedded snapshot's offers, marked `from-snapshot`.
+/// One recording the snapshot copied plans from.
+#[derive(Deserialize)]
+struct SnapshotSource {
+    /// `price-source.source` of its offers.
+    source: String,
+    /// When its prices were recorded (RFC 3339): the offers' `observed-at`.
+    observed: String,
+    /// The plan ids copied from it.
+    plans: Vec<String>,
+}
+
+/// The embedded snapshot's offers, marked `from-snapshot`, each dated by the
+/// recording its plan came from (not by when the snapshot was assembled).
 pub fn snapshot_offers(regions: &[String]) -> Result<Vec<Offer>, Error> {
     let snap: Snapshot =
         provider_sdk::json::parse(SNAPSHOT.as_bytes(), "the embedded price snapshot")?;
-    let source = PriceSource {
-        source: SNAPSHOT_SOURCE.into(),
-        observed_at: provider_sdk::time::parse_rfc3339(&snap.recorded).unwrap_or(0),
-        from_snapshot: true,
-    };
+    let dated: Vec<PriceSource> = snap
+        .sources
+        .iter()
+        .map(|s| PriceSource {
+            source: s.source.clone(),
+            observed_at: provider_sdk::time::parse_rfc3339(&s.observed).unwrap_or(0),
+            from_snapshot: true,
+        })
+        .collect();
+    // A plan no recording claims gets the oldest date: an older date only
+    // makes the planner warn sooner. The unit tests keep every plan claimed.
+    let oldest = dated
+        .iter()
+        .min_by_key(|s| s.observed_at)
+        .cloned()
+        .unwrap_or(PriceSource {
+            source: format!("{SNAPSHOT_PREFIX}unknown"),
+            observed_at: 0,
+            from_snapshot: true,
+        });
     let cat = Catalogue {
         plans: snap.page.plans,
         metal: snap.page.plans_metal,
     };
-    Ok(offers_from(&cat, regions, &source))
+    let mut offers = offers_from(&cat, regions, &oldest);
+    for offer in &mut offers {
+        if let Some(i) = snap
+            .sources
+            .iter()
+            .position(|s| s.plans.contains(&offer.instance_type))
+        {
+            offer.source = dated[i].clone();
+        }
+    }
+    Ok(offers)
 }
 
 /// GPUs of an offer.
@@ -460,7 +500,6 @@ mod tests {
 
     fn snapshot() -> Catalogue {
         let snap: Snapshot = serde_json::from_str(SNAPSHOT).expect("snapshot is valid JSON");
-        assert_eq!(snap.recorded, "2026-12-06");
         Catalogue {
             plans: snap.page.plans,
             metal: snap.page.plans_metal,
@@ -596,6 +635,66 @@ mod tests {
         );
         assert!(
             plan_locations(&cat, "vbm-4c-32gb").is_some_and(|l| l.contains(&"ewr".to_string()))
+        );
+    }
+
+    /// 2026-12-06T00:00:00Z, the day the snapshot was assembled: no offer
+    /// may claim it (that was the defect: the assembly date as observed-at).
+    const ASSEMBLED: u64 = 1_796_515_200;
+
+    #[test]
+    fn every_snapshot_plan_is_claimed_by_exactly_one_dated_recording() {
+        let snap: Snapshot = serde_json::from_str(SNAPSHOT).unwrap();
+        let ids: Vec<&str> = snap
+            .page
+            .plans
+            .iter()
+            .map(|p| p.id.as_str())
+            .chain(snap.page.plans_metal.iter().map(|p| p.id.as_str()))
+            .collect();
+        for id in &ids {
+            let claims = snap
+                .sources
+                .iter()
+                .filter(|s| s.plans.iter().any(|p| p == id))
+                .count();
+            assert_eq!(claims, 1, "{id} is claimed by {claims} recordings");
+        }
+        for s in &snap.sources {
+            assert!(s.source.starts_with(SNAPSHOT_PREFIX), "{}", s.source);
+            assert!(
+                provider_sdk::time::parse_rfc3339(&s.observed).is_some(),
+                "{}",
+                s.observed
+            );
+            for p in &s.plans {
+                assert!(
+                    ids.contains(&p.as_str()),
+                    "{} names unknown plan {p}",
+                    s.source
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn snapshot_offers_carry_the_date_of_their_recording_not_of_the_assembly() {
+        let offers = snapshot_offers(&[]).unwrap();
+        assert!(offers.iter().all(|o| o.source.from_snapshot));
+        assert!(offers.iter().all(|o| o.source.observed_at < ASSEMBLED));
+        let dated = |id: &str| find(&offers, id, "ewr").source.clone();
+        // A 2021 libcloud recording of GET /v2/plans (author date of
+        // apache/libcloud c69a7abd).
+        let cpu = dated("vc2-1c-1gb");
+        assert_eq!(cpu.source, "snapshot:vultr-libcloud-2021-09-01");
+        assert_eq!(cpu.observed_at, 1_630_506_908);
+        // gpuhunt's fixture, values as of dstackai/gpuhunt cf190683.
+        let gpu = dated("vcg-a100-1c-6g-4vram");
+        assert_eq!(gpu.source, "snapshot:vultr-gpuhunt-2024-12-20");
+        assert_eq!(gpu.observed_at, 1_734_714_855);
+        assert_eq!(
+            find(&offers, "vbm-4c-32gb", "ewr").source.observed_at,
+            1_630_506_908
         );
     }
 }

@@ -1194,8 +1194,9 @@ async fn an_unreachable_price_api_gives_the_dated_snapshot() {
     );
     for o in &offers {
         assert!(o.source.from_snapshot);
-        assert_eq!(o.source.source, "snapshot:azure-retail-prices-2026-12-06");
-        assert_eq!(o.source.observed_at, 1_796_515_200);
+        assert_eq!(o.source.source, "snapshot:azure-skypilot-v6-2024-08-18");
+        // The date of its prices (2024-08-18), not of its assembly (2026-12-06).
+        assert_eq!(o.source.observed_at, 1_723_939_200);
     }
     let d2 = find(&offers, "Standard_D2s_v3", "eastus");
     assert_eq!((d2.hourly_usd, d2.spot_hourly_usd), (0.096, Some(0.018816)));
@@ -1634,7 +1635,7 @@ fn bpr_plan_ranks_azure_offline_from_the_embedded_snapshot() {
     assert_eq!(first["hourly_usd"], 0.0752, "{v}");
     assert_eq!(first["shared_cpu"], true, "{v}");
     assert_eq!(
-        first["source"], "snapshot:azure-retail-prices-2026-12-06",
+        first["source"], "snapshot:azure-skypilot-v6-2024-08-18",
         "{v}"
     );
 }

@@ -1120,7 +1120,14 @@ async fn offers_fall_back_to_the_dated_snapshot_when_the_api_is_unreachable() {
     assert!(
         offers
             .iter()
-            .all(|o| o.source.from_snapshot && o.source.source == "snapshot:vultr-2026-12-06")
+            .all(|o| o.source.from_snapshot && o.source.source.starts_with("snapshot:vultr-"))
+    );
+    // Dated by the recordings the plans were copied from, never by the day
+    // the snapshot was assembled (2026-12-06).
+    assert!(offers.iter().all(|o| o.source.observed_at < 1_796_515_200));
+    assert_eq!(
+        offer(&offers, "vc2-1c-1gb", "ewr").source.source,
+        "snapshot:vultr-libcloud-2021-09-01"
     );
     assert_eq!(offer(&offers, "vcg-a100-1c-6g-4vram", "ewr").gpus, 0.05);
     f.finish().await;
