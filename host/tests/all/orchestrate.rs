@@ -682,10 +682,11 @@ async fn bpr_deploy_fails_over_from_a_broken_ssh_host_to_moto() {
              [providers.aws]\nallow = [{moto:?}]\ncall_timeout_ms = 60000\n\
              [providers.aws.settings]\nregions = \"us-east-1\"\nendpoint = {moto:?}\n\
              image_owner = \"amazon\"\nimage_name_filter = \"amzn2-ami-hvm-*-x86_64-gp2\"\n\
-             [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {:?}\n",
+             [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {:?}\n{}",
             env.host_section("warn", false),
             ssh_host_section("broken", Some(closed_port())),
-            aws_creds(&env)
+            aws_creds(&env),
+            crate::support::sigv4_hosts_line(&moto)
         ),
     )
     .unwrap();
