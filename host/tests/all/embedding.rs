@@ -152,17 +152,23 @@ async fn a_service_event_replayed_after_a_sigkill_returns_one_deployment_and_one
     let config = write_config(&env);
     let blueprint = fresh_blueprint();
 
-    // Calibrate: one whole `bpr service initiated`, so the kill points cover it.
-    let t0 = Instant::now();
-    let out = initiated(&config, ServiceKey::new(blueprint, 1000))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "bpr service initiated failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let full = t0.elapsed();
+    // Calibrate: one whole `bpr service initiated`, so the kill points cover
+    // it. The shortest of two runs: the first may also compile the component
+    // (later runs load the cached artifact), which would put kill points
+    // after the runs being killed have finished.
+    let mut full = Duration::MAX;
+    for service in [1000, 1001] {
+        let t0 = Instant::now();
+        let out = initiated(&config, ServiceKey::new(blueprint, service))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "bpr service initiated failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        full = full.min(t0.elapsed());
+    }
 
     let mut killed = 0;
     let mut keys = Vec::new();
@@ -229,8 +235,8 @@ async fn a_service_event_replayed_after_a_sigkill_returns_one_deployment_and_one
     // Reconcile with nothing active: every one is torn down and reported.
     let report = remote.reconcile(&[]).await;
     assert!(report.errors.is_empty(), "{report:?}");
-    assert_eq!(report.terminated.len(), 9, "{report:?}");
-    for n in (0..8).chain([1000]) {
+    assert_eq!(report.terminated.len(), 10, "{report:?}");
+    for n in (0..8).chain([1000, 1001]) {
         let key = ServiceKey::new(blueprint, n);
         assert!(
             live_instances(&host, key).await.is_empty(),
