@@ -3,7 +3,9 @@
 //!
 //! The host binds the `ssh-provider` world, a superset of `provider`: a
 //! component built for `provider` simply does not import `ssh`, and the loader
-//! refuses the `ssh` import for providers the operator did not allow it.
+//! refuses the `ssh` import for providers the operator did not allow it. The
+//! optional `power` export is bound apart ([`power`]) so that components
+//! without it still load.
 //!
 //! This module sits at the ground floor of the crate: `runtime` (which links
 //! and calls components) and `capabilities` (which implements the imports)
@@ -31,6 +33,20 @@ wasmtime::component::bindgen!({
         "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
     },
 });
+
+/// The optional `power` export (world `power-export`), bound on its own: its
+/// `PowerExportPre::new` succeeds only for a component that exports `power`,
+/// which is how the loader detects it. Its types are the ones above.
+pub mod power {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "blueprint:provider/power-export",
+        exports: { default: async },
+        with: {
+            "blueprint:provider/types": super::blueprint::provider::types,
+        },
+    });
+}
 
 /// The WIT records and variants, under short names.
 pub mod wit {

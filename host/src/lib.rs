@@ -16,7 +16,8 @@
 //! with [`workload`] (what runs on a VM), [`kubernetes`] (what runs on a
 //! cluster) and [`ssh`] (the operator's own machines) beside it. [`runtime`]
 //! and [`capabilities`] are the sandbox underneath, both built on
-//! [`bindings`] (the one `bindgen!`, the ground floor); [`db`] the embedded
+//! [`bindings`] (the one `bindgen!`, the ground floor); [`costs`] the
+//! accounting of what deployments spent and the operator's budget; [`db`] the embedded
 //! database. Blueprint Manager drives it through [`embedding`]: service
 //! events in, deployments and their events out. [`telemetry`] is what the
 //! sandbox reports about itself; [`server`] is `bpr serve`, the host as a
@@ -29,6 +30,7 @@ pub mod bindings;
 pub mod capabilities;
 pub mod clock;
 pub mod config;
+pub mod costs;
 pub mod db;
 pub mod embedding;
 mod host;
@@ -61,8 +63,8 @@ pub use pricing::PricingService;
 pub use providers::{ProviderHandle, Providers};
 pub use provisioning::{
     CleanupReport, DeployError, DeployEvent, DeployOptions, DeployRequest, DeploymentEvent,
-    EventKind, InstanceTarget, Orchestrator, Plan, PlanError, RecoveryReport, SupervisorOptions,
-    SweepReport,
+    EventKind, HealthWatch, InstanceTarget, Orchestrator, Plan, PlanError, RecoveryReport,
+    SupervisorOptions, SweepReport,
 };
 pub use runtime::{CallError, LoadError};
 pub use tracking::{DeploymentRecord, DeploymentStatus};

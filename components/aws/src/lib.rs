@@ -1,7 +1,8 @@
 //! The `aws` provider component: EC2 instances and EKS clusters, signed by the
 //! host (every request carries `x-bpr-aws-scope: <service>/<region>`), offers
 //! from the ec2instances.info `instances.json` catalogue with an embedded
-//! snapshot as fallback.
+//! snapshot as fallback. Exports the optional `power` interface (stop and start
+//! instances) for the host's payment suspension.
 //!
 //! Settings: `endpoint` (stand-in base URL, e.g. `http://127.0.0.1:5000`),
 //! `regions`, `catalog_url`, `image`, `image_owner`, `image_name_filter`,
@@ -14,13 +15,14 @@ mod eks;
 mod instances;
 mod leftovers;
 mod offers;
+mod power;
 mod regions;
 
 #[allow(missing_docs, clippy::all, unsafe_code)]
 mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "blueprint:provider/provider",
+        world: "blueprint:provider/powered-provider",
         with: {
             "blueprint:provider/types@0.1.0": provider_sdk::bindings::blueprint::provider::types,
             "blueprint:provider/log@0.1.0": provider_sdk::bindings::blueprint::provider::log,
@@ -35,7 +37,7 @@ mod bindings {
     });
 }
 
-use bindings::exports::blueprint::provider::{compute, describe, kubernetes};
+use bindings::exports::blueprint::provider::{compute, describe, kubernetes, power as powered};
 use describe::{Capability, CredentialKind, ProviderInfo, SettingInfo};
 use provider_sdk::Error;
 use provider_sdk::types::{
@@ -151,6 +153,16 @@ impl compute::Guest for Component {
 
     fn list_instances(query: InstanceQuery) -> Result<Vec<Instance>, Error> {
         instances::list(&query)
+    }
+}
+
+impl powered::Guest for Component {
+    fn stop_instance(target: InstanceRef) -> Result<Instance, Error> {
+        power::stop(&target)
+    }
+
+    fn start_instance(target: InstanceRef) -> Result<Instance, Error> {
+        power::start(&target)
     }
 }
 

@@ -275,7 +275,7 @@ fn discover_resources(api: &Api, id: u64) -> Result<Vec<ResourceRef>, Error> {
     Ok(out)
 }
 
-fn droplet_id(id: &str) -> Result<u64, Error> {
+pub(crate) fn droplet_id(id: &str) -> Result<u64, Error> {
     id.parse::<u64>().map_err(|_| {
         Error::InvalidRequest(format!(
             "`{id}` is not a DigitalOcean droplet id (a positive integer)"

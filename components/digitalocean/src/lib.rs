@@ -1,7 +1,9 @@
 //! DigitalOcean provider component: priced offers from `/v2/sizes` (with an
 //! embedded snapshot as fallback), droplets with an SSH key, cloud-init and a
 //! tag-bound cloud firewall, and DOKS clusters whose credentials the host
-//! fetches. The host applies the bearer token; this component never sees it.
+//! fetches, and (optional `power` export) droplets powered off and on for the
+//! host's payment suspension. The host applies the bearer token; this
+//! component never sees it.
 
 mod api;
 mod clusters;
@@ -12,12 +14,13 @@ mod keys;
 mod leftovers;
 mod model;
 mod offers;
+mod power;
 
 #[allow(missing_docs, clippy::all, unsafe_code)]
 mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "blueprint:provider/provider",
+        world: "blueprint:provider/powered-provider",
         with: {
             "blueprint:provider/types@0.1.0": provider_sdk::bindings::blueprint::provider::types,
             "blueprint:provider/log@0.1.0": provider_sdk::bindings::blueprint::provider::log,
@@ -32,7 +35,7 @@ mod bindings {
     });
 }
 
-use bindings::exports::blueprint::provider::{compute, describe, kubernetes};
+use bindings::exports::blueprint::provider::{compute, describe, kubernetes, power as powered};
 use provider_sdk::types::{
     Cluster, ClusterCredentials, ClusterRef, ClusterSpec, DeleteStatus, Error, Instance,
     InstanceQuery, InstanceRef, InstanceSpec, Offer, OfferQuery,
@@ -110,6 +113,16 @@ impl compute::Guest for Component {
 
     fn list_instances(query: InstanceQuery) -> Result<Vec<Instance>, Error> {
         droplets::list(query)
+    }
+}
+
+impl powered::Guest for Component {
+    fn stop_instance(target: InstanceRef) -> Result<Instance, Error> {
+        power::stop(&Api::from_settings(), target)
+    }
+
+    fn start_instance(target: InstanceRef) -> Result<Instance, Error> {
+        power::start(&Api::from_settings(), target)
     }
 }
 

@@ -2,6 +2,7 @@
 //! library, prints.
 
 mod clusters_cmd;
+mod costs_cmd;
 mod deploy;
 mod hosts_cmd;
 pub(crate) mod k8s_cmd;
@@ -58,6 +59,8 @@ pub enum Command {
     /// What a deployment's workload printed: pod logs (Kubernetes), container or
     /// unit logs (SSH hosts); for a VM, what is available instead.
     Logs(logs_cmd::LogsArgs),
+    /// Accrued spend per deployment, Blueprint, provider or day.
+    Costs(costs_cmd::CostsArgs),
     /// Run as a service: HTTP API, hot reload, supervisor, price refresh, metrics.
     Serve(serve_cmd::ServeArgs),
     /// Blueprint Manager's service events through the embedding API: initiated,
@@ -97,6 +100,7 @@ pub fn main() -> ExitCode {
             Command::Logs(args) => logs_cmd::run(args, config).await,
             Command::Serve(args) => serve_cmd::run(args, config).await,
             Command::Service(cmd) => service_cmd::run(cmd, config).await,
+            Command::Costs(args) => costs_cmd::run(args, config).await,
         }
     });
     match result {

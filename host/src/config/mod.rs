@@ -55,6 +55,7 @@
 
 mod database;
 mod error;
+mod lifecycle;
 mod operator;
 mod serve;
 mod toml_dto;
@@ -64,6 +65,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{Error, Result};
+pub use lifecycle::{BudgetSettings, ClusterCost, CostSettings, HealthSettings, PaymentSettings};
 pub use operator::{
     DeploymentDefaults, KubernetesCluster, KubernetesConfig, ManagedKubernetesCluster,
     OperatorConfig, WebhookSettings,

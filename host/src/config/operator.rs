@@ -109,4 +109,12 @@ pub struct OperatorConfig {
     pub scaling: ScalingPolicy,
     /// `[operator.webhooks]`.
     pub webhooks: WebhookSettings,
+    /// `[operator.health]`.
+    pub health: super::lifecycle::HealthSettings,
+    /// `[operator.payment]`.
+    pub payment: super::lifecycle::PaymentSettings,
+    /// `[operator.budget]`.
+    pub budget: super::lifecycle::BudgetSettings,
+    /// `[operator.costs]`.
+    pub costs: super::lifecycle::CostSettings,
 }

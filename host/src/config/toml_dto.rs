@@ -98,6 +98,14 @@ struct OperatorToml {
     scaling: ScalingToml,
     #[serde(default)]
     webhooks: WebhooksToml,
+    #[serde(default)]
+    health: super::lifecycle::HealthToml,
+    #[serde(default)]
+    payment: super::lifecycle::PaymentToml,
+    #[serde(default)]
+    budget: super::lifecycle::BudgetToml,
+    #[serde(default)]
+    costs: super::lifecycle::CostsToml,
 }
 
 #[derive(Deserialize, Default)]
@@ -462,6 +470,13 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
     let webhooks = WebhookSettings {
         allow: webhook_rules,
     };
+    let lifecycle = super::lifecycle::convert(
+        dto.operator.health,
+        dto.operator.payment,
+        dto.operator.budget,
+        dto.operator.costs,
+    )
+    .map_err(|(key, message)| invalid(key, message))?;
 
     let mut providers = BTreeMap::new();
     for (name, mut p) in dto.providers {
@@ -594,6 +609,10 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
             kubernetes,
             scaling,
             webhooks,
+            health: lifecycle.health,
+            payment: lifecycle.payment,
+            budget: lifecycle.budget,
+            costs: lifecycle.costs,
         },
         providers,
         ssh: SshSettings {

@@ -143,6 +143,35 @@ pub(super) const ALL: &[(&str, &str)] = &[(
     -- `cluster`; the name is `k8s:<name>`, so at most one live record has it.
     CREATE UNIQUE INDEX deployments_live_cluster_name ON deployments(cluster)
         WHERE deployment_type = 'cluster' AND status NOT IN ('terminated', 'failed');",
+),
+(
+    "0009_serve_life_usage",
+    "-- Every priced resource a deployment held and for how long: cost accounting,
+    -- and (while open) what a heal replacement must not lose.
+    CREATE TABLE usage_periods (
+        seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+        deployment_id  TEXT NOT NULL REFERENCES deployments(id),
+        instance_id    TEXT NOT NULL,             -- provider instance id, or Kubernetes namespace/name
+        provider       TEXT NOT NULL,             -- or 'kubernetes'
+        region         TEXT NOT NULL,             -- or the cluster
+        zone           TEXT,
+        instance_type  TEXT NOT NULL,             -- or the payment tier
+        spot           INTEGER NOT NULL DEFAULT 0,
+        hourly_usd     REAL,                      -- NULL: no known price
+        resources_json TEXT NOT NULL DEFAULT '[]',-- WIT resource-refs, to delete it
+        started_at     INTEGER NOT NULL,          -- unix seconds
+        ended_at       INTEGER,                   -- NULL while it is held (and billed)
+        end_reason     TEXT
+    );
+    CREATE INDEX usage_periods_deployment ON usage_periods(deployment_id, seq);
+    CREATE INDEX usage_periods_open ON usage_periods(ended_at) WHERE ended_at IS NULL;
+    -- What earlier versions recorded: one period per instance, from the record's creation.
+    INSERT INTO usage_periods (deployment_id, instance_id, provider, region, zone, instance_type, spot,
+        hourly_usd, resources_json, started_at, ended_at, end_reason)
+    SELECT id, instance_id, COALESCE(provider, 'kubernetes'), COALESCE(region, COALESCE(cluster, '')), zone,
+        COALESCE(instance_type, ''), spot, hourly_usd, resources_json, created_at, released_at,
+        CASE WHEN released_at IS NULL THEN NULL ELSE 'deleted' END
+    FROM deployments WHERE instance_id IS NOT NULL;",
 )];
 
 /// The schema version of the open database.

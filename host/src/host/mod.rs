@@ -20,14 +20,16 @@ use tokio::sync::broadcast;
 pub use start::{HostError, HostOptions};
 
 use crate::config::Config;
+use crate::costs::budget::Spend;
+use crate::costs::{CostReport, GroupBy};
 use crate::db::Database;
 use crate::kubernetes::{self, Cluster, ClusterDirectory, ServiceAddress, WorkloadStatus};
 use crate::pricing::PricingService;
 use crate::providers::{ProviderHandle, ProviderStatus, Providers};
 use crate::provisioning::{
     CleanupReport, ClusterError, ClusterOptions, ClusterRequest, DeployError, DeployOptions,
-    DeployRequest, DeploymentEvent, InstanceTarget, KubernetesChange, Orchestrator, Plan,
-    RecoveryReport, SupervisorOptions,
+    DeployRequest, DeploymentEvent, HealError, HealthReport, HealthWatch, InstanceTarget,
+    KubernetesChange, Orchestrator, Plan, RecoveryReport, SupervisorOptions,
 };
 use crate::runtime::CallError;
 use crate::ssh::SshPool;
@@ -308,6 +310,39 @@ impl Host {
             .orchestrator
             .run_supervisor_with(shutdown, opts)
             .await;
+    }
+
+    /// One health pass under `[operator.health]` (see
+    /// [`Orchestrator::health_pass`]); `watch` carries the streaks between passes.
+    pub async fn health_pass(&self, watch: &mut HealthWatch, opts: &DeployOptions) -> HealthReport {
+        self.parts.orchestrator.health_pass(watch, opts).await
+    }
+
+    /// Replace unhealthy deployment `id` (see [`Orchestrator::heal`]).
+    pub async fn heal(
+        &self,
+        id: &str,
+        reason: &str,
+        opts: &DeployOptions,
+    ) -> Result<DeploymentRecord, HealError> {
+        self.parts.orchestrator.heal(id, reason, opts).await
+    }
+
+    /// Accrued spend since `since` (unix seconds), grouped (see
+    /// [`Orchestrator::costs`]).
+    pub fn costs(&self, since: Option<i64>, by: GroupBy) -> Result<CostReport, TrackError> {
+        self.parts.orchestrator.costs(since, by)
+    }
+
+    /// Whether the operator's limits let `req` go ahead on `plan` (see
+    /// [`Orchestrator::check_budget`]).
+    pub fn check_budget(&self, req: &DeployRequest, plan: &Plan) -> Result<(), DeployError> {
+        self.parts.orchestrator.check_budget(req, plan)
+    }
+
+    /// What is spent this month and committed now (see [`Orchestrator::spend`]).
+    pub fn spend(&self) -> Result<Spend, TrackError> {
+        self.parts.orchestrator.spend()
     }
 
     /// Replica counts and conditions of Kubernetes deployment `id`, read now.

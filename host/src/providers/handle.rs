@@ -115,6 +115,49 @@ impl ProviderHandle {
         Ok(answer)
     }
 
+    /// Whether the serving version exports the optional `power` interface
+    /// (stop and start instances).
+    pub fn supports_power(&self) -> bool {
+        self.current().is_ok_and(|p| p.has_power())
+    }
+
+    /// `power.stop-instance`; `unsupported` when the component does not
+    /// export `power`.
+    pub async fn stop_instance(&self, target: InstanceRef) -> Result<Instance, CallError> {
+        let current = self.current()?;
+        let call = current
+            .call_power("stop-instance", async |p, s| {
+                p.blueprint_provider_power()
+                    .call_stop_instance(s, &target)
+                    .await
+            })
+            .await;
+        call.unwrap_or_else(|| Err(self.no_power()))
+    }
+
+    /// `power.start-instance`; `unsupported` when the component does not
+    /// export `power`.
+    pub async fn start_instance(&self, target: InstanceRef) -> Result<Instance, CallError> {
+        let current = self.current()?;
+        let call = current
+            .call_power("start-instance", async |p, s| {
+                p.blueprint_provider_power()
+                    .call_start_instance(s, &target)
+                    .await
+            })
+            .await;
+        call.unwrap_or_else(|| Err(self.no_power()))
+    }
+
+    fn no_power(&self) -> CallError {
+        CallError::Provider(crate::runtime::bindings::wit::ProviderError::Unsupported(
+            format!(
+                "provider {} does not export blueprint:provider/power (it cannot stop or start instances)",
+                self.name
+            ),
+        ))
+    }
+
     /// `kubernetes.create-cluster`.
     pub async fn create_cluster(&self, spec: ClusterSpec) -> Result<Cluster, CallError> {
         let provider = self.current()?;

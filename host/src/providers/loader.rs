@@ -17,6 +17,7 @@ use crate::capabilities::{ProviderEnv, SshBackend};
 use crate::config::{Config, IntegrityMode, ProviderConfig};
 use crate::providers::lock::LockFile;
 use crate::providers::signature::{self, SignatureStatus, TrustedKey};
+use crate::runtime::bindings::power::{PowerExport, PowerExportPre};
 use crate::runtime::bindings::wit::ProviderInfo;
 use crate::runtime::bindings::{SshProvider, SshProviderPre};
 use crate::runtime::cache::{ArtifactCache, CompileStats};
@@ -57,6 +58,8 @@ pub struct LoadedProvider {
     pub signature_sha256: Option<String>,
     engine: wasmtime::Engine,
     pre: SshProviderPre<HostState>,
+    /// The optional `power` export, when the component has it.
+    power: Option<PowerExportPre<HostState>>,
     env: Arc<ProviderEnv>,
     outbound: Arc<OutboundContext>,
 }
@@ -178,7 +181,7 @@ impl Loader {
 
         let this = self.clone();
         let (file2, sha2, allow_ssh) = (file.clone(), sha256.clone(), pconfig.allow_ssh);
-        let (component, compile, surface, pre) = tokio::task::spawn_blocking(move || {
+        let (component, compile, surface, (pre, power)) = tokio::task::spawn_blocking(move || {
             let engine = this.engine.engine();
             let (component, stats) = this.cache.load(engine, &bytes, &sha2, &file2)?;
             let surface = inspect::check(engine, &component, &file2, allow_ssh)?;
@@ -188,11 +191,13 @@ impl Loader {
                     message: format!("{e:#}"),
                 }
             })?;
+            // Detected, not required: only components that export `power` have it.
+            let power = PowerExportPre::new(pre.clone()).ok();
             let pre = SshProviderPre::new(pre).map_err(|e| LoadError::InstantiateFailed {
                 file: file2.clone(),
                 message: format!("{e:#}"),
             })?;
-            Ok::<_, LoadError>((component, stats, surface, pre))
+            Ok::<_, LoadError>((component, stats, surface, (pre, power)))
         })
         .await
         .map_err(|e| LoadError::InstantiateFailed {
@@ -242,6 +247,7 @@ impl Loader {
             signature_sha256,
             engine: self.engine.engine().clone(),
             pre,
+            power,
             env,
             outbound,
         };
@@ -333,6 +339,34 @@ impl LoadedProvider {
             .await
     }
 
+    /// Whether the component exports the optional `power` interface.
+    pub fn has_power(&self) -> bool {
+        self.power.is_some()
+    }
+
+    /// Run one call of the optional `power` export in a fresh store under the
+    /// provider's deadline; `None` when the component does not export it.
+    pub async fn call_power<R>(
+        &self,
+        op: &'static str,
+        f: impl AsyncFnOnce(
+            &PowerExport,
+            &mut Store<HostState>,
+        )
+            -> wasmtime::Result<Result<R, crate::runtime::bindings::wit::ProviderError>>,
+    ) -> Option<Result<R, CallError>> {
+        let pre = self.power.as_ref()?;
+        Some(
+            self.run_call(
+                op,
+                self.config.call_timeout,
+                async |store: &mut Store<HostState>| pre.instantiate_async(store).await,
+                f,
+            )
+            .await,
+        )
+    }
+
     /// Check an answer of `op` against the operator's caps on returned data
     /// ([`super::returned`]).
     pub fn check_returned(
@@ -359,7 +393,7 @@ impl LoadedProvider {
         OutboundHttp::new(self.outbound.clone())
     }
 
-    /// [`LoadedProvider::run_sandboxed`], measured (see [`crate::telemetry`]).
+    /// A call of the `provider` export under `deadline`.
     async fn call_with_deadline<R>(
         &self,
         op: &'static str,
@@ -370,18 +404,42 @@ impl LoadedProvider {
         )
             -> wasmtime::Result<Result<R, crate::runtime::bindings::wit::ProviderError>>,
     ) -> Result<R, CallError> {
+        let pre = &self.pre;
+        self.run_call(
+            op,
+            deadline,
+            async |store: &mut Store<HostState>| pre.instantiate_async(store).await,
+            f,
+        )
+        .await
+    }
+
+    /// [`LoadedProvider::run_sandboxed`], measured (see [`crate::telemetry`]).
+    async fn run_call<B, R>(
+        &self,
+        op: &'static str,
+        deadline: Duration,
+        instantiate: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<B>,
+        f: impl AsyncFnOnce(
+            &B,
+            &mut Store<HostState>,
+        )
+            -> wasmtime::Result<Result<R, crate::runtime::bindings::wit::ProviderError>>,
+    ) -> Result<R, CallError> {
         let scope = crate::telemetry::CallScope::start(&self.name, op);
-        let result = self.run_sandboxed(op, deadline, f).await;
+        let result = self.run_sandboxed(op, deadline, instantiate, f).await;
         scope.finish(&result);
         result
     }
 
-    async fn run_sandboxed<R>(
+    /// One call in a fresh store: `instantiate` makes the bindings `f` calls.
+    async fn run_sandboxed<B, R>(
         &self,
         op: &'static str,
         deadline: Duration,
+        instantiate: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<B>,
         f: impl AsyncFnOnce(
-            &SshProvider,
+            &B,
             &mut Store<HostState>,
         )
             -> wasmtime::Result<Result<R, crate::runtime::bindings::wit::ProviderError>>,
@@ -403,9 +461,8 @@ impl LoadedProvider {
                 UpdateDeadline::Yield(1)
             })
         });
-        let pre = &self.pre;
         let work = async {
-            let instance = pre.instantiate_async(&mut store).await?;
+            let instance = instantiate(&mut store).await?;
             f(&instance, &mut store).await
         };
         // The epoch stops guest code; the timeout stops a guest parked in a host call.

@@ -296,6 +296,21 @@ pub enum DeployError {
         "deployment {0} is not a Kubernetes deployment; update, suspend and resume apply to `k8s:` deployments"
     )]
     NotKubernetes(String),
+    /// The operator's budget does not allow it; nothing was written.
+    #[error(transparent)]
+    BudgetExceeded(#[from] crate::costs::budget::BudgetRefusal),
+    /// Bringing a suspended deployment back failed; it stays suspended and the
+    /// supervisor retries while its paid time lasts.
+    #[error(
+        "deployment {id}: resuming failed: {source}; it stays suspended and the supervisor retries"
+    )]
+    ResumeFailed {
+        /// Deployment id.
+        id: String,
+        /// Why.
+        #[source]
+        source: Box<StepError>,
+    },
     /// A termination failed; the record stays `terminating` and is retried.
     #[error(
         "deployment {id}: termination failed: {source}; it stays terminating and `bpr cleanup` retries"

@@ -55,10 +55,54 @@ pub enum EventKind {
         /// What the check saw.
         reason: String,
     },
-    /// Its time to live ran out; it is being terminated.
+    /// Its time to live ran out; it is being suspended (within the operator's
+    /// grace period) or terminated.
     Expired {
         /// The time to live it had, in seconds.
         ttl_secs: Option<u64>,
+    },
+    /// Payment expired: stopped (a VM) or scaled to zero (Kubernetes) until a
+    /// renewal, or terminated when the grace period ends.
+    Suspended {
+        /// What was done (`instance i-... stopped`, `scaled to zero`).
+        reason: String,
+        /// When the grace period ends (unix seconds).
+        grace_until: Option<i64>,
+    },
+    /// A renewed payment: a new end of paid time (a suspended deployment is
+    /// brought back; `running` follows).
+    Renewed {
+        /// The new end of paid time (unix seconds); `None`: unlimited.
+        expires_at: Option<i64>,
+    },
+    /// An unhealthy (or interrupted) deployment's instance is being replaced.
+    Replacing {
+        /// Why.
+        reason: String,
+        /// The instance being replaced.
+        old_instance: Option<String>,
+    },
+    /// A replacement is healthy and serves; the old instance is deleted.
+    Replaced {
+        /// The instance it replaced.
+        old_instance: Option<String>,
+        /// The new instance.
+        new_instance: String,
+        /// `provider/region/type` of the new instance.
+        placement: String,
+        /// Where it is reached now.
+        endpoint: Option<String>,
+    },
+    /// A share of an operator budget (`[operator.budget] alert_fraction`) is
+    /// reached. Budgets concern no single deployment: the deployment fields
+    /// are empty.
+    BudgetAlert {
+        /// `hourly` (`max_cost_per_hour`) or `monthly` (`monthly_usd`).
+        limit: crate::costs::budget::Limit,
+        /// The limit, USD (per hour for the hourly one).
+        limit_usd: f64,
+        /// How much is used (spent plus committed for the monthly one).
+        used_usd: f64,
     },
     /// Everything it created is gone.
     Terminated {
@@ -90,6 +134,18 @@ impl EventBus {
     /// A new receiver of every event published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<DeploymentEvent> {
         self.tx.subscribe()
+    }
+
+    /// Publishes `kind` concerning no single deployment (a budget alert): the
+    /// deployment fields are empty.
+    pub fn publish_operator(&self, kind: EventKind) {
+        let _ = self.tx.send(DeploymentEvent {
+            deployment_id: String::new(),
+            blueprint_id: String::new(),
+            service_id: String::new(),
+            at: crate::clock::unix_now(),
+            kind,
+        });
     }
 
     /// Publishes `kind` for `rec` (nobody listening is fine).
@@ -124,6 +180,7 @@ pub(super) fn for_transition(rec: &DeploymentRecord, reason: &str) -> Option<Eve
         Failed => Some(EventKind::Failed {
             reason: reason.to_string(),
         }),
-        Planned | Provisioning | Provisioned | Deploying | Terminating => None,
+        // Suspension is published with its grace period by the payment pass.
+        Planned | Provisioning | Provisioned | Deploying | Terminating | Suspended => None,
     }
 }

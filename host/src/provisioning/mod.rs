@@ -25,14 +25,17 @@
 //! - anything failing after create-instance returned: the instance is deleted
 //!   (delete-instance until `deleted`) and the record says so.
 
+mod budget;
 pub mod clusters;
 mod error;
 mod events;
+mod heal;
 mod health;
 mod instances;
 mod kubernetes;
 mod options;
 mod orchestrator;
+mod payment;
 mod plan;
 mod recover;
 mod request;
@@ -42,14 +45,17 @@ mod sweep;
 mod terminate;
 mod verdict;
 mod vm;
+mod watchdog;
 mod webhook;
 
 pub use clusters::{ClusterError, ClusterOptions, ClusterRequest, NodePool};
 pub use error::{CandidateFailure, DeployError, StepError};
 pub use events::{DeploymentEvent, EVENT_BUFFER, EventBus, EventKind};
+pub use heal::HealError;
 pub use kubernetes::KubernetesChange;
 pub use options::{DeployEvent, DeployOptions, ProgressFn};
 pub use orchestrator::{Orchestrator, new_deployment_id};
+pub use payment::SuspendError;
 pub use plan::{
     ClusterFit, DEFAULT_FAILOVER, KubernetesPlacement, Plan, PlanError, SkippedProvider,
     check_credential, cluster_fits,
@@ -66,3 +72,4 @@ pub use request::{
 pub use retry::RetryPolicy;
 pub use supervisor::{CleanupReport, SupervisorOptions};
 pub use sweep::SweepReport;
+pub use watchdog::{HealthReport, HealthWatch, Observation};

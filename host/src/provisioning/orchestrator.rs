@@ -29,6 +29,7 @@ pub struct Orchestrator {
     pub(super) clusters: ClusterDirectory,
     pub(super) tracker: Tracker,
     pub(super) events: EventBus,
+    pub(super) budget: super::budget::BudgetState,
 }
 
 /// A fresh deployment id.
@@ -52,6 +53,7 @@ impl Orchestrator {
             clusters,
             tracker,
             events: EventBus::default(),
+            budget: Default::default(),
         }
     }
 
@@ -101,6 +103,7 @@ impl Orchestrator {
         }
         if req.deployment_type == DeploymentType::Kubernetes {
             // The cluster is named in the request; there is nothing to rank.
+            let _reserved = self.admit_kubernetes_request(&req)?;
             return self.deploy_kubernetes(req, opts, service_key).await;
         }
         if !candidates.is_empty() {
@@ -114,10 +117,12 @@ impl Orchestrator {
             options.tier = k.tier;
             req.kubernetes = Some(options);
             req.requirements = None;
+            let _reserved = self.admit_kubernetes_request(&req)?;
             return self.deploy_kubernetes(req, opts, service_key).await;
         }
-        self.deploy_vm(req, plan.candidates, opts, service_key)
-            .await
+        // The operator's limits before anything is recorded.
+        let (candidates, _reserved) = self.admit_vm(&req, plan.candidates)?;
+        self.deploy_vm(req, candidates, opts, service_key).await
     }
 
     /// Creates deployment `id`'s record (`planned`) from the request it stores,
@@ -198,9 +203,10 @@ impl Orchestrator {
         self.tracker.history(id)
     }
 
-    /// A new time to live for deployment `id` from now (a renewed payment); a
-    /// suspended Kubernetes deployment is scaled back to its tier. `None`
-    /// removes the limit.
+    /// A new time to live for deployment `id` from now (a renewed payment),
+    /// in the history and as a `renewed` event; a suspended deployment is
+    /// brought back (a VM started, a Kubernetes one scaled back to its tier).
+    /// `None` removes the limit.
     pub async fn renew(
         &self,
         id: &str,
@@ -209,7 +215,25 @@ impl Orchestrator {
     ) -> Result<DeploymentRecord, DeployError> {
         // The renewed period first, so the supervisor does not reap it meanwhile.
         let rec = self.tracker.set_ttl(id, ttl_secs)?;
-        if rec.deployment_type == DeploymentType::Kubernetes
+        self.tracker.note_history(
+            id,
+            &format!(
+                "payment renewed: {}",
+                match ttl_secs {
+                    Some(t) => format!("{t} s from now"),
+                    None => "no time limit".into(),
+                }
+            ),
+        )?;
+        self.publish(
+            &rec,
+            super::events::EventKind::Renewed {
+                expires_at: rec.expires_at,
+            },
+        );
+        if rec.status == DeploymentStatus::Suspended {
+            self.resume_paid(id, opts).await?;
+        } else if rec.deployment_type == DeploymentType::Kubernetes
             && rec.status == DeploymentStatus::Active
             && super::kubernetes::is_suspended(&rec)
         {

@@ -281,6 +281,9 @@ impl Orchestrator {
                     }
                     report.verified.push(id.clone());
                 }
+                // With auto-heal the health pass replaces an instance that is gone
+                // (a spot interruption) instead of failing the deployment.
+                (DeploymentStatus::Active, None) if self.config.operator.health.auto_heal => {}
                 (DeploymentStatus::Active, None) => {
                     tracker.record_cleared(&id)?;
                     self.transition(

@@ -1,24 +1,27 @@
-//! The TTL supervisor: expired deployments terminated, crashed ones resolved,
-//! failed ones' leftovers deleted, active ones' health checked, every
-//! `interval`; what no record owns swept every `sweep_interval`. `bpr cleanup`
+//! The TTL supervisor: expired deployments suspended or terminated (see
+//! `payment`), renewed ones resumed, crashed ones resolved, failed ones'
+//! leftovers and interrupted heals' instances deleted, the usage ledger
+//! reconciled and budget alerts published, every `interval`; what no record
+//! owns swept every `sweep_interval`; and, on its own interval, active ones'
+//! health checked and (with auto-heal) healed (see `watchdog`). `bpr cleanup`
 //! is one pass with a sweep.
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use futures::FutureExt;
+
 use super::error::DeployError;
-use super::events::EventKind;
 use super::options::DeployOptions;
 use super::orchestrator::Orchestrator;
+use super::payment::Expiry;
 use super::recover::RecoveryReport;
-use super::request::DeployRequest;
 use super::sweep::SweepReport;
+use super::watchdog::HealthWatch;
 use crate::clock::unix_now as now;
-use crate::runtime::bindings::wit::{InstanceRef, InstanceState, ResourceRef};
-use crate::tracking::{DeploymentRecord, DeploymentStatus, DeploymentType};
+use crate::tracking::{DeploymentRecord, DeploymentStatus};
 
 /// Timing of [`Orchestrator::run_supervisor`].
 #[derive(Debug, Clone)]
@@ -32,9 +35,12 @@ pub struct SupervisorOptions {
     /// Time between sweeps for what no record owns (listing every provider
     /// this host deployed to, in every region it serves). Default: 10 min.
     pub sweep_interval: Duration,
-    /// Check active deployments' health each pass and publish
-    /// [`EventKind::Unhealthy`]. Default: true.
+    /// Check active deployments' health (and heal them when the operator
+    /// enabled it). Default: true.
     pub health_checks: bool,
+    /// Time between health passes. Default: `None`, the operator's
+    /// `[operator.health] interval_secs`.
+    pub health_interval: Option<Duration>,
 }
 
 impl Default for SupervisorOptions {
@@ -45,6 +51,7 @@ impl Default for SupervisorOptions {
             deploy: DeployOptions::default(),
             sweep_interval: Duration::from_secs(600),
             health_checks: true,
+            health_interval: None,
         }
     }
 }
@@ -62,6 +69,12 @@ pub struct CleanupReport {
     pub sweep: Option<SweepReport>,
     /// Deployments another live process is working on (left alone).
     pub busy: Vec<String>,
+    /// Expired deployments stopped for the payment grace period (see `payment`).
+    pub suspended: Vec<String>,
+    /// Suspended deployments started again after their renewal.
+    pub resumed: Vec<String>,
+    /// Instances interrupted heals left, deleted.
+    pub heal_leftovers: Vec<String>,
     /// What could not be resolved now (retried next pass), with why.
     pub errors: Vec<(String, String)>,
 }
@@ -93,11 +106,14 @@ impl CleanupReport {
 }
 
 impl Orchestrator {
-    /// Terminate every expired deployment now (and only those), with
-    /// retries, then finish what dead processes left (see [`Orchestrator::recover`]),
-    /// delete what failed deployments still hold, and sweep for what no
-    /// record owns. Returns the ids terminated and the errors; see
-    /// [`Orchestrator::cleanup`] for everything that was resolved.
+    /// Deal with every expired deployment now (and only those): suspend it
+    /// within the operator's grace period, else terminate it with retries;
+    /// resume suspended ones whose payment was renewed; then finish what dead
+    /// processes left (see [`Orchestrator::recover`]), delete what failed
+    /// deployments and interrupted heals still hold, reconcile the usage
+    /// ledger, publish budget alerts and sweep for what no record owns.
+    /// Returns the ids terminated and the errors; see [`Orchestrator::cleanup`]
+    /// for everything that was resolved.
     pub async fn cleanup_once(
         &self,
         opts: &SupervisorOptions,
@@ -118,17 +134,23 @@ impl Orchestrator {
             }
         };
         for rec in expired {
-            if !rec.status.is_final() {
-                self.publish(
-                    &rec,
-                    EventKind::Expired {
-                        ttl_secs: rec.ttl_secs,
-                    },
-                );
-            }
+            let reason = match self.on_expiry(&rec, &opts.deploy).await {
+                Expiry::Terminate(reason) => reason,
+                Expiry::Suspended => {
+                    report.suspended.push(rec.id.clone());
+                    continue;
+                }
+                Expiry::Retry(why) => {
+                    if why == "busy" {
+                        report.busy.push(rec.id.clone());
+                    } else {
+                        report.errors.push((rec.id.clone(), why));
+                    }
+                    continue;
+                }
+            };
             let mut last = None;
             for attempt in 1..=opts.tries.max(1) {
-                let reason = format!("TTL of {} s expired", rec.ttl_secs.unwrap_or(0));
                 match self.terminate_with(&rec.id, &opts.deploy, &reason).await {
                     Ok(_) => {
                         last = None;
@@ -150,10 +172,20 @@ impl Orchestrator {
                 report.errors.push((rec.id.clone(), e));
             }
         }
+        let (resumed, resume_errors) = self.resume_renewed(&opts.deploy).await;
+        report.resumed = resumed;
+        report.errors.extend(resume_errors);
         let recovery = self.recover_with(&opts.deploy).await;
         report.errors.extend(recovery.errors.iter().cloned());
         report.busy.extend(recovery.busy.iter().cloned());
         report.recovery = recovery;
+        let (heal_leftovers, heal_errors) = self.finish_interrupted_heals(&opts.deploy).await;
+        report.heal_leftovers = heal_leftovers;
+        report.errors.extend(heal_errors);
+        if let Err(e) = tracker.reconcile_usage() {
+            report.errors.push(("*".into(), e.to_string()));
+        }
+        self.publish_budget_alerts();
         // Failed ones that may still hold something (an instance that could
         // not be deleted, a create whose outcome is unknown).
         match tracker.with_status(DeploymentStatus::Failed) {
@@ -184,7 +216,8 @@ impl Orchestrator {
         report
     }
 
-    /// The supervisor loop: [`Orchestrator::cleanup_once`] every `interval` until
+    /// The supervisor loop: [`Orchestrator::cleanup_once`] every `interval` and
+    /// [`Orchestrator::health_pass`] every health interval, side by side, until
     /// `shutdown` completes; a pass already running when it does is finished.
     pub async fn run_supervisor(&self, shutdown: impl Future<Output = ()>) {
         self.run_supervisor_with(shutdown, SupervisorOptions::default())
@@ -197,126 +230,62 @@ impl Orchestrator {
         shutdown: impl Future<Output = ()>,
         opts: SupervisorOptions,
     ) {
-        tokio::pin!(shutdown);
-        let mut last_sweep: Option<Instant> = None;
-        let mut unhealthy = BTreeSet::new();
-        loop {
-            // A pass in progress is finished, not cut by the shutdown: its
-            // terminations and cleanup webhooks complete (each step is bounded
-            // by its own deadline).
-            let sweep = last_sweep.is_none_or(|t| t.elapsed() >= opts.sweep_interval);
-            if sweep {
-                last_sweep = Some(Instant::now());
+        let shutdown = Box::pin(shutdown).shared();
+        let cleanup = async {
+            let mut last_sweep: Option<Instant> = None;
+            loop {
+                // A pass in progress is finished, not cut by the shutdown: its
+                // terminations and cleanup webhooks complete (each step is bounded
+                // by its own deadline).
+                let sweep = last_sweep.is_none_or(|t| t.elapsed() >= opts.sweep_interval);
+                if sweep {
+                    last_sweep = Some(Instant::now());
+                }
+                // Boxed: the pass is a deep future; the loop holds a pointer to it.
+                let report = Box::pin(self.cleanup(&opts, sweep)).await;
+                for id in report.terminated() {
+                    tracing::info!("supervisor: deployment {id} terminated");
+                }
+                for id in &report.suspended {
+                    tracing::info!("supervisor: deployment {id} suspended (payment grace)");
+                }
+                for id in &report.resumed {
+                    tracing::info!("supervisor: deployment {id} resumed after renewal");
+                }
+                for id in &report.recovery.adopted {
+                    tracing::info!("supervisor: deployment {id} adopted after a crash");
+                }
+                for line in report.sweep.iter().flat_map(|s| s.deleted.iter()) {
+                    tracing::warn!("supervisor: deleted what no record owns: {line}");
+                }
+                for (id, e) in &report.errors {
+                    tracing::warn!("supervisor: deployment {id}: {e}");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(opts.interval) => {}
+                    () = shutdown.clone() => return,
+                }
             }
-            let report = self.cleanup(&opts, sweep).await;
-            for id in report.terminated() {
-                tracing::info!("supervisor: deployment {id} terminated");
-            }
-            for id in &report.recovery.adopted {
-                tracing::info!("supervisor: deployment {id} adopted after a crash");
-            }
-            for line in report.sweep.iter().flat_map(|s| s.deleted.iter()) {
-                tracing::warn!("supervisor: deleted what no record owns: {line}");
-            }
-            for (id, e) in &report.errors {
-                tracing::warn!("supervisor: deployment {id}: {e}");
-            }
-            if opts.health_checks {
-                self.check_health(&mut unhealthy).await;
-            }
-            tokio::select! {
-                () = tokio::time::sleep(opts.interval) => {}
-                () = &mut shutdown => return,
-            }
-        }
-    }
-
-    /// Checks every active deployment's health once: an HTTP check for a VM
-    /// whose request gave one, the provider's state for one placed by a
-    /// `workloads` provider, ready replicas for Kubernetes. A failing one is
-    /// published as [`EventKind::Unhealthy`] once per streak (`unhealthy` holds
-    /// the ids currently failing), and as running again when it recovers.
-    pub async fn check_health(&self, unhealthy: &mut BTreeSet<String>) {
-        let Ok(active) = self.tracker.with_status(DeploymentStatus::Active) else {
-            return;
         };
-        unhealthy.retain(|id| active.iter().any(|r| &r.id == id));
-        for rec in active {
-            let Some(outcome) = self.health_of(&rec).await else {
-                continue;
-            };
-            match outcome {
-                Observed::Unhealthy(reason) if unhealthy.insert(rec.id.clone()) => {
-                    tracing::warn!(deployment = %rec.id, "unhealthy: {reason}");
-                    self.publish(&rec, EventKind::Unhealthy { reason });
-                }
-                Observed::Healthy if unhealthy.remove(&rec.id) => {
-                    if let Some(kind) = super::events::for_transition(&rec, "healthy again") {
-                        self.publish(&rec, kind);
-                    }
-                }
-                _ => {}
+        let health = async {
+            if !opts.health_checks {
+                return;
             }
-        }
-    }
-
-    /// One health observation of an active deployment; `None` when it has no
-    /// check to run.
-    async fn health_of(&self, rec: &DeploymentRecord) -> Option<Observed> {
-        // A managed cluster's existence is checked by recovery each pass.
-        if rec.deployment_type == DeploymentType::Cluster {
-            return None;
-        }
-        if rec.deployment_type == DeploymentType::Kubernetes {
-            let target = rec.kubernetes.clone()?;
-            let deployer = match self.deployer_of(rec, &DeployOptions::default()).await {
-                Ok(d) => d,
-                Err(e) => return Some(Observed::Unhealthy(e.to_string())),
-            };
-            return Some(match deployer.status(&target).await {
-                Ok(s) if s.desired > 0 && s.ready == 0 => {
-                    Observed::Unhealthy(format!("no replica ready ({})", s.describe()))
+            let interval = opts
+                .health_interval
+                .unwrap_or(self.config.operator.health.interval);
+            let mut watch = HealthWatch::default();
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => {}
+                    () = shutdown.clone() => return,
                 }
-                Ok(_) => Observed::Healthy,
-                Err(e) => Observed::Unhealthy(e.to_string()),
-            });
-        }
-        let provider = rec.provider.as_deref()?;
-        let req: DeployRequest = serde_json::from_str(&rec.request_json).ok()?;
-        if self.runs_workloads(provider) {
-            let handle = self.providers.get(provider).ok()?;
-            let r = InstanceRef {
-                id: rec.instance_id.clone()?,
-                region: rec.region.clone()?,
-                zone: rec.zone.clone(),
-                resources: rec.resources.iter().map(ResourceRef::from).collect(),
-                labels: super::instances::labels_of(rec),
-            };
-            return Some(match handle.get_instance(r).await {
-                Ok(i) if i.state == InstanceState::Running => Observed::Healthy,
-                Ok(i) => Observed::Unhealthy(format!(
-                    "instance {} is {:?}{}",
-                    i.id,
-                    i.state,
-                    i.detail.map(|d| format!(": {d}")).unwrap_or_default()
-                )),
-                Err(e) => Observed::Unhealthy(e.to_string()),
-            });
-        }
-        let check = req.health.as_ref()?;
-        let address = rec.address.as_deref()?;
-        Some(match super::health::check_once(address, check).await {
-            Ok(_) => Observed::Healthy,
-            Err(e) => Observed::Unhealthy(e.to_string()),
-        })
+                let report = Box::pin(self.health_pass(&mut watch, &opts.deploy)).await;
+                for (id, new) in &report.healed {
+                    tracing::info!("supervisor: deployment {id} healed on instance {new}");
+                }
+            }
+        };
+        tokio::join!(cleanup, health);
     }
-}
-
-/// One health observation of an active deployment. Unhealthy carries the
-/// sentence published in the event (events are serialised, so it is text).
-enum Observed {
-    /// The check passed.
-    Healthy,
-    /// The check failed, saying what it saw.
-    Unhealthy(String),
 }

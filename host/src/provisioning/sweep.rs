@@ -72,7 +72,12 @@ impl Orchestrator {
         // Where it may have deployed: what its records name, and every
         // provider the operator configured (records restored from an older
         // copy may name fewer).
-        let mut providers: std::collections::BTreeSet<String> = providers.into_iter().collect();
+        // "kubernetes" in a record names the operator's clusters, not a
+        // provider component: those deployments are recovered by cluster.
+        let mut providers: std::collections::BTreeSet<String> = providers
+            .into_iter()
+            .filter(|p| p != "kubernetes" || self.providers.get(p).is_ok())
+            .collect();
         providers.extend(
             self.config
                 .providers

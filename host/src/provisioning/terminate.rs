@@ -137,6 +137,18 @@ impl Orchestrator {
                 .map_err(fail)?;
             deleted.push(iid);
         }
+        // Instances an interrupted heal left: held by an open usage period,
+        // not named by the record (possibly on another provider or region).
+        for p in tracker.usage_of(id)?.into_iter().filter(|p| {
+            p.ended_at.is_none()
+                && p.provider != "kubernetes"
+                && Some(&p.instance_id) != rec.instance_id.as_ref()
+        }) {
+            self.delete_period_instance(&rec, &p, opts)
+                .await
+                .map_err(fail)?;
+            deleted.push(p.instance_id);
+        }
         // Everything else it made, in every place it tried (a crash between
         // create and record, a key or a firewall made before the instance):
         // "terminated" means nothing of it is left.

@@ -474,7 +474,7 @@ impl Orchestrator {
     }
 
     /// Poll get-instance with growing intervals until running, under the deadline.
-    async fn wait_running(
+    pub(super) async fn wait_running(
         &self,
         provider: &ProviderHandle,
         created: &Instance,

@@ -49,6 +49,9 @@ pub enum ApiError {
     /// No place to deploy could be planned (422).
     #[error("{0}")]
     Unplaceable(String),
+    /// The operator's budget does not allow it; nothing was recorded (422).
+    #[error("{0}")]
+    OverBudget(String),
     /// Nothing has this id (404).
     #[error("{0}")]
     NotFound(String),
@@ -108,7 +111,9 @@ impl ApiError {
             Self::BadBody { .. } => StatusCode::BAD_REQUEST,
             Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::InvalidField { .. } | Self::Unplaceable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InvalidField { .. } | Self::Unplaceable(_) | Self::OverBudget(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -127,6 +132,7 @@ impl ApiError {
             Self::BodyTooLarge { .. } => "body-too-large",
             Self::InvalidField { .. } => "invalid-field",
             Self::Unplaceable(_) => "no-placement",
+            Self::OverBudget(_) => "over-budget",
             Self::NotFound(_) => "not-found",
             Self::Conflict(_) => "conflict",
             Self::TooBusy { .. } => "too-busy",
@@ -214,6 +220,7 @@ impl From<DeployError> for ApiError {
                 message: r.message,
             },
             DeployError::Plan(p) => Self::Unplaceable(p.to_string()),
+            DeployError::BudgetExceeded(_) => Self::OverBudget(e.to_string()),
             DeployError::NoCandidates => {
                 Self::field("candidates", DeployError::NoCandidates.to_string())
             }
@@ -242,6 +249,26 @@ mod tests {
         let e = ApiError::Internal("disk I/O error at /var/lib/bpr/state/bpr.sqlite3".into());
         assert!(!e.body().error.message.contains("/var/lib"));
         assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn a_budget_refusal_is_a_422_saying_which_limit() {
+        let e: ApiError = DeployError::BudgetExceeded(crate::costs::budget::BudgetRefusal {
+            limit: crate::costs::budget::Limit::Hourly,
+            limit_usd: 0.05,
+            used_usd: 0.04,
+            adds_usd: 0.0208,
+            placement: "aws/us-east-1/t3.small".into(),
+        })
+        .into();
+        assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let b = e.body();
+        assert_eq!(b.error.code, "over-budget");
+        assert!(
+            b.error.message.contains("max_cost_per_hour"),
+            "{}",
+            b.error.message
+        );
     }
 
     #[test]

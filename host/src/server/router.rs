@@ -37,6 +37,7 @@ use super::{ApiError, AppState, api, auth};
         (name = "events", description = "Server-sent events of deployment state changes"),
         (name = "clusters", description = "Managed Kubernetes clusters, tracked like deployments"),
         (name = "providers", description = "Provider components"),
+        (name = "costs", description = "Accrued spend and the operator's budgets"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

@@ -58,7 +58,8 @@ impl AppState {
             .with_collector(BuildCollector)
             .with_collector(DeploymentsCollector)
             .with_collector(ProvidersCollector)
-            .with_collector(WorkCollector(work.clone()));
+            .with_collector(WorkCollector(work.clone()))
+            .with_collector(super::api::costs::CostsCollector);
         Self {
             inner: Arc::new(Inner {
                 streams: Arc::new(Semaphore::new(settings.max_event_streams)),

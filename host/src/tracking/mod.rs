@@ -12,10 +12,14 @@
 mod error;
 mod lock;
 mod record;
+mod replace;
 mod status;
 mod store;
 #[cfg(test)]
 mod tests;
+mod usage;
+#[cfg(test)]
+mod usage_tests;
 
 pub use error::{Result, TrackError};
 pub use lock::DeploymentLock;
@@ -23,5 +27,7 @@ pub use record::{
     Attempt, AttemptIntent, AttemptOutcome, DeploymentRecord, NewDeployment, ResourceRefRecord,
     Transition,
 };
+pub use replace::Replacement;
 pub use status::{DeploymentStatus, DeploymentType, UnknownDeploymentType, UnknownStatus};
 pub use store::{DeploymentQuery, HOST_LABEL, Tracker};
+pub use usage::{NewPeriod, UsagePeriod};

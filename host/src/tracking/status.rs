@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 /// planned -> provisioning -> provisioned -> deploying -> active -> terminating -> terminated
 ///    \            \               \             \           \          \
 ///     `------------`---------------`-------------`-----------`----------`--> failed
+/// active <-> suspended -> terminating (or failed)
 /// failed (still holding cloud resources) -> terminating
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -27,6 +28,10 @@ pub enum DeploymentStatus {
     Deploying,
     /// Healthy and serving.
     Active,
+    /// Its paid time ran out and it is within the operator's grace period:
+    /// stopped (a VM) or scaled to zero (Kubernetes), still holding what a
+    /// renewal brings back.
+    Suspended,
     /// Its cloud resources are being deleted.
     Terminating,
     /// Everything it created is gone. Final.
@@ -38,12 +43,13 @@ pub enum DeploymentStatus {
 
 impl DeploymentStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Planned,
         Self::Provisioning,
         Self::Provisioned,
         Self::Deploying,
         Self::Active,
+        Self::Suspended,
         Self::Terminating,
         Self::Terminated,
         Self::Failed,
@@ -57,6 +63,7 @@ impl DeploymentStatus {
             Self::Provisioned => "provisioned",
             Self::Deploying => "deploying",
             Self::Active => "active",
+            Self::Suspended => "suspended",
             Self::Terminating => "terminating",
             Self::Terminated => "terminated",
             Self::Failed => "failed",
@@ -88,8 +95,9 @@ impl DeploymentStatus {
     /// Rules:
     /// - forward along the chain one step at a time:
     ///   planned→provisioning→provisioned→deploying→active;
-    /// - `terminating` from provisioned, deploying and active (something was
-    ///   made), and from provisioning only when something was made;
+    /// - `terminating` from provisioned, deploying, active and suspended
+    ///   (something was made), and from provisioning only when something was made;
+    /// - `active → suspended → active` (payment expired, then renewed);
     /// - `terminating → terminated`;
     /// - `failed` from every non-final state (terminating included);
     /// - `failed → terminating` only while it holds resources;
@@ -101,7 +109,9 @@ impl DeploymentStatus {
             | (Provisioning, Provisioned)
             | (Provisioned, Deploying)
             | (Deploying, Active)
-            | (Provisioned | Deploying | Active, Terminating)
+            | (Active, Suspended)
+            | (Suspended, Active)
+            | (Provisioned | Deploying | Active | Suspended, Terminating)
             | (Terminating, Terminated) => true,
             (Provisioning, Terminating) => holds_resources,
             (Failed, Terminating) => holds_resources,
@@ -120,7 +130,7 @@ impl fmt::Display for DeploymentStatus {
 /// A status name that is not one of ours.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "unknown deployment status {0:?} (expected one of planned, provisioning, provisioned, deploying, active, terminating, terminated, failed)"
+    "unknown deployment status {0:?} (expected one of planned, provisioning, provisioned, deploying, active, suspended, terminating, terminated, failed)"
 )]
 pub struct UnknownStatus(pub String);
 

@@ -497,6 +497,7 @@ impl Tracker {
                 params![id, n, instance_id],
             )?;
         }
+        super::usage::open_for_record(&tx, id, now())?;
         tx.commit()?;
         Ok(())
     }
@@ -530,6 +531,7 @@ impl Tracker {
             "UPDATE deployment_attempts SET instance_id = ?3, outcome = 'created' WHERE deployment_id = ?1 AND n = ?2",
             params![id, attempt, object],
         )?;
+        super::usage::open_for_record(&tx, id, now())?;
         tx.commit()?;
         Ok(())
     }
@@ -586,10 +588,15 @@ impl Tracker {
 
     /// The instance was confirmed deleted.
     pub fn record_released(&self, id: &str) -> Result<()> {
-        self.db.lock().execute(
+        let mut conn = self.db.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = now();
+        tx.execute(
             "UPDATE deployments SET released_at = ?2, updated_at = ?2 WHERE id = ?1 AND instance_id IS NOT NULL",
-            params![id, now()],
+            params![id, now],
         )?;
+        super::usage::close_all(&tx, id, now, "deleted")?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -597,11 +604,17 @@ impl Tracker {
     /// found was deleted: it holds nothing any more (instance released,
     /// no longer unresolved).
     pub fn record_cleared(&self, id: &str) -> Result<()> {
-        self.db.lock().execute(
+        let mut conn = self.db.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = now();
+        tx.execute(
             "UPDATE deployments SET released_at = CASE WHEN instance_id IS NULL THEN released_at ELSE ?2 END,
                unresolved = 0, updated_at = ?2 WHERE id = ?1",
-            params![id, now()],
+            params![id, now],
         )?;
+        // Nothing of it is left: nothing is billed any more.
+        super::usage::close_all(&tx, id, now, "deleted")?;
+        tx.commit()?;
         Ok(())
     }
 

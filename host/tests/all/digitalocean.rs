@@ -864,6 +864,122 @@ async fn a_tracked_deployment_reaches_active_and_terminate_leaves_nothing() {
     f.finish().await;
 }
 
+/// Issue 13: the optional `power` export powers a droplet off and on through
+/// the droplet actions DigitalOcean documents (validated by Prism); asking
+/// again in the state it is in is not an error; a deleted droplet is
+/// `not-found`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_power_export_powers_a_droplet_off_and_on() {
+    let f = Fixture::new().await;
+    assert!(f.do_.supports_power(), "digitalocean.wasm exports power");
+    let created = f
+        .do_
+        .create_instance(spec("dep-power", "idem-power"))
+        .await
+        .expect("create");
+    // Still being created: refused by DigitalOcean, a transient error for the host.
+    let early = provider_error(f.do_.stop_instance(as_ref(&created)).await);
+    assert!(matches!(early, ProviderError::Transient(_)), "{early:?}");
+    f.stand
+        .control("/_fake/config", json!({"active_after_gets": 1}))
+        .await;
+    let running = f.do_.get_instance(as_ref(&created)).await.unwrap();
+    assert_eq!(running.state, InstanceState::Running);
+
+    let stopped = f.do_.stop_instance(as_ref(&created)).await.expect("stop");
+    assert_eq!(stopped.state, InstanceState::Stopped);
+    assert_eq!(f.stand.state().await["droplets"][0]["status"], "off");
+    let again = f.do_.stop_instance(as_ref(&created)).await.expect("again");
+    assert_eq!(
+        again.state,
+        InstanceState::Stopped,
+        "stopping a stopped droplet is fine"
+    );
+    let started = f.do_.start_instance(as_ref(&created)).await.expect("start");
+    assert_eq!(started.state, InstanceState::Running);
+    assert_eq!(f.stand.state().await["droplets"][0]["status"], "active");
+    let actions: Vec<String> = f
+        .stand
+        .requests()
+        .await
+        .into_iter()
+        .filter(|(m, p)| m == "POST" && p.ends_with("/actions"))
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(
+        actions.len(),
+        3,
+        "the refused early power_off, one power_off, one power_on: {actions:?}"
+    );
+
+    assert_eq!(
+        f.do_.delete_instance(as_ref(&created)).await.unwrap(),
+        DeleteStatus::Deleted
+    );
+    let gone = provider_error(f.do_.stop_instance(as_ref(&created)).await);
+    assert!(matches!(gone, ProviderError::NotFound(_)), "{gone:?}");
+    f.finish().await;
+}
+
+/// Issue 13 on DigitalOcean: a deployment whose payment expired is powered
+/// off and is `suspended`; a renewal powers it on and it is `active` again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_droplet_is_powered_off_and_a_renewal_powers_it_on() {
+    use blueprint_remote_providers::provisioning::{DeployRequest, SupervisorOptions};
+    use blueprint_remote_providers::tracking::DeploymentStatus;
+    use std::time::Duration;
+
+    let f = Fixture::new().await;
+    f.stand
+        .control("/_fake/config", json!({"active_after_gets": 1}))
+        .await;
+    let host = f
+        ._env
+        .start(&format!(
+            "{}\n[operator.payment]\ngrace_secs = 3600\n",
+            f.provider_section
+        ))
+        .await;
+    let mut req = DeployRequest::new("bp-do", "svc-do");
+    req.deployment_id = Some(format!("dep-do-pay-{}", std::process::id()));
+    req.ttl_secs = Some(1);
+    let opts = crate::lifecycle::fast();
+    let target = blueprint_remote_providers::provisioning::InstanceTarget {
+        provider: "digitalocean".into(),
+        region: "nyc3".into(),
+        zone: None,
+        instance_type: "s-1vcpu-1gb".into(),
+        spot: false,
+        hourly_usd: Some(0.00893),
+    };
+    let rec = host
+        .deploy_with(req, vec![target], &opts)
+        .await
+        .expect("deploy");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let sup = SupervisorOptions {
+        deploy: opts.clone(),
+        ..SupervisorOptions::default()
+    };
+    let (done, errors) = host.cleanup_once(&sup).await;
+    assert!(done.is_empty() && errors.is_empty(), "{done:?} {errors:?}");
+    assert_eq!(
+        host.tracker().get(&rec.id).unwrap().status,
+        DeploymentStatus::Suspended
+    );
+    assert_eq!(f.stand.state().await["droplets"][0]["status"], "off");
+    let back = host.renew(&rec.id, Some(3600), &opts).await.expect("renew");
+    assert_eq!(back.status, DeploymentStatus::Active);
+    assert_eq!(f.stand.state().await["droplets"][0]["status"], "active");
+    host.terminate(&rec.id).await.expect("terminate");
+    assert_eq!(
+        f.stand.state().await["droplets"].as_array().unwrap().len(),
+        0
+    );
+    host.shutdown().await;
+    f.finish().await;
+}
+
 /// A one-node cluster `bpr-<name>` in nyc1.
 pub(crate) fn one_node_cluster(name: &str) -> ClusterSpec {
     ClusterSpec {

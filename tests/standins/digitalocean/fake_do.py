@@ -2,8 +2,8 @@
 """A stateful fake of the DigitalOcean API v2 for the provider tests.
 
 Only the Python 3.11 standard library is used. It serves the subset the
-`digitalocean` component calls (sizes, droplets, SSH keys, firewalls, tags,
-Kubernetes clusters and their credentials) with DigitalOcean's JSON shapes, so
+`digitalocean` component calls (sizes, droplets and their power_off/power_on
+actions, SSH keys, firewalls, tags, Kubernetes clusters and their credentials) with DigitalOcean's JSON shapes, so
 that Prism (in proxy mode, in front of this server) finds every answer valid
 against the official OpenAPI spec (`digitalocean-compute.yaml` next to this file).
 
@@ -300,6 +300,8 @@ class Handler(BaseHTTPRequestHandler):
                 return 200, self.list_droplets(query)
             if method == "POST":
                 return 202, self.create_droplet(self.body_json())
+        if len(p) == 3 and p[0] == "droplets" and p[2] == "actions" and method == "POST":
+            return 201, self.droplet_action(self.find_droplet(p[1]), self.body_json())
         if len(p) == 2 and p[0] == "droplets":
             d = self.find_droplet(p[1])
             if method == "GET":
@@ -426,6 +428,33 @@ class Handler(BaseHTTPRequestHandler):
         return {"droplet": self.droplet_json(d),
                 "links": {"actions": [{"id": did + 7, "rel": "create",
                                        "href": f"{self.public_base()}/v2/actions/{did + 7}"}]}}
+
+    def droplet_action(self, d, b):
+        """`power_off` / `power_on` (what the component's `power` export uses),
+        done at once: DigitalOcean answers 422 when the droplet is already in
+        the asked state or still being created."""
+        kind = b.get("type")
+        if kind not in ("power_off", "power_on"):
+            raise unprocessable(f"this fake supports the droplet actions power_off and power_on, not {kind!r}")
+        if d["status"] == "new":
+            raise unprocessable("Droplet is currently being created; try again later.")
+        if kind == "power_off":
+            if d["status"] == "off":
+                raise unprocessable("Droplet is already powered off.")
+            d["status"] = "off"
+        else:
+            if d["status"] == "active":
+                raise unprocessable("Droplet is already powered on.")
+            d["status"] = "active"
+        aid = self.st.new_id()
+        stamp = now_iso()
+        return {"action": {"id": aid, "status": "completed", "type": kind, "started_at": stamp,
+                           "completed_at": stamp, "resource_id": d["id"], "resource_type": "droplet",
+                           "region": {"name": REGION_NAMES[d["region"]], "slug": d["region"],
+                                      "features": ["private_networking", "backups", "ipv6", "metadata"],
+                                      "available": True,
+                                      "sizes": [s["slug"] for s in self.st.sizes if d["region"] in s["regions"]]},
+                           "region_slug": d["region"]}}
 
     def droplet_json(self, d):
         size, region = d["size"], d["region"]

@@ -3,6 +3,7 @@
 //! renewed.
 
 use super::super::error::{DeployError, StepError};
+use super::super::events::EventKind;
 use super::super::options::DeployOptions;
 use super::super::orchestrator::Orchestrator;
 use super::super::request::DeployRequest;
@@ -89,7 +90,8 @@ impl Orchestrator {
     }
 
     /// Payment expired: scale Kubernetes deployment `id` to zero (no pods, no
-    /// autoscaler; storage, Service and namespace stay) and wait until no pod is left.
+    /// autoscaler; storage, Service and namespace stay) and wait until no pod is
+    /// left. The record becomes `suspended` and stops accruing cost.
     pub async fn suspend(
         &self,
         id: &str,
@@ -99,7 +101,7 @@ impl Orchestrator {
     }
 
     /// Payment renewed: scale Kubernetes deployment `id` back to its tier and wait
-    /// for the rollout.
+    /// for the rollout. The record is `active` again.
     pub async fn resume(
         &self,
         id: &str,
@@ -114,17 +116,47 @@ impl Orchestrator {
         opts: &DeployOptions,
         suspended: bool,
     ) -> Result<WorkloadStatus, DeployError> {
-        self.change_kubernetes(id, opts, |req| {
-            if let Some(k) = req.kubernetes.as_mut() {
-                k.suspended = suspended;
+        let status = self
+            .change_kubernetes(id, opts, |req| {
+                if let Some(k) = req.kubernetes.as_mut() {
+                    k.suspended = suspended;
+                }
+                if suspended {
+                    "suspended: scaled to zero".to_string()
+                } else {
+                    "resumed: scaled back to its tier".to_string()
+                }
+            })
+            .await?;
+        // The status and the ledger follow what the cluster now runs.
+        let rec = self.tracker.get(id)?;
+        if suspended {
+            self.tracker.close_usage(id, "suspended: scaled to zero")?;
+            if rec.status == DeploymentStatus::Active {
+                let rec = self.transition(
+                    id,
+                    DeploymentStatus::Suspended,
+                    &format!("scaled to zero: {}", status.describe()),
+                )?;
+                self.publish(
+                    &rec,
+                    EventKind::Suspended {
+                        reason: "scaled to zero".into(),
+                        grace_until: self.grace_until(&rec),
+                    },
+                );
             }
-            if suspended {
-                "suspended: scaled to zero".to_string()
-            } else {
-                "resumed: scaled back to its tier".to_string()
+        } else {
+            self.tracker.reopen_usage(id)?;
+            if rec.status == DeploymentStatus::Suspended {
+                self.transition(
+                    id,
+                    DeploymentStatus::Active,
+                    &format!("scaled back to its tier: {}", status.describe()),
+                )?;
             }
-        })
-        .await
+        }
+        Ok(status)
     }
 
     /// Applies `edit` to the stored request of an active Kubernetes deployment,
@@ -142,11 +174,14 @@ impl Orchestrator {
             .ok_or_else(|| DeployError::Busy(id.to_string()))?;
         let rec = tracker.get(id)?;
         self.kubernetes_target(&rec)?;
-        if rec.status != DeploymentStatus::Active {
+        if !matches!(
+            rec.status,
+            DeploymentStatus::Active | DeploymentStatus::Suspended
+        ) {
             return Err(DeployError::Kubernetes {
                 id: id.to_string(),
                 source: Box::new(StepError::WrongState(format!(
-                    "only an active deployment can be changed; it is {}",
+                    "only an active or suspended deployment can be changed; it is {}",
                     rec.status
                 ))),
             });

@@ -71,7 +71,7 @@ impl Orchestrator {
                 zone: None,
                 instance_type: tier,
                 spot: false,
-                hourly_usd: None,
+                hourly_usd: self.kubernetes_hourly(&cluster_name, wanted.tier),
                 idempotency_key: &format!("{id}-c1"),
             },
         )?;

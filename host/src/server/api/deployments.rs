@@ -96,7 +96,7 @@ pub struct DeployAccepted {
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "The deployment id is taken"),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 422, body = ErrorBody, description = "An invalid field, or no place fits"),
+        (status = 422, body = ErrorBody, description = "An invalid field, no place fits, or over the operator's budget (code over-budget)"),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn deploy(
     State(state): State<AppState>,
@@ -114,6 +114,8 @@ pub async fn deploy(
         )));
     }
     let plan = state.host().plan(&req).await?;
+    // Over budget is refused now, like a request that cannot be placed.
+    state.host().check_budget(&req, &plan)?;
     let id = req.deployment_id.clone().unwrap_or_else(new_deployment_id);
     req.deployment_id = Some(id.clone());
     let accepted = Accepted {
@@ -309,7 +311,7 @@ pub struct PendingDeployment {
 #[serde(untagged)]
 #[allow(clippy::large_enum_variant, reason = "built once per response")]
 pub enum DeploymentView {
-    /// The tracker's record.
+    /// The tracker's record (boxed: it is four times a pending one).
     Recorded(Box<DeploymentRecord>),
     /// Accepted, not recorded.
     Pending(PendingDeployment),

@@ -2,6 +2,7 @@
 //! handlers with `routes!`, which also adds them to the OpenAPI description.
 
 pub mod clusters;
+pub mod costs;
 pub mod deployments;
 pub mod events;
 pub mod logs;
@@ -24,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(events::router())
         .merge(logs::router())
         .merge(clusters::router())
+        .merge(costs::router())
 }
 
 /// Checks a deployment id from a path: the tracker's alphabet and length.
