@@ -20,7 +20,8 @@
 //! Run with `RUST_BACKTRACE=0 cargo bench -p blueprint-remote-providers --bench plan`.
 //! `BPR_BENCH_OFFERS` (default 250000), `BPR_BENCH_WARM_RUNS` (30),
 //! `BPR_BENCH_COLD_RUNS` (5) change the sizes; `BPR_BENCH_ONLY=memory` runs
-//! only the guest-memory probe; `BPR_BENCH_DUMP=<file>` writes the generated
+//! only the guest-memory probe; `BPR_BENCH_SKIP=memory,storage,explain,recorded`
+//! leaves those parts out; `BPR_BENCH_DUMP=<file>` writes the generated
 //! catalogue and exits.
 
 use std::io::{BufRead, Read, Write};
@@ -46,6 +47,8 @@ fn main() {
         guest_memory(offers);
         return;
     }
+    let skip = std::env::var("BPR_BENCH_SKIP").unwrap_or_default();
+    let skipped = |part: &str| skip.split(',').any(|s| s.trim() == part);
     let warm_runs = env_usize("BPR_BENCH_WARM_RUNS", 30);
     let cold_runs = env_usize("BPR_BENCH_COLD_RUNS", 5);
 
@@ -55,6 +58,7 @@ fn main() {
     .unwrap();
     let t = Instant::now();
     let generated = generate(offers);
+    println!("load average at start: {}", load_average());
     println!(
         "generated catalogue: {} offers, {:.1} MB, in {:.1} s",
         offers,
@@ -85,6 +89,9 @@ fn main() {
         ("recorded", recorded, "243 types".to_string()),
         ("generated", generated, format!("{offers} offers")),
     ] {
+        if skipped(name) {
+            continue;
+        }
         let bench = Bench::new(name, body, 256);
         println!("\n== {name} catalogue ({offers_label})");
         let cold = bench.runs(cold_runs, &[&["--refresh"], queries[0].1].concat());
@@ -103,6 +110,9 @@ fn main() {
             served,
             "warm runs must not fetch"
         );
+        if skipped("explain") {
+            continue;
+        }
         let explain = bench.runs(warm_runs.min(5), &[queries[0].1, &["--explain"]].concat());
         report(&format!("warm {} --explain", queries[0].0), &explain);
         print_warm_split(&explain);
@@ -126,10 +136,13 @@ fn main() {
         );
     }
 
-    guest_memory(offers);
-
-    println!("\n== storage forms on the same {offers} offers (in-process)");
-    storage_forms(&generate(offers));
+    if !skipped("memory") {
+        guest_memory(offers);
+    }
+    if !skipped("storage") {
+        println!("\n== storage forms on the same {offers} offers (in-process)");
+        storage_forms(&generate(offers));
+    }
 }
 
 /// The smallest `memory_mib` (to 4 MiB) at which the AWS component reads a
@@ -584,7 +597,7 @@ fn report(label: &str, runs: &[Run]) {
     let mut sorted: Vec<f64> = runs.iter().map(|r| r.wall.as_secs_f64() * 1e3).collect();
     sorted.sort_by(f64::total_cmp);
     println!(
-        "{label}: {} runs, median {:.1} ms (min {:.1}, p90 {:.1}, max {:.1}), CPU median {:.1} ms, peak RSS median {:.1} MB (max {:.1}){}",
+        "{label}: {} runs, median {:.1} ms (min {:.1}, p90 {:.1}, max {:.1}), CPU median {:.1} ms, peak RSS median {:.1} MB (max {:.1}), load average after {}{}",
         runs.len(),
         wall.0,
         sorted.first().copied().unwrap_or(f64::NAN),
@@ -593,12 +606,23 @@ fn report(label: &str, runs: &[Run]) {
         median_of(runs, |r| Some(r.cpu.as_micros() as u64)).unwrap_or(f64::NAN) / 1000.0,
         rss.0,
         rss.1,
+        load_average(),
         if failed > 0 {
             format!(", {failed} FAILED: {:?}", runs.iter().find(|r| !r.success))
         } else {
             String::new()
         }
     );
+}
+
+/// `/proc/loadavg`'s three averages.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn ms(us: Option<f64>) -> String {

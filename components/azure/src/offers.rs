@@ -561,7 +561,7 @@ mod tests {
         // Assembled 2026-12-06T00:00:00Z; its prices are skypilot-catalog's
         // Azure fetch of 2024-08-18 (snapshot/README.md).
         const ASSEMBLED: u64 = 1_796_515_200;
-        assert!(SNAPSHOT_OBSERVED_AT < ASSEMBLED);
+        const { assert!(SNAPSHOT_OBSERVED_AT < ASSEMBLED) };
         let named = SNAPSHOT_SOURCE.rsplit_once("-v6-").map(|(_, date)| date);
         assert_eq!(
             named.and_then(provider_sdk::time::parse_rfc3339),
