@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::cluster::{Cluster, ClusterConfig};
 use super::error::{Error, ManagedError};
 use super::managed::{HostCredentials, ManagedCluster};
-use crate::capabilities::credentials::CredentialConfig;
+use crate::capabilities::CredentialConfig;
 use crate::config::{Config, ManagedKubernetesCluster};
 use crate::providers::Providers;
 use crate::tracking::{DeploymentStatus, Tracker};

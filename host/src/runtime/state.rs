@@ -8,10 +8,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::limits::MemoryLimiter;
-use crate::capabilities::http_call::HttpCall;
-use crate::capabilities::http_limits::MAX_HANDLES;
+use crate::capabilities::HttpCall;
+use crate::capabilities::MAX_HANDLES;
+use crate::capabilities::OutboundHttp;
 use crate::capabilities::http_types::HttpView;
-use crate::capabilities::outbound::OutboundHttp;
 use crate::capabilities::{ProviderEnv, ProviderImports};
 
 /// Bytes of guest stderr kept per call (panic messages end up here).
