@@ -59,6 +59,7 @@ pub mod workload;
 pub mod testing {
     pub use crate::capabilities::SharedHttpClient;
     pub use crate::runtime::cache::ArtifactCache;
+    pub use crate::runtime::state::HostState;
 }
 
 pub use bindings::wit;

@@ -55,14 +55,14 @@ pub enum CredentialConfig {
         /// Where the keys are.
         source: AwsCredentialSource,
         /// Hosts the credential signs for: `host`, `host:port` or `*.domain`.
-        /// Empty = [`AWS_DEFAULT_HOSTS`]. On an AWS endpoint name (any entry
+        /// Empty = `AWS_DEFAULT_HOSTS`. On an AWS endpoint name (any entry
         /// under the AWS domains) the scope's service and region must be the
         /// ones the name carries; a host listed by name or address that is not
         /// under the AWS domains (a stand-in such as moto) is signed for with
         /// any scope.
         hosts: Vec<String>,
     },
-    /// An OAuth access token the host mints ([`super::oauth`]), for the kind's
+    /// An OAuth access token the host mints (`super::oauth`), for the kind's
     /// default scope (GCP `cloud-platform`, Azure Resource Manager).
     OAuth {
         /// The identity and how to mint with it.
@@ -109,7 +109,7 @@ impl std::fmt::Debug for AwsKeys {
 
 impl AwsCredentialSource {
     /// Resolve the keys now.
-    pub fn keys(&self) -> Result<AwsKeys, CredentialError> {
+    pub(crate) fn keys(&self) -> Result<AwsKeys, CredentialError> {
         if self.shared_credentials_file.is_none()
             && let (Ok(id), Ok(secret)) = (
                 std::env::var("AWS_ACCESS_KEY_ID"),
@@ -249,7 +249,7 @@ impl CredentialConfig {
     }
 
     /// The OAuth identity whose token a request to `target` needs, if any: mint it
-    /// (async, cached; [`super::oauth::OAuthSource::token`]) and pass it to
+    /// (async, cached; `super::oauth::OAuthSource::token`) and pass it to
     /// [`CredentialConfig::apply`].
     pub fn oauth_for(&self, target: &Target) -> Option<&OAuthConfig> {
         match self {
@@ -259,7 +259,7 @@ impl CredentialConfig {
     }
 
     /// Apply the credential to a fully buffered outgoing request for
-    /// `target`. `aws_scope` is the stripped value of [`AWS_SCOPE_HEADER`];
+    /// `target`. `aws_scope` is the stripped value of `AWS_SCOPE_HEADER`;
     /// `oauth_token` the token minted for [`CredentialConfig::oauth_for`].
     pub fn apply(
         &self,
@@ -307,12 +307,9 @@ impl CredentialConfig {
                     .ok_or_else(|| CredentialError::MissingScope(Some(scope.clone())))?;
                 sigv4_may_sign(hosts, target, service, region).map_err(|source| {
                     CredentialError::SigningRefused {
-                        scheme: target.scheme.clone(),
-                        host: target.host.clone(),
-                        port: target.port,
-                        service: service.into(),
-                        region: region.into(),
-                        source,
+                        target: format!("{}://{}:{}", target.scheme, target.host, target.port),
+                        scope: format!("{service}/{region}"),
+                        source: Box::new(source),
                     }
                 })?;
                 let what = format!("aws-sigv4 {source:?}");

@@ -35,7 +35,7 @@ pub const MAX_HANDLES: usize = 8192;
 /// The outbound limits of one provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundLimits {
-    /// Methods the provider may send. Default: [`DEFAULT_METHODS`].
+    /// Methods the provider may send. Default: `DEFAULT_METHODS`.
     pub methods: Vec<Method>,
     /// Requests one call may send in total. Default: 1,000.
     pub max_requests_per_call: u32,

@@ -67,7 +67,7 @@ pub(crate) use outbound::{OutboundConfig, OutboundContext, OutboundHttp};
 
 /// Per-provider environment the host imports read: the provider's name, its
 /// settings and (for `ssh-provider` components) the SSH backend.
-pub struct ProviderEnv {
+pub(crate) struct ProviderEnv {
     /// Provider name.
     pub name: String,
     /// Non-secret settings from the operator config.
@@ -81,7 +81,7 @@ pub struct ProviderEnv {
 /// The state behind the `log`, `settings` and `ssh` imports of one call
 /// (a store's `HostState` holds one; the linker reaches it from there).
 #[derive(Debug)]
-pub struct ProviderImports {
+pub(crate) struct ProviderImports {
     /// The provider's environment.
     pub(crate) env: Arc<ProviderEnv>,
     /// The call's log rate limit (token bucket).

@@ -25,23 +25,15 @@ pub enum CredentialError {
     /// An `aws-sigv4` request asked for a signature the credential does not
     /// give: a host it is not restricted to, or a service or region that is
     /// not the host's. The request is not sent.
-    #[error(
-        "aws-sigv4: not signing a request to {scheme}://{host}:{port} for {service}/{region}: {source}"
-    )]
+    #[error("aws-sigv4: not signing a request to {target} for {scope}: {source}")]
     SigningRefused {
-        /// Scheme of the request.
-        scheme: String,
-        /// Host of the request.
-        host: String,
-        /// Port of the request.
-        port: u16,
-        /// The service the request asked a signature for.
-        service: String,
-        /// The region the request asked a signature for.
-        region: String,
+        /// The request's `scheme://host:port`.
+        target: String,
+        /// The `service/region` the request asked a signature for.
+        scope: String,
         /// Why not.
         #[source]
-        source: super::credentials::NotSignable,
+        source: Box<super::credentials::NotSignable>,
     },
     /// Signing failed.
     #[error("signing failed: {0}")]

@@ -163,7 +163,10 @@ impl Loader {
                 let verdict = lock.and_then(|l| l.check(&name, &sha256, &pconfig.allow));
                 if let Err(source) = verdict {
                     if config.host.integrity == IntegrityMode::Enforce {
-                        return Err(LoadError::NotApproved { file, source });
+                        return Err(LoadError::NotApproved {
+                            file,
+                            source: Box::new(source),
+                        });
                     }
                     tracing::warn!(provider = %name, file = %file, "integrity (warn mode): {source}");
                     integrity_warning = Some(source.to_string());
@@ -363,7 +366,7 @@ impl LoadedProvider {
     }
 
     /// Check an answer of `op` against the operator's caps on returned data
-    /// ([`super::returned`]).
+    /// (`super::returned`).
     pub fn check_returned(
         &self,
         op: &'static str,

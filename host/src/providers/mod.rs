@@ -21,4 +21,8 @@ pub use set::Providers;
 pub use signature::{KeyError, SignatureFileError, SignatureStatus, TrustedKey};
 pub use watch::wasm_files;
 
+// What a loaded provider's record shows of the runtime's work.
+pub use crate::runtime::cache::CompileStats;
+pub use crate::runtime::inspect::Surface;
+
 pub(crate) use loader::Loader;

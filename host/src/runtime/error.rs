@@ -105,7 +105,7 @@ pub enum LoadError {
         file: String,
         /// Why, and what to run.
         #[source]
-        source: crate::providers::LockError,
+        source: Box<crate::providers::LockError>,
     },
 }
 

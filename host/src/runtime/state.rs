@@ -33,7 +33,7 @@ impl HostState {
     /// Fresh state: an empty WASI context (no env, args, preopens or network
     /// sockets; stderr into a capped memory pipe), a resource table of at
     /// most [`MAX_HANDLES`] entries.
-    pub fn new(env: Arc<ProviderEnv>, hooks: OutboundHttp, memory_bytes: usize) -> Self {
+    pub(crate) fn new(env: Arc<ProviderEnv>, hooks: OutboundHttp, memory_bytes: usize) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAP);
         let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
         let mut table = ResourceTable::new();
@@ -70,7 +70,7 @@ impl HostState {
     }
 
     /// The view the wasi:http imports work on.
-    pub fn http_view(&mut self) -> HttpView<'_> {
+    pub(crate) fn http_view(&mut self) -> HttpView<'_> {
         HttpView {
             http: WasiHttpCtxView {
                 ctx: &mut self.http,
@@ -82,7 +82,7 @@ impl HostState {
     }
 
     /// The state of the `log`, `settings` and `ssh` imports.
-    pub fn imports(&mut self) -> &mut ProviderImports {
+    pub(crate) fn imports(&mut self) -> &mut ProviderImports {
         &mut self.imports
     }
 }

@@ -49,7 +49,7 @@ mod state;
 mod work;
 
 pub use auth::{ApiToken, TokenError};
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use router::{openapi, router};
 pub use run::{ServeError, serve};
 pub use state::AppState;
