@@ -34,8 +34,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use blueprint_remote_providers::capabilities::http_client::{HttpClientConfig, SharedHttpClient};
-use blueprint_remote_providers::runtime::cache::ArtifactCache;
+use blueprint_remote_providers::capabilities::HttpClientConfig;
+use blueprint_remote_providers::testing::{ArtifactCache, SharedHttpClient};
 use blueprint_remote_providers::wit::OfferQuery;
 use blueprint_remote_providers::wit::{InstanceQuery, InstanceRef};
 use blueprint_remote_providers::{Config, Host};

@@ -14,21 +14,25 @@
 //! → [`placement`] (pure ranking) → [`provisioning`] (the orchestrator:
 //! deploy with failover, terminate, recover) → [`tracking`] (the records),
 //! with [`workload`] (what runs on a VM), [`kubernetes`] (what runs on a
-//! cluster) and [`ssh`] (the operator's own machines) beside it. [`runtime`]
+//! cluster) and [`ssh`] (the operator's own machines) beside it. `runtime`
 //! and [`capabilities`] are the sandbox underneath, both built on
-//! [`bindings`] (the one `bindgen!`, the ground floor); [`costs`] the
-//! accounting of what deployments spent and the operator's budget; [`db`] the embedded
-//! database. Blueprint Manager drives it through [`embedding`]: service
-//! events in, deployments and their events out. [`telemetry`] is what the
-//! sandbox reports about itself; [`server`] is `bpr serve`, the host as a
-//! long-running service with an HTTP API; [`logs`] reads what a deployment's
-//! workload printed (pods, SSH hosts).
+//! `bindings` (the one `bindgen!`, the ground floor; its types are [`wit`]);
+//! [`costs`] the accounting of what deployments spent and the operator's
+//! budget; [`db`] the embedded database. Blueprint Manager drives it through
+//! [`embedding`]: service events in, deployments and their events out.
+//! `telemetry` is what the sandbox reports about itself; [`server`] is
+//! `bpr serve`, the host as a long-running service with an HTTP API; [`logs`]
+//! reads what a deployment's workload printed (pods, SSH hosts).
+//!
+//! Each room's `mod.rs` is its table: the files inside are private, and what
+//! the room offers is re-exported there (`pub use`). `runtime`, `bindings`,
+//! `clock` and `telemetry` are plumbing, private to the crate.
 
 #![warn(missing_docs)]
 
-pub mod bindings;
+mod bindings;
 pub mod capabilities;
-pub mod clock;
+mod clock;
 pub mod config;
 pub mod costs;
 pub mod db;
@@ -41,16 +45,26 @@ pub mod placement;
 pub mod pricing;
 pub mod providers;
 pub mod provisioning;
-pub mod runtime;
+mod runtime;
 pub mod server;
 pub mod ssh;
-pub mod telemetry;
+mod telemetry;
 pub mod tracking;
 pub mod workload;
 
+/// What the crate's own integration tests and benchmarks reach below the
+/// public API (the artifact cache, the pooled HTTP client): not for
+/// embedders, not covered by semver.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::capabilities::SharedHttpClient;
+    pub use crate::runtime::cache::ArtifactCache;
+    pub use crate::runtime::state::HostState;
+}
+
 pub use bindings::wit;
+pub use capabilities::HttpClientConfig;
 pub use capabilities::SshBackend;
-pub use capabilities::http_client::HttpClientConfig;
 pub use config::Config;
 pub use db::Database;
 pub use embedding::{
@@ -66,5 +80,5 @@ pub use provisioning::{
     EventKind, HealthWatch, InstanceTarget, Orchestrator, Plan, PlanError, RecoveryReport,
     SupervisorOptions, SweepReport,
 };
-pub use runtime::{CallError, LoadError};
+pub use runtime::{CacheError, CallError, LoadError, NotPrivate};
 pub use tracking::{DeploymentRecord, DeploymentStatus};

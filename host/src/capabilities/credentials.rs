@@ -55,14 +55,14 @@ pub enum CredentialConfig {
         /// Where the keys are.
         source: AwsCredentialSource,
         /// Hosts the credential signs for: `host`, `host:port` or `*.domain`.
-        /// Empty = [`AWS_DEFAULT_HOSTS`]. On an AWS endpoint name (any entry
+        /// Empty = `AWS_DEFAULT_HOSTS`. On an AWS endpoint name (any entry
         /// under the AWS domains) the scope's service and region must be the
         /// ones the name carries; a host listed by name or address that is not
         /// under the AWS domains (a stand-in such as moto) is signed for with
         /// any scope.
         hosts: Vec<String>,
     },
-    /// An OAuth access token the host mints ([`super::oauth`]), for the kind's
+    /// An OAuth access token the host mints (`super::oauth`), for the kind's
     /// default scope (GCP `cloud-platform`, Azure Resource Manager).
     OAuth {
         /// The identity and how to mint with it.
@@ -109,7 +109,7 @@ impl std::fmt::Debug for AwsKeys {
 
 impl AwsCredentialSource {
     /// Resolve the keys now.
-    pub fn keys(&self) -> Result<AwsKeys, CredentialError> {
+    pub(crate) fn keys(&self) -> Result<AwsKeys, CredentialError> {
         if self.shared_credentials_file.is_none()
             && let (Ok(id), Ok(secret)) = (
                 std::env::var("AWS_ACCESS_KEY_ID"),
@@ -249,7 +249,7 @@ impl CredentialConfig {
     }
 
     /// The OAuth identity whose token a request to `target` needs, if any: mint it
-    /// (async, cached; [`super::oauth::OAuthSource::token`]) and pass it to
+    /// (async, cached; `super::oauth::OAuthSource::token`) and pass it to
     /// [`CredentialConfig::apply`].
     pub fn oauth_for(&self, target: &Target) -> Option<&OAuthConfig> {
         match self {
@@ -259,7 +259,7 @@ impl CredentialConfig {
     }
 
     /// Apply the credential to a fully buffered outgoing request for
-    /// `target`. `aws_scope` is the stripped value of [`AWS_SCOPE_HEADER`];
+    /// `target`. `aws_scope` is the stripped value of `AWS_SCOPE_HEADER`;
     /// `oauth_token` the token minted for [`CredentialConfig::oauth_for`].
     pub fn apply(
         &self,
@@ -305,11 +305,12 @@ impl CredentialConfig {
                     .split_once('/')
                     .filter(|(s, r)| is_scope_part(s) && is_scope_part(r))
                     .ok_or_else(|| CredentialError::MissingScope(Some(scope.clone())))?;
-                sigv4_may_sign(hosts, target, service, region).map_err(|why| {
-                    CredentialError::SigningRefused(format!(
-                        "aws-sigv4: not signing a request to {}://{}:{} for {service}/{region}: {why}",
-                        target.scheme, target.host, target.port
-                    ))
+                sigv4_may_sign(hosts, target, service, region).map_err(|source| {
+                    CredentialError::SigningRefused {
+                        target: format!("{}://{}:{}", target.scheme, target.host, target.port),
+                        scope: format!("{service}/{region}"),
+                        source: Box::new(source),
+                    }
                 })?;
                 let what = format!("aws-sigv4 {source:?}");
                 match source.keys() {
@@ -342,6 +343,47 @@ fn is_scope_part(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// Why an `aws-sigv4` credential does not sign a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotSignable {
+    /// The host is not one the credential is restricted to.
+    #[error(
+        "{host} is not one of the hosts this credential signs for ({hosts}); list a stand-in in the credential's `hosts`"
+    )]
+    HostNotListed {
+        /// The request's host.
+        host: String,
+        /// The credential's hosts, comma-separated.
+        hosts: String,
+    },
+    /// An AWS host whose name carries no service and region.
+    #[error("{host} does not name a service and region the signature could be checked against")]
+    NoScopeInHost {
+        /// The request's host.
+        host: String,
+    },
+    /// The host is an endpoint of another service.
+    #[error("{host} is an endpoint of {expected}, not of {service}")]
+    OtherService {
+        /// The request's host.
+        host: String,
+        /// The host's service.
+        expected: String,
+        /// The service asked for.
+        service: String,
+    },
+    /// The host is in another region.
+    #[error("{host} is in region {expected}, not {region}")]
+    OtherRegion {
+        /// The request's host.
+        host: String,
+        /// The host's region.
+        expected: String,
+        /// The region asked for.
+        region: String,
+    },
+}
+
 /// Whether an `aws-sigv4` credential restricted to `hosts` (empty = the AWS
 /// endpoints) may sign a request for `service`/`region` to `target`; `Err`
 /// says why not.
@@ -350,7 +392,7 @@ pub fn sigv4_may_sign(
     target: &Target,
     service: &str,
     region: &str,
-) -> Result<(), String> {
+) -> Result<(), NotSignable> {
     let defaults: Vec<String>;
     let hosts = if hosts.is_empty() {
         defaults = AWS_DEFAULT_HOSTS.iter().map(|h| h.to_string()).collect();
@@ -380,27 +422,29 @@ pub fn sigv4_may_sign(
         }
     });
     if !listed {
-        return Err(format!(
-            "{host} is not one of the hosts this credential signs for ({}); list a stand-in in the credential's `hosts`",
-            hosts.join(", ")
-        ));
+        return Err(NotSignable::HostNotListed {
+            host,
+            hosts: hosts.join(", "),
+        });
     }
     match aws_endpoint_scope(&host) {
         // A host outside the AWS domains that the operator listed: a stand-in.
         None if !AWS_DOMAINS.iter().any(|d| host.ends_with(&format!(".{d}"))) => Ok(()),
-        None => Err(format!(
-            "{host} does not name a service and region the signature could be checked against"
-        )),
+        None => Err(NotSignable::NoScopeInHost { host: host.clone() }),
         Some((expected_service, expected_region)) => {
             if expected_service != service {
-                return Err(format!(
-                    "{host} is an endpoint of {expected_service}, not of {service}"
-                ));
+                return Err(NotSignable::OtherService {
+                    host: host.clone(),
+                    expected: expected_service.into(),
+                    service: service.into(),
+                });
             }
             if expected_region != region {
-                return Err(format!(
-                    "{host} is in region {expected_region}, not {region}"
-                ));
+                return Err(NotSignable::OtherRegion {
+                    host: host.clone(),
+                    expected: expected_region.into(),
+                    region: region.into(),
+                });
             }
             Ok(())
         }
@@ -668,9 +712,9 @@ mod tests {
         assert!(ok("ec2.us-east-1.api.aws", "ec2", "us-east-1").is_ok());
 
         let why = ok("ec2.us-east-1.amazonaws.com", "iam", "us-east-1").unwrap_err();
-        assert!(why.contains("not of iam"), "{why}");
+        assert!(why.to_string().contains("not of iam"), "{why}");
         let why = ok("ec2.us-east-1.amazonaws.com", "ec2", "eu-west-1").unwrap_err();
-        assert!(why.contains("not eu-west-1"), "{why}");
+        assert!(why.to_string().contains("not eu-west-1"), "{why}");
         assert!(ok("iam.amazonaws.com", "iam", "eu-west-1").is_err());
         assert!(ok("sts.amazonaws.com", "iam", "us-east-1").is_err());
     }
@@ -685,7 +729,10 @@ mod tests {
             "evilamazonaws.com",
         ] {
             let why = sigv4_may_sign(&[], &https(host), "ec2", "us-east-1").unwrap_err();
-            assert!(why.contains("not one of the hosts"), "{host}: {why}");
+            assert!(
+                why.to_string().contains("not one of the hosts"),
+                "{host}: {why}"
+            );
         }
         // Nor over cleartext HTTP, even to a real endpoint name.
         let http = Target {
@@ -768,7 +815,10 @@ mod tests {
                 None,
             )
             .unwrap_err();
-        assert!(matches!(err, CredentialError::SigningRefused(_)), "{err}");
+        assert!(
+            matches!(err, CredentialError::SigningRefused { .. }),
+            "{err}"
+        );
         assert!(req.headers().is_empty(), "{:?}", req.headers());
         let garbled = c.apply(
             &mut req,

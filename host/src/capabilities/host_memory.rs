@@ -122,11 +122,6 @@ impl Charge {
             bytes,
         })
     }
-
-    /// The bytes held.
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
 }
 
 impl Drop for Charge {

@@ -369,6 +369,7 @@ pub struct InFlight {
     /// The request's audit record.
     pub audit: AuditRecord,
     /// Per-call and per-provider slots, released when the exchange ends.
+    #[allow(dead_code, reason = "held, never read: dropping it releases the slots")]
     pub slots: Vec<OwnedSemaphorePermit>,
 }
 

@@ -126,7 +126,10 @@ fn build(
 
     let content_length = match content_length(&req.headers) {
         Ok(n) => n,
-        Err(msg) => return Err(refuse(ErrorCode::InternalError(Some(msg.clone())), &msg)),
+        Err(e) => {
+            let msg = e.to_string();
+            return Err(refuse(ErrorCode::InternalError(Some(msg.clone())), &msg));
+        }
     };
     if req.body.is_none() && content_length.is_some_and(|n| n != 0) {
         return Err(refuse(
@@ -234,25 +237,37 @@ fn build(
     })
 }
 
+/// A request's `content-length` the host does not accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum BadContentLength {
+    /// The header appears more than once.
+    #[error("multiple `content-length` header values")]
+    Multiple,
+    /// The value is not visible ASCII.
+    #[error("invalid `content-length` header value")]
+    NotText,
+    /// The value is not a decimal number that fits in 64 bits.
+    #[error("invalid `content-length` header value: {0:?}")]
+    NotANumber(String),
+}
+
 /// The request's `content-length`, as the crate reads it: absent, or exactly
 /// one value of decimal digits (RFC 9110 `1*DIGIT`).
-fn content_length(headers: &http::HeaderMap) -> Result<Option<u64>, String> {
+fn content_length(headers: &http::HeaderMap) -> Result<Option<u64>, BadContentLength> {
     let mut values = headers.get_all(CONTENT_LENGTH).iter();
     let Some(v) = values.next() else {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err("multiple `content-length` header values".into());
+        return Err(BadContentLength::Multiple);
     }
-    let v = v
-        .to_str()
-        .map_err(|_| "invalid `content-length` header value".to_string())?;
+    let v = v.to_str().map_err(|_| BadContentLength::NotText)?;
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("invalid `content-length` header value: {v:?}"));
+        return Err(BadContentLength::NotANumber(v.into()));
     }
     v.parse()
         .map(Some)
-        .map_err(|_| format!("invalid `content-length` header value: {v:?}"))
+        .map_err(|_| BadContentLength::NotANumber(v.into()))
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ pub const MAX_HANDLES: usize = 8192;
 /// The outbound limits of one provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundLimits {
-    /// Methods the provider may send. Default: [`DEFAULT_METHODS`].
+    /// Methods the provider may send. Default: `DEFAULT_METHODS`.
     pub methods: Vec<Method>,
     /// Requests one call may send in total. Default: 1,000.
     pub max_requests_per_call: u32,
@@ -67,6 +67,23 @@ impl Default for OutboundLimits {
     }
 }
 
+/// A method the operator listed cannot be allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadMethod {
+    /// Not an HTTP method token.
+    #[error("{name:?} is not an HTTP method")]
+    NotAMethod {
+        /// The method as written.
+        name: String,
+    },
+    /// `TRACE` or `CONNECT`.
+    #[error("{method} may not be allowed: it would reflect or tunnel the host's credentials")]
+    Forbidden {
+        /// The method, upper-case.
+        method: String,
+    },
+}
+
 impl OutboundLimits {
     /// Whether `method` is allowed.
     pub fn allows(&self, method: &Method) -> bool {
@@ -75,16 +92,14 @@ impl OutboundLimits {
 
     /// Parse an operator's method list (`["GET", "POST"]`): upper-case HTTP
     /// tokens; `TRACE` and `CONNECT` are refused outright.
-    pub fn parse_methods(names: &[String]) -> Result<Vec<Method>, String> {
+    pub fn parse_methods(names: &[String]) -> Result<Vec<Method>, BadMethod> {
         let mut out = Vec::with_capacity(names.len());
         for name in names {
             let upper = name.to_ascii_uppercase();
             let method = Method::from_bytes(upper.as_bytes())
-                .map_err(|_| format!("{name:?} is not an HTTP method"))?;
+                .map_err(|_| BadMethod::NotAMethod { name: name.clone() })?;
             if method == Method::TRACE || method == Method::CONNECT {
-                return Err(format!(
-                    "{upper} may not be allowed: it would reflect or tunnel the host's credentials"
-                ));
+                return Err(BadMethod::Forbidden { method: upper });
             }
             if !out.contains(&method) {
                 out.push(method);
@@ -110,7 +125,7 @@ mod tests {
     #[test]
     fn an_operator_cannot_allow_trace() {
         let err = OutboundLimits::parse_methods(&["get".into(), "TRACE".into()]).unwrap_err();
-        assert!(err.contains("TRACE"), "{err}");
+        assert!(err.to_string().contains("TRACE"), "{err}");
         assert_eq!(
             OutboundLimits::parse_methods(&["get".into(), "OPTIONS".into(), "GET".into()]).unwrap(),
             vec![Method::GET, Method::OPTIONS]

@@ -34,6 +34,52 @@ enum PortPattern {
     Any,
 }
 
+/// Why an allowlist rule was refused (each names the rule as written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadRule {
+    /// The rule has no `scheme://`.
+    #[error("{rule:?}: expected scheme://host[:port]")]
+    NoScheme {
+        /// The rule.
+        rule: String,
+    },
+    /// The scheme is neither `http` nor `https`.
+    #[error("{rule:?}: scheme must be http or https")]
+    UnsupportedScheme {
+        /// The rule.
+        rule: String,
+    },
+    /// The rule has a path, query or userinfo.
+    #[error("{rule:?}: a rule names scheme, host and port only (no path, query or user)")]
+    NotJustHost {
+        /// The rule.
+        rule: String,
+    },
+    /// The port is neither a number nor `*`.
+    #[error("{rule:?}: bad port {port:?}")]
+    BadPort {
+        /// The rule.
+        rule: String,
+        /// The port as written.
+        port: String,
+        /// Why it is not a port number.
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    /// The host is empty.
+    #[error("{rule:?}: empty host")]
+    EmptyHost {
+        /// The rule.
+        rule: String,
+    },
+    /// A `*` anywhere but as the whole first label.
+    #[error("{rule:?}: wildcard must be \"*.domain\"")]
+    BadWildcard {
+        /// The rule.
+        rule: String,
+    },
+}
+
 /// Why a request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Denied {
@@ -81,24 +127,27 @@ pub enum Denied {
 
 impl AllowRule {
     /// Parse `scheme://host[:port]`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, BadRule> {
+        let rule = || text.to_string();
         let (scheme, rest) = text
             .split_once("://")
-            .ok_or_else(|| format!("{text:?}: expected scheme://host[:port]"))?;
+            .ok_or_else(|| BadRule::NoScheme { rule: rule() })?;
         let scheme = scheme.to_ascii_lowercase();
         if scheme != "http" && scheme != "https" {
-            return Err(format!("{text:?}: scheme must be http or https"));
+            return Err(BadRule::UnsupportedScheme { rule: rule() });
         }
         let rest = rest.trim_end_matches('/');
         if rest.contains('/') || rest.contains('?') || rest.contains('@') {
-            return Err(format!(
-                "{text:?}: a rule names scheme, host and port only (no path, query or user)"
-            ));
+            return Err(BadRule::NotJustHost { rule: rule() });
         }
         let (host, port) = match rest.rsplit_once(':') {
             Some((h, "*")) => (h, PortPattern::Any),
             Some((h, p)) if !h.ends_with(']') || p.chars().all(|c| c.is_ascii_digit()) => {
-                let port: u16 = p.parse().map_err(|_| format!("{text:?}: bad port {p:?}"))?;
+                let port: u16 = p.parse().map_err(|source| BadRule::BadPort {
+                    rule: rule(),
+                    port: p.to_string(),
+                    source,
+                })?;
                 (h, PortPattern::Explicit(port))
             }
             _ => (rest, PortPattern::SchemeDefault),
@@ -108,15 +157,15 @@ impl AllowRule {
             .trim_end_matches(']')
             .to_ascii_lowercase();
         if host.is_empty() {
-            return Err(format!("{text:?}: empty host"));
+            return Err(BadRule::EmptyHost { rule: rule() });
         }
         let host = match host.strip_prefix("*.") {
             Some(domain) if !domain.is_empty() && !domain.contains('*') => {
                 HostPattern::Suffix(format!(".{domain}"))
             }
-            Some(_) => return Err(format!("{text:?}: wildcard must be \"*.domain\"")),
+            Some(_) => return Err(BadRule::BadWildcard { rule: rule() }),
             None if host.contains('*') => {
-                return Err(format!("{text:?}: wildcard must be \"*.domain\""));
+                return Err(BadRule::BadWildcard { rule: rule() });
             }
             None => HostPattern::Exact(host),
         };

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
@@ -29,7 +29,9 @@ pub const GCP_CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-plat
 /// Entra ID scope of Azure Resource Manager.
 pub const AZURE_MANAGEMENT: &str = "https://management.azure.com/.default";
 
-/// Entra ID scope of AKS API servers (the fixed AKS server application).
+/// Entra ID scope of AKS API servers (the fixed AKS server application);
+/// a managed cluster's provider names it, the tests use it.
+#[cfg(test)]
 pub const AKS_SERVER: &str = "6dae42f8-4368-4678-94ff-3960e28e3630/.default";
 
 /// How the token endpoint may take at most.
@@ -221,11 +223,8 @@ impl OAuthSource {
                         key.kind
                     )));
                 }
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                let assertion = service_account_assertion(&key, scope, now)?;
+                let assertion =
+                    service_account_assertion(&key, scope, crate::clock::unix_now_u64())?;
                 let form = url::form_urlencoded::Serializer::new(String::new())
                     .append_pair("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")
                     .append_pair("assertion", &assertion)

@@ -339,7 +339,8 @@ impl OutboundContext {
         {
             return Err(match e {
                 // A signature the credential does not give is a policy refusal.
-                CredentialError::SigningRefused(why) => {
+                e @ CredentialError::SigningRefused { .. } => {
+                    let why = e.to_string();
                     tracing::warn!(target: "bpr::audit::http", provider = %self.provider, "request denied: {why}");
                     audit.finish(Outcome::Denied, Some(why.as_str()));
                     HttpError::HttpRequestDenied

@@ -25,8 +25,16 @@ pub enum CredentialError {
     /// An `aws-sigv4` request asked for a signature the credential does not
     /// give: a host it is not restricted to, or a service or region that is
     /// not the host's. The request is not sent.
-    #[error("{0}")]
-    SigningRefused(String),
+    #[error("aws-sigv4: not signing a request to {target} for {scope}: {source}")]
+    SigningRefused {
+        /// The request's `scheme://host:port`.
+        target: String,
+        /// The `service/region` the request asked a signature for.
+        scope: String,
+        /// Why not.
+        #[source]
+        source: Box<super::credentials::NotSignable>,
+    },
     /// Signing failed.
     #[error("signing failed: {0}")]
     SigningFailed(String),

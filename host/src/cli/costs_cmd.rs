@@ -30,7 +30,7 @@ pub struct CostsArgs {
 
 /// Run `bpr costs`.
 pub async fn run(args: CostsArgs, config: Config) -> anyhow::Result<ExitCode> {
-    let now = blueprint_remote_providers::clock::unix_now();
+    let now = chrono::Utc::now().timestamp();
     let since = args
         .since
         .as_deref()

@@ -7,7 +7,7 @@ use clap::Subcommand;
 use super::table;
 use blueprint_remote_providers::Host;
 use blueprint_remote_providers::config::Config;
-use blueprint_remote_providers::ssh::inventory::store_capacity;
+use blueprint_remote_providers::ssh::store_capacity;
 
 /// `bpr hosts ...`
 #[derive(Debug, Subcommand)]

@@ -10,7 +10,7 @@ use super::table;
 use blueprint_remote_providers::Host;
 use blueprint_remote_providers::config::Config;
 use blueprint_remote_providers::placement::{Geography, Ranking, Request, Tier};
-use blueprint_remote_providers::pricing::normalize::canonical_gpu_model;
+use blueprint_remote_providers::pricing::canonical_gpu_model;
 use blueprint_remote_providers::pricing::{CatalogueSource, CatalogueStatus, PlanOptions};
 use blueprint_remote_providers::provisioning::{ClusterFit, DeployRequest, Plan};
 
@@ -175,7 +175,7 @@ pub async fn run(args: PlanArgs, mut config: Config) -> anyhow::Result<ExitCode>
         );
     }
     let started = std::time::Instant::now();
-    let t = blueprint_remote_providers::clock::unix_now_u64();
+    let t = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
     let progress = |s: &CatalogueStatus| {
         if interactive {
             eprintln!(

@@ -8,11 +8,11 @@ use sha2::{Digest, Sha256};
 
 use super::table;
 use blueprint_remote_providers::Host;
-use blueprint_remote_providers::capabilities::http_policy::AllowRule;
+use blueprint_remote_providers::capabilities::AllowRule;
 use blueprint_remote_providers::config::Config;
-use blueprint_remote_providers::providers::lock::{LockFile, LockedProvider};
+use blueprint_remote_providers::providers::{LockFile, LockedProvider};
 use blueprint_remote_providers::providers::{ProviderState, ProviderStatus};
-use blueprint_remote_providers::runtime::bindings::wit::{Capability, CredentialKind};
+use blueprint_remote_providers::wit::{Capability, CredentialKind};
 
 /// `bpr providers ...`
 #[derive(Debug, Subcommand)]
@@ -261,9 +261,8 @@ fn lock(config: &Config, dry_run: bool) -> anyhow::Result<ExitCode> {
         providers: BTreeMap::new(),
         ssh_host_keys: old.ssh_host_keys.clone(),
     };
-    for file in blueprint_remote_providers::providers::watch::wasm_files(&config.host.providers_dir)
-    {
-        let Some(name) = blueprint_remote_providers::providers::loader::provider_name(&file) else {
+    for file in blueprint_remote_providers::providers::wasm_files(&config.host.providers_dir) {
+        let Some(name) = blueprint_remote_providers::providers::provider_name(&file) else {
             continue;
         };
         let bytes = std::fs::read(&file)?;

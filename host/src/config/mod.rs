@@ -64,7 +64,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, ValueError};
 pub use lifecycle::{BudgetSettings, ClusterCost, CostSettings, HealthSettings, PaymentSettings};
 pub use operator::{
     DeploymentDefaults, KubernetesCluster, KubernetesConfig, ManagedKubernetesCluster,
@@ -72,12 +72,12 @@ pub use operator::{
 };
 pub use serve::ServeSettings;
 
-use crate::capabilities::credentials::CredentialConfig;
-use crate::capabilities::guest_log::LogLimits;
-use crate::capabilities::http_limits::OutboundLimits;
-use crate::capabilities::http_policy::AllowRule;
-use crate::providers::returned::ReturnLimits;
-use crate::providers::signature::TrustedKey;
+use crate::capabilities::AllowRule;
+use crate::capabilities::CredentialConfig;
+use crate::capabilities::LogLimits;
+use crate::capabilities::OutboundLimits;
+use crate::providers::ReturnLimits;
+use crate::providers::TrustedKey;
 
 /// The embedded defaults used when no config file is given.
 pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::capabilities::http_policy::AllowRule;
+use crate::capabilities::AllowRule;
 use crate::kubernetes::ScalingPolicy;
 use crate::placement::Policy;
 

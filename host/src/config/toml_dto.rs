@@ -14,17 +14,17 @@ use super::operator::{
 };
 use super::{
     BUILTIN_PROVIDERS_DIR, Config, Error, HostSettings, IntegrityMode, ProviderConfig, Result,
-    default_state_dir,
+    ValueError, default_state_dir,
 };
-use crate::capabilities::credentials::{AwsCredentialSource, CredentialConfig, SecretSource};
-use crate::capabilities::guest_log::LogLimits;
-use crate::capabilities::http_limits::OutboundLimits;
-use crate::capabilities::http_policy::AllowRule;
-use crate::capabilities::oauth::OAuthConfig;
+use crate::capabilities::AllowRule;
+use crate::capabilities::LogLimits;
+use crate::capabilities::OAuthConfig;
+use crate::capabilities::OutboundLimits;
+use crate::capabilities::{AwsCredentialSource, CredentialConfig, SecretSource};
 use crate::kubernetes::ScalingPolicy;
 use crate::placement::{Mode, Policy};
-use crate::providers::returned::ReturnLimits;
-use crate::providers::signature::TrustedKey;
+use crate::providers::ReturnLimits;
+use crate::providers::TrustedKey;
 use crate::ssh::{SshHostConfig, SshLimits};
 
 #[derive(Deserialize, Default)]
@@ -222,22 +222,19 @@ struct NamedKeyToml {
 fn trusted_keys(
     entries: Vec<TrustedKeyToml>,
     resolve: &dyn Fn(PathBuf) -> PathBuf,
-) -> std::result::Result<Vec<TrustedKey>, String> {
+) -> std::result::Result<Vec<TrustedKey>, ValueError> {
     entries
         .into_iter()
         .map(|e| match e {
-            TrustedKeyToml::Key(k) => TrustedKey::from_base64(None, &k),
+            TrustedKeyToml::Key(k) => Ok(TrustedKey::from_base64(None, &k)?),
             TrustedKeyToml::Named(NamedKeyToml {
                 name,
                 key,
                 key_file,
             }) => match (key, key_file) {
-                (Some(k), None) => TrustedKey::from_base64(name, &k),
-                (None, Some(f)) => TrustedKey::from_file(name, &resolve(f)),
-                _ => Err(
-                    "give each key as `key = \"RW...\"` or `key_file = \"x.pub\"`, one of them"
-                        .into(),
-                ),
+                (Some(k), None) => Ok(TrustedKey::from_base64(name, &k)?),
+                (None, Some(f)) => Ok(TrustedKey::from_file(name, &resolve(f))?),
+                _ => Err(ValueError::KeyEntry),
             },
         })
         .collect()
@@ -272,6 +269,11 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
         key,
         message,
     };
+    let refused = |key: String, source: ValueError| Error::ValueRefused {
+        path: origin.to_string(),
+        key,
+        source,
+    };
     let resolve = |p: PathBuf| -> PathBuf {
         let p = expand_home(p);
         if p.is_absolute() { p } else { base.join(p) }
@@ -299,7 +301,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
         }
     };
     let host_keys = trusted_keys(dto.host.trusted_keys, &resolve)
-        .map_err(|m| invalid("host.trusted_keys".into(), m))?;
+        .map_err(|e| refused("host.trusted_keys".into(), e))?;
     let state_dir = dto
         .host
         .state_dir
@@ -464,7 +466,8 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
     let mut webhook_rules = Vec::new();
     for rule in &dto.operator.webhooks.allow {
         webhook_rules.push(
-            AllowRule::parse(rule).map_err(|m| invalid("operator.webhooks.allow".into(), m))?,
+            AllowRule::parse(rule)
+                .map_err(|e| refused("operator.webhooks.allow".into(), e.into()))?,
         );
     }
     let webhooks = WebhookSettings {
@@ -482,13 +485,13 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
     for (name, mut p) in dto.providers {
         let key = |k: &str| format!("providers.{name}.{k}");
         let d = ProviderConfig::unconfigured();
-        let outbound = outbound_limits(&p, &d.outbound).map_err(|(k, m)| invalid(key(k), m))?;
-        let returned = returned_limits(&p, &d.returned).map_err(|(k, m)| invalid(key(k), m))?;
+        let outbound = outbound_limits(&p, &d.outbound).map_err(|(k, e)| refused(key(k), e))?;
+        let returned = returned_limits(&p, &d.returned).map_err(|(k, e)| refused(key(k), e))?;
         let provider_keys = trusted_keys(std::mem::take(&mut p.trusted_keys), &resolve)
-            .map_err(|m| invalid(key("trusted_keys"), m))?;
+            .map_err(|e| refused(key("trusted_keys"), e))?;
         let mut allow = Vec::new();
         for rule in &p.allow {
-            allow.push(AllowRule::parse(rule).map_err(|m| invalid(key("allow"), m))?);
+            allow.push(AllowRule::parse(rule).map_err(|e| refused(key("allow"), e.into()))?);
         }
         let mut settings = BTreeMap::new();
         for (k, v) in p.settings {
@@ -525,7 +528,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
         }
         let credential = match p.credential {
             None => CredentialConfig::None,
-            Some(c) => credential(c, &resolve).map_err(|m| invalid(key("credential"), m))?,
+            Some(c) => credential(c, &resolve).map_err(|e| refused(key("credential"), e))?,
         };
         if let Some(m) = p.price_multiplier
             && !(m > 0.0 && m.is_finite())
@@ -628,12 +631,12 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
 fn returned_limits(
     p: &ProviderToml,
     d: &ReturnLimits,
-) -> std::result::Result<ReturnLimits, (&'static str, String)> {
+) -> std::result::Result<ReturnLimits, (&'static str, ValueError)> {
     let pick = |v: Option<usize>, key: &'static str, default: usize, unit: usize| match v {
-        Some(0) => Err((key, "must be at least 1".to_string())),
+        Some(0) => Err((key, ValueError::Zero)),
         Some(n) => n
             .checked_mul(unit)
-            .ok_or((key, format!("{n} is too large"))),
+            .ok_or((key, ValueError::TooLarge { value: n as u64 })),
         None => Ok(default),
     };
     Ok(ReturnLimits {
@@ -673,14 +676,12 @@ fn returned_limits(
 fn credential(
     c: CredentialToml,
     resolve: &dyn Fn(PathBuf) -> PathBuf,
-) -> Result<CredentialConfig, String> {
+) -> Result<CredentialConfig, ValueError> {
     let secret = |env: Option<String>, file: Option<PathBuf>, what: &str| match (env, file) {
         (Some(e), None) => Ok(SecretSource::Env(e)),
         (None, Some(f)) => Ok(SecretSource::File(resolve(f))),
-        (Some(_), Some(_)) => Err(format!(
-            "{what}: set either token_env or token_file, not both"
-        )),
-        (None, None) => Err(format!("{what}: set token_env or token_file")),
+        (Some(_), Some(_)) => Err(ValueError::TwoSecretSources { what: what.into() }),
+        (None, None) => Err(ValueError::NoSecretSource { what: what.into() }),
     };
     match c.kind.as_str() {
         "none" => Ok(CredentialConfig::None),
@@ -695,34 +696,26 @@ fn credential(
             },
             hosts: c.hosts,
         }),
-        "gcp-service-account" => {
-            Ok(CredentialConfig::OAuth {
-                source: OAuthConfig::GcpServiceAccount {
-                    key_file: resolve(c.key_file.ok_or(
-                        "gcp-service-account: set key_file (the service account's JSON key)",
-                    )?),
-                },
-                hosts: c.hosts,
-            })
-        }
+        "gcp-service-account" => Ok(CredentialConfig::OAuth {
+            source: OAuthConfig::GcpServiceAccount {
+                key_file: resolve(c.key_file.ok_or(ValueError::NoKeyFile)?),
+            },
+            hosts: c.hosts,
+        }),
         "azure-client-credentials" => {
             let client_secret = match (c.client_secret_env, c.client_secret_file) {
                 (Some(e), None) => SecretSource::Env(e),
                 (None, Some(f)) => SecretSource::File(resolve(f)),
-                _ => {
-                    return Err("azure-client-credentials: set one of client_secret_env or client_secret_file".into());
-                }
+                _ => return Err(ValueError::NoClientSecret),
             };
             let (Some(tenant_id), Some(client_id)) = (c.tenant_id, c.client_id) else {
-                return Err("azure-client-credentials: set tenant_id and client_id".into());
+                return Err(ValueError::NoClientIds);
             };
             let authority = c
                 .authority
                 .unwrap_or_else(|| "https://login.microsoftonline.com".into());
             if !(authority.starts_with("https://") || authority.starts_with("http://127.0.0.1")) {
-                return Err(format!(
-                    "azure-client-credentials: authority {authority:?} must be an https URL"
-                ));
+                return Err(ValueError::InsecureAuthority { authority });
             }
             Ok(CredentialConfig::OAuth {
                 source: OAuthConfig::AzureClientCredentials {
@@ -734,9 +727,7 @@ fn credential(
                 hosts: c.hosts,
             })
         }
-        other => Err(format!(
-            "unknown credential kind {other:?}; use \"none\", \"bearer\", \"aws-sigv4\", \"gcp-service-account\" or \"azure-client-credentials\""
-        )),
+        other => Err(ValueError::UnknownCredentialKind { kind: other.into() }),
     }
 }
 
@@ -754,15 +745,15 @@ fn expand_home(p: PathBuf) -> PathBuf {
 fn outbound_limits(
     p: &ProviderToml,
     d: &OutboundLimits,
-) -> std::result::Result<OutboundLimits, (&'static str, String)> {
+) -> std::result::Result<OutboundLimits, (&'static str, ValueError)> {
     let at_least_one = |k: &'static str, v: Option<u32>, default: u32| match v {
-        Some(0) => Err((k, "must be at least 1".to_string())),
+        Some(0) => Err((k, ValueError::Zero)),
         Some(n) => Ok(n),
         None => Ok(default),
     };
     Ok(OutboundLimits {
         methods: match &p.methods {
-            Some(m) => OutboundLimits::parse_methods(m).map_err(|e| ("methods", e))?,
+            Some(m) => OutboundLimits::parse_methods(m).map_err(|e| ("methods", e.into()))?,
             None => d.methods.clone(),
         },
         max_requests_per_call: at_least_one(
@@ -782,7 +773,7 @@ fn outbound_limits(
         )?,
         max_connections: at_least_one("max_connections", p.max_connections, d.max_connections)?,
         host_memory: match p.host_memory_mib {
-            Some(0) => return Err(("host_memory_mib", "must be at least 1".to_string())),
+            Some(0) => return Err(("host_memory_mib", ValueError::Zero)),
             Some(m) => Some((m as usize) << 20),
             None => d.host_memory,
         },

@@ -11,9 +11,12 @@
 //! while both ran is paid twice, as the cloud bills it. A period without a
 //! price counts its time as unpriced.
 //!
-//! [`budget`] holds the spend limits checked before a deployment is created.
+//! The budget (`budget.rs`) holds the spend limits checked before a deployment
+//! is created: [`Spend`], [`Limit`], [`BudgetRefusal`], [`BudgetAlert`].
 
-pub mod budget;
+pub(crate) mod budget;
+
+pub use budget::{Addition, BudgetAlert, BudgetRefusal, Limit, Spend, month_bounds};
 
 use std::collections::BTreeMap;
 
@@ -39,17 +42,20 @@ pub enum GroupBy {
     Day,
 }
 
+/// A grouping [`GroupBy`] does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown grouping {0:?}; use deployment, blueprint, provider or day")]
+pub struct UnknownGrouping(pub String);
+
 impl std::str::FromStr for GroupBy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownGrouping;
+    fn from_str(s: &str) -> Result<Self, UnknownGrouping> {
         match s {
             "deployment" => Ok(Self::Deployment),
             "blueprint" => Ok(Self::Blueprint),
             "provider" => Ok(Self::Provider),
             "day" => Ok(Self::Day),
-            other => Err(format!(
-                "unknown grouping {other:?}; use deployment, blueprint, provider or day"
-            )),
+            other => Err(UnknownGrouping(other.into())),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The host's embedded database: one SQLite file (WAL) shared by the price
 //! cache and the deployment tracker, with ordered, append-only migrations.
 //!
-//! Each module owns its tables and adds its migrations to [`migrations::ALL`];
+//! Each module owns its tables and adds its migrations to `migrations::ALL`;
 //! a migration is never edited once it has landed, only followed by another.
 //!
 //! What the file layer guarantees, with many `bpr` processes at once:

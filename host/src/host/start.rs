@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use super::{Host, Parts};
 use crate::capabilities::SshBackend;
-use crate::capabilities::http_client::{HttpClientConfig, SharedHttpClient};
+use crate::capabilities::{HttpClientConfig, SharedHttpClient};
 use crate::config::Config;
 use crate::db::{Database, DbError};
 use crate::kubernetes::ClusterDirectory;
+use crate::pricing::NormalizeError;
 use crate::pricing::PricingService;
-use crate::pricing::normalize::NormalizeError;
+use crate::providers::Loader;
 use crate::providers::Providers;
-use crate::providers::loader::Loader;
 use crate::provisioning::Orchestrator;
 use crate::runtime::engine::EngineHandle;
 use crate::tracking::Tracker;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::cluster::{Cluster, ClusterConfig};
 use super::error::{Error, ManagedError};
 use super::managed::{HostCredentials, ManagedCluster};
-use crate::capabilities::credentials::CredentialConfig;
+use crate::capabilities::CredentialConfig;
 use crate::config::{Config, ManagedKubernetesCluster};
 use crate::providers::Providers;
 use crate::tracking::{DeploymentStatus, Tracker};
@@ -197,7 +197,7 @@ impl ClusterDirectory {
     }
 
     /// Make a cluster a deployment target under its name (e.g. one connected with
-    /// [`super::managed::connect`]); replaces one with the same name. A
+    /// `super::managed::connect`); replaces one with the same name. A
     /// client holding a short-lived token must be added again before it expires;
     /// prefer `[operator.kubernetes] managed`, which renews it.
     pub fn add(&self, cluster: Cluster) {

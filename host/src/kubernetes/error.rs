@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::capabilities::credentials::CredentialError;
+use crate::capabilities::CredentialError;
 
 /// Everything that can go wrong while rendering, applying, watching or deleting the
 /// Kubernetes objects of a deployment, or while connecting to a cluster.

@@ -28,7 +28,7 @@ use tokio::sync::Mutex;
 
 use super::cluster::Cluster;
 pub use super::error::ManagedError;
-use crate::capabilities::credentials::{AwsCredentialSource, eks_token};
+use crate::capabilities::{AwsCredentialSource, eks_token};
 use crate::clock::unix_now_u64;
 use crate::wit::{self, ClusterAuth, ClusterCredentials};
 
@@ -48,7 +48,7 @@ pub struct HostCredentials {
     /// What the provider's `get-credentials` returned (`fetched`).
     pub fetched: Option<ClusterCredentials>,
     /// The OAuth identity of the provider that created the cluster (`provider-oauth`).
-    pub oauth: Option<std::sync::Arc<crate::capabilities::oauth::OAuthSource>>,
+    pub oauth: Option<std::sync::Arc<crate::capabilities::OAuthSource>>,
 }
 
 fn auth_name(auth: &ClusterAuth) -> String {

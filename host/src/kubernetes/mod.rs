@@ -9,7 +9,7 @@
 //!   deployed [`WorkloadRef`] (what the tracker stores).
 //! - [`Clusters`] connects the clusters of `[operator.kubernetes]`; the host's
 //!   [`ClusterDirectory`] resolves `k8s:<name>` to any of them, managed ones included.
-//! - [`managed`] builds clients for clusters a provider created (endpoint + CA from the
+//! - `managed.rs` builds clients for clusters a provider created (endpoint + CA from the
 //!   provider, credentials minted or fetched by the host).
 //!
 //! ```no_run
@@ -33,7 +33,7 @@ mod cluster;
 mod deploy;
 mod directory;
 mod error;
-pub mod managed;
+mod managed;
 mod render;
 mod spec;
 

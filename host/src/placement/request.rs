@@ -27,7 +27,7 @@ pub struct Request {
     /// [`Policy::allow_fractional_gpus`]). Default 0.
     pub min_gpus: f32,
     /// Required GPU model in the host vocabulary (`NVIDIA A100`); normalise
-    /// user input with `pricing::normalize::canonical_gpu_model` first.
+    /// user input with `pricing::canonical_gpu_model` first.
     /// Matching ignores case and accepts variants: `NVIDIA A100` matches
     /// `NVIDIA A100 80GB`, and `A100` matches both. Default `None` (any).
     pub gpu_model: Option<String>,

@@ -13,13 +13,17 @@
 mod age;
 mod convert;
 mod error;
-pub mod normalize;
+mod normalize;
 mod select;
 mod service;
 mod store;
 
 pub use convert::from_wit;
 pub use error::{PricingError, Result};
+pub use normalize::{
+    Adjustment, DropReason, GpuNames, NormalizeConfig, NormalizeError, NormalizeReport, OfferId,
+    PriceUnit, SanityBounds, canonical_gpu_model,
+};
 pub use select::Selection;
 pub use service::{
     CatalogueSource, CatalogueStatus, Plan, PlanOptions, PriceReport, PricingConfig, PricingService,

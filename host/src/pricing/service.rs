@@ -20,6 +20,7 @@ use super::normalize::{
 };
 use super::select::{Selection, Source, select};
 use super::store::{CatalogueMeta, CatalogueStore, Drops, Encoder, Loaded};
+use crate::clock::unix_now_u64;
 use crate::config::Config;
 use crate::db::Database;
 use crate::placement::{Offer, Policy, Ranking, Request, rank_offers};
@@ -177,8 +178,6 @@ impl std::fmt::Debug for PricingService {
             .finish_non_exhaustive()
     }
 }
-
-use crate::clock::unix_now_u64 as now;
 
 /// A catalogue obtained for a report: its status and, when there is one, the
 /// catalogue itself.
@@ -438,7 +437,7 @@ impl PricingService {
         if let Some(meta) = &stored
             && !force
         {
-            let stale = now().saturating_sub(meta.fetched_at)
+            let stale = unix_now_u64().saturating_sub(meta.fetched_at)
                 >= self.config.refresh_after.as_secs()
                 || meta.normalized_with != self.normalized_with;
             match self.load(provider, selection) {
@@ -621,7 +620,8 @@ impl PricingService {
             for name in self.providers() {
                 let due = match self.store.meta(&name) {
                     Ok(Some(meta)) => {
-                        now().saturating_sub(meta.fetched_at) >= self.config.refresh_after.as_secs()
+                        unix_now_u64().saturating_sub(meta.fetched_at)
+                            >= self.config.refresh_after.as_secs()
                     }
                     _ => true,
                 };
@@ -679,7 +679,7 @@ fn encode_and_store(
     }
     let encoded = encoder.finish();
     let encode = started.elapsed();
-    let fetched_at = now();
+    let fetched_at = unix_now_u64();
     let meta = CatalogueMeta {
         fetched_at,
         sources: encoded.sources().to_vec(),

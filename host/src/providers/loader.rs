@@ -10,9 +10,9 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Linker;
 use wasmtime::{Store, UpdateDeadline};
 
-use crate::capabilities::http_client::SharedHttpClient;
-use crate::capabilities::http_policy::HttpPolicy;
-use crate::capabilities::outbound::{OutboundConfig, OutboundContext, OutboundHttp};
+use crate::capabilities::HttpPolicy;
+use crate::capabilities::SharedHttpClient;
+use crate::capabilities::{OutboundConfig, OutboundContext, OutboundHttp};
 use crate::capabilities::{ProviderEnv, SshBackend};
 use crate::config::{Config, IntegrityMode, ProviderConfig};
 use crate::providers::lock::LockFile;
@@ -102,11 +102,6 @@ impl Loader {
         })
     }
 
-    /// The engine.
-    pub fn engine(&self) -> &wasmtime::Engine {
-        self.engine.engine()
-    }
-
     /// Load `path` under `config`.
     pub async fn load(
         self: &Arc<Self>,
@@ -144,7 +139,7 @@ impl Loader {
             .collect();
         let signature = match &signature_bytes {
             Ok(sig) => signature::check(path, &name, &bytes, sig.as_deref(), &keys),
-            Err(e) => SignatureStatus::Invalid(e.clone()),
+            Err(e) => SignatureStatus::Invalid(e.to_string()),
         };
         let mut integrity_warning = None;
         match config.host.integrity {
@@ -166,12 +161,15 @@ impl Loader {
             IntegrityMode::Enforce | IntegrityMode::Warn => {
                 let lock = LockFile::read(&config.host.lock_file);
                 let verdict = lock.and_then(|l| l.check(&name, &sha256, &pconfig.allow));
-                if let Err(reason) = verdict {
+                if let Err(source) = verdict {
                     if config.host.integrity == IntegrityMode::Enforce {
-                        return Err(LoadError::IntegrityRefused { file, reason });
+                        return Err(LoadError::NotApproved {
+                            file,
+                            source: Box::new(source),
+                        });
                     }
-                    tracing::warn!(provider = %name, file = %file, "integrity (warn mode): {reason}");
-                    integrity_warning = Some(reason);
+                    tracing::warn!(provider = %name, file = %file, "integrity (warn mode): {source}");
+                    integrity_warning = Some(source.to_string());
                 }
                 if let SignatureStatus::Invalid(why) = &signature {
                     tracing::warn!(provider = %name, file = %file, "signature does not vouch for the file: {why}");
@@ -368,7 +366,7 @@ impl LoadedProvider {
     }
 
     /// Check an answer of `op` against the operator's caps on returned data
-    /// ([`super::returned`]).
+    /// (`super::returned`).
     pub fn check_returned(
         &self,
         op: &'static str,
@@ -484,7 +482,7 @@ impl LoadedProvider {
             return Err(CallError::TooManyHandles {
                 provider: self.name.clone(),
                 op,
-                max: crate::capabilities::http_limits::MAX_HANDLES,
+                max: crate::capabilities::MAX_HANDLES,
             });
         }
         match outcome {

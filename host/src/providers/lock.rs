@@ -12,7 +12,57 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::capabilities::http_policy::AllowRule;
+use crate::capabilities::AllowRule;
+
+/// The lock file cannot be read, or does not approve a provider file; each
+/// says what to run.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// The file exists but could not be read.
+    #[error("cannot read lock file {path}: {source}")]
+    ReadFailed {
+        /// The lock file.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a lock file.
+    #[error("lock file {path}: {source}")]
+    ParseFailed {
+        /// The lock file.
+        path: String,
+        /// What the parser said.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// The provider is not in the lock file.
+    #[error(
+        "provider {name:?} is not in providers.lock; review it and run `bpr providers lock` to approve it"
+    )]
+    NotApproved {
+        /// The provider.
+        name: String,
+    },
+    /// The file's digest is not the approved one.
+    #[error(
+        "file changed: sha256 {sha256} but providers.lock approved {approved}; run `bpr providers lock` to approve the new file"
+    )]
+    FileChanged {
+        /// The file's digest.
+        sha256: String,
+        /// The approved digest.
+        approved: String,
+    },
+    /// Allowlist rules the lock file did not approve.
+    #[error(
+        "allowlist entries {unapproved:?} are not approved in providers.lock; run `bpr providers lock`"
+    )]
+    HostsNotApproved {
+        /// The rules, as written.
+        unapproved: Vec<String>,
+    },
+}
 
 /// The lock file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -39,13 +89,17 @@ pub struct LockedProvider {
 
 impl LockFile {
     /// Read `path`; a missing file is an empty lock.
-    pub fn read(path: &Path) -> Result<Self, String> {
+    pub fn read(path: &Path) -> Result<Self, LockError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => {
-                toml::from_str(&text).map_err(|e| format!("lock file {}: {e}", path.display()))
-            }
+            Ok(text) => toml::from_str(&text).map_err(|source| LockError::ParseFailed {
+                path: path.display().to_string(),
+                source,
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(format!("cannot read lock file {}: {e}", path.display())),
+            Err(source) => Err(LockError::ReadFailed {
+                path: path.display().to_string(),
+                source,
+            }),
         }
     }
 
@@ -67,27 +121,24 @@ impl LockFile {
 
     /// Whether `name` with digest `sha256` and allowlist `allow` is approved;
     /// `Err` says why not and what to run.
-    pub fn check(&self, name: &str, sha256: &str, allow: &[AllowRule]) -> Result<(), String> {
+    pub fn check(&self, name: &str, sha256: &str, allow: &[AllowRule]) -> Result<(), LockError> {
         let Some(locked) = self.providers.get(name) else {
-            return Err(format!(
-                "provider {name:?} is not in providers.lock; review it and run `bpr providers lock` to approve it"
-            ));
+            return Err(LockError::NotApproved { name: name.into() });
         };
         if locked.sha256 != sha256 {
-            return Err(format!(
-                "file changed: sha256 {sha256} but providers.lock approved {}; run `bpr providers lock` to approve the new file",
-                locked.sha256
-            ));
+            return Err(LockError::FileChanged {
+                sha256: sha256.into(),
+                approved: locked.sha256.clone(),
+            });
         }
-        let unapproved: Vec<&str> = allow
+        let unapproved: Vec<String> = allow
             .iter()
             .map(AllowRule::as_str)
             .filter(|r| !locked.allowed_hosts.iter().any(|a| a == r))
+            .map(String::from)
             .collect();
         if !unapproved.is_empty() {
-            return Err(format!(
-                "allowlist entries {unapproved:?} are not approved in providers.lock; run `bpr providers lock`"
-            ));
+            return Err(LockError::HostsNotApproved { unapproved });
         }
         Ok(())
     }

@@ -18,6 +18,79 @@ use minisign_verify::{PublicKey, Signature};
 /// Largest signature file read; a real one is about 300 bytes.
 const MAX_SIGNATURE_BYTES: u64 = 16 << 10;
 
+/// A trusted key could not be read (each says which and why).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The text is not a minisign public key.
+    #[error("{key:?} is not a minisign public key: {source}")]
+    NotAKey {
+        /// The key as written.
+        key: String,
+        /// What the verifier said.
+        #[source]
+        source: minisign_verify::Error,
+    },
+    /// The text is not base64.
+    #[error("{key:?} is not base64: {source}")]
+    NotBase64 {
+        /// The key as written.
+        key: String,
+        /// What the decoder said.
+        #[source]
+        source: base64::DecodeError,
+    },
+    /// The decoded key is too short to carry a key id.
+    #[error("{key:?} is too short for a minisign public key")]
+    TooShort {
+        /// The key as written.
+        key: String,
+    },
+    /// The key file could not be read.
+    #[error("cannot read public key file {path}: {source}")]
+    ReadFailed {
+        /// The key file.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The key file has no key line.
+    #[error("{path} holds no public key")]
+    NoKey {
+        /// The key file.
+        path: String,
+    },
+    /// The key in a key file is not usable.
+    #[error("{path}: {source}")]
+    BadKeyInFile {
+        /// The key file.
+        path: String,
+        /// Why.
+        #[source]
+        source: Box<KeyError>,
+    },
+}
+
+/// A provider's signature file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SignatureFileError {
+    /// The file exists but could not be read.
+    #[error("cannot read {path}: {source}")]
+    ReadFailed {
+        /// The signature file.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Larger than any minisign signature.
+    #[error("{path} is larger than {MAX_SIGNATURE_BYTES} bytes; it is not a minisign signature")]
+    TooLarge {
+        /// The signature file.
+        path: String,
+    },
+}
+
 /// A public key the operator trusts to sign provider files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustedKey {
@@ -31,30 +104,41 @@ pub struct TrustedKey {
 impl TrustedKey {
     /// A key from its base64 form (the second line of a minisign `.pub`
     /// file, `RW...`).
-    pub fn from_base64(name: Option<String>, base64: &str) -> Result<Self, String> {
+    pub fn from_base64(name: Option<String>, base64: &str) -> Result<Self, KeyError> {
         let base64 = base64.trim();
-        let key = PublicKey::from_base64(base64)
-            .map_err(|e| format!("{base64:?} is not a minisign public key: {e}"))?;
+        let key = PublicKey::from_base64(base64).map_err(|source| KeyError::NotAKey {
+            key: base64.into(),
+            source,
+        })?;
         let raw = base64::engine::general_purpose::STANDARD
             .decode(base64)
-            .map_err(|e| format!("{base64:?} is not base64: {e}"))?;
+            .map_err(|source| KeyError::NotBase64 {
+                key: base64.into(),
+                source,
+            })?;
         Ok(Self {
             name,
-            key_id: key_id_of(&raw).ok_or("too short for a minisign public key")?,
+            key_id: key_id_of(&raw).ok_or_else(|| KeyError::TooShort { key: base64.into() })?,
             key,
         })
     }
 
     /// A key from a minisign `.pub` file.
-    pub fn from_file(name: Option<String>, path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read public key file {}: {e}", path.display()))?;
+    pub fn from_file(name: Option<String>, path: &Path) -> Result<Self, KeyError> {
+        let shown = || path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::ReadFailed {
+            path: shown(),
+            source,
+        })?;
         let line = text
             .lines()
             .map(str::trim)
             .find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
-            .ok_or_else(|| format!("{} holds no public key", path.display()))?;
-        Self::from_base64(name, line).map_err(|e| format!("{}: {e}", path.display()))
+            .ok_or_else(|| KeyError::NoKey { path: shown() })?;
+        Self::from_base64(name, line).map_err(|e| KeyError::BadKeyInFile {
+            path: shown(),
+            source: Box::new(e),
+        })
     }
 
     /// `NAME (key ID)` or `key ID`.
@@ -121,23 +205,26 @@ pub fn provider_file(path: &Path) -> PathBuf {
 
 /// The signature file's bytes, read once (bounded); `None` when there is
 /// none.
-pub fn read_signature(file: &Path) -> Result<Option<Vec<u8>>, String> {
+pub fn read_signature(file: &Path) -> Result<Option<Vec<u8>>, SignatureFileError> {
     use std::io::Read as _;
     let path = signature_path(file);
+    let failed = |source| SignatureFileError::ReadFailed {
+        path: path.display().to_string(),
+        source,
+    };
     let f = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(failed(e)),
     };
     let mut bytes = Vec::new();
     f.take(MAX_SIGNATURE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        .map_err(failed)?;
     if bytes.len() as u64 > MAX_SIGNATURE_BYTES {
-        return Err(format!(
-            "{} is larger than {MAX_SIGNATURE_BYTES} bytes; it is not a minisign signature",
-            path.display()
-        ));
+        return Err(SignatureFileError::TooLarge {
+            path: path.display().to_string(),
+        });
     }
     Ok(Some(bytes))
 }
@@ -276,7 +363,7 @@ mod tests {
     #[test]
     fn a_bad_key_is_refused_with_its_text() {
         let e = TrustedKey::from_base64(None, "RWQnotakey").unwrap_err();
-        assert!(e.contains("RWQnotakey"), "{e}");
+        assert!(e.to_string().contains("RWQnotakey"), "{e}");
     }
 
     #[test]

@@ -54,7 +54,7 @@ impl Drop for Reservation {
 }
 
 impl Orchestrator {
-    /// What is spent and committed now (see [`budget::spend`]), including
+    /// What is spent and committed now (see `budget::spend`), including
     /// deployments being admitted.
     pub fn spend(&self) -> Result<Spend, TrackError> {
         let now = now();

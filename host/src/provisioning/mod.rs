@@ -26,7 +26,7 @@
 //!   (delete-instance until `deleted`) and the record says so.
 
 mod budget;
-pub mod clusters;
+mod clusters;
 mod error;
 mod events;
 mod heal;
@@ -48,7 +48,10 @@ mod vm;
 mod watchdog;
 mod webhook;
 
-pub use clusters::{ClusterError, ClusterOptions, ClusterRequest, NodePool};
+pub use clusters::{
+    ClusterError, ClusterOptions, ClusterRequest, MAX_CLUSTER_NAME, MAX_NODE_POOLS, MAX_POOL_NODES,
+    NodePool,
+};
 pub use error::{CandidateFailure, DeployError, StepError};
 pub use events::{DeploymentEvent, EVENT_BUFFER, EventBus, EventKind};
 pub use heal::HealError;

@@ -21,8 +21,8 @@ use serde::Serialize;
 
 use super::orchestrator::Orchestrator;
 use super::request::{DeployRequest, InstanceTarget};
-use crate::capabilities::credentials::{CredentialConfig, CredentialError};
-use crate::capabilities::oauth::OAuthConfig;
+use crate::capabilities::OAuthConfig;
+use crate::capabilities::{CredentialConfig, CredentialError};
 use crate::config::Config;
 use crate::placement::{
     Mode, NoTierFits, PlacementError, Policy, Ranking, Request, Tier, kubernetes_tier,

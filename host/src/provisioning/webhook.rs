@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::error::DeployError;
 use super::request::RequestError;
-use crate::capabilities::http_policy::{Denied, HttpPolicy, Target};
+use crate::capabilities::{Denied, HttpPolicy, Target};
 use crate::clock::unix_now as now;
 use crate::config::WebhookSettings;
 use crate::host_http;

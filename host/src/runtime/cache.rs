@@ -51,8 +51,8 @@ pub struct CompileStats {
 pub enum CacheError {
     /// A directory or the key file is open to other users; the message says
     /// which and what to run.
-    #[error("{0}")]
-    NotPrivate(String),
+    #[error(transparent)]
+    NotPrivate(#[from] super::private_dir::NotPrivate),
     /// A directory could not be created.
     #[error("cannot create {path}: {source}")]
     CreateFailed {
@@ -62,7 +62,18 @@ pub enum CacheError {
         #[source]
         source: std::io::Error,
     },
-    /// The key file could not be read, made or used.
+    /// The key file could not be read, written or linked into place.
+    #[error("artifact key {path}: {doing}: {source}")]
+    KeyIoFailed {
+        /// The key file.
+        path: String,
+        /// What was being done (`cannot read`, ...).
+        doing: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The key file could not be made or used.
     #[error("artifact key {path}: {message}")]
     KeyUnusable {
         /// The key file.
@@ -119,7 +130,7 @@ impl ArtifactCache {
                 path: dir.display().to_string(),
                 source,
             })?;
-            private_dir::check_dir(dir, what).map_err(CacheError::NotPrivate)?;
+            private_dir::check_dir(dir, what)?;
         }
         let key = load_or_create_key(&settings.artifact_key_file)?;
         Ok(Self::with_key(settings.artifact_dir.clone(), engine, &key))
@@ -239,11 +250,15 @@ fn load_or_create_key(path: &Path) -> Result<Vec<u8>, CacheError> {
         path: path.display().to_string(),
         message,
     };
+    let io_failed = |doing: String, source| CacheError::KeyIoFailed {
+        path: path.display().to_string(),
+        doing,
+        source,
+    };
     for _ in 0..2 {
         match std::fs::read(path) {
             Ok(key) => {
-                private_dir::check_secret_file(path, "artifact key")
-                    .map_err(CacheError::NotPrivate)?;
+                private_dir::check_secret_file(path, "artifact key")?;
                 if key.len() != KEY_LEN {
                     return Err(unusable(format!(
                         "is {} bytes, not {KEY_LEN}; delete it to make a new key (cached artifacts are then recompiled)",
@@ -253,7 +268,7 @@ fn load_or_create_key(path: &Path) -> Result<Vec<u8>, CacheError> {
                 return Ok(key);
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(unusable(format!("cannot read: {e}"))),
+            Err(e) => return Err(io_failed("cannot read".into(), e)),
         }
         let mut key = [0u8; KEY_LEN];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
@@ -268,14 +283,14 @@ fn load_or_create_key(path: &Path) -> Result<Vec<u8>, CacheError> {
             uuid::Uuid::new_v4()
         ));
         private_dir::create_secret_file(&tmp, &key)
-            .map_err(|e| unusable(format!("cannot write {}: {e}", tmp.display())))?;
+            .map_err(|e| io_failed(format!("cannot write {}", tmp.display()), e))?;
         let linked = std::fs::hard_link(&tmp, path);
         let _ = std::fs::remove_file(&tmp);
         match linked {
             Ok(()) => return Ok(key.to_vec()),
             // Another process made it first: use theirs.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(unusable(format!("cannot create: {e}"))),
+            Err(e) => return Err(io_failed("cannot create".into(), e)),
         }
     }
     Err(unusable(

@@ -90,13 +90,22 @@ pub enum LoadError {
         /// The keys it declares.
         accepted: Vec<String>,
     },
-    /// Refused by the lock file in enforce mode.
+    /// Refused by its signature (`integrity = "signed"`).
     #[error("{file}: {reason}")]
     IntegrityRefused {
         /// The file.
         file: String,
         /// Why, and what to run.
         reason: String,
+    },
+    /// Refused by the lock file in enforce mode.
+    #[error("{file}: {source}")]
+    NotApproved {
+        /// The file.
+        file: String,
+        /// Why, and what to run.
+        #[source]
+        source: Box<crate::providers::LockError>,
     },
 }
 

@@ -7,6 +7,99 @@
 
 use std::path::Path;
 
+/// A private place is not private (or cannot be looked at); each says which
+/// (`what`: "state directory", "artifact key", ...) and what to run.
+#[derive(Debug, thiserror::Error)]
+pub enum NotPrivate {
+    /// The path could not be resolved or read.
+    #[error("{what} {path}: {source}")]
+    Unreadable {
+        /// What the path is.
+        what: String,
+        /// The path.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A directory was expected.
+    #[error("{what} {path} is not a directory")]
+    NotADirectory {
+        /// What the path is.
+        what: String,
+        /// The path.
+        path: String,
+    },
+    /// The directory belongs to another user.
+    #[error(
+        "{what} {path} belongs to uid {owner}, not to this user (uid {me}), who can change it at will; run `chown {me} {path}` or choose another directory"
+    )]
+    DirOwnedByOther {
+        /// What the path is.
+        what: String,
+        /// The path.
+        path: String,
+        /// Its owner.
+        owner: u32,
+        /// This user.
+        me: u32,
+    },
+    /// Other users can write the directory.
+    #[error(
+        "{what} {path} is writable by other users (mode {mode:04o}): they could replace the database or the compiled provider code; run `chmod go-w {path}` or choose another directory"
+    )]
+    DirOpen {
+        /// What the path is.
+        what: String,
+        /// The path.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// Other users can write a parent of the directory.
+    #[error(
+        "{what} {path} lies in {parent}, which other users can write (mode {mode:04o}, owner uid {owner}): they could move it away and put their own in its place; run `chmod go-w {parent}` or choose another directory"
+    )]
+    ParentOpen {
+        /// What the path is.
+        what: String,
+        /// The path.
+        path: String,
+        /// The parent at fault.
+        parent: String,
+        /// The parent's permission bits.
+        mode: u32,
+        /// The parent's owner.
+        owner: u32,
+    },
+    /// The secret file belongs to another user.
+    #[error(
+        "{what} {path} belongs to uid {owner}, not to this user (uid {me}); delete it (a new one is made, and cached artifacts are recompiled)"
+    )]
+    FileOwnedByOther {
+        /// What the file is.
+        what: String,
+        /// The file.
+        path: String,
+        /// Its owner.
+        owner: u32,
+        /// This user.
+        me: u32,
+    },
+    /// Other users may read or write the secret file.
+    #[error(
+        "{what} {path} is open to other users (mode {mode:04o}); run `chmod 600 {path}`, or delete it to make a new one"
+    )]
+    FileOpen {
+        /// What the file is.
+        what: String,
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+}
+
 /// Create `path` (and missing parents) readable and writable by this user
 /// only. An existing directory is left as it is (see [`check_dir`]).
 pub fn create(path: &Path) -> std::io::Result<()> {
@@ -20,30 +113,38 @@ pub fn create(path: &Path) -> std::io::Result<()> {
 /// Whether only this user (or root) can write directory `path`; `Err` says
 /// why not and what to run. `what` names it in the message.
 #[cfg(unix)]
-pub fn check_dir(path: &Path, what: &str) -> Result<(), String> {
+pub fn check_dir(path: &Path, what: &str) -> Result<(), NotPrivate> {
     use std::os::unix::fs::MetadataExt;
-    let real =
-        std::fs::canonicalize(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
-    let md = std::fs::metadata(&real).map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    let shown = path.display().to_string();
+    let unreadable = |source| NotPrivate::Unreadable {
+        what: what.into(),
+        path: shown.clone(),
+        source,
+    };
+    let real = std::fs::canonicalize(path).map_err(unreadable)?;
+    let md = std::fs::metadata(&real).map_err(unreadable)?;
     if !md.is_dir() {
-        return Err(format!("{what} {} is not a directory", path.display()));
+        return Err(NotPrivate::NotADirectory {
+            what: what.into(),
+            path: shown,
+        });
     }
     let me = euid();
     if md.uid() != me && md.uid() != 0 {
-        return Err(format!(
-            "{what} {} belongs to uid {}, not to this user (uid {me}), who can change it at will; run `chown {me} {}` or choose another directory",
-            path.display(),
-            md.uid(),
-            path.display()
-        ));
+        return Err(NotPrivate::DirOwnedByOther {
+            what: what.into(),
+            path: shown,
+            owner: md.uid(),
+            me,
+        });
     }
     let mode = md.mode() & 0o7777;
     if mode & 0o022 != 0 {
-        return Err(format!(
-            "{what} {} is writable by other users (mode {mode:04o}): they could replace the database or the compiled provider code; run `chmod go-w {}` or choose another directory",
-            path.display(),
-            path.display()
-        ));
+        return Err(NotPrivate::DirOpen {
+            what: what.into(),
+            path: shown,
+            mode,
+        });
     }
     for parent in real.ancestors().skip(1) {
         let Ok(md) = std::fs::metadata(parent) else {
@@ -52,13 +153,13 @@ pub fn check_dir(path: &Path, what: &str) -> Result<(), String> {
         let mode = md.mode() & 0o7777;
         let sticky = mode & 0o1000 != 0;
         if !sticky && (mode & 0o022 != 0 || (md.uid() != me && md.uid() != 0)) {
-            return Err(format!(
-                "{what} {} lies in {}, which other users can write (mode {mode:04o}, owner uid {}): they could move it away and put their own in its place; run `chmod go-w {}` or choose another directory",
-                path.display(),
-                parent.display(),
-                md.uid(),
-                parent.display()
-            ));
+            return Err(NotPrivate::ParentOpen {
+                what: what.into(),
+                path: shown,
+                parent: parent.display().to_string(),
+                mode,
+                owner: md.uid(),
+            });
         }
     }
     Ok(())
@@ -67,38 +168,44 @@ pub fn check_dir(path: &Path, what: &str) -> Result<(), String> {
 /// Anyone may write anything on platforms without Unix permissions; nothing
 /// to check there.
 #[cfg(not(unix))]
-pub fn check_dir(_path: &Path, _what: &str) -> Result<(), String> {
+pub fn check_dir(_path: &Path, _what: &str) -> Result<(), NotPrivate> {
     Ok(())
 }
 
 /// Whether file `path` is this user's (or root's) and closed to everyone
 /// else (no group or other permission at all).
 #[cfg(unix)]
-pub fn check_secret_file(path: &Path, what: &str) -> Result<(), String> {
+pub fn check_secret_file(path: &Path, what: &str) -> Result<(), NotPrivate> {
     use std::os::unix::fs::MetadataExt;
-    let md = std::fs::metadata(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    let shown = path.display().to_string();
+    let md = std::fs::metadata(path).map_err(|source| NotPrivate::Unreadable {
+        what: what.into(),
+        path: shown.clone(),
+        source,
+    })?;
     let me = euid();
     if md.uid() != me && md.uid() != 0 {
-        return Err(format!(
-            "{what} {} belongs to uid {}, not to this user (uid {me}); delete it (a new one is made, and cached artifacts are recompiled)",
-            path.display(),
-            md.uid()
-        ));
+        return Err(NotPrivate::FileOwnedByOther {
+            what: what.into(),
+            path: shown,
+            owner: md.uid(),
+            me,
+        });
     }
     let mode = md.mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(format!(
-            "{what} {} is open to other users (mode {mode:04o}); run `chmod 600 {}`, or delete it to make a new one",
-            path.display(),
-            path.display()
-        ));
+        return Err(NotPrivate::FileOpen {
+            what: what.into(),
+            path: shown,
+            mode,
+        });
     }
     Ok(())
 }
 
 /// See [`check_dir`] for platforms without Unix permissions.
 #[cfg(not(unix))]
-pub fn check_secret_file(_path: &Path, _what: &str) -> Result<(), String> {
+pub fn check_secret_file(_path: &Path, _what: &str) -> Result<(), NotPrivate> {
     Ok(())
 }
 
@@ -143,7 +250,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for mode in [0o777, 0o770, 0o702] {
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
-            let why = check_dir(dir.path(), "state directory").unwrap_err();
+            let why = check_dir(dir.path(), "state directory")
+                .unwrap_err()
+                .to_string();
             assert!(why.contains("chmod go-w"), "{mode:o}: {why}");
         }
     }
@@ -154,7 +263,9 @@ mod tests {
         let state = dir.path().join("state");
         create(&state).unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-        let why = check_dir(&state, "state directory").unwrap_err();
+        let why = check_dir(&state, "state directory")
+            .unwrap_err()
+            .to_string();
         assert!(why.contains("lies in"), "{why}");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
         check_dir(&state, "state directory").unwrap();
@@ -167,7 +278,9 @@ mod tests {
         create_secret_file(&key, b"k").unwrap();
         check_secret_file(&key, "artifact key").unwrap();
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let why = check_secret_file(&key, "artifact key").unwrap_err();
+        let why = check_secret_file(&key, "artifact key")
+            .unwrap_err()
+            .to_string();
         assert!(why.contains("chmod 600"), "{why}");
         assert_eq!(
             create_secret_file(&key, b"k").unwrap_err().kind(),

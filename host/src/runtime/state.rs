@@ -8,10 +8,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::limits::MemoryLimiter;
-use crate::capabilities::http_call::HttpCall;
-use crate::capabilities::http_limits::MAX_HANDLES;
+use crate::capabilities::HttpCall;
+use crate::capabilities::MAX_HANDLES;
+use crate::capabilities::OutboundHttp;
 use crate::capabilities::http_types::HttpView;
-use crate::capabilities::outbound::OutboundHttp;
 use crate::capabilities::{ProviderEnv, ProviderImports};
 
 /// Bytes of guest stderr kept per call (panic messages end up here).
@@ -33,7 +33,7 @@ impl HostState {
     /// Fresh state: an empty WASI context (no env, args, preopens or network
     /// sockets; stderr into a capped memory pipe), a resource table of at
     /// most [`MAX_HANDLES`] entries.
-    pub fn new(env: Arc<ProviderEnv>, hooks: OutboundHttp, memory_bytes: usize) -> Self {
+    pub(crate) fn new(env: Arc<ProviderEnv>, hooks: OutboundHttp, memory_bytes: usize) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAP);
         let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
         let mut table = ResourceTable::new();
@@ -70,7 +70,7 @@ impl HostState {
     }
 
     /// The view the wasi:http imports work on.
-    pub fn http_view(&mut self) -> HttpView<'_> {
+    pub(crate) fn http_view(&mut self) -> HttpView<'_> {
         HttpView {
             http: WasiHttpCtxView {
                 ctx: &mut self.http,
@@ -82,7 +82,7 @@ impl HostState {
     }
 
     /// The state of the `log`, `settings` and `ssh` imports.
-    pub fn imports(&mut self) -> &mut ProviderImports {
+    pub(crate) fn imports(&mut self) -> &mut ProviderImports {
         &mut self.imports
     }
 }

@@ -82,7 +82,7 @@ impl std::fmt::Debug for ApiToken {
 
 impl ApiToken {
     /// Reads and checks the token file: a regular file, no group/other
-    /// permission bits, one line of at least [`MIN_TOKEN_LEN`] visible ASCII
+    /// permission bits, one line of at least `MIN_TOKEN_LEN` visible ASCII
     /// characters (a trailing newline is fine).
     pub fn load(path: Option<&Path>) -> Result<Self, TokenError> {
         use std::os::unix::fs::PermissionsExt;

@@ -40,7 +40,7 @@ pub enum ServeError {
 }
 
 /// Runs the service with `config` (its `[serve]` section) until SIGTERM or
-/// SIGINT, then drains (see [`super::shutdown`]) and returns. `deploy` is the
+/// SIGINT, then drains (see `super::shutdown`) and returns. `deploy` is the
 /// timing of the deploys and terminations it runs.
 pub async fn serve(mut config: Config, deploy: DeployOptions) -> Result<(), ServeError> {
     let mut signals = Signals::new().map_err(ServeError::SignalsFailed)?;

@@ -105,22 +105,22 @@ impl AppState {
     }
 
     /// Work in the background.
-    pub fn work(&self) -> &Work {
+    pub(crate) fn work(&self) -> &Work {
         &self.inner.work
     }
 
     /// The event hub.
-    pub fn events(&self) -> &EventHub {
+    pub(crate) fn events(&self) -> &EventHub {
         &self.inner.events
     }
 
     /// Permits for event-stream subscribers (`[serve] max_event_streams`).
-    pub fn stream_permits(&self) -> &Arc<Semaphore> {
+    pub(crate) fn stream_permits(&self) -> &Arc<Semaphore> {
         &self.inner.streams
     }
 
     /// The metrics registry.
-    pub fn metrics(&self) -> &Metrics {
+    pub(crate) fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
 

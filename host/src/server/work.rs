@@ -219,11 +219,6 @@ impl Work {
         self.inner.stop.cancel();
     }
 
-    /// True once [`Work::stop`] was called.
-    pub fn stopping(&self) -> bool {
-        self.inner.stop.is_cancelled()
-    }
-
     /// A token cancelled by [`Work::stop`].
     pub fn stop_token(&self) -> CancellationToken {
         self.inner.stop.clone()

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
 use crate::db::{Database, Result as DbResult};
-use crate::providers::lock::LockFile;
+use crate::providers::LockFile;
 use crate::ssh::{HostKeyStore, HostKeyStoreError, Resources, SshError, SshPool};
 
 /// Host keys learned by trust-on-first-use, kept in the lock file's

@@ -29,13 +29,14 @@
 
 mod config;
 mod error;
-pub mod inventory;
+pub(crate) mod inventory;
 mod pool;
 mod probe;
 mod quote;
 
 pub use config::{SshHostConfig, SshLimits};
 pub use error::SshError;
+pub use inventory::store_capacity;
 pub use pool::{
     ExecOutput, HostEntry, HostKeyStore, HostKeyStoreError, MemoryHostKeyStore, Resources, SshPool,
 };

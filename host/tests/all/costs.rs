@@ -8,9 +8,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use blueprint_remote_providers::clock::unix_now;
 use blueprint_remote_providers::costs::GroupBy;
-use blueprint_remote_providers::costs::budget::{Limit, month_bounds};
+use blueprint_remote_providers::costs::{Limit, month_bounds};
 use blueprint_remote_providers::provisioning::{DeployError, HealthWatch, SupervisorOptions};
 use blueprint_remote_providers::tracking::DeploymentStatus;
 use blueprint_remote_providers::{EventKind, Host};
@@ -23,9 +22,9 @@ const PRICE: f64 = 36.0;
 
 /// `[lo, hi]` unix seconds around `f`.
 async fn timed<T>(f: impl std::future::Future<Output = T>) -> (T, i64, i64) {
-    let lo = unix_now();
+    let lo = chrono::Utc::now().timestamp();
     let out = f.await;
-    (out, lo, unix_now())
+    (out, lo, chrono::Utc::now().timestamp())
 }
 
 fn within(t: i64, (lo, hi): (i64, i64), what: &str) {
@@ -249,7 +248,7 @@ async fn the_hourly_budget_alerts_at_80_percent_and_refuses_what_would_exceed_it
 async fn the_monthly_budget_counts_what_a_deployment_commits_until_its_ttl() {
     let env = TestEnv::new();
     let host = wb_host(&env, "[operator.budget]\nmonthly_usd = 10.0\n").await;
-    let now = unix_now();
+    let now = chrono::Utc::now().timestamp();
     let (_, month_end) = month_bounds(now);
     // 100 USD/h until the month ends is over 10 USD unless 6 minutes are left.
     if month_end - now > 600 {

@@ -87,7 +87,7 @@ pub(crate) fn ssh_host_section(alias: &str, port: Option<u16>) -> String {
 /// Stores `alias`'s capacity, as `bpr hosts probe` would, before the host starts.
 pub(crate) fn store_capacity(env: &TestEnv, alias: &str, vcpus: f32, memory_gib: f32) {
     let db = Database::open(&env.state.join("bpr.sqlite3")).unwrap();
-    blueprint_remote_providers::ssh::inventory::store_capacity(
+    blueprint_remote_providers::ssh::store_capacity(
         &db,
         alias,
         &Resources {

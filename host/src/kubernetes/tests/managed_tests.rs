@@ -7,7 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::super::managed::{self, HostCredentials, ManagedCluster, ManagedError};
 use super::*;
-use crate::capabilities::credentials::AwsCredentialSource;
+use crate::capabilities::AwsCredentialSource;
 use crate::clock::unix_now_u64 as now;
 use crate::wit::{self, BearerCredential, ClientCertificate, ClusterAuth, ClusterCredentials};
 
@@ -291,9 +291,9 @@ async fn provider_oauth_without_an_oauth_identity_says_what_to_configure() {
 
 #[tokio::test]
 async fn provider_oauth_sends_a_token_the_host_minted_for_the_clusters_scope() {
-    use crate::capabilities::credentials::SecretSource;
-    use crate::capabilities::oauth::{AKS_SERVER, OAuthConfig, OAuthSource};
-    let ep = crate::capabilities::oauth::tests::endpoint(|path, form| {
+    use crate::capabilities::SecretSource;
+    use crate::capabilities::{AKS_SERVER, OAuthConfig, OAuthSource};
+    let ep = crate::capabilities::oauth_tests::endpoint(|path, form| {
         assert_eq!(path, "/tenant-1/oauth2/v2.0/token");
         let scope = form.get("scope").cloned().unwrap_or_default();
         (

@@ -31,7 +31,7 @@ pub enum NormalizeError {
     },
 }
 
-/// The settings of [`normalize`]. Build with [`NormalizeConfig::new`] to
+/// The settings of `normalize`. Build with [`NormalizeConfig::new`] to
 /// validate them; `default()` has the default bounds and no discounts.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NormalizeConfig {

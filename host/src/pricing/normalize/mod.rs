@@ -1,7 +1,7 @@
 //! Offer normalisation: the pure step between the providers' catalogues and
 //! placement. No I/O.
 //!
-//! [`normalize`] takes the offers of every provider and, per offer:
+//! `normalize` takes the offers of every provider and, per offer:
 //! 1. drops it when a price is not positive and finite or the hardware
 //!    numbers are nonsensical ([`DropReason`]);
 //! 2. names its GPU in one vocabulary ([`canonical_gpu_model`]:
@@ -14,7 +14,7 @@
 //! 5. applies the operator's discount multiplier for its provider.
 //!
 //! Steps 1-4 depend only on the offer and the sanity bounds
-//! ([`normalize_listed`]): the price store runs them once when a catalogue
+//! (`normalize_listed`): the price store runs them once when a catalogue
 //! is fetched and keeps the result. Step 5 depends on the operator's config
 //! ([`apply_discount`]) and runs whenever offers are read.
 //!
@@ -38,7 +38,10 @@ pub use report::{Adjustment, DropReason, NormalizeReport, OfferId};
 use bounds::{bounds_min_for_spot, price_family};
 
 /// Normalises every offer (see the module docs); returns the kept offers in
-/// input order and the report.
+/// input order and the report. The whole-list form, for the tests: the price
+/// store normalises offer by offer (`normalize_listed_with`) and discounts
+/// when offers are read.
+#[cfg(test)]
 pub fn normalize(offers: Vec<Offer>, config: &NormalizeConfig) -> (Vec<Offer>, NormalizeReport) {
     let mut report = NormalizeReport::default();
     let mut kept = Vec::with_capacity(offers.len());
@@ -56,6 +59,7 @@ pub fn normalize(offers: Vec<Offer>, config: &NormalizeConfig) -> (Vec<Offer>, N
 
 /// Normalises one offer. `Ok((offer, discounted))` when kept (changes worth
 /// reporting are pushed to `adjusted`), `Err` with the reason when dropped.
+#[cfg(test)]
 pub fn normalize_offer(
     offer: Offer,
     config: &NormalizeConfig,
@@ -70,6 +74,7 @@ pub fn normalize_offer(
 /// Steps 1-4 (see the module docs): everything but the discount. `Ok` with
 /// the offer at its list price when kept (changes worth reporting are pushed
 /// to `adjusted`), `Err` with the reason when dropped.
+#[cfg(test)]
 pub fn normalize_listed(
     offer: Offer,
     bounds: &SanityBounds,
@@ -78,8 +83,8 @@ pub fn normalize_listed(
     normalize_listed_with(offer, bounds, adjusted, &mut GpuNames::default())
 }
 
-/// [`normalize_listed`] with GPU names remembered across the offers of a
-/// catalogue.
+/// Steps 1-4 (everything but the discount), with GPU names remembered
+/// across the offers of a catalogue.
 pub fn normalize_listed_with(
     mut offer: Offer,
     bounds: &SanityBounds,

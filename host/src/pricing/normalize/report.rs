@@ -115,7 +115,7 @@ impl std::fmt::Display for OfferId {
     }
 }
 
-/// What [`normalize`] dropped and changed.
+/// What `normalize` dropped and changed.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct NormalizeReport {
     /// Dropped offers, in input order.

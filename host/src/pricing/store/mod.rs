@@ -36,7 +36,7 @@ pub struct Provenance {
 }
 
 /// What normalisation dropped from a catalogue when it was fetched: the
-/// count, and the first [`MAX_DROPS_KEPT`] as text for the log.
+/// count, and the first `MAX_DROPS_KEPT` as text for the log.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Drops {
     /// Offers dropped.
@@ -317,7 +317,7 @@ impl Loaded {
         }
     }
 
-    /// The machines, indexed by [`Row::shape`].
+    /// The machines, indexed by `Row::shape`.
     pub fn shapes(&self) -> &[Shape] {
         &self.shapes
     }

@@ -18,7 +18,7 @@ use crate::tracking::{
 
 impl Orchestrator {
     /// Creates the managed cluster `req` asks for and tracks it like a VM: a
-    /// record of type `cluster` (see [`crate::provisioning::clusters`]) with its
+    /// record of type `cluster` (see `crate::provisioning::clusters`) with its
     /// history, events, time to live and crash recovery. Returns the record once
     /// the cluster runs (`active`: a deployment target `k8s:<name>`), or once the
     /// provider accepted it when `opts.wait` is off.
