@@ -414,6 +414,7 @@ impl Bench {
             format!(
                 "[host]\nintegrity = \"warn\"\nwatch = false\nstate_dir = {:?}\nproviders_dir = {:?}\n\
                  [providers.aws]\nallow = [\"http://{addr}\"]\nmax_response_body_kib = 1048576\n\
+                 max_returned_offers = 1000000\n\
                  memory_mib = {memory_mib}\ncall_timeout_ms = 120000\n\
                  [providers.aws.settings]\ncatalog_url = \"http://{addr}/instances.json\"\n\
                  [operator.deployment]\nprice_fetch_timeout_secs = 120\n",
