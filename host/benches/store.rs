@@ -100,7 +100,10 @@ fn measure(name: &str, db: Database, n: usize) {
         let after = (k * 7_919) % n;
         let q = DeploymentQuery {
             status: Some(DeploymentStatus::Terminated),
-            after: Some((1_800_000_000 + after as i64, format!("dep-bench-{after:06}"))),
+            after: Some((
+                1_800_000_000 + after as i64,
+                format!("dep-bench-{after:06}"),
+            )),
             limit: 50,
             ..DeploymentQuery::default()
         };
@@ -121,7 +124,9 @@ fn measure(name: &str, db: Database, n: usize) {
         assert_eq!(h.len(), 7);
     }
     let (p50, p99, max) = percentiles(hist);
-    println!("  history of one (Tracker::history): p50 {p50:.1} µs, p99 {p99:.1} µs, max {max:.0} µs");
+    println!(
+        "  history of one (Tracker::history): p50 {p50:.1} µs, p99 {p99:.1} µs, max {max:.0} µs"
+    );
 }
 
 fn loadavg() -> String {
@@ -142,7 +147,9 @@ fn main() {
     println!("load average: {}", loadavg());
 
     let Ok(admin) = std::env::var("BPR_TEST_DATABASE_URL") else {
-        println!("PostgreSQL: skipped (BPR_TEST_DATABASE_URL is not set; see scripts/standins/postgres.sh)");
+        println!(
+            "PostgreSQL: skipped (BPR_TEST_DATABASE_URL is not set; see scripts/standins/postgres.sh)"
+        );
         return;
     };
     let mut url = url::Url::parse(&admin).unwrap();

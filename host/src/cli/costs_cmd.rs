@@ -37,8 +37,12 @@ pub async fn run(args: CostsArgs, config: Config) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let db = config.open_database()?;
     let tracker = Tracker::new(db, &config.host.state_dir.join("deployments"));
-    let report = costs::report(&tracker, since, args.by)
-        .with_context(|| format!("reading the usage ledger in {}", tracker.database().describe()))?;
+    let report = costs::report(&tracker, since, args.by).with_context(|| {
+        format!(
+            "reading the usage ledger in {}",
+            tracker.database().describe()
+        )
+    })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

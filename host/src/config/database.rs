@@ -64,20 +64,14 @@ impl DatabaseToml {
             }
             (Some(f), None) => Some(PasswordSource::File(resolve(f))),
             (None, Some(v)) if v.is_empty() => {
-                return Err(invalid(
-                    "database.password_env",
-                    "names no variable",
-                ));
+                return Err(invalid("database.password_env", "names no variable"));
             }
             (None, Some(v)) => Some(PasswordSource::Env(v)),
             (None, None) => None,
         };
         let max_connections = match self.max_connections {
             Some(0) => {
-                return Err(invalid(
-                    "database.max_connections",
-                    "must be at least 1",
-                ));
+                return Err(invalid("database.max_connections", "must be at least 1"));
             }
             Some(n) => n,
             None => defaults.max_connections,

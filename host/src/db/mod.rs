@@ -56,8 +56,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
 
-pub use crate::__db_params as params;
 pub use self::postgres::{PasswordSource, PostgresTarget};
+pub use crate::__db_params as params;
 pub use value::{FromValue, Row, ToValue, Value};
 
 /// The database could not be used.
@@ -524,10 +524,7 @@ impl Database {
     /// hosts may share one cloud account). Replicas sharing one PostgreSQL
     /// database share it: they are one host.
     pub fn host_id(&self) -> Result<String> {
-        let row = self.query_opt(
-            "SELECT id FROM host_identity WHERE \"only\" = 1",
-            params![],
-        )?;
+        let row = self.query_opt("SELECT id FROM host_identity WHERE \"only\" = 1", params![])?;
         match row {
             Some(r) => r.get(0),
             None => Err(DbError::Column {
@@ -849,7 +846,10 @@ mod tests {
             let admin = std::env::var("BPR_TEST_DATABASE_URL").unwrap();
             admin_sql(
                 &admin,
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", s.settings().0.dbname()),
+                &format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    s.settings().0.dbname()
+                ),
             );
         }
     }
@@ -919,7 +919,10 @@ mod tests {
             texts.push(format!("{err} {err:?}"));
             let down = PostgresTarget::parse("postgres://bpr@127.0.0.1:1/bpr").unwrap();
             let err = Database::connect(&down, &settings).unwrap_err();
-            assert!(err.to_string().contains("postgres://bpr@127.0.0.1:1/bpr"), "{err}");
+            assert!(
+                err.to_string().contains("postgres://bpr@127.0.0.1:1/bpr"),
+                "{err}"
+            );
             texts.push(format!("{err} {err:?}"));
             let err = PostgresTarget::parse(&format!("postgres://bpr:{secret}@127.0.0.1/bpr"))
                 .unwrap_err();

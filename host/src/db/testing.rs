@@ -147,7 +147,10 @@ impl Scratch {
     fn drop_database(&self) {
         admin_sql(
             &self.admin,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.target.dbname()),
+            &format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.target.dbname()
+            ),
         );
     }
 }

@@ -229,8 +229,7 @@ impl Tracker {
     /// Opens a period for the record's current instance now (resumed), unless
     /// one is open.
     pub fn reopen_usage(&self, id: &str) -> Result<()> {
-        self.database()
-            .write(|tx| open_for_record(tx, id, now()))?;
+        self.database().write(|tx| open_for_record(tx, id, now()))?;
         Ok(())
     }
 

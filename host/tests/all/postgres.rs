@@ -82,7 +82,10 @@ impl Drop for PgDatabase {
     fn drop(&mut self) {
         admin_sql(
             &self.admin,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.target.dbname()),
+            &format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.target.dbname()
+            ),
         );
     }
 }
@@ -192,7 +195,10 @@ async fn bpr_deploys_lists_reports_costs_and_terminates_with_its_store_on_postgr
     assert!(!env.state.join("bpr.sqlite3").exists());
     let db = pg.open();
     let tracker = Tracker::new(db, &env.state.join("deployments"));
-    assert_eq!(tracker.get(&id).unwrap().status, DeploymentStatus::Terminated);
+    assert_eq!(
+        tracker.get(&id).unwrap().status,
+        DeploymentStatus::Terminated
+    );
     let usage = tracker.usage_of(&id).unwrap();
     assert_eq!(usage.len(), 1);
     assert!(usage[0].ended_at.is_some(), "{usage:?}");
@@ -309,8 +315,16 @@ async fn the_same_service_event_sent_to_two_hosts_on_one_postgres_at_once_yields
         rec = a.deployment(key).unwrap().unwrap();
     }
     assert_eq!(rec.status, DeploymentStatus::Active);
-    assert_eq!(moto.live_instances_of(&rec.id).await.len(), 1, "one instance");
-    let done = b.on_service_terminated(blueprint, 7).await.unwrap().unwrap();
+    assert_eq!(
+        moto.live_instances_of(&rec.id).await.len(),
+        1,
+        "one instance"
+    );
+    let done = b
+        .on_service_terminated(blueprint, 7)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(done.status, DeploymentStatus::Terminated);
     assert!(moto.live_instances_of(&rec.id).await.is_empty());
 }
@@ -326,9 +340,11 @@ async fn bpr_serve_on_postgres_deploys_and_terminates_through_its_api() {
     let moto = Moto::new();
     let (host_line, database) = pg.config_lines();
     let config = crate::serve::write_config(&env, &moto.url, "warn", &database);
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replacen("[host]\n", &format!("[host]\n{host_line}"), 1);
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "[host]\n",
+        &format!("[host]\n{host_line}"),
+        1,
+    );
     std::fs::write(&config, text).unwrap();
     let serve = Serve::start(&config);
     serve.ready().await;

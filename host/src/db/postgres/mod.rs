@@ -266,6 +266,9 @@ mod tests {
             placeholders("SELECT a FROM t WHERE b = ?1 AND c = '?2' AND \"?3\" = ?12"),
             "SELECT a FROM t WHERE b = $1 AND c = '?2' AND \"?3\" = $12"
         );
-        assert_eq!(placeholders("x = 'it''s ?1' OR y = ?2"), "x = 'it''s ?1' OR y = $2");
+        assert_eq!(
+            placeholders("x = 'it''s ?1' OR y = ?2"),
+            "x = 'it''s ?1' OR y = $2"
+        );
     }
 }

@@ -63,9 +63,8 @@ impl PostgresTarget {
                  password_env instead (a password in the URL would show in logs, errors and `ps`)",
             ));
         }
-        let decode = |s: &str| {
-            percent_decode(s).ok_or_else(|| bad(shown.clone(), "has invalid %-escapes"))
-        };
+        let decode =
+            |s: &str| percent_decode(s).ok_or_else(|| bad(shown.clone(), "has invalid %-escapes"));
         let user = decode(parsed.username())?;
         if user.is_empty() {
             return Err(bad(
@@ -277,7 +276,10 @@ mod tests {
         let err = read_password(&PasswordSource::File(missing), &t)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("nope") && err.contains("password_file"), "{err}");
+        assert!(
+            err.contains("nope") && err.contains("password_file"),
+            "{err}"
+        );
         let err = read_password(
             &PasswordSource::Env("BPR_TEST_SURELY_UNSET_PASSWORD_VAR".into()),
             &t,
@@ -286,9 +288,7 @@ mod tests {
         .to_string();
         assert!(err.contains("BPR_TEST_SURELY_UNSET_PASSWORD_VAR"), "{err}");
         // The settings the client gets do not print it.
-        let config = t
-            .client_config(Some(&PasswordSource::File(file)))
-            .unwrap();
+        let config = t.client_config(Some(&PasswordSource::File(file))).unwrap();
         assert!(!format!("{config:?}").contains("s3cret"));
     }
 }
