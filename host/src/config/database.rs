@@ -84,3 +84,56 @@ impl DatabaseToml {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+    use crate::db::{Location, PasswordSource};
+
+    #[test]
+    fn a_postgres_url_selects_the_postgres_store_with_its_password_file() {
+        let c = Config::from_toml_str(
+            "[host]\ndatabase = \"postgres://bpr@db.internal:6543/fleet\"\n\
+             [database]\npassword_file = \"/run/secrets/bpr-db\"\nmax_connections = 8\n",
+            "t.toml",
+        )
+        .unwrap();
+        match c.database_location() {
+            Location::Postgres(t) => {
+                assert_eq!(t.to_string(), "postgres://bpr@db.internal:6543/fleet");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            c.database.password,
+            Some(PasswordSource::File("/run/secrets/bpr-db".into()))
+        );
+        assert_eq!(c.database.max_connections, 8);
+        let sqlite = Config::from_toml_str("[host]\ndatabase = \"/var/lib/bpr/x.sqlite3\"\n", "t")
+            .unwrap();
+        assert_eq!(
+            sqlite.database_location(),
+            Location::Sqlite("/var/lib/bpr/x.sqlite3".into())
+        );
+    }
+
+    #[test]
+    fn a_password_in_the_url_or_two_password_sources_are_refused_naming_the_key() {
+        let err = Config::from_toml_str(
+            "[host]\ndatabase = \"postgresql://bpr:s3cr3t-in-url@h/bpr\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("host.database") && err.contains("password_file"), "{err}");
+        assert!(!err.contains("s3cr3t-in-url"), "{err}");
+        let err = Config::from_toml_str(
+            "[host]\ndatabase = \"postgres://bpr@h/bpr\"\n\
+             [database]\npassword_file = \"p\"\npassword_env = \"P\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not both"), "{err}");
+    }
+}

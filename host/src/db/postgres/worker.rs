@@ -104,13 +104,22 @@ impl Worker {
                 r.map_err(|e| self.lost(e)).map(|()| Outcome::Done)
             }
             Request::Begin { lock } => {
-                let client = self.client()?;
-                let r = client.batch_execute("BEGIN").and_then(|()| match lock {
-                    Some(key) => client
-                        .execute("SELECT pg_advisory_xact_lock($1)", &[&key])
-                        .map(|_| ()),
-                    None => Ok(()),
-                });
+                let begin = |client: &mut Client| {
+                    client.batch_execute("BEGIN").and_then(|()| match lock {
+                        Some(key) => client
+                            .execute("SELECT pg_advisory_xact_lock($1)", &[&key])
+                            .map(|_| ()),
+                        None => Ok(()),
+                    })
+                };
+                let mut r = begin(self.client()?);
+                // Nothing ran yet: on a connection lost meanwhile, once more.
+                if let Err(e) = &r
+                    && self.is_lost(e)
+                {
+                    self.client = None;
+                    r = begin(self.client()?);
+                }
                 match r {
                     Ok(()) => {
                         self.in_tx = true;
@@ -142,9 +151,17 @@ impl Worker {
         }
     }
 
+    /// True when `e` means the connection is gone: closed, or ended by the
+    /// server (SQLSTATE class 57P: an administrator, a restart, a failover).
+    fn is_lost(&self, e: &postgres::Error) -> bool {
+        e.is_closed()
+            || self.client.as_ref().is_none_or(Client::is_closed)
+            || e.code().is_some_and(|c| c.code().starts_with("57P"))
+    }
+
     /// Notes a lost connection (reopened at the next request) and wraps `e`.
     fn lost(&mut self, e: postgres::Error) -> DbError {
-        if e.is_closed() {
+        if self.is_lost(&e) {
             self.client = None;
             self.statements.clear();
         }
@@ -161,7 +178,7 @@ impl Worker {
             &self.database,
         )?;
         match run(client, &mut self.statements, sql, params, rows) {
-            Err(e) if e.is_closed() && !self.in_tx => {
+            Err(e) if !self.in_tx && self.is_lost(&e) => {
                 self.client = None;
                 tracing::warn!(
                     database = %self.database,
