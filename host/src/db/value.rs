@@ -105,7 +105,25 @@ macro_rules! int_to_value {
         }
     )*};
 }
-int_to_value!(i64, i32, u32, u64, usize);
+int_to_value!(u64, usize);
+
+impl ToValue for i64 {
+    fn to_value(&self) -> Value {
+        Value::Int(*self)
+    }
+}
+
+impl ToValue for i32 {
+    fn to_value(&self) -> Value {
+        Value::Int(i64::from(*self))
+    }
+}
+
+impl ToValue for u32 {
+    fn to_value(&self) -> Value {
+        Value::Int(i64::from(*self))
+    }
+}
 
 impl<T: ToValue> ToValue for Option<T> {
     fn to_value(&self) -> Value {
