@@ -445,11 +445,12 @@ async fn over_the_api_a_service_initiated_over_budget_is_a_422_before_the_202_an
     let (code, v) = serve.get(&path(s + 1)).await;
     assert_eq!(code, 404, "{v}");
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = (s + 1).to_string();
     assert!(
         !events
             .all()
             .iter()
-            .any(|(_, _, v)| v["service_id"] == (s + 1).to_string()),
+            .any(|(_, _, v)| v["service_id"] == refused.as_str()),
         "{:?}",
         events.all()
     );
