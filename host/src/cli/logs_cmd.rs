@@ -23,7 +23,8 @@ pub struct LogsArgs {
     /// The last this many lines of each pod or source (at most 5000).
     #[arg(long, default_value_t = DEFAULT_TAIL, value_parser = clap::value_parser!(u32).range(1..=MAX_TAIL as i64))]
     pub tail: u32,
-    /// How often an SSH host is polled when following, in seconds.
+    /// When following: how often an SSH host is polled and a Kubernetes
+    /// deployment's pods are listed again (new pods are followed too), in seconds.
     #[arg(long, default_value_t = 2)]
     pub poll_secs: u64,
     /// One JSON object per line (`source`, `time`, `line`, `truncated`).

@@ -219,6 +219,26 @@ impl RemoteDeployments {
         }
     }
 
+    /// What [`RemoteDeployments::on_service_initiated`] would check before it
+    /// records anything, checked now without deploying: the request is planned
+    /// and held against the operator's budget. For a caller that answers
+    /// before it deploys (`bpr serve` answers 202 first); the deploy checks
+    /// again. A plan that fails now is not an error here: the deploy meets
+    /// (and reports) the same failure, which may also be transient.
+    pub async fn check_initiation(
+        &self,
+        key: ServiceKey,
+        resource_requirements: Option<ResourceSpec>,
+        artifact: Option<DeployArtifact>,
+        extra_env: HashMap<String, String>,
+    ) -> Result<(), EmbeddingError> {
+        let req = self.request(key, resource_requirements, artifact, extra_env)?;
+        let Ok(plan) = self.host.plan(&req).await else {
+            return Ok(());
+        };
+        Ok(self.host.check_budget(&req, &plan)?)
+    }
+
     /// A service was terminated (upstream's signature): terminate its
     /// deployment. `Ok(None)` when it has none (already terminated: idempotent).
     pub async fn on_service_terminated(

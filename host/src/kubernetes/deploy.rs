@@ -17,6 +17,10 @@ use super::render::{Manifest, Manifests, render, resource_of};
 use super::spec::{DeploymentRequest, WorkloadKind, WorkloadRef};
 use super::{LABEL_DEPLOYMENT, LABEL_MANAGED_BY, MANAGER};
 
+/// The pod-template annotation [`Deployer::restart`] stamps with the time:
+/// `kubectl rollout restart`'s, so operators and tools read it as a restart.
+pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+
 /// How long and how often to wait for a rollout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RolloutOptions {
@@ -218,6 +222,44 @@ impl Deployer {
     /// Same as [`Deployer::deploy`]; named for the tracker's update path.
     pub async fn update(&self, request: &DeploymentRequest) -> Result<WorkloadStatus> {
         self.deploy(request).await
+    }
+
+    /// [`Deployer::deploy`] with every pod replaced: after the apply the pod
+    /// template is stamped with the time under [`RESTARTED_AT`] (what
+    /// `kubectl rollout restart` does), so the controller rolls out new pods
+    /// even when the spec did not change, then the rollout is waited for. How
+    /// a workload whose pods stopped being ready is healed; the stamp is a
+    /// merge patch, not part of the applied manifests, so a later apply by the
+    /// host leaves it (and the pods) alone.
+    pub async fn restart(&self, request: &DeploymentRequest) -> Result<WorkloadStatus> {
+        let manifests = render(request)?;
+        self.apply(&manifests).await?;
+        let target = manifests.target();
+        let now = chrono::DateTime::from_timestamp(crate::clock::unix_now(), 0)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let stamp = serde_json::json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}});
+        let params = PatchParams::default();
+        let patched = match target.workload {
+            WorkloadKind::Deployment => {
+                Api::<Deployment>::namespaced(self.client.clone(), &target.namespace)
+                    .patch(&target.name, &params, &Patch::Merge(&stamp))
+                    .await
+                    .map(drop)
+            }
+            WorkloadKind::StatefulSet => {
+                Api::<StatefulSet>::namespaced(self.client.clone(), &target.namespace)
+                    .patch(&target.name, &params, &Patch::Merge(&stamp))
+                    .await
+                    .map(drop)
+            }
+        };
+        patched.map_err(|source| Error::RestartFailed {
+            kind: target.workload.as_str(),
+            object: target.object(),
+            source,
+        })?;
+        self.wait_for_rollout(target).await
     }
 
     /// Payment expired: applies the deployment suspended (0 replicas, no autoscaler) and

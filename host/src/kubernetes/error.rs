@@ -114,6 +114,17 @@ pub enum Error {
         /// The configured names, comma separated (`none` if empty).
         known: String,
     },
+    /// Stamping the pod template for a restart (new pods) was refused or failed.
+    #[error("restarting the pods of {kind} {object} failed: {source}")]
+    RestartFailed {
+        /// `Deployment` or `StatefulSet`.
+        kind: &'static str,
+        /// `namespace/name`.
+        object: String,
+        /// What the API server (or the connection) reported.
+        #[source]
+        source: kube::Error,
+    },
     /// Server-side apply of one object was refused or failed.
     #[error("server-side apply of {kind} {object} failed: {source}")]
     ApplyFailed {

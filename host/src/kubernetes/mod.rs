@@ -42,7 +42,7 @@ mod tests;
 
 pub use address::ServiceAddress;
 pub use cluster::{Cluster, ClusterConfig, Clusters};
-pub use deploy::{Deployer, RolloutOptions, WorkloadCondition, WorkloadStatus};
+pub use deploy::{Deployer, RESTARTED_AT, RolloutOptions, WorkloadCondition, WorkloadStatus};
 pub use directory::ClusterDirectory;
 pub use error::{Error, ManagedError, Result};
 pub use render::{

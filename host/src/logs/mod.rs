@@ -2,7 +2,9 @@
 //! `GET /v1/deployments/{id}/logs`.
 //!
 //! - Kubernetes ([`kube`](self)): the logs of every pod of the workload (at
-//!   most [`MAX_PODS`]), through the cluster's API; following streams each pod.
+//!   most [`MAX_PODS`]), through the cluster's API; following streams each pod
+//!   and lists the pods again every [`LogOptions::poll`], so pods created
+//!   later (a rollout, a heal) are followed too.
 //! - SSH hosts: through the host's ssh pool (every command bounded by its
 //!   deadline and output cap, and audited): a container's `docker logs` /
 //!   `podman logs`; a native binary's log file (where its systemd unit or
@@ -57,7 +59,9 @@ pub struct LogOptions {
     /// Keep reading as the workload prints, until the reader is dropped or the
     /// deployment ends.
     pub follow: bool,
-    /// How often an SSH source is polled when following. Default 2 s.
+    /// When following: how often an SSH source is polled, and how often a
+    /// Kubernetes deployment's pods are listed again (new pods are followed
+    /// too). Default 2 s.
     pub poll: Duration,
 }
 

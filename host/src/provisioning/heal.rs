@@ -3,6 +3,13 @@
 //! first, the record switched to it once it is healthy, the old one deleted
 //! after — with the history saying why at every step.
 //!
+//! A provider that places workloads on the operator's machines (`ssh`) runs
+//! one workload per deployment on a machine (named by the deployment), so a
+//! replacement on the machine it already runs on cannot start next to the
+//! old one: that candidate, where the plan ranks it, is a restart in place —
+//! the old workload removed first, then created again. Any other candidate
+//! (another host, a cloud) gets a new instance while the old one serves.
+//!
 //! Nothing is lost on a crash: the new instance's attempt is recorded before
 //! the provider is called and its usage period right after (see
 //! `tracking::usage`); [`Orchestrator::finish_interrupted_heals`] deletes an
@@ -11,9 +18,10 @@
 //! the labelled instances a replacement attempt may have left before its
 //! period was written.
 //!
-//! A Kubernetes deployment is healed by re-applying what it should run and
-//! waiting for the rollout (objects deleted outside the host come back;
-//! Kubernetes itself replaces crashed pods).
+//! A Kubernetes deployment is healed by re-applying what it should run
+//! (objects deleted outside the host come back) and restarting its rollout
+//! (new pods replace the ones that stopped being ready, as `kubectl rollout
+//! restart` does), then waiting for it.
 
 use std::collections::BTreeSet;
 
@@ -21,7 +29,6 @@ use super::error::{DeployError, StepError};
 use super::events::{self, EventKind};
 use super::health;
 use super::instances::{address_of, labels_of, resources_of};
-use super::kubernetes::KubernetesChange;
 use super::options::DeployOptions;
 use super::orchestrator::Orchestrator;
 use super::request::{DeployRequest, InstanceTarget};
@@ -141,7 +148,10 @@ impl Orchestrator {
         let labels = labels_of(&rec);
         let stamp = crate::clock::unix_now();
         let mut failures = Vec::new();
+        // The old workload was removed for a restart in place.
+        let mut removed = false;
         for (i, target) in candidates.iter().enumerate() {
+            let restart = self.same_machine(&rec, target);
             let key = format!("{id}{HEAL_KEY}{stamp}-{}", i + 1);
             let intent = AttemptIntent {
                 provider: &target.provider,
@@ -153,6 +163,15 @@ impl Orchestrator {
                 idempotency_key: &key,
             };
             let n = tracker.begin_replacement(id, &intent)?;
+            if restart && !removed {
+                if let Err(e) = self.remove_for_restart(&rec, target, opts).await {
+                    let detail = format!("could not remove the old workload to restart it: {e}");
+                    tracker.finish_attempt(id, n, AttemptOutcome::Failed, &detail)?;
+                    failures.push(format!("{}: {detail}", target.label()));
+                    continue;
+                }
+                removed = true;
+            }
             let workloads = self.runs_workloads(&target.provider);
             let spec = InstanceSpec {
                 deployment_id: id.to_string(),
@@ -170,7 +189,7 @@ impl Orchestrator {
                 workload: if workloads { workload.clone() } else { None },
             };
             match self
-                .try_replacement(&rec, target, n, spec, &req, workloads, opts)
+                .try_replacement(&rec, target, n, spec, &req, workloads, restart, opts)
                 .await
             {
                 Ok((instance, address, seq)) => {
@@ -213,7 +232,9 @@ impl Orchestrator {
                     if let Some(kind) = events::for_transition(&rec_now, &why) {
                         self.publish(&rec_now, kind);
                     }
-                    self.retire_old(&rec, opts).await;
+                    if !removed {
+                        self.retire_old(&rec, opts).await;
+                    }
                     return Ok(tracker.get(id)?);
                 }
                 Err((detail, stop)) => {
@@ -230,13 +251,19 @@ impl Orchestrator {
             failures,
         };
         let text = e.to_string();
+        let old = old.as_deref().unwrap_or("-");
+        let now = match removed {
+            true => format!(
+                "its workload {old} was removed for the restart and nothing runs now; the next health pass finds it gone and heals again"
+            ),
+            false => format!("instance {old} keeps serving"),
+        };
         tracker.note_history(
             id,
             &format!(
-                "heal failed: {}; instance {} keeps serving",
+                "heal failed: {}; {now}",
                 text.strip_prefix(&format!("deployment {id}: "))
                     .unwrap_or(&text),
-                old.as_deref().unwrap_or("-")
             ),
         )?;
         Err(e)
@@ -278,6 +305,7 @@ impl Orchestrator {
         spec: InstanceSpec,
         req: &DeployRequest,
         workloads: bool,
+        restart: bool,
         opts: &DeployOptions,
     ) -> Result<(crate::runtime::bindings::wit::Instance, Option<String>, i64), (String, bool)>
     {
@@ -314,6 +342,17 @@ impl Orchestrator {
                 return Err((why, v == Verdict::Stop));
             }
         };
+        // A provider answering with the instance that serves (the same machine
+        // under another name, say) made nothing new: it is not deleted here.
+        if !restart && rec.instance_id.as_deref() == Some(instance.id.as_str()) {
+            return Err((
+                format!(
+                    "{} answered with instance {}, which is the one being replaced: no replacement was made",
+                    target.provider, instance.id
+                ),
+                false,
+            ));
+        }
         if let Err(e) = self.tracker.record_replacement_created(id, n, &instance.id) {
             tracing::warn!(deployment = %id, "heal: cannot record attempt {n}: {e}");
         }
@@ -382,12 +421,65 @@ impl Orchestrator {
         }
     }
 
+    /// Whether a replacement on `t` lands on the machine `rec` runs on, with a
+    /// provider that places workloads there (one per deployment).
+    fn same_machine(&self, rec: &DeploymentRecord, t: &InstanceTarget) -> bool {
+        self.runs_workloads(&t.provider)
+            && rec.provider.as_deref() == Some(t.provider.as_str())
+            && rec.region.as_deref() == Some(t.region.as_str())
+            && rec.instance_type.as_deref() == Some(t.instance_type.as_str())
+    }
+
+    /// Removes `rec`'s workload from its machine so that it can be created
+    /// there again (a restart in place), closing its usage period; the
+    /// history says so first.
+    async fn remove_for_restart(
+        &self,
+        rec: &DeploymentRecord,
+        target: &InstanceTarget,
+        opts: &DeployOptions,
+    ) -> Result<(), StepError> {
+        let old = rec.instance_id.as_deref().unwrap_or("-");
+        let _ = self.tracker.note_history(
+            &rec.id,
+            &format!(
+                "restarting in place on {}: removing workload {old} first ({} runs one workload per deployment on a machine)",
+                target.label(),
+                target.provider
+            ),
+        );
+        self.delete_old(rec, opts, "deleted: restarted in place by a heal")
+            .await
+    }
+
     /// Deletes the instance `old` (the record before the swap) named and closes
     /// its period. A failure is logged and noted: its period stays open, so
     /// the next supervisor pass deletes it.
     async fn retire_old(&self, old: &DeploymentRecord, opts: &DeployOptions) {
-        let Some(iid) = old.instance_id.clone() else {
+        let Err(e) = self
+            .delete_old(old, opts, "replaced: deleted after heal")
+            .await
+        else {
             return;
+        };
+        let iid = old.instance_id.as_deref().unwrap_or("-");
+        tracing::warn!(deployment = %old.id, "heal: deleting the replaced instance {iid} failed: {e}");
+        let _ = self.tracker.note_history(
+            &old.id,
+            &format!("deleting the replaced instance {iid} failed ({e}); the supervisor retries"),
+        );
+    }
+
+    /// delete-instance until gone of the instance `old` names, then its open
+    /// usage periods closed with `reason` (left open on a failure).
+    async fn delete_old(
+        &self,
+        old: &DeploymentRecord,
+        opts: &DeployOptions,
+        reason: &str,
+    ) -> Result<(), StepError> {
+        let Some(iid) = old.instance_id.clone() else {
+            return Ok(());
         };
         let periods: Vec<UsagePeriod> = self
             .tracker
@@ -410,24 +502,11 @@ impl Orchestrator {
             Ok(p) => self.delete_until_gone(&p, &r, opts).await,
             Err(e) => Err(StepError::call("load", e)),
         };
-        match outcome {
-            Ok(()) => {
-                for p in periods {
-                    let _ = self
-                        .tracker
-                        .close_period(p.seq, "replaced: deleted after heal");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(deployment = %old.id, "heal: deleting the replaced instance {iid} failed: {e}");
-                let _ = self.tracker.note_history(
-                    &old.id,
-                    &format!(
-                        "deleting the replaced instance {iid} failed ({e}); the supervisor retries"
-                    ),
-                );
-            }
+        outcome?;
+        for p in periods {
+            let _ = self.tracker.close_period(p.seq, reason);
         }
+        Ok(())
     }
 
     /// Delete every instance labelled for `id` in `region`, except `keep`.
@@ -472,7 +551,7 @@ impl Orchestrator {
         self.tracker.note_history(
             &rec.id,
             &format!(
-                "healing ({reason}): re-applying its objects to {}",
+                "healing ({reason}): re-applying its objects to {} and restarting its pods",
                 placement_of(rec)
             ),
         )?;
@@ -483,10 +562,7 @@ impl Orchestrator {
                 old_instance: rec.instance_id.clone(),
             },
         );
-        match self
-            .update(&rec.id, &KubernetesChange::default(), opts)
-            .await
-        {
+        match self.restart_kubernetes(&rec.id, opts).await {
             Ok(status) => {
                 self.tracker.note_history(
                     &rec.id,

@@ -29,7 +29,8 @@ use crate::tracking::{DeploymentRecord, DeploymentStatus, DeploymentType};
 pub enum Observation {
     /// Its check passed.
     Healthy,
-    /// Its check failed (HTTP check, instance not running, no replica ready).
+    /// Its check failed (HTTP check, instance not running, a Kubernetes
+    /// rollout not available).
     Failing(String),
     /// The provider stopped or deleted its instance (a spot interruption, or
     /// an action outside the host): unhealthy at once.
@@ -270,8 +271,10 @@ impl Orchestrator {
                 Err(e) => return Observation::Unknown(e.to_string()),
             };
             return match deployer.status(&target).await {
-                Ok(s) if s.desired > 0 && s.ready == 0 => {
-                    Observation::Failing(format!("no replica ready ({})", s.describe()))
+                // No pod ready, or the rollout says it is not available (a
+                // Deployment's `Available=False`: fewer ready than it needs).
+                Ok(s) if s.desired > 0 && (s.ready == 0 || unavailable(&s)) => {
+                    Observation::Failing(format!("not available ({})", s.describe()))
                 }
                 Ok(_) => Observation::Healthy,
                 Err(e) => Observation::Unknown(e.to_string()),
@@ -348,6 +351,13 @@ impl Orchestrator {
             Err(seen) => Observation::Failing(seen.to_string()),
         }
     }
+}
+
+/// Whether the workload reports the condition `Available=False`.
+fn unavailable(s: &crate::kubernetes::WorkloadStatus) -> bool {
+    s.conditions
+        .iter()
+        .any(|c| c.type_ == "Available" && c.status == "False")
 }
 
 /// The WIT name of an instance state, for messages.
@@ -427,6 +437,30 @@ mod tests {
         w.record("d", &failing(), 1);
         assert_eq!(w.record("d", &Observation::Healthy, 1), Change::Recovered);
         assert_eq!(w.record("d", &Observation::Healthy, 1), Change::None);
+    }
+
+    #[test]
+    fn a_rollout_reporting_available_false_is_unavailable_and_one_without_conditions_is_not() {
+        use crate::kubernetes::{WorkloadCondition, WorkloadKind, WorkloadStatus};
+        let mut s = WorkloadStatus {
+            kind: WorkloadKind::Deployment,
+            desired: 2,
+            current: 2,
+            ready: 2,
+            available: 2,
+            updated: 2,
+            generation: 1,
+            observed_generation: 1,
+            conditions: vec![],
+        };
+        assert!(!unavailable(&s));
+        s.conditions.push(WorkloadCondition {
+            type_: "Available".into(),
+            status: "False".into(),
+            reason: Some("MinimumReplicasUnavailable".into()),
+            message: None,
+        });
+        assert!(unavailable(&s));
     }
 
     #[test]

@@ -828,3 +828,262 @@ async fn a_kubernetes_deployment_is_scaled_to_zero_at_expiry_and_back_at_renewal
     ctl.abort();
     assert_eq!(done.status, DeploymentStatus::Terminated);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kubernetes_rollout_that_stops_being_available_is_unhealthy_after_n_checks_and_healed_by_restarting_its_pods()
+ {
+    use blueprint_remote_providers::kubernetes::{RESTARTED_AT, Tier};
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::api::{Api, Patch, PatchParams};
+
+    let env = TestEnv::new();
+    let host = env
+        .start(&format!(
+            "{}\n[operator.health]\nfailures_before_unhealthy = 2\nauto_heal = true\n",
+            kmock_cluster_section(&env)
+        ))
+        .await;
+    let service = crate::kubernetes::unique_service();
+    let req = crate::kubernetes::request(service, "kmock-a", Tier::Standard);
+    let client = host.cluster("kmock-a").await.unwrap().client().clone();
+    let ctl = crate::kubernetes::controller(client.clone(), format!("bpr-7-{service}"));
+    let opts = crate::kubernetes::fast();
+    let rec = host
+        .deploy_with(req, vec![], &opts)
+        .await
+        .expect("deploys on kmock");
+    let id = rec.id.clone();
+    let target = rec.kubernetes.clone().unwrap();
+    let mut events = host.subscribe();
+    let mut watch = HealthWatch::default();
+    let r = host.health_pass(&mut watch, &opts).await;
+    assert!(
+        r.checked.contains(&id) && r.unhealthy.is_empty(),
+        "healthy once rolled out: {r:?}"
+    );
+
+    // Its pods stop being ready (they crash, say): the controller has observed
+    // this generation, so nothing changes by itself.
+    let deployments: Api<Deployment> = Api::namespaced(client, &target.namespace);
+    let generation = deployments
+        .get(&target.name)
+        .await
+        .unwrap()
+        .metadata
+        .generation
+        .unwrap();
+    deployments
+        .patch_status(
+            &target.name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"status": {"observedGeneration": generation,
+                "replicas": 2, "updatedReplicas": 2, "readyReplicas": 0, "availableReplicas": 0,
+                "conditions": [{"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
+                    "message": "Deployment does not have minimum availability."}]}})),
+        )
+        .await
+        .unwrap();
+    let first = host.health_pass(&mut watch, &opts).await;
+    assert!(
+        first.unhealthy.is_empty(),
+        "one failure is not enough: {first:?}"
+    );
+    assert_eq!(watch.failures(&id), 1);
+    let second = host.health_pass(&mut watch, &opts).await;
+    assert_eq!(second.unhealthy.len(), 1, "{second:?}");
+    let why = &second.unhealthy[0].1;
+    assert!(
+        why.contains("2 consecutive failed check(s), last: not available")
+            && why.contains("Available=False"),
+        "{why}"
+    );
+    assert_eq!(second.healed.len(), 1, "auto-heal restarted it: {second:?}");
+
+    // New pods: the template is stamped (generation moved) and rolled out.
+    let now = deployments.get(&target.name).await.unwrap();
+    assert!(now.metadata.generation.unwrap() > generation);
+    let stamped = now
+        .spec
+        .template
+        .metadata
+        .and_then(|m| m.annotations)
+        .and_then(|a| a.get(RESTARTED_AT).cloned());
+    assert!(stamped.is_some(), "the pod template carries {RESTARTED_AT}");
+    let w = host.workload_status(&id).await.unwrap();
+    assert!(w.rolled_out() && w.ready == 2, "{}", w.describe());
+    assert_eq!(
+        host.tracker().get(&id).unwrap().status,
+        DeploymentStatus::Active
+    );
+
+    let h = history(&host, &id);
+    let pos = |needle: &str| {
+        h.iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in the history: {h:#?}"))
+    };
+    assert!(pos("unhealthy: 2 consecutive failed check(s)") < pos("healing ("));
+    assert!(pos("healing (") < pos("re-applied and its pods restarted"));
+    assert!(
+        pos("re-applied and its pods restarted") < pos("healed ("),
+        "{h:#?}"
+    );
+    assert_eq!(
+        drain(&mut events, &id),
+        ["unhealthy", "replacing", "replaced"]
+    );
+
+    // Healthy from now on.
+    let third = host.health_pass(&mut watch, &opts).await;
+    assert!(
+        third.checked.contains(&id) && third.unhealthy.is_empty() && third.healed.is_empty(),
+        "{third:?}"
+    );
+    let done = host.terminate(&id).await.expect("terminates");
+    ctl.abort();
+    assert_eq!(done.status, DeploymentStatus::Terminated);
+}
+
+/// Pids of the deploy user's processes whose command line has `needle`.
+fn remote_pids(needle: &str) -> Vec<String> {
+    let out = std::process::Command::new("pgrep")
+        .args(["-u", "deploy", "-f", needle])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ssh_workload_whose_http_check_fails_is_unhealthy_after_n_checks_and_restarted_in_place_leaving_nothing_behind()
+ {
+    use blueprint_remote_providers::placement::Request;
+
+    use crate::orchestrate::{
+        dep_dir, echo_server_download, native, ranked, remote_procs, ssh_host_section, sshd_lock,
+        start_async, store_capacity,
+    };
+
+    let _serial = sshd_lock().await;
+    let env = TestEnv::new();
+    env.add("ssh");
+    store_capacity(&env, "rack1", 4.0, 8.0);
+    let (server, sha) = echo_server_download(&env).await;
+    let host = start_async(
+        &env,
+        &format!(
+            "[providers.ssh]\nallow_ssh = true\ncall_timeout_ms = 120000\n{}\n\
+             [operator.health]\nfailures_before_unhealthy = 2\nauto_heal = true\n",
+            ssh_host_section("rack1", None)
+        ),
+    )
+    .await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let id = unique_id("ssh-heal");
+    let mut req = ranked(Request {
+        min_vcpus: 0.5,
+        min_memory_gib: 0.5,
+        ..Request::default()
+    });
+    req.deployment_id = Some(id.clone());
+    req.workload = Some(native(server.url("/echo_server"), sha, port));
+    req.health = Some(HealthCheck {
+        port,
+        path: Some("/healthz".into()),
+    });
+    let rec = host
+        .orchestrator()
+        .deploy_with(req, vec![], &fast())
+        .await
+        .expect("deploys on the sshd stand-in");
+    assert_eq!(
+        (rec.provider.as_deref(), rec.instance_type.as_deref()),
+        (Some("ssh"), Some("rack1"))
+    );
+    let instance = rec.instance_id.clone().unwrap();
+    let needle = format!("{port} ranked");
+    let old_pids = remote_pids(&needle);
+    assert_eq!(old_pids.len(), 1, "one workload process: {old_pids:?}");
+    let mut events = host.subscribe();
+    let mut watch = HealthWatch::default();
+
+    // The process keeps running, but its HTTP check answers 500 from now on.
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    reqwest::get(format!("http://127.0.0.1:{port}/bpr-test/fail"))
+        .await
+        .unwrap();
+    assert_eq!(reqwest::get(&health).await.unwrap().status(), 500);
+    let first = host.health_pass(&mut watch, &fast()).await;
+    assert!(
+        first.checked.contains(&id) && first.unhealthy.is_empty(),
+        "one failure is not enough: {first:?}"
+    );
+    assert_eq!(watch.failures(&id), 1);
+    let second = host.health_pass(&mut watch, &fast()).await;
+    assert_eq!(second.unhealthy.len(), 1, "{second:?}");
+    let why = &second.unhealthy[0].1;
+    assert!(
+        why.contains("2 consecutive failed check(s)") && why.contains(&health),
+        "{why}"
+    );
+    assert_eq!(
+        second.healed,
+        [(id.clone(), instance.clone())],
+        "restarted in place on its machine: {second:?}"
+    );
+
+    // A new process answers; the old one is gone.
+    let new_pids = remote_pids(&needle);
+    assert_eq!(new_pids.len(), 1, "one workload process: {new_pids:?}");
+    assert_ne!(new_pids, old_pids, "the workload was restarted");
+    assert_eq!(reqwest::get(&health).await.unwrap().status(), 200);
+    let now = host.tracker().get(&id).unwrap();
+    assert_eq!(now.status, DeploymentStatus::Active);
+    assert_eq!(now.instance_id.as_deref(), Some(instance.as_str()));
+
+    // The history says why, at every step.
+    let h = history(&host, &id);
+    let pos = |needle: &str| {
+        h.iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in the history: {h:#?}"))
+    };
+    assert!(pos("unhealthy: 2 consecutive failed check(s)") < pos("healing ("));
+    assert!(pos("healing (") < pos("restarting in place on ssh/lab/rack1"));
+    assert!(
+        pos("restarting in place on ssh/lab/rack1") < pos("healed ("),
+        "{h:#?}"
+    );
+    let seen = drain(&mut events, &id);
+    assert_eq!(
+        seen[..3],
+        ["unhealthy", "replacing", "replaced"],
+        "{seen:?}"
+    );
+    // The ledger: the old workload's period closed at its removal, the new one's open.
+    let usage = host.tracker().usage_of(&id).unwrap();
+    assert_eq!(usage.len(), 2, "{usage:?}");
+    assert_eq!(
+        usage[0].end_reason.as_deref(),
+        Some("deleted: restarted in place by a heal")
+    );
+    assert!(usage[1].ended_at.is_none() && usage[1].instance_id == instance);
+
+    // Healthy from now on.
+    let third = host.health_pass(&mut watch, &fast()).await;
+    assert!(
+        third.checked.contains(&id) && third.unhealthy.is_empty() && third.healed.is_empty(),
+        "{third:?}"
+    );
+    let done = host.terminate(&id).await.expect("terminates");
+    assert_eq!(done.status, DeploymentStatus::Terminated);
+    assert_eq!(remote_procs(&needle), 0, "nothing runs");
+    assert!(!dep_dir(&id).exists(), "nothing is left on the host");
+    host.shutdown().await;
+}

@@ -166,6 +166,85 @@ async fn the_logs_of_every_pod_of_a_kubernetes_deployment_are_read_tailed_and_fo
 }
 
 #[tokio::test]
+async fn following_a_kubernetes_deployment_picks_up_pods_created_after_it_opened_until_it_ends() {
+    let env = TestEnv::new();
+    let host = start_k8s(&env).await;
+    let service = unique_service();
+    let ns = format!("bpr-7-{service}");
+    let client = host.cluster("kmock-a").await.unwrap().client().clone();
+    let ctl = controller(client.clone(), ns.clone());
+    let rec = host
+        .deploy_with(
+            request(service, "kmock-a", Tier::Standard),
+            vec![],
+            &k8s_fast(),
+        )
+        .await
+        .expect("deploys");
+    let target = rec.kubernetes.clone().unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let pp = PostParams::default();
+    pods.create(&pp, &pod("w-a", &target.name, "a1\n"))
+        .await
+        .unwrap();
+
+    let follow = LogOptions {
+        tail: 10,
+        follow: true,
+        poll: Duration::from_millis(200),
+    };
+    let mut logs = host.logs(&rec.id, &follow).await.expect("logs open");
+    assert_eq!(logs.sources(), ["w-a"]);
+    let l = next_line(&mut logs).await;
+    assert_eq!((l.source.as_str(), l.line.as_str()), ("w-a", "a1"));
+
+    // A rollout replaces the pod after the reader opened: another workload's
+    // pod appears too, and is not read.
+    pods.create(&pp, &pod("other", "bpr-7-other", "not this one\n"))
+        .await
+        .unwrap();
+    pods.delete("w-a", &Default::default()).await.unwrap();
+    pods.create(&pp, &pod("w-b", &target.name, "b1\nb2\n"))
+        .await
+        .unwrap();
+    let got = [next_line(&mut logs).await, next_line(&mut logs).await];
+    assert_eq!(
+        got.iter()
+            .map(|l| (l.source.as_str(), l.line.as_str()))
+            .collect::<Vec<_>>(),
+        [("w-b", "b1"), ("w-b", "b2")],
+        "the new pod from its first line"
+    );
+    // What it prints later arrives as well.
+    pods.patch(
+        "w-b",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"metadata": {"annotations": {"kmock-shim/log": "b1\nb2\nb3 later\n"}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let l = next_line(&mut logs).await;
+    assert_eq!((l.source.as_str(), l.line.as_str()), ("w-b", "b3 later"));
+
+    // The deployment ends: so does the reader, with a note saying why.
+    host.terminate(&rec.id).await.expect("terminates");
+    let rest = all_lines(&mut logs, Duration::from_secs(15)).await;
+    assert!(
+        rest.iter().all(|l| l.source == "bpr" || l.source == "w-b"),
+        "{rest:?}"
+    );
+    assert!(
+        rest.iter()
+            .any(|l| l.source == "bpr" && l.line.contains("being terminated")),
+        "{rest:?}"
+    );
+    ctl.abort();
+    host.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_vm_says_what_is_available_instead_of_its_logs_and_bad_options_are_refused() {
     let env = TestEnv::new();
     let host = env.start("").await;

@@ -428,7 +428,7 @@ pub(crate) fn native(url: String, sha256: String, port: u16) -> WorkloadSpec {
     }
 }
 
-fn remote_procs(needle: &str) -> usize {
+pub(crate) fn remote_procs(needle: &str) -> usize {
     let out = Command::new("pgrep")
         .args(["-u", "deploy", "-f", needle])
         .output()

@@ -1054,7 +1054,7 @@ async fn metrics_pass_a_prometheus_parser_and_count_calls_traps_deadlines_and_re
 }
 
 /// A service id unique to this run (moto keeps instances between runs).
-fn unique_service() -> u64 {
+pub(crate) fn unique_service() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

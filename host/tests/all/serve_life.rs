@@ -368,3 +368,108 @@ async fn over_the_api_a_deploy_over_budget_is_a_422_naming_the_limit_and_nothing
     serve.wait_status(&first, &|s| s == "terminated").await;
     assert_eq!(moto.state(&instance).await, "terminated");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_the_api_a_service_initiated_over_budget_is_a_422_before_the_202_and_a_replay_of_a_running_one_is_answered()
+ {
+    let _moto = moto_lock().await;
+    let env = TestEnv::new();
+    let moto = Moto::new();
+    let mut serve = serve_with(&env, "").await;
+    let s = crate::serve::unique_service();
+    let path = |s: u64| format!("/v1/services/13/{s}");
+    let body = json!({
+        "resource_requirements": {"cpu": 1.0, "memory_gb": 1.0, "storage_gb": 8.0, "gpu_count": null, "allow_spot": false},
+        "artifact": {"ContainerImage": "ghcr.io/example/app:1.2"},
+        "ttl_secs": 3600
+    });
+    let (code, v) = serve
+        .post(&format!("{}/initiated", path(s)), body.clone())
+        .await;
+    assert_eq!(code, 202, "{v}");
+    let t0 = Instant::now();
+    let rec = loop {
+        let (_, v) = serve.get(&path(s)).await;
+        if v["status"] == "active" {
+            break v["deployment"].clone();
+        }
+        assert!(
+            v["status"] != "rejected" && t0.elapsed() < Duration::from_secs(120),
+            "{v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let id = rec["id"].as_str().unwrap().to_string();
+    let hourly = rec["hourly_usd"].as_f64().expect("a priced placement");
+    assert!(hourly > 0.0, "{rec}");
+
+    // The operator sets a budget the running service fits and a second does not.
+    serve.signal("TERM");
+    assert_eq!(serve.wait_exit(Duration::from_secs(60)), Some(0));
+    let limit = hourly * 1.5;
+    let mut serve = serve_with(
+        &env,
+        &format!("[operator.budget]\nmax_cost_per_hour = {limit}\n"),
+    )
+    .await;
+    let events = serve.events("").await;
+
+    // A replay of the running service is answered with its deployment.
+    let (code, v) = serve
+        .post(&format!("{}/initiated", path(s)), body.clone())
+        .await;
+    assert_eq!(
+        (code, v["deployment"]["id"].as_str()),
+        (200, Some(id.as_str())),
+        "{v}"
+    );
+    // A new service is refused before the 202, naming the limit and the figures.
+    let (code, v) = serve
+        .post(&format!("{}/initiated", path(s + 1)), body.clone())
+        .await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (422, Some("over-budget")),
+        "{v}"
+    );
+    let msg = v["error"]["message"].as_str().unwrap();
+    for figure in [
+        "[operator.budget] max_cost_per_hour".to_string(),
+        format!("${limit:.4}/h"),
+        format!("cost ${hourly:.4}/h now"),
+        format!("adds ${hourly:.4}/h"),
+    ] {
+        assert!(msg.contains(&figure), "{figure:?} not in {msg}");
+    }
+    // Nothing was accepted, recorded or started for it.
+    let (code, v) = serve.get(&path(s + 1)).await;
+    assert_eq!(code, 404, "{v}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = (s + 1).to_string();
+    assert!(
+        !events
+            .all()
+            .iter()
+            .any(|(_, _, v)| v["service_id"] == refused.as_str()),
+        "{:?}",
+        events.all()
+    );
+    let (_, v) = serve.get("/v1/deployments?limit=1000").await;
+    assert!(
+        !v["deployments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["service_key"] == format!("13/{}", s + 1)),
+        "{v}"
+    );
+
+    let (code, v) = serve
+        .post(&format!("{}/terminated", path(s)), json!({}))
+        .await;
+    assert_eq!(code, 202, "{v}");
+    let rec = serve.wait_status(&id, &|s| s == "terminated").await;
+    wait_moto(&moto, rec["instance_id"].as_str().unwrap(), "terminated").await;
+    serve.signal("TERM");
+    assert_eq!(serve.wait_exit(Duration::from_secs(60)), Some(0));
+}

@@ -64,7 +64,7 @@ impl Orchestrator {
         change: &KubernetesChange,
         opts: &DeployOptions,
     ) -> Result<WorkloadStatus, DeployError> {
-        self.change_kubernetes(id, opts, |req| {
+        self.change_kubernetes(id, opts, false, |req| {
             let mut what = Vec::new();
             if let Some(image) = &change.image {
                 if let Some(crate::workload::WorkloadSpec {
@@ -117,7 +117,7 @@ impl Orchestrator {
         suspended: bool,
     ) -> Result<WorkloadStatus, DeployError> {
         let status = self
-            .change_kubernetes(id, opts, |req| {
+            .change_kubernetes(id, opts, false, |req| {
                 if let Some(k) = req.kubernetes.as_mut() {
                     k.suspended = suspended;
                 }
@@ -161,10 +161,27 @@ impl Orchestrator {
 
     /// Applies `edit` to the stored request of an active Kubernetes deployment,
     /// re-applies it and waits for the rollout; records the new request and an event.
+    /// Re-apply running Kubernetes deployment `id` as it should be (objects
+    /// deleted outside the host come back) and replace its pods (a rollout
+    /// restart), then wait for the rollout: how an unhealthy one is healed.
+    pub(crate) async fn restart_kubernetes(
+        &self,
+        id: &str,
+        opts: &DeployOptions,
+    ) -> Result<WorkloadStatus, DeployError> {
+        self.change_kubernetes(id, opts, true, |_| {
+            "re-applied and its pods restarted".to_string()
+        })
+        .await
+    }
+
+    /// Applies the stored request as `edit` changes it (with a rollout restart
+    /// when `restart`), and waits for the rollout.
     async fn change_kubernetes(
         &self,
         id: &str,
         opts: &DeployOptions,
+        restart: bool,
         edit: impl FnOnce(&mut DeployRequest) -> String,
     ) -> Result<WorkloadStatus, DeployError> {
         let tracker = self.tracker.clone();
@@ -200,7 +217,11 @@ impl Orchestrator {
         // Recorded first: after a crash mid-apply the record describes what the cluster
         // is being moved to, and a re-run converges on it.
         tracker.record_event(id, &format!("{what} (applying)"), &json)?;
-        let status = deployer.deploy(&wanted).await.map_err(|e| {
+        let applied = match restart {
+            true => deployer.restart(&wanted).await,
+            false => deployer.deploy(&wanted).await,
+        };
+        let status = applied.map_err(|e| {
             let _ = tracker.note_error(id, &e.to_string());
             DeployError::Kubernetes {
                 id: id.to_string(),

@@ -4,7 +4,8 @@
 //!
 //! `initiated` is idempotent per service: a service that already has a live
 //! deployment gets it back (200), one being initiated gets 202 again, never a
-//! second machine.
+//! second machine. A new one over the operator's budget is refused before the
+//! 202 (422 `over-budget`, naming the limit and the figures; nothing recorded).
 
 use std::collections::HashMap;
 
@@ -260,7 +261,8 @@ pub struct ServiceAnswer {
 #[utoipa::path(post, path = "/v1/services/{blueprint_id}/{service_id}/initiated", tag = "services",
     params(("blueprint_id" = u64, Path), ("service_id" = u64, Path)), request_body = ServiceInitiated,
     responses((status = 202, body = ServiceAnswer), (status = 200, body = ServiceAnswer, description = "It already has a live deployment"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "An invalid field, or over the operator's budget (code over-budget; nothing is recorded)"),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn initiated(
     State(state): State<AppState>,
@@ -290,13 +292,6 @@ pub async fn initiated(
     if work.is_running(&initiating(key)) {
         return Ok((StatusCode::ACCEPTED, Json(accepted_body())).into_response());
     }
-    let accepted = Accepted {
-        id: name.clone(),
-        blueprint_id: key.blueprint_id.to_string(),
-        service_id: key.service_id.to_string(),
-        at: crate::clock::unix_now(),
-    };
-    work.accept(accepted.clone());
     let options = EmbeddingOptions {
         default_ttl_secs: body.ttl_secs,
         ports: body.ports.clone(),
@@ -305,6 +300,23 @@ pub async fn initiated(
         ..EmbeddingOptions::default()
     };
     let remote = RemoteDeployments::new(state.host().clone(), options);
+    // Over budget is refused now (422 over-budget), as POST /v1/deployments
+    // does; a service that already runs was answered above.
+    remote
+        .check_initiation(
+            key,
+            body.resource_requirements.clone(),
+            body.artifact.clone(),
+            body.extra_env.clone(),
+        )
+        .await?;
+    let accepted = Accepted {
+        id: name.clone(),
+        blueprint_id: key.blueprint_id.to_string(),
+        service_id: key.service_id.to_string(),
+        at: crate::clock::unix_now(),
+    };
+    work.accept(accepted.clone());
     let (events, task_work, task_name) = (state.events().clone(), work.clone(), name.clone());
     let (end_work, end_events, end_name) = (work.clone(), state.events().clone(), name.clone());
     let spawned = work.spawn(
