@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The test command: starts every local stand-in the tests need (installing
 # them on first use: moto from PyPI, Prism from npm, openssh-server from apt,
-# kmock + kubernetes-validate from PyPI), runs the whole test suite, and stops
-# the stand-ins by PID whatever happens. Extra arguments go to `cargo test`.
+# kmock + kubernetes-validate from PyPI, PostgreSQL from apt), runs the whole
+# test suite, and stops the stand-ins by PID whatever happens. Extra arguments
+# go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 standins=()
-for s in moto digitalocean azure gcp vultr sshd kmock promtool; do
+for s in moto digitalocean azure gcp vultr sshd kmock promtool postgres; do
     [[ -x "scripts/standins/$s.sh" ]] && standins+=("$s")
 done
 
