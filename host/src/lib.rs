@@ -21,7 +21,8 @@
 //! database. Blueprint Manager drives it through [`embedding`]: service
 //! events in, deployments and their events out. [`telemetry`] is what the
 //! sandbox reports about itself; [`server`] is `bpr serve`, the host as a
-//! long-running service with an HTTP API; [`logs`] reads what a deployment's
+//! long-running service with an HTTP API, [`coordination`] how several
+//! of them share one database (leases, one supervisor leader); [`logs`] reads what a deployment's
 //! workload printed (pods, SSH hosts).
 
 #![warn(missing_docs)]
@@ -30,6 +31,7 @@ pub mod bindings;
 pub mod capabilities;
 pub mod clock;
 pub mod config;
+pub mod coordination;
 pub mod costs;
 pub mod db;
 pub mod embedding;

@@ -42,6 +42,8 @@ struct ConfigToml {
     serve: super::serve::ServeToml,
     #[serde(default)]
     database: super::database::DatabaseToml,
+    #[serde(default)]
+    coordination: super::coordination::CoordinationToml,
 }
 
 #[derive(Deserialize, Default)]
@@ -621,6 +623,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
         },
         serve,
         database: dto.database.settings(origin)?,
+        coordination: dto.coordination.settings(origin)?,
     })
 }
 

@@ -19,6 +19,7 @@ mod logs;
 mod orchestrate;
 mod pricing;
 mod reliability;
+mod replicas;
 mod sandbox;
 mod sandbox_http;
 mod serve;
