@@ -12,7 +12,8 @@
 #   env       prints the same `export ...` lines for a running cluster
 #   stop      pg_ctl stop -m fast (the postmaster's PID from its pid file)
 # Files under <project>/.standins/postgres (override with BPR_TEST_PG_DIR):
-#   data/       the cluster (owned by the unprivileged user)
+#   data/       the cluster (owned by the unprivileged user; under
+#               /var/tmp/bpr-postgres-<hash> when that user cannot reach here)
 #   password    the `bpr` password (mode 600)
 #   port, pg.log, env
 # Exports: BPR_PG_PORT, BPR_TEST_DATABASE_URL (with the password inline: a
@@ -23,7 +24,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 D="${BPR_TEST_PG_DIR:-$ROOT/.standins/postgres}"
 PORT="${BPR_PG_PORT:-5433}"
-DATA="$D/data"
 PG_USER=bpr
 
 bindir() {
@@ -58,9 +58,22 @@ as_owner() {
 
 owner() { if [[ $EUID -eq 0 ]]; then echo postgres; else id -un; fi; }
 
+# Where the server's own files go: $D, unless the unprivileged owner cannot
+# reach it (a checkout under /root); then a directory under /var/tmp named
+# after $D.
+pg_base() {
+    if [[ $EUID -ne 0 ]] || ! id postgres >/dev/null 2>&1 \
+        || runuser -u postgres -- test -x "$D" 2>/dev/null; then
+        echo "$D"
+    else
+        echo "/var/tmp/bpr-postgres-$(printf '%s' "$D" | sha256sum | cut -c1-12)"
+    fi
+}
+
 running() {
     local bin
     bin="$(bindir)" || return 1
+    DATA="$(pg_base)/data"
     [[ -f "$DATA/postmaster.pid" ]] && as_owner "$bin/pg_ctl" status -D "$DATA" >/dev/null 2>&1
 }
 
@@ -77,17 +90,22 @@ EOF
 
 init_cluster() {
     local bin="$1" tmp
-    [[ -f "$DATA/PG_VERSION" ]] && return 0
     if [[ $EUID -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
         useradd --system --home-dir /var/lib/postgresql --shell /usr/sbin/nologin postgres
     fi
+    BASE="$(pg_base)"
+    DATA="$BASE/data"
+    LOG="$BASE/pg.log"
+    mkdir -p "$BASE"
+    chmod 755 "$BASE"
+    [[ -f "$DATA/PG_VERSION" ]] && return 0
     umask 077
     [[ -f "$D/password" ]] || head -c 18 /dev/urandom | base64 | tr '+/' 'Az' > "$D/password"
     chmod 600 "$D/password"
     rm -rf "$DATA"
     install -d -m700 -o "$(owner)" "$DATA"
     # initdb reads the password from a file its user can read; gone right after.
-    tmp="$(mktemp "$D/pwfile.XXXXXX")"
+    tmp="$(mktemp "$BASE/pwfile.XXXXXX")"
     cp "$D/password" "$tmp"
     chown "$(owner)" "$tmp"
     as_owner "$bin/initdb" -D "$DATA" -U "$PG_USER" --pwfile="$tmp" \
@@ -124,10 +142,10 @@ start() {
     fi
     init_cluster "$bin"
     echo "$PORT" > "$D/port"
-    touch "$D/pg.log"
-    chown "$(owner)" "$D/pg.log"
-    as_owner "$bin/pg_ctl" start -D "$DATA" -l "$D/pg.log" -w -t 60 -o "-p $PORT" >/dev/null \
-        || { echo "postgres stand-in: did not start on 127.0.0.1:$PORT; see $D/pg.log" >&2; tail -n 20 "$D/pg.log" >&2; exit 1; }
+    touch "$LOG"
+    chown "$(owner)" "$LOG"
+    as_owner "$bin/pg_ctl" start -D "$DATA" -l "$LOG" -w -t 60 -o "-p $PORT" >/dev/null \
+        || { echo "postgres stand-in: did not start on 127.0.0.1:$PORT; see $LOG" >&2; tail -n 20 "$LOG" >&2; exit 1; }
     echo "postgres stand-in on 127.0.0.1:$PORT (pid $(head -n1 "$DATA/postmaster.pid")), files in $D"
     exports | tee "$D/env"
 }

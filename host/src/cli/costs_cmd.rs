@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 
-use blueprint_remote_providers::Database;
 use blueprint_remote_providers::config::Config;
 use blueprint_remote_providers::costs::{self, CostReport, GroupBy};
 use blueprint_remote_providers::tracking::Tracker;
@@ -36,11 +35,14 @@ pub async fn run(args: CostsArgs, config: Config) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|s| parse_since(s, now))
         .transpose()?;
-    let path = config.database_path();
-    let db = Database::open(&path)?;
+    let db = config.open_database()?;
     let tracker = Tracker::new(db, &config.host.state_dir.join("deployments"));
-    let report = costs::report(&tracker, since, args.by)
-        .with_context(|| format!("reading the usage ledger in {}", path.display()))?;
+    let report = costs::report(&tracker, since, args.by).with_context(|| {
+        format!(
+            "reading the usage ledger in {}",
+            tracker.database().describe()
+        )
+    })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -14,7 +14,7 @@
 //! lock_file = "providers.lock"   # default: <providers_dir>/providers.lock
 //! artifact_dir = "artifacts"     # default: <state_dir>/artifacts
 //! artifact_key_file = "k"        # default: <state_dir>/artifact-cache.key (outside artifact_dir)
-//! database = "bpr.sqlite3"       # default: <state_dir>/bpr.sqlite3
+//! database = "bpr.sqlite3"       # default: <state_dir>/bpr.sqlite3; or "postgres://user@host:port/db"
 //! integrity = "enforce"          # or "warn", or "signed" (a trusted minisign signature instead of the lock)
 //! trusted_keys = [{ name = "Acme", key = "RWQ..." }]  # minisign public keys trusted for every provider
 //! watch = true                   # hot reload on file changes
@@ -23,6 +23,8 @@
 //! [database]
 //! busy_timeout_ms = 30000        # how long a write waits for another bpr process
 //! initialize = false             # true: start empty over an unusable file (kept aside)
+//! password_file = "/run/secrets/bpr-db"  # PostgreSQL: the password (or password_env = "VAR")
+//! max_connections = 4            # PostgreSQL: connections of this process
 //!
 //! [providers.digitalocean]
 //! allow = ["https://api.digitalocean.com"]
@@ -163,8 +165,12 @@ pub struct HostSettings {
     /// outside `artifact_dir`. Default: `<state_dir>/artifact-cache.key`.
     pub artifact_key_file: PathBuf,
     /// The SQLite database (price cache, deployment tracker). Default:
-    /// `<state_dir>/bpr.sqlite3`.
+    /// `<state_dir>/bpr.sqlite3`. Unused when [`HostSettings::postgres`] is set.
     pub database: PathBuf,
+    /// `[host] database = "postgres://user@host:port/db"`: the store is this
+    /// PostgreSQL database instead of the SQLite file (its password from
+    /// `[database] password_file` / `password_env`).
+    pub postgres: Option<crate::db::PostgresTarget>,
     /// Lock enforcement. Default: enforce.
     pub integrity: IntegrityMode,
     /// Watch `providers_dir` and hot-reload. Default: true.
@@ -272,9 +278,24 @@ impl Config {
             .unwrap_or_else(ProviderConfig::unconfigured)
     }
 
-    /// Path of the SQLite database shared by the price cache and the tracker.
+    /// Path of the SQLite database shared by the price cache and the tracker
+    /// (where it would be when the store is PostgreSQL: see
+    /// [`Config::database_location`]).
     pub fn database_path(&self) -> PathBuf {
         self.host.database.clone()
+    }
+
+    /// Where the store is: the SQLite file or the PostgreSQL database.
+    pub fn database_location(&self) -> crate::db::Location {
+        match &self.host.postgres {
+            Some(t) => crate::db::Location::Postgres(t.clone()),
+            None => crate::db::Location::Sqlite(self.host.database.clone()),
+        }
+    }
+
+    /// Opens (and migrates) the store this configuration names.
+    pub fn open_database(&self) -> crate::db::Result<crate::db::Database> {
+        crate::db::Database::open_location(&self.database_location(), &self.database)
     }
 }
 

@@ -327,15 +327,22 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
             ),
         ));
     }
+    // `[host] database`: a SQLite file, or a postgres:// URL (issue 17).
+    let (database, postgres) = match dto.host.database {
+        Some(d) if crate::db::PostgresTarget::is_url(&d.to_string_lossy()) => {
+            let target = crate::db::PostgresTarget::parse(&d.to_string_lossy())
+                .map_err(|e| invalid("host.database".into(), e.to_string()))?;
+            (state_dir.join("bpr.sqlite3"), Some(target))
+        }
+        Some(d) => (resolve(d), None),
+        None => (state_dir.join("bpr.sqlite3"), None),
+    };
     let host = HostSettings {
         providers_dir,
         artifact_dir,
         artifact_key_file,
-        database: dto
-            .host
-            .database
-            .map(resolve)
-            .unwrap_or_else(|| state_dir.join("bpr.sqlite3")),
+        database,
+        postgres,
         state_dir,
         lock_file,
         integrity,
@@ -622,7 +629,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
             hosts: ssh_hosts,
         },
         serve,
-        database: dto.database.settings(origin)?,
+        database: dto.database.settings(origin, &resolve)?,
         coordination: dto.coordination.settings(origin)?,
     })
 }

@@ -44,14 +44,5 @@ pub enum CoordinationError {
     },
 }
 
-impl From<rusqlite::Error> for CoordinationError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::StoreFailed {
-            name: String::new(),
-            source: crate::db::DbError::QueryFailed(e),
-        }
-    }
-}
-
 /// Result of the coordination layer.
 pub type Result<T, E = CoordinationError> = std::result::Result<T, E>;

@@ -3,11 +3,9 @@
 
 use std::sync::Arc;
 
-use rusqlite::{OptionalExtension, Transaction, params};
-
 use super::error::{CoordinationError, Result};
 use super::lease::{self, Acquired, Lease, LeaseRow};
-use crate::db::{Database, DbError};
+use crate::db::{Database, DbError, Tx, params};
 
 /// The time in ms since 1970, as leases count it (injected in tests).
 pub type NowMs = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -30,22 +28,23 @@ impl std::fmt::Debug for LeaseStore {
     }
 }
 
-fn read(tx: &Transaction<'_>, name: &str) -> rusqlite::Result<Option<LeaseRow>> {
-    tx.query_row(
+fn read(tx: &mut Tx<'_>, name: &str) -> Result<Option<LeaseRow>, DbError> {
+    tx.query_opt(
         "SELECT owner, token, expires_at_ms FROM leases WHERE name = ?1",
-        [name],
-        |r| {
-            Ok(LeaseRow {
-                owner: r.get(0)?,
-                token: r.get(1)?,
-                expires_at_ms: r.get(2)?,
-            })
-        },
-    )
-    .optional()
+        params![name],
+    )?
+    .map(|r| {
+        Ok(LeaseRow {
+            owner: r.get(0)?,
+            token: r.get(1)?,
+            expires_at_ms: r.get(2)?,
+        })
+    })
+    .transpose()
 }
 
-fn write(tx: &Transaction<'_>, name: &str, row: &LeaseRow) -> rusqlite::Result<()> {
+// Portable SQL: the same statement on SQLite and PostgreSQL.
+fn write(tx: &mut Tx<'_>, name: &str, row: &LeaseRow) -> Result<(), DbError> {
     tx.execute(
         "INSERT INTO leases (name, owner, token, expires_at_ms) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, token = excluded.token,
@@ -74,7 +73,7 @@ impl LeaseStore {
     fn transact<T>(
         &self,
         name: &str,
-        job: impl FnOnce(&Transaction<'_>, i64) -> Result<T>,
+        job: impl FnOnce(&mut Tx<'_>, i64) -> Result<T>,
     ) -> Result<T> {
         let now = self.now_ms();
         self.db.write(|tx| job(tx, now)).map_err(|e| match e {
@@ -178,62 +177,79 @@ mod tests {
     use std::sync::atomic::{AtomicI64, Ordering};
 
     use super::*;
+    use crate::db::testing::{TestDb, on_both_backends};
 
-    fn store(dir: &std::path::Path, clock: &Arc<AtomicI64>) -> LeaseStore {
-        let db = Database::open(&dir.join("bpr.sqlite3")).expect("open");
+    fn clocked(db: Database, clock: &Arc<AtomicI64>) -> LeaseStore {
         let clock = clock.clone();
         LeaseStore::with_clock(db, Arc::new(move || clock.load(Ordering::SeqCst)))
     }
 
-    #[test]
-    fn two_processes_on_one_database_never_both_hold_a_lease() {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(AtomicI64::new(1_000));
-        let (a, b) = (store(dir.path(), &clock), store(dir.path(), &clock));
-        let held = a.acquire("supervisor", "a", 500).expect("a takes it");
-        assert_eq!(held.token, 1);
-        assert!(matches!(
-            b.acquire("supervisor", "b", 500),
-            Err(CoordinationError::HeldElsewhere { ref owner, until_ms: 1_500, .. }) if owner == "a"
-        ));
-        a.check(&held).expect("a still holds it");
-        // a stops renewing; at its expiry b takes over with a higher token.
-        clock.store(1_500, Ordering::SeqCst);
-        let taken = b.acquire("supervisor", "b", 500).expect("b takes it");
-        assert_eq!(taken.token, 2);
-        // a, resumed, is fenced: its check and its renewal fail, and its
-        // release leaves b's lease alone.
-        assert!(matches!(
-            a.check(&held),
-            Err(CoordinationError::Fenced { token: 1, .. })
-        ));
-        assert!(a.renew(&held, 500).is_err());
-        a.release(&held).unwrap();
-        b.check(&taken).expect("b unaffected");
-    }
+    on_both_backends! {
+        fn two_processes_on_one_database_never_both_hold_a_lease(backend) {
+            let t = TestDb::new(backend);
+            let clock = Arc::new(AtomicI64::new(1_000));
+            // Two handles, as two processes open the database.
+            let (a, b) = (clocked(t.db(), &clock), clocked(t.reopen(), &clock));
+            let held = a.acquire("supervisor", "a", 500).expect("a takes it");
+            assert_eq!(held.token, 1);
+            assert!(matches!(
+                b.acquire("supervisor", "b", 500),
+                Err(CoordinationError::HeldElsewhere { ref owner, until_ms: 1_500, .. }) if owner == "a"
+            ));
+            a.check(&held).expect("a still holds it");
+            // a stops renewing; at its expiry b takes over with a higher token.
+            clock.store(1_500, Ordering::SeqCst);
+            let taken = b.acquire("supervisor", "b", 500).expect("b takes it");
+            assert_eq!(taken.token, 2);
+            // a, resumed, is fenced: its check and its renewal fail, and its
+            // release leaves b's lease alone.
+            assert!(matches!(
+                a.check(&held),
+                Err(CoordinationError::Fenced { token: 1, .. })
+            ));
+            assert!(a.renew(&held, 500).is_err());
+            a.release(&held).unwrap();
+            b.check(&taken).expect("b unaffected");
+        }
 
-    #[test]
-    fn a_released_lease_is_free_at_once_for_another_owner() {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(AtomicI64::new(1_000));
-        let s = store(dir.path(), &clock);
-        let a = s.acquire("supervisor", "a", 60_000).unwrap();
-        s.release(&a).unwrap();
-        let b = s.acquire("supervisor", "b", 60_000).unwrap();
-        assert_eq!(b.token, 2);
-        assert_eq!(s.get("supervisor").unwrap().unwrap().owner, "b");
-    }
+        fn a_released_lease_is_free_at_once_for_another_owner(backend) {
+            let t = TestDb::new(backend);
+            let clock = Arc::new(AtomicI64::new(1_000));
+            let s = clocked(t.db(), &clock);
+            let a = s.acquire("supervisor", "a", 60_000).unwrap();
+            s.release(&a).unwrap();
+            let b = s.acquire("supervisor", "b", 60_000).unwrap();
+            assert_eq!(b.token, 2);
+            assert_eq!(s.get("supervisor").unwrap().unwrap().owner, "b");
+        }
 
-    #[test]
-    fn renewal_moves_the_expiry_and_keeps_the_token() {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(AtomicI64::new(1_000));
-        let s = store(dir.path(), &clock);
-        let a = s.acquire("supervisor", "a", 500).unwrap();
-        clock.store(1_400, Ordering::SeqCst);
-        let renewed = s.renew(&a, 500).unwrap();
-        assert_eq!((renewed.token, renewed.expires_at_ms), (1, 1_900));
-        clock.store(1_800, Ordering::SeqCst);
-        s.check(&renewed).expect("renewed lease still current");
+        fn renewal_moves_the_expiry_and_keeps_the_token(backend) {
+            let t = TestDb::new(backend);
+            let clock = Arc::new(AtomicI64::new(1_000));
+            let s = clocked(t.db(), &clock);
+            let a = s.acquire("supervisor", "a", 500).unwrap();
+            clock.store(1_400, Ordering::SeqCst);
+            let renewed = s.renew(&a, 500).unwrap();
+            assert_eq!((renewed.token, renewed.expires_at_ms), (1, 1_900));
+            clock.store(1_800, Ordering::SeqCst);
+            s.check(&renewed).expect("renewed lease still current");
+        }
+
+        fn of_eight_threads_racing_for_a_free_lease_exactly_one_wins(backend) {
+            let t = TestDb::new(backend);
+            let clock = Arc::new(AtomicI64::new(1_000));
+            let threads: Vec<_> = (0..8)
+                .map(|i| {
+                    let s = clocked(t.reopen(), &clock);
+                    std::thread::spawn(move || s.acquire("supervisor", &format!("r{i}"), 60_000).is_ok())
+                })
+                .collect();
+            let won = threads
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .filter(|&ok| ok)
+                .count();
+            assert_eq!(won, 1, "exactly one replica took the lease");
+        }
     }
 }

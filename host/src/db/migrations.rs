@@ -274,7 +274,8 @@ mod tests {
     use super::ALL;
 
     fn version_of(db: &Database) -> usize {
-        db.lock()
+        db.sqlite()
+            .unwrap()
             .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
             .unwrap() as usize
     }
@@ -287,7 +288,8 @@ mod tests {
         let db = Database::open(&path).unwrap();
         assert_eq!(version_of(&db), ALL.len());
         let mode: String = db
-            .lock()
+            .sqlite()
+            .unwrap()
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
@@ -299,7 +301,8 @@ mod tests {
         let path = dir.path().join("bpr.sqlite3");
         Database::open(&path)
             .unwrap()
-            .lock()
+            .sqlite()
+            .unwrap()
             .pragma_update(None, "user_version", 999)
             .unwrap();
         let err = Database::open(&path).unwrap_err();
@@ -411,7 +414,8 @@ mod tests {
         drop(conn);
         let db = Database::open(&path).unwrap();
         let unresolved: Vec<String> = db
-            .lock()
+            .sqlite()
+            .unwrap()
             .prepare("SELECT id FROM deployments WHERE unresolved = 1")
             .unwrap()
             .query_map([], |r| r.get(0))

@@ -1,10 +1,29 @@
-//! The host's embedded database: one SQLite file (WAL) shared by the price
-//! cache and the deployment tracker, with ordered, append-only migrations.
+//! The host's store: one database shared by the price cache, the
+//! deployment tracker, the usage ledger and the SSH host capacities, behind
+//! one backend-neutral interface with two implementations:
 //!
-//! Each module owns its tables and adds its migrations to [`migrations::ALL`];
-//! a migration is never edited once it has landed, only followed by another.
+//! - **SQLite** (the default): one file (WAL) on this host;
+//! - **PostgreSQL** (`[host] database = "postgres://user@host:port/db"`):
+//!   shared by several `bpr` processes or `bpr serve` replicas on several
+//!   machines (issue 17).
 //!
-//! What the file layer guarantees, with many `bpr` processes at once:
+//! The interface is a small executor, so that the SQL of each store module is
+//! written once, not once per backend: [`Database::execute`],
+//! [`Database::query`], [`Database::query_opt`] for single statements and
+//! [`Database::write`] for a read-then-write job, with parameters and columns
+//! as [`Value`]s (`params![...]`) and rows as [`Row`]s. Statements are
+//! written with numbered placeholders (`?1`), in the SQL both engines speak
+//! (`ON CONFLICT ... DO UPDATE`, `RETURNING`, `CAST(? AS BIGINT)` where a
+//! parameter's type is not implied, `CASE` rather than two-argument `MAX`);
+//! the PostgreSQL side rewrites the placeholders to `$1`. The schema is the
+//! only part written per dialect ([`migrations`] for SQLite,
+//! `postgres::migrations` for PostgreSQL; a new migration is appended to
+//! both).
+//!
+//! Each module owns its tables and adds its migrations; a migration is never
+//! edited once it has landed, only followed by another.
+//!
+//! What the SQLite file layer guarantees, with many `bpr` processes at once:
 //! - a new database appears complete or not at all (built under a temporary
 //!   name, then linked into place);
 //! - a file that is empty, not SQLite, or SQLite without bpr's schema is
@@ -15,16 +34,31 @@
 //!   (`<file>.v<N>-<time>.bak`);
 //! - [`Database::write`] runs a read-then-write job as an immediate
 //!   transaction, which waits for the busy timeout instead of failing at once.
+//!
+//! On PostgreSQL the same guarantees come from the server: migrations run
+//! once under `pg_advisory_lock` (several replicas start at once), a database
+//! with tables but without bpr's schema is refused, and [`Database::write`]
+//! takes a transaction-scoped advisory lock first (see `postgres`), so a
+//! read-then-write job sees no other writer in between, as on SQLite.
 
 mod backup;
 mod file;
 mod migrations;
+mod postgres;
+mod sqlite;
+#[cfg(test)]
+pub(crate) mod testing;
+mod value;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
+
+pub use self::postgres::{PasswordSource, PostgresTarget};
+pub use crate::__db_params as params;
+pub use value::{FromValue, Row, ToValue, Value};
 
 /// The database could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -120,10 +154,134 @@ pub enum DbError {
     /// A query failed.
     #[error("database query failed: {0}")]
     QueryFailed(#[from] rusqlite::Error),
+    /// A column held another kind of value than the reader expected.
+    #[error("database column {index} holds {found}, expected {expected}")]
+    Column {
+        /// Column index in the `SELECT`.
+        index: usize,
+        /// What the reader wanted.
+        expected: &'static str,
+        /// What it held.
+        found: &'static str,
+    },
+    /// `[host] database` is not a usable PostgreSQL URL, or its password
+    /// source cannot be read. Never contains the password.
+    #[error("database {url}: {message}")]
+    BadUrl {
+        /// The URL as given, without any password.
+        url: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The PostgreSQL server could not be reached or refused the login.
+    #[error(
+        "cannot connect to PostgreSQL database {database}: {source}. Check that the server runs and \
+         accepts this user, and the password in [database] password_file / password_env"
+    )]
+    Unreachable {
+        /// The database, as `postgres://user@host:port/db` (no password).
+        database: String,
+        /// Cause.
+        #[source]
+        source: ::postgres::Error,
+    },
+    /// A statement on PostgreSQL failed (or the connection was lost during it).
+    #[error("PostgreSQL database {database}: {source}")]
+    Postgres {
+        /// The database, as `postgres://user@host:port/db` (no password).
+        database: String,
+        /// Cause.
+        #[source]
+        source: ::postgres::Error,
+    },
+    /// A PostgreSQL database has tables but not bpr's schema; nothing was changed.
+    #[error(
+        "PostgreSQL database {database} {problem}; bpr does not create its tables beside \
+         someone else's. Point [host] database at an empty database (CREATE DATABASE bpr) or at bpr's own"
+    )]
+    ForeignSchema {
+        /// The database.
+        database: String,
+        /// What was found.
+        problem: String,
+    },
+    /// A PostgreSQL migration failed; the database is left at the previous version.
+    #[error("PostgreSQL database {database}: migration {name} failed: {source}")]
+    PgMigrationFailed {
+        /// The database.
+        database: String,
+        /// Migration name.
+        name: &'static str,
+        /// Cause.
+        #[source]
+        source: ::postgres::Error,
+    },
+    /// Every PostgreSQL connection of this process stayed busy for the busy timeout.
+    #[error(
+        "PostgreSQL database {database}: all {connections} connections of this process stayed busy \
+         for {waited:?}; raise [database] max_connections or busy_timeout_ms"
+    )]
+    Busy {
+        /// The database.
+        database: String,
+        /// The pool's size.
+        connections: usize,
+        /// How long the caller waited.
+        waited: Duration,
+    },
+    /// The thread that owns a PostgreSQL connection is gone (it panicked).
+    #[error("PostgreSQL database {database}: its connection thread stopped")]
+    WorkerGone {
+        /// The database.
+        database: String,
+    },
+}
+
+impl DbError {
+    /// True when a statement broke a unique (or, on SQLite, any) constraint:
+    /// another writer got there first.
+    pub fn is_constraint_violation(&self) -> bool {
+        match self {
+            DbError::QueryFailed(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::ConstraintViolation
+            }
+            DbError::Postgres { source, .. } => {
+                source.code() == Some(&::postgres::error::SqlState::UNIQUE_VIOLATION)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Result of the database layer.
 pub type Result<T, E = DbError> = std::result::Result<T, E>;
+
+/// Which engine a [`Database`] runs on, for the few statements that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// The embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Where the database is (`[host] database`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (no password in it: see [`DatabaseSettings::password`]).
+    Postgres(PostgresTarget),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(p) => write!(f, "{}", p.display()),
+            Location::Postgres(t) => t.fmt(f),
+        }
+    }
+}
 
 /// How the database is opened (`[database]` in the operator config).
 ///
@@ -131,6 +289,9 @@ pub type Result<T, E = DbError> = std::result::Result<T, E>;
 /// [database]
 /// busy_timeout_ms = 30000   # how long a write waits for another process's
 /// initialize = false        # true: start empty over an unusable file (kept aside)
+/// password_file = "/run/secrets/bpr-db"   # PostgreSQL: the password, from a file...
+/// password_env = "BPR_DATABASE_PASSWORD"  # ...or an environment variable
+/// max_connections = 4       # PostgreSQL: connections of this process
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatabaseSettings {
@@ -141,6 +302,11 @@ pub struct DatabaseSettings {
     /// SQLite file, or SQLite without bpr's schema; the old file is moved to
     /// `<file>.<kind>-<time>`. Default: false (such a file is refused).
     pub initialize: bool,
+    /// PostgreSQL: where the password is read from at connect time (never
+    /// from the URL). Default: none (the server's own authentication).
+    pub password: Option<PasswordSource>,
+    /// PostgreSQL: connections this process opens at most. Default: 4.
+    pub max_connections: usize,
 }
 
 impl Default for DatabaseSettings {
@@ -148,6 +314,8 @@ impl Default for DatabaseSettings {
         Self {
             busy_timeout: Duration::from_secs(30),
             initialize: false,
+            password: None,
+            max_connections: 4,
         }
     }
 }
@@ -155,14 +323,21 @@ impl Default for DatabaseSettings {
 /// A handle on the database; cheap to clone.
 #[derive(Clone)]
 pub struct Database {
-    conn: Arc<Mutex<Connection>>,
-    path: PathBuf,
+    backend: Arc<Backend>,
+}
+
+enum Backend {
+    Sqlite {
+        conn: Mutex<Connection>,
+        path: PathBuf,
+    },
+    Postgres(postgres::Pool),
 }
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Database")
-            .field("path", &self.path)
+            .field("location", &self.describe())
             .finish()
     }
 }
@@ -180,17 +355,35 @@ fn configure(conn: &Connection, path: &str, settings: &DatabaseSettings) -> Resu
         .map_err(open_err)?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(open_err)?;
+    // Every store statement is prepared once per connection.
+    conn.set_prepared_statement_cache_capacity(128);
     Ok(())
 }
 
 impl Database {
-    /// Open (creating if needed) and migrate the database at `path`, with
-    /// default [`DatabaseSettings`].
+    /// Open (creating if needed) and migrate the database at `location`.
+    pub fn open_location(location: &Location, settings: &DatabaseSettings) -> Result<Self> {
+        match location {
+            Location::Sqlite(path) => Self::open_with(path, settings),
+            Location::Postgres(target) => Self::connect(target, settings),
+        }
+    }
+
+    /// Connect to (and migrate) the PostgreSQL database `target`.
+    pub fn connect(target: &PostgresTarget, settings: &DatabaseSettings) -> Result<Self> {
+        let pool = postgres::Pool::open(target.clone(), settings)?;
+        Ok(Self {
+            backend: Arc::new(Backend::Postgres(pool)),
+        })
+    }
+
+    /// Open (creating if needed) and migrate the SQLite database at `path`,
+    /// with default [`DatabaseSettings`].
     pub fn open(path: &Path) -> Result<Self> {
         Self::open_with(path, &DatabaseSettings::default())
     }
 
-    /// Open (creating if needed) and migrate the database at `path`.
+    /// Open (creating if needed) and migrate the SQLite database at `path`.
     pub fn open_with(path: &Path, settings: &DatabaseSettings) -> Result<Self> {
         let display = path.display().to_string();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -229,8 +422,10 @@ impl Database {
             }
         };
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-            path: path.to_path_buf(),
+            backend: Arc::new(Backend::Sqlite {
+                conn: Mutex::new(conn),
+                path: path.to_path_buf(),
+            }),
         })
     }
 
@@ -279,41 +474,168 @@ impl Database {
         Self::open_existing(path, settings)
     }
 
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The SQLite file; `None` on PostgreSQL.
+    pub fn path(&self) -> Option<&Path> {
+        match &*self.backend {
+            Backend::Sqlite { path, .. } => Some(path),
+            Backend::Postgres(_) => None,
+        }
     }
 
-    /// Exclusive access to the connection for a short, synchronous job.
-    pub fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// The file, or the PostgreSQL URL without its password: for messages.
+    pub fn describe(&self) -> String {
+        match &*self.backend {
+            Backend::Sqlite { path, .. } => path.display().to_string(),
+            Backend::Postgres(pool) => pool.target().to_string(),
+        }
+    }
+
+    /// Which engine this is.
+    pub fn dialect(&self) -> Dialect {
+        match &*self.backend {
+            Backend::Sqlite { .. } => Dialect::Sqlite,
+            Backend::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Exclusive access to the SQLite connection for a short, synchronous
+    /// job; `None` on PostgreSQL.
+    pub fn sqlite(&self) -> Option<MutexGuard<'_, Connection>> {
+        match &*self.backend {
+            Backend::Sqlite { conn, .. } => Some(conn.lock().unwrap_or_else(|p| p.into_inner())),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// On SQLite, commits survive a power loss too, not only a process
+    /// crash (`synchronous = FULL`; in WAL mode NORMAL may lose the last
+    /// commits). PostgreSQL commits are durable by the server's settings.
+    pub fn require_full_durability(&self) {
+        if let Some(conn) = self.sqlite()
+            && let Err(e) = conn.pragma_update(None, "synchronous", "FULL")
+        {
+            tracing::warn!("cannot set synchronous=FULL on {}: {e}", self.describe());
+        }
     }
 
     /// This host's identity: a random id made with the database, stored on
     /// every cloud resource it creates as the `bpr-host` label, so that a
     /// sweep for resources no record owns never touches another host's (two
-    /// hosts may share one cloud account).
+    /// hosts may share one cloud account). Replicas sharing one PostgreSQL
+    /// database share it: they are one host.
     pub fn host_id(&self) -> Result<String> {
-        Ok(self
-            .lock()
-            .query_row("SELECT id FROM host_identity WHERE only = 1", [], |r| {
-                r.get(0)
-            })?)
+        let row = self.query_opt("SELECT id FROM host_identity WHERE \"only\" = 1", params![])?;
+        match row {
+            Some(r) => r.get(0),
+            None => Err(DbError::Column {
+                index: 0,
+                expected: "the host identity row",
+                found: "no row",
+            }),
+        }
     }
 
-    /// Run `job` in an immediate transaction: the write lock is taken first
-    /// (waiting up to the busy timeout for other processes), so a job that
-    /// reads, then writes, never fails because another process wrote in
-    /// between. Committed when `job` returns `Ok`, rolled back otherwise.
-    pub fn write<T, E>(&self, job: impl FnOnce(&Transaction<'_>) -> Result<T, E>) -> Result<T, E>
+    /// Run one statement (its own transaction); returns the rows changed.
+    pub fn execute(&self, sql: &str, params: &[Value]) -> Result<usize> {
+        match &*self.backend {
+            Backend::Sqlite { .. } => sqlite::execute(&self.sqlite_conn(), sql, params),
+            Backend::Postgres(pool) => pool.session()?.execute(sql, params),
+        }
+    }
+
+    /// Every row of a query.
+    pub fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+        match &*self.backend {
+            Backend::Sqlite { .. } => sqlite::query(&self.sqlite_conn(), sql, params),
+            Backend::Postgres(pool) => pool.session()?.query(sql, params),
+        }
+    }
+
+    /// The first row of a query, if any.
+    pub fn query_opt(&self, sql: &str, params: &[Value]) -> Result<Option<Row>> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+
+    fn sqlite_conn(&self) -> MutexGuard<'_, Connection> {
+        match &*self.backend {
+            Backend::Sqlite { conn, .. } => conn.lock().unwrap_or_else(|p| p.into_inner()),
+            Backend::Postgres(_) => unreachable!("only called on the SQLite backend"),
+        }
+    }
+
+    /// Run `job` as one transaction that holds the write lock from its
+    /// first statement: on SQLite an immediate transaction (waiting up to
+    /// the busy timeout for other processes), on PostgreSQL a transaction
+    /// that first takes bpr's write advisory lock. So a job that reads, then
+    /// writes, never sees another writer in between. Committed when `job`
+    /// returns `Ok`, rolled back otherwise.
+    pub fn write<T, E>(&self, job: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
     where
-        E: From<rusqlite::Error>,
+        E: From<DbError>,
     {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = job(&tx)?;
-        tx.commit()?;
-        Ok(out)
+        match &*self.backend {
+            Backend::Sqlite { .. } => {
+                let mut conn = self.sqlite_conn();
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(DbError::from)?;
+                let out = job(&mut Tx {
+                    inner: TxInner::Sqlite(&tx),
+                })?;
+                tx.commit().map_err(DbError::from)?;
+                Ok(out)
+            }
+            Backend::Postgres(pool) => {
+                let mut session = pool.session()?;
+                session.begin_write()?;
+                let out = job(&mut Tx {
+                    inner: TxInner::Postgres(&mut session),
+                })?;
+                session.commit()?;
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// A transaction in progress (see [`Database::write`]).
+pub struct Tx<'a> {
+    inner: TxInner<'a>,
+}
+
+enum TxInner<'a> {
+    Sqlite(&'a rusqlite::Transaction<'a>),
+    Postgres(&'a mut postgres::Session),
+}
+
+impl Tx<'_> {
+    /// Run one statement; returns the rows changed.
+    pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<usize> {
+        match &mut self.inner {
+            TxInner::Sqlite(tx) => sqlite::execute(tx, sql, params),
+            TxInner::Postgres(s) => s.execute(sql, params),
+        }
+    }
+
+    /// Every row of a query.
+    pub fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+        match &mut self.inner {
+            TxInner::Sqlite(tx) => sqlite::query(tx, sql, params),
+            TxInner::Postgres(s) => s.query(sql, params),
+        }
+    }
+
+    /// The first row of a query, if any.
+    pub fn query_opt(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+
+    /// Which engine this is.
+    pub fn dialect(&self) -> Dialect {
+        match self.inner {
+            TxInner::Sqlite(_) => Dialect::Sqlite,
+            TxInner::Postgres(_) => Dialect::Postgres,
+        }
     }
 }
 
@@ -355,7 +677,8 @@ mod tests {
         };
         let db = Database::open_with(&path, &settings).unwrap();
         let tables: i64 = db
-            .lock()
+            .sqlite()
+            .unwrap()
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_master WHERE name = 'deployments'",
                 [],
@@ -388,52 +711,244 @@ mod tests {
         assert_ne!(other.host_id().unwrap(), id);
     }
 
-    #[test]
-    fn a_read_then_write_job_waits_for_another_writer_instead_of_failing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bpr.sqlite3");
-        let a = Database::open(&path).unwrap();
-        let b = Database::open(&path).unwrap();
-        // A counter table of the test's own.
-        a.lock()
-            .execute_batch(
-                "CREATE TABLE counter (provider TEXT PRIMARY KEY, fetched_at INTEGER NOT NULL);
-                 INSERT INTO counter VALUES ('n', 0);",
+    use super::testing::{Backend, Scratch, TestDb, admin_sql, on_both_backends};
+
+    on_both_backends! {
+        fn a_read_then_write_job_waits_for_another_writer_instead_of_losing_an_update(backend) {
+            let tdb = TestDb::new(backend);
+            let a = tdb.db();
+            let b = tdb.reopen();
+            // A counter table of the test's own.
+            a.execute(
+                "CREATE TABLE counter (name TEXT PRIMARY KEY, n BIGINT NOT NULL)",
+                &[],
             )
             .unwrap();
-        let threads: Vec<_> = (0..8)
-            .map(|i| {
-                let db = if i % 2 == 0 { a.clone() } else { b.clone() };
-                std::thread::spawn(move || {
-                    for _ in 0..25 {
-                        db.write(|tx| {
-                            let n: i64 = tx.query_row(
-                                "SELECT fetched_at FROM counter WHERE provider = 'n'",
-                                [],
-                                |r| r.get(0),
-                            )?;
-                            tx.execute(
-                                "UPDATE counter SET fetched_at = ?1 WHERE provider = 'n'",
-                                [n + 1],
-                            )?;
-                            Ok::<_, DbError>(())
-                        })
-                        .unwrap();
-                    }
+            a.execute("INSERT INTO counter VALUES ('n', 0)", &[]).unwrap();
+            let threads: Vec<_> = (0..8)
+                .map(|i| {
+                    let db = if i % 2 == 0 { a.clone() } else { b.clone() };
+                    std::thread::spawn(move || {
+                        for _ in 0..25 {
+                            db.write(|tx| {
+                                let n: i64 = tx
+                                    .query_opt("SELECT n FROM counter WHERE name = 'n'", &[])?
+                                    .expect("the row")
+                                    .get(0)?;
+                                tx.execute(
+                                    "UPDATE counter SET n = ?1 WHERE name = 'n'",
+                                    params![n + 1],
+                                )?;
+                                Ok::<_, DbError>(())
+                            })
+                            .unwrap();
+                        }
+                    })
                 })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            let n: i64 = a
+                .query_opt("SELECT n FROM counter WHERE name = 'n'", &[])
+                .unwrap()
+                .unwrap()
+                .get(0)
+                .unwrap();
+            assert_eq!(n, 200, "no update was lost");
+        }
+
+        fn a_failed_write_job_leaves_nothing_behind(backend) {
+            let tdb = TestDb::new(backend);
+            let db = tdb.db();
+            db.execute("CREATE TABLE t (x BIGINT)", &[]).unwrap();
+            let r = db.write(|tx| {
+                tx.execute("INSERT INTO t VALUES (1)", &[])?;
+                Err::<(), _>(DbError::Column {
+                    index: 0,
+                    expected: "nothing",
+                    found: "a test",
+                })
+            });
+            assert!(r.is_err());
+            let n: i64 = db
+                .query_opt("SELECT COUNT(*) FROM t", &[])
+                .unwrap()
+                .unwrap()
+                .get(0)
+                .unwrap();
+            assert_eq!(n, 0, "rolled back");
+        }
+
+        fn values_of_every_kind_round_trip(backend) {
+            let tdb = TestDb::new(backend);
+            let db = tdb.db();
+            db.execute(
+                "CREATE TABLE v (i BIGINT, r DOUBLE PRECISION, t TEXT, b BYTEA, n TEXT)",
+                &[],
+            )
+            // (SQLite takes any type name.)
+            .unwrap();
+            let none: Option<String> = None;
+            db.execute(
+                "INSERT INTO v VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![i64::MIN, 0.25f64, "ünï", vec![0u8, 255], none],
+            )
+            .unwrap();
+            let r = db.query_opt("SELECT i, r, t, b, n FROM v", &[]).unwrap().unwrap();
+            assert_eq!(r.get::<i64>(0).unwrap(), i64::MIN);
+            assert_eq!(r.get::<f64>(1).unwrap(), 0.25);
+            assert_eq!(r.get::<String>(2).unwrap(), "ünï");
+            assert_eq!(r.get::<Vec<u8>>(3).unwrap(), vec![0, 255]);
+            assert_eq!(r.get::<Option<String>>(4).unwrap(), None);
+        }
+    }
+
+    // --- PostgreSQL only -------------------------------------------------
+
+    /// The test server's scratch database, or `None` (skipped) without one.
+    fn scratch(dir: &std::path::Path) -> Option<Scratch> {
+        super::testing::postgres_available().then(|| Scratch::create(dir))
+    }
+
+    #[test]
+    fn many_replicas_starting_at_once_migrate_a_postgres_database_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(s) = scratch(dir.path()) else { return };
+        let s = std::sync::Arc::new(s);
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || s.open().map(|db| db.host_id().unwrap()))
             })
             .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        let n: i64 = a
-            .lock()
-            .query_row(
-                "SELECT fetched_at FROM counter WHERE provider = 'n'",
-                [],
-                |r| r.get(0),
-            )
+        let ids: Vec<String> = threads
+            .into_iter()
+            .map(|t| t.join().unwrap().expect("every open succeeds"))
+            .collect();
+        assert!(ids.windows(2).all(|w| w[0] == w[1]), "one host id: {ids:?}");
+        assert_eq!(ids[0].len(), 16);
+        let db = s.open().unwrap();
+        let v: i64 = db
+            .query_opt("SELECT version FROM bpr_schema", &[])
+            .unwrap()
+            .unwrap()
+            .get(0)
             .unwrap();
-        assert_eq!(n, 200, "no update was lost");
+        assert_eq!(v as usize, postgres::migrations::ALL.len());
+        assert_eq!(db.dialect(), Dialect::Postgres);
+        drop(db);
+        drop_scratch(s);
+    }
+
+    fn drop_scratch(s: std::sync::Arc<Scratch>) {
+        if let Ok(s) = std::sync::Arc::try_unwrap(s) {
+            let admin = std::env::var("BPR_TEST_DATABASE_URL").unwrap();
+            admin_sql(
+                &admin,
+                &format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    s.settings().0.dbname()
+                ),
+            );
+        }
+    }
+
+    #[test]
+    fn a_postgres_database_with_someone_elses_tables_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(s) = scratch(dir.path()) else { return };
+        let s = std::sync::Arc::new(s);
+        let admin = std::env::var("BPR_TEST_DATABASE_URL").unwrap();
+        let mut url = url::Url::parse(&admin).unwrap();
+        url.set_path(s.settings().0.dbname());
+        admin_sql(url.as_str(), "CREATE TABLE deployments (x INT)");
+        let err = s.open().unwrap_err();
+        assert!(matches!(err, DbError::ForeignSchema { .. }), "{err}");
+        assert!(err.to_string().contains("bpr_schema"), "{err}");
+        drop_scratch(s);
+    }
+
+    #[test]
+    fn a_lost_postgres_connection_is_reopened_for_the_next_statement() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(s) = scratch(dir.path()) else { return };
+        let s = std::sync::Arc::new(s);
+        let db = s.open().unwrap();
+        let id = db.host_id().unwrap();
+        // The server ends every connection of ours (a restart, a failover).
+        let admin = std::env::var("BPR_TEST_DATABASE_URL").unwrap();
+        admin_sql(
+            &admin,
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+                s.settings().0.dbname()
+            ),
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        for _ in 0..6 {
+            assert_eq!(db.host_id().unwrap(), id);
+        }
+        drop(db);
+        drop_scratch(s);
+    }
+
+    #[test]
+    fn the_postgres_password_never_appears_in_errors_or_log_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(s) = scratch(dir.path()) else { return };
+        let (target, _) = s.settings();
+        let secret = "correct-horse-battery-staple-7731";
+        let pw = dir.path().join("wrong-password");
+        std::fs::write(&pw, secret).unwrap();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let sink = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || LogSink(sink.clone()))
+            .finish();
+        let mut texts = Vec::new();
+        tracing::subscriber::with_default(subscriber, || {
+            // A wrong password, a server that is down, a URL with a password.
+            let settings = DatabaseSettings {
+                password: Some(PasswordSource::File(pw.clone())),
+                ..DatabaseSettings::default()
+            };
+            let err = Database::connect(&target, &settings).unwrap_err();
+            assert!(matches!(err, DbError::Unreachable { .. }), "{err}");
+            texts.push(format!("{err} {err:?}"));
+            let down = PostgresTarget::parse("postgres://bpr@127.0.0.1:1/bpr").unwrap();
+            let err = Database::connect(&down, &settings).unwrap_err();
+            assert!(
+                err.to_string().contains("postgres://bpr@127.0.0.1:1/bpr"),
+                "{err}"
+            );
+            texts.push(format!("{err} {err:?}"));
+            let err = PostgresTarget::parse(&format!("postgres://bpr:{secret}@127.0.0.1/bpr"))
+                .unwrap_err();
+            texts.push(format!("{err} {err:?}"));
+            texts.push(format!("{settings:?} {target:?} {target}"));
+        });
+        let logged = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+        for t in texts.iter().chain([&logged]) {
+            assert!(!t.contains(secret), "the password leaked: {t}");
+        }
+        let admin = std::env::var("BPR_TEST_DATABASE_URL").unwrap();
+        admin_sql(
+            &admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", target.dbname()),
+        );
+    }
+
+    struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for LogSink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 }

@@ -8,7 +8,7 @@ use super::{Host, Parts};
 use crate::capabilities::SshBackend;
 use crate::capabilities::http_client::{HttpClientConfig, SharedHttpClient};
 use crate::config::Config;
-use crate::db::{Database, DbError};
+use crate::db::DbError;
 use crate::kubernetes::ClusterDirectory;
 use crate::pricing::PricingService;
 use crate::pricing::normalize::NormalizeError;
@@ -105,7 +105,7 @@ pub(super) async fn start(config: Config, options: HostOptions) -> Result<Host, 
     let cache = crate::runtime::cache::ArtifactCache::open(&config.host, engine.engine())
         .map_err(HostError::StateDirNotPrivate)?;
     let client = SharedHttpClient::new(options.http).map_err(HostError::HttpClientFailed)?;
-    let db = Database::open_with(&config.database_path(), &config.database)?;
+    let db = config.open_database()?;
     let ssh_pool = crate::ssh::inventory::build_pool(&config, &db).map_err(HostError::SshFailed)?;
     let ssh_backend: Option<Arc<dyn SshBackend>> = match (options.ssh, &ssh_pool) {
         (Some(b), _) => Some(b),

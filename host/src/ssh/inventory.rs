@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
-use crate::db::{Database, Result as DbResult};
+use crate::db::{Database, Result as DbResult, params};
 use crate::providers::lock::LockFile;
 use crate::ssh::{HostKeyStore, HostKeyStoreError, Resources, SshError, SshPool};
 
@@ -73,43 +73,66 @@ pub fn build_pool(config: &Config, db: &Database) -> Result<Option<Arc<SshPool>>
 /// Store the probed capacity of `alias`.
 pub fn store_capacity(db: &Database, alias: &str, r: &Resources) -> DbResult<()> {
     let now = crate::clock::unix_now_u64();
-    db.lock().execute(
+    db.execute(
         "INSERT INTO ssh_capacity (alias, vcpus, memory_gib, storage_gib, gpus, gpu_model, probed_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT(alias) DO UPDATE SET vcpus = excluded.vcpus, memory_gib = excluded.memory_gib,
            storage_gib = excluded.storage_gib, gpus = excluded.gpus, gpu_model = excluded.gpu_model,
            probed_at = excluded.probed_at",
-        rusqlite::params![alias, r.vcpus, r.memory_gib, r.storage_gib, r.gpus, r.gpu_model, now as i64],
+        params![alias, r.vcpus, r.memory_gib, r.storage_gib, r.gpus, r.gpu_model, now],
     )?;
     Ok(())
 }
 
 /// The stored capacity of `alias`.
 pub fn load_capacity(db: &Database, alias: &str) -> DbResult<Option<Resources>> {
-    let conn = db.lock();
-    let row = conn.query_row(
+    let Some(r) = db.query_opt(
         "SELECT vcpus, memory_gib, storage_gib, gpus, gpu_model FROM ssh_capacity WHERE alias = ?1",
-        [alias],
-        |r| {
-            Ok(Resources {
-                vcpus: r.get::<_, f64>(0)? as f32,
-                memory_gib: r.get::<_, f64>(1)? as f32,
-                storage_gib: r.get::<_, f64>(2)? as f32,
-                gpus: r.get::<_, f64>(3)? as f32,
-                gpu_model: r.get(4)?,
-            })
-        },
-    );
-    match row {
-        Ok(r) => Ok(Some(r)),
-        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+        params![alias],
+    )?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Resources {
+        vcpus: r.get::<f64>(0)? as f32,
+        memory_gib: r.get::<f64>(1)? as f32,
+        storage_gib: r.get::<f64>(2)? as f32,
+        gpus: r.get::<f64>(3)? as f32,
+        gpu_model: r.get(4)?,
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::testing::{Backend, TestDb, on_both_backends};
+
+    on_both_backends! {
+        fn a_probed_capacity_is_stored_read_back_and_replaced_by_the_next_probe(backend) {
+            let tdb = TestDb::new(backend);
+            let db = tdb.db();
+            assert_eq!(load_capacity(&db, "rack1").unwrap(), None);
+            let first = Resources {
+                vcpus: 16.0,
+                memory_gib: 62.5,
+                storage_gib: 900.0,
+                gpus: 1.0,
+                gpu_model: Some("L4".into()),
+            };
+            store_capacity(&db, "rack1", &first).unwrap();
+            assert_eq!(load_capacity(&db, "rack1").unwrap(), Some(first));
+            let second = Resources {
+                vcpus: 8.0,
+                memory_gib: 31.0,
+                storage_gib: 400.0,
+                gpus: 0.0,
+                gpu_model: None,
+            };
+            store_capacity(&db, "rack1", &second).unwrap();
+            assert_eq!(load_capacity(&db, "rack1").unwrap(), Some(second));
+            assert_eq!(load_capacity(&db, "rack2").unwrap(), None);
+        }
+    }
 
     #[test]
     fn a_key_learned_on_first_use_is_recorded_in_the_lock_file_and_pinned_next_time() {

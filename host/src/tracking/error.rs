@@ -66,11 +66,5 @@ pub enum TrackError {
     },
 }
 
-impl From<rusqlite::Error> for TrackError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::Db(DbError::QueryFailed(e))
-    }
-}
-
 /// Result of the tracker.
 pub type Result<T, E = TrackError> = std::result::Result<T, E>;

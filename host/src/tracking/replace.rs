@@ -7,12 +7,11 @@
 //! (see [`super::usage`]): if the process dies there, the supervisor deletes
 //! it, because its period is open and the record does not name it.
 
-use rusqlite::{TransactionBehavior, params};
-
 use super::error::{Result, TrackError};
 use super::record::{AttemptIntent, DeploymentRecord, ResourceRefRecord};
 use super::store::Tracker;
 use crate::clock::unix_now as now;
+use crate::db::{DbError, params};
 
 /// The instance a deployment moves to.
 #[derive(Debug, Clone)]
@@ -35,35 +34,28 @@ impl Tracker {
     /// record keeps naming the instance that serves now. Returns the attempt
     /// number.
     pub fn begin_replacement(&self, id: &str, a: &AttemptIntent<'_>) -> Result<u32> {
-        let mut conn = self.database().lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let exists: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM deployments WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )?;
-        if exists == 0 {
-            return Err(TrackError::NotFound(id.to_string()));
-        }
-        let n: u32 = tx.query_row(
-            "SELECT COALESCE(MAX(n), 0) + 1 FROM deployment_attempts WHERE deployment_id = ?1",
-            [id],
-            |r| r.get(0),
-        )?;
-        tx.execute(
-            "INSERT INTO deployment_attempts (deployment_id, n, provider, region, zone, instance_type, spot,
-               hourly_usd, idempotency_key, started_at, outcome)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending')",
-            params![id, n, a.provider, a.region, a.zone, a.instance_type, a.spot as i64,
-                    a.hourly_usd, a.idempotency_key, now()],
-        )?;
-        tx.commit()?;
-        Ok(n)
+        self.database().write(|tx| {
+            let exists = tx
+                .query_opt("SELECT 1 FROM deployments WHERE id = ?1", params![id])?
+                .is_some();
+            if !exists {
+                return Err(TrackError::NotFound(id.to_string()));
+            }
+            let n = super::store::next_attempt(tx, id)?;
+            tx.execute(
+                "INSERT INTO deployment_attempts (deployment_id, n, provider, region, zone, instance_type, spot,
+                   hourly_usd, idempotency_key, started_at, outcome)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending')",
+                params![id, n, a.provider, a.region, a.zone, a.instance_type, a.spot,
+                        a.hourly_usd, a.idempotency_key, now()],
+            )?;
+            Ok(n)
+        })
     }
 
     /// Records the instance a replacement attempt created (outcome `created`).
     pub fn record_replacement_created(&self, id: &str, n: u32, instance_id: &str) -> Result<()> {
-        self.database().lock().execute(
+        self.database().execute(
             "UPDATE deployment_attempts SET instance_id = ?3, outcome = 'created' WHERE deployment_id = ?1 AND n = ?2",
             params![id, n, instance_id],
         )?;
@@ -79,17 +71,15 @@ impl Tracker {
         r: &Replacement<'_>,
         reason: &str,
     ) -> Result<DeploymentRecord> {
-        {
-            let mut conn = self.database().lock();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let resources = serde_json::to_string(r.resources).unwrap_or_else(|_| "[]".into());
+        self.database().write(|tx| {
             let now = now();
-            let resources = serde_json::to_string(r.resources).unwrap_or_else(|_| "[]".into());
             let a = &r.intent;
             let changed = tx.execute(
                 "UPDATE deployments SET provider = ?2, region = ?3, zone = ?4, instance_type = ?5, spot = ?6,
                    hourly_usd = ?7, instance_id = ?8, resources_json = ?9, address = ?10, released_at = NULL,
                    updated_at = ?11 WHERE id = ?1",
-                params![id, a.provider, a.region, a.zone, a.instance_type, a.spot as i64, a.hourly_usd,
+                params![id, a.provider, a.region, a.zone, a.instance_type, a.spot, a.hourly_usd,
                         r.instance_id, resources, r.address, now],
             )?;
             if changed == 0 {
@@ -102,11 +92,11 @@ impl Tracker {
             )?;
             tx.execute(
                 "INSERT INTO deployment_history (deployment_id, at, from_status, to_status, reason)
-                 SELECT id, ?2, status, status, ?3 FROM deployments WHERE id = ?1",
+                 SELECT id, CAST(?2 AS BIGINT), status, status, CAST(?3 AS TEXT) FROM deployments WHERE id = ?1",
                 params![id, now, reason],
             )?;
-            tx.commit()?;
-        }
+            Ok(())
+        })?;
         self.get(id)
     }
 
@@ -114,9 +104,9 @@ impl Tracker {
     /// changes no status: a failed health check streak, a heal, a budget
     /// alert.
     pub fn note_history(&self, id: &str, reason: &str) -> Result<()> {
-        let changed = self.database().lock().execute(
+        let changed = self.database().execute(
             "INSERT INTO deployment_history (deployment_id, at, from_status, to_status, reason)
-             SELECT id, ?2, status, status, ?3 FROM deployments WHERE id = ?1",
+             SELECT id, CAST(?2 AS BIGINT), status, status, CAST(?3 AS TEXT) FROM deployments WHERE id = ?1",
             params![id, now(), reason],
         )?;
         if changed == 0 {
@@ -129,12 +119,14 @@ impl Tracker {
     /// did not finish (outcome `pending` or `created`; their idempotency keys
     /// carry `-heal-`).
     pub fn unfinished_replacements(&self) -> Result<Vec<(String, u32)>> {
-        let conn = self.database().lock();
-        let mut stmt = conn.prepare(
+        let rows = self.database().query(
             "SELECT deployment_id, n FROM deployment_attempts
              WHERE outcome IN ('pending', 'created') AND idempotency_key LIKE '%-heal-%' ORDER BY deployment_id, n",
+            params![],
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows
+            .iter()
+            .map(|r| Ok((r.get(0)?, r.get(1)?)))
+            .collect::<Result<_, DbError>>()?)
     }
 }

@@ -2,14 +2,16 @@
 //! `deployment_history` and `deployment_attempts` tables lives here, so another
 //! backend (PostgreSQL, issue 17) can implement the same [`Tracker`] methods.
 //!
-//! Many `bpr` processes share the database: every transaction that reads,
-//! then writes is immediate (it takes the write lock first, waiting up to the
-//! busy timeout), because a deferred one that upgrades fails at once with
-//! "database is locked" when another process wrote in between.
+//! The statements are written once for both backends (see [`crate::db`]).
+//! Many `bpr` processes (or `bpr serve` replicas on PostgreSQL) share the
+//! database: every transaction that reads, then writes goes through
+//! [`Database::write`], which holds the write lock from its first statement
+//! (on SQLite a deferred transaction that upgrades fails at once with
+//! "database is locked" when another process wrote in between).
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use crate::db::{DbError, Row, Tx, Value, params};
 
 use super::error::{Result, TrackError};
 use super::lock::DeploymentLock;
@@ -60,19 +62,17 @@ const SELECT: &str = "SELECT id, blueprint_id, service_id, deployment_type, stat
 /// Statuses of deployments that are over: a service key is free again.
 const LIVE: &str = "status NOT IN ('terminated', 'failed')";
 
-fn read_record(
-    row: &Row<'_>,
-) -> rusqlite::Result<std::result::Result<DeploymentRecord, TrackError>> {
+fn read_record(row: &Row) -> Result<DeploymentRecord> {
     let id: String = row.get(0)?;
     let corrupt = |m: String| TrackError::Corrupt {
         id: id.clone(),
         message: m,
     };
     let status: String = row.get(4)?;
+    let ttl: Option<i64> = row.get(20)?;
     let dtype: String = row.get(3)?;
     let resources: String = row.get(12)?;
     let labels: String = row.get(15)?;
-    let ttl: Option<i64> = row.get(20)?;
     let k8s_target: Option<String> = row.get(24)?;
     let parsed = (|| {
         Ok(DeploymentRecord {
@@ -89,7 +89,7 @@ fn read_record(
             region: row.get(6).map_err(|e| corrupt(e.to_string()))?,
             zone: row.get(7).map_err(|e| corrupt(e.to_string()))?,
             instance_type: row.get(8).map_err(|e| corrupt(e.to_string()))?,
-            spot: row.get::<_, i64>(9).map_err(|e| corrupt(e.to_string()))? != 0,
+            spot: row.get::<i64>(9).map_err(|e| corrupt(e.to_string()))? != 0,
             hourly_usd: row.get(10).map_err(|e| corrupt(e.to_string()))?,
             instance_id: row.get(11).map_err(|e| corrupt(e.to_string()))?,
             resources: serde_json::from_str(&resources)
@@ -110,24 +110,18 @@ fn read_record(
                 .map(|t| serde_json::from_str(&t))
                 .transpose()
                 .map_err(|e| corrupt(format!("k8s_target_json: {e}")))?,
-            unresolved: row.get::<_, i64>(25).map_err(|e| corrupt(e.to_string()))? != 0,
+            unresolved: row.get::<i64>(25).map_err(|e| corrupt(e.to_string()))? != 0,
             service_key: row.get(26).map_err(|e| corrupt(e.to_string()))?,
         })
     })();
-    Ok(parsed)
+    parsed
 }
 
 impl Tracker {
     /// A tracker over `db`; per-deployment lock files live in `lock_dir`.
     pub fn new(db: Database, lock_dir: &Path) -> Self {
-        // Intent must survive a power loss too, not only a process crash:
-        // in WAL mode NORMAL may lose the last commits on power loss.
-        if let Err(e) = db.lock().pragma_update(None, "synchronous", "FULL") {
-            tracing::warn!(
-                "cannot set synchronous=FULL on {}: {e}",
-                db.path().display()
-            );
-        }
+        // Intent must survive a power loss too, not only a process crash.
+        db.require_full_durability();
         Self {
             db,
             lock_dir: lock_dir.to_path_buf(),
@@ -157,30 +151,22 @@ impl Tracker {
         let expires = new
             .ttl_secs
             .map(|t| now.saturating_add(t.min(i64::MAX as u64) as i64));
-        {
-            let mut conn = self.db.lock();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let exists: bool = tx
-                .query_row("SELECT 1 FROM deployments WHERE id = ?1", [&new.id], |_| {
-                    Ok(())
-                })
-                .optional()?
+        self.db.write(|tx| {
+            let exists = tx
+                .query_opt("SELECT 1 FROM deployments WHERE id = ?1", params![new.id])?
                 .is_some();
             if exists {
                 return Err(TrackError::AlreadyExists(new.id.clone()));
             }
             if let Some(key) = &new.service_key {
-                let existing: Option<String> = tx
-                    .query_row(
-                        &format!("SELECT id FROM deployments WHERE service_key = ?1 AND {LIVE}"),
-                        [key],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
+                let existing = tx.query_opt(
+                    &format!("SELECT id FROM deployments WHERE service_key = ?1 AND {LIVE}"),
+                    params![key],
+                )?;
                 if let Some(existing) = existing {
                     return Err(TrackError::ServiceKeyTaken {
                         key: key.clone(),
-                        existing,
+                        existing: existing.get(0)?,
                     });
                 }
             }
@@ -205,10 +191,7 @@ impl Tracker {
             match inserted {
                 // Another process created a live deployment for the key meanwhile
                 // (the partial unique index): it wins.
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::ConstraintViolation
-                        && new.service_key.is_some() =>
-                {
+                Err(e) if e.is_constraint_violation() && new.service_key.is_some() => {
                     return Err(TrackError::ServiceKeyTaken {
                         key: new.service_key.clone().unwrap_or_default(),
                         existing: String::new(),
@@ -221,8 +204,8 @@ impl Tracker {
                  VALUES (?1, ?2, NULL, 'planned', 'request recorded')",
                 params![new.id, now],
             )?;
-            tx.commit()?;
-        }
+            Ok(())
+        })?;
         self.get(&new.id)
     }
 
@@ -231,7 +214,7 @@ impl Tracker {
         Ok(self
             .list_where(
                 &format!("WHERE service_key = ?1 AND {LIVE}"),
-                &[&service_key],
+                params![service_key],
             )?
             .into_iter()
             .next())
@@ -241,74 +224,68 @@ impl Tracker {
     pub fn live_keyed(&self) -> Result<Vec<DeploymentRecord>> {
         self.list_where(
             &format!("WHERE service_key IS NOT NULL AND {LIVE} ORDER BY created_at, id"),
-            &[],
+            params![],
         )
     }
 
     /// One record.
     pub fn get(&self, id: &str) -> Result<DeploymentRecord> {
-        let conn = self.db.lock();
-        let r = conn
-            .query_row(&format!("{SELECT} WHERE id = ?1"), [id], read_record)
-            .optional()?;
-        match r {
-            Some(r) => r,
+        match self
+            .db
+            .query_opt(&format!("{SELECT} WHERE id = ?1"), params![id])?
+        {
+            Some(r) => read_record(&r),
             None => Err(TrackError::NotFound(id.to_string())),
         }
     }
 
-    fn list_where(
-        &self,
-        clause: &str,
-        p: &[&dyn rusqlite::ToSql],
-    ) -> Result<Vec<DeploymentRecord>> {
-        let conn = self.db.lock();
-        let mut stmt = conn.prepare(&format!("{SELECT} {clause}"))?;
-        let rows = stmt.query_map(p, read_record)?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(r??);
-        }
-        Ok(out)
+    fn list_where(&self, clause: &str, p: &[Value]) -> Result<Vec<DeploymentRecord>> {
+        self.db
+            .query(&format!("{SELECT} {clause}"), p)?
+            .iter()
+            .map(read_record)
+            .collect()
     }
 
     /// Every record, oldest first.
     pub fn list(&self) -> Result<Vec<DeploymentRecord>> {
-        self.list_where("ORDER BY created_at, id", &[])
+        self.list_where("ORDER BY created_at, id", params![])
     }
 
     /// Records in one of the in-flight states (see [`DeploymentStatus::is_in_flight`]).
     pub fn in_flight(&self) -> Result<Vec<DeploymentRecord>> {
         self.list_where(
             "WHERE status IN ('planned','provisioning','provisioned','deploying','terminating') ORDER BY created_at, id",
-            &[],
+            params![],
         )
     }
 
     /// Every provider a deployment of this host ever tried (where the sweep
     /// looks for what no record owns).
     pub fn providers_used(&self) -> Result<Vec<String>> {
-        let conn = self.db.lock();
-        let mut stmt = conn.prepare(
+        let rows = self.db.query(
             "SELECT provider FROM deployment_attempts UNION SELECT provider FROM deployments
                WHERE provider IS NOT NULL ORDER BY 1",
+            params![],
         )?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        Ok(rows
+            .iter()
+            .map(|r| r.get(0))
+            .collect::<Result<_, DbError>>()?)
     }
 
     /// Records with status `status`.
     pub fn with_status(&self, status: DeploymentStatus) -> Result<Vec<DeploymentRecord>> {
         self.list_where(
             "WHERE status = ?1 ORDER BY created_at, id",
-            &[&status.as_str()],
+            params![status.as_str()],
         )
     }
 
     /// One page of records matching `q`, oldest first (`bpr serve`'s list).
     pub fn query(&self, q: &DeploymentQuery) -> Result<Vec<DeploymentRecord>> {
         let mut clauses: Vec<String> = Vec::new();
-        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::new();
+        let mut args: Vec<Value> = Vec::new();
         let status = q.status.map(DeploymentStatus::as_str);
         let filters: [(&str, Option<&str>); 4] = [
             ("status", status),
@@ -316,21 +293,15 @@ impl Tracker {
             ("service_id", q.service_id.as_deref()),
             ("provider", q.provider.as_deref()),
         ];
-        let mut values: Vec<&str> = Vec::new();
         for (column, value) in filters {
             if let Some(v) = value {
-                values.push(v);
-                clauses.push(format!("{column} = ?{}", values.len()));
+                args.push(Value::Text(v.to_string()));
+                clauses.push(format!("{column} = ?{}", args.len()));
             }
         }
-        for v in &values {
-            args.push(v);
-        }
-        let after_at;
         if let Some((at, id)) = &q.after {
-            after_at = *at;
-            args.push(&after_at);
-            args.push(id);
+            args.push(Value::Int(*at));
+            args.push(Value::Text(id.clone()));
             let n = args.len();
             clauses.push(format!(
                 "(created_at > ?{} OR (created_at = ?{} AND id > ?{n}))",
@@ -338,8 +309,7 @@ impl Tracker {
                 n - 1
             ));
         }
-        let limit = q.limit as i64;
-        args.push(&limit);
+        args.push(Value::Int(i64::try_from(q.limit).unwrap_or(i64::MAX)));
         let where_ = if clauses.is_empty() {
             String::new()
         } else {
@@ -354,20 +324,15 @@ impl Tracker {
     /// Records per (status, provider of the current attempt): the metrics'
     /// deployment counts, in one pass over the table.
     pub fn count_by_status(&self) -> Result<Vec<(DeploymentStatus, Option<String>, u64)>> {
-        let conn = self.db.lock();
-        let mut stmt = conn.prepare_cached(
+        let rows = self.db.query(
             "SELECT status, provider, COUNT(*) FROM deployments GROUP BY status, provider",
+            params![],
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
         let mut out = Vec::new();
         for row in rows {
-            let (status, provider, n) = row?;
+            let status: String = row.get(0)?;
+            let provider: Option<String> = row.get(1)?;
+            let n: i64 = row.get(2)?;
             // A status this build does not know is left out, not an error.
             if let Ok(s) = status.parse::<DeploymentStatus>() {
                 out.push((s, provider, n.max(0) as u64));
@@ -382,7 +347,7 @@ impl Tracker {
         Ok(self
             .list_where(
                 "WHERE expires_at IS NOT NULL AND expires_at <= ?1 AND status <> 'terminated' ORDER BY expires_at, id",
-                &[&at],
+                params![at],
             )?
             .into_iter()
             .filter(|r| r.status != DeploymentStatus::Failed || r.holds_resources())
@@ -397,19 +362,18 @@ impl Tracker {
         to: DeploymentStatus,
         reason: &str,
     ) -> Result<DeploymentRecord> {
-        {
-            let mut conn = self.db.lock();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let row: Option<(String, Option<String>, Option<i64>, bool)> = tx
-                .query_row(
-                    "SELECT status, instance_id, released_at, unresolved FROM deployments WHERE id = ?1",
-                    [id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? != 0)),
-                )
-                .optional()?;
-            let Some((from, instance, released, unresolved)) = row else {
+        self.db.write(|tx| {
+            let row = tx.query_opt(
+                "SELECT status, instance_id, released_at, unresolved FROM deployments WHERE id = ?1",
+                params![id],
+            )?;
+            let Some(row) = row else {
                 return Err(TrackError::NotFound(id.to_string()));
             };
+            let from: String = row.get(0)?;
+            let instance: Option<String> = row.get(1)?;
+            let released: Option<i64> = row.get(2)?;
+            let unresolved: bool = row.get(3)?;
             let from: DeploymentStatus =
                 from.parse()
                     .map_err(|e: UnknownStatus| TrackError::Corrupt {
@@ -435,8 +399,8 @@ impl Tracker {
                 "INSERT INTO deployment_history (deployment_id, at, from_status, to_status, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![id, now, from.as_str(), to.as_str(), reason],
             )?;
-            tx.commit()?;
-        }
+            Ok(())
+        })?;
         self.get(id)
     }
 
@@ -444,30 +408,25 @@ impl Tracker {
     /// a pending attempt row, and the record now names that candidate.
     /// Returns the attempt number.
     pub fn begin_attempt(&self, id: &str, a: &AttemptIntent<'_>) -> Result<u32> {
-        let mut conn = self.db.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let n: u32 = tx.query_row(
-            "SELECT COALESCE(MAX(n), 0) + 1 FROM deployment_attempts WHERE deployment_id = ?1",
-            [id],
-            |r| r.get(0),
-        )?;
-        let now = now();
-        let changed = tx.execute(
-            "UPDATE deployments SET provider = ?2, region = ?3, zone = ?4, instance_type = ?5, spot = ?6,
-               hourly_usd = ?7, updated_at = ?8 WHERE id = ?1",
-            params![id, a.provider, a.region, a.zone, a.instance_type, a.spot as i64, a.hourly_usd, now],
-        )?;
-        if changed == 0 {
-            return Err(TrackError::NotFound(id.to_string()));
-        }
-        tx.execute(
-            "INSERT INTO deployment_attempts (deployment_id, n, provider, region, zone, instance_type, spot,
-               hourly_usd, idempotency_key, started_at, outcome)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending')",
-            params![id, n, a.provider, a.region, a.zone, a.instance_type, a.spot as i64, a.hourly_usd, a.idempotency_key, now],
-        )?;
-        tx.commit()?;
-        Ok(n)
+        self.db.write(|tx| {
+            let n = next_attempt(tx, id)?;
+            let now = now();
+            let changed = tx.execute(
+                "UPDATE deployments SET provider = ?2, region = ?3, zone = ?4, instance_type = ?5, spot = ?6,
+                   hourly_usd = ?7, updated_at = ?8 WHERE id = ?1",
+                params![id, a.provider, a.region, a.zone, a.instance_type, a.spot, a.hourly_usd, now],
+            )?;
+            if changed == 0 {
+                return Err(TrackError::NotFound(id.to_string()));
+            }
+            tx.execute(
+                "INSERT INTO deployment_attempts (deployment_id, n, provider, region, zone, instance_type, spot,
+                   hourly_usd, idempotency_key, started_at, outcome)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending')",
+                params![id, n, a.provider, a.region, a.zone, a.instance_type, a.spot, a.hourly_usd, a.idempotency_key, now],
+            )?;
+            Ok(n)
+        })
     }
 
     /// Record the instance a provider returned, right AFTER create-instance
@@ -480,26 +439,25 @@ impl Tracker {
         resources: &[ResourceRefRecord],
         address: Option<&str>,
     ) -> Result<()> {
-        let mut conn = self.db.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let res = serde_json::to_string(resources).unwrap_or_else(|_| "[]".into());
-        let changed = tx.execute(
-            "UPDATE deployments SET instance_id = ?2, resources_json = ?3, address = COALESCE(?4, address),
-               released_at = NULL, updated_at = ?5 WHERE id = ?1",
-            params![id, instance_id, res, address, now()],
-        )?;
-        if changed == 0 {
-            return Err(TrackError::NotFound(id.to_string()));
-        }
-        if let Some(n) = attempt {
-            tx.execute(
-                "UPDATE deployment_attempts SET instance_id = ?3, outcome = 'created' WHERE deployment_id = ?1 AND n = ?2",
-                params![id, n, instance_id],
+        self.db.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE deployments SET instance_id = ?2, resources_json = ?3, address = COALESCE(?4, address),
+                   released_at = NULL, updated_at = ?5 WHERE id = ?1",
+                params![id, instance_id, res, address, now()],
             )?;
-        }
-        super::usage::open_for_record(&tx, id, now())?;
-        tx.commit()?;
-        Ok(())
+            if changed == 0 {
+                return Err(TrackError::NotFound(id.to_string()));
+            }
+            if let Some(n) = attempt {
+                tx.execute(
+                    "UPDATE deployment_attempts SET instance_id = ?3, outcome = 'created' WHERE deployment_id = ?1 AND n = ?2",
+                    params![id, n, instance_id],
+                )?;
+            }
+            super::usage::open_for_record(tx, id, now())?;
+            Ok(())
+        })
     }
 
     /// Record where a Kubernetes deployment's objects go, BEFORE the first is applied
@@ -512,62 +470,58 @@ impl Tracker {
         cluster: &str,
         target: &WorkloadRef,
     ) -> Result<()> {
-        let mut conn = self.db.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let json = serde_json::to_string(target).map_err(|e| TrackError::Corrupt {
             id: id.to_string(),
             message: format!("cannot encode the Kubernetes target: {e}"),
         })?;
         let object = target.object();
-        let changed = tx.execute(
-            "UPDATE deployments SET cluster = ?2, k8s_target_json = ?3, instance_id = ?4, released_at = NULL,
-               updated_at = ?5 WHERE id = ?1",
-            params![id, cluster, json, object, now()],
-        )?;
-        if changed == 0 {
-            return Err(TrackError::NotFound(id.to_string()));
-        }
-        tx.execute(
-            "UPDATE deployment_attempts SET instance_id = ?3, outcome = 'created' WHERE deployment_id = ?1 AND n = ?2",
-            params![id, attempt, object],
-        )?;
-        super::usage::open_for_record(&tx, id, now())?;
-        tx.commit()?;
-        Ok(())
+        self.db.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE deployments SET cluster = ?2, k8s_target_json = ?3, instance_id = ?4, released_at = NULL,
+                   updated_at = ?5 WHERE id = ?1",
+                params![id, cluster, json, object, now()],
+            )?;
+            if changed == 0 {
+                return Err(TrackError::NotFound(id.to_string()));
+            }
+            tx.execute(
+                "UPDATE deployment_attempts SET instance_id = ?3, outcome = 'created' WHERE deployment_id = ?1 AND n = ?2",
+                params![id, attempt, object],
+            )?;
+            super::usage::open_for_record(tx, id, now())?;
+            Ok(())
+        })
     }
 
     /// Something happened that does not change the status (a Kubernetes update,
     /// scale to zero, resume): a history row with `from == to`, and the request the
     /// cluster now runs.
     pub fn record_event(&self, id: &str, reason: &str, request_json: &str) -> Result<()> {
-        let mut conn = self.db.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let status: Option<String> = tx
-            .query_row("SELECT status FROM deployments WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        let Some(status) = status else {
-            return Err(TrackError::NotFound(id.to_string()));
-        };
-        let now = now();
-        tx.execute(
-            "UPDATE deployments SET request_json = ?2, updated_at = ?3 WHERE id = ?1",
-            params![id, request_json, now],
-        )?;
-        tx.execute(
-            "INSERT INTO deployment_history (deployment_id, at, from_status, to_status, reason) VALUES (?1, ?2, ?3, ?3, ?4)",
-            params![id, now, status, reason],
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.db.write(|tx| {
+            let Some(row) =
+                tx.query_opt("SELECT status FROM deployments WHERE id = ?1", params![id])?
+            else {
+                return Err(TrackError::NotFound(id.to_string()));
+            };
+            let status: String = row.get(0)?;
+            let now = now();
+            tx.execute(
+                "UPDATE deployments SET request_json = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, request_json, now],
+            )?;
+            tx.execute(
+                "INSERT INTO deployment_history (deployment_id, at, from_status, to_status, reason) VALUES (?1, ?2, ?3, ?3, ?4)",
+                params![id, now, status, reason],
+            )?;
+            Ok(())
+        })
     }
 
     /// Set a new time to live from now (a renewed payment); `None` removes the limit.
     pub fn set_ttl(&self, id: &str, ttl_secs: Option<u64>) -> Result<DeploymentRecord> {
         let now = now();
         let ttl = ttl_secs.map(|t| t.min(i64::MAX as u64) as i64);
-        let changed = self.db.lock().execute(
+        let changed = self.db.execute(
             "UPDATE deployments SET ttl_secs = ?2, expires_at = ?3, updated_at = ?4 WHERE id = ?1",
             params![id, ttl, ttl.map(|t| now.saturating_add(t)), now],
         )?;
@@ -579,7 +533,7 @@ impl Tracker {
 
     /// Update the address (once the instance has one).
     pub fn record_address(&self, id: &str, address: &str) -> Result<()> {
-        self.db.lock().execute(
+        self.db.execute(
             "UPDATE deployments SET address = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, address, now()],
         )?;
@@ -588,34 +542,32 @@ impl Tracker {
 
     /// The instance was confirmed deleted.
     pub fn record_released(&self, id: &str) -> Result<()> {
-        let mut conn = self.db.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let now = now();
-        tx.execute(
-            "UPDATE deployments SET released_at = ?2, updated_at = ?2 WHERE id = ?1 AND instance_id IS NOT NULL",
-            params![id, now],
-        )?;
-        super::usage::close_all(&tx, id, now, "deleted")?;
-        tx.commit()?;
-        Ok(())
+        self.db.write(|tx| {
+            let now = now();
+            tx.execute(
+                "UPDATE deployments SET released_at = ?2, updated_at = ?2 WHERE id = ?1 AND instance_id IS NOT NULL",
+                params![id, now],
+            )?;
+            super::usage::close_all(tx, id, now, "deleted")?;
+            Ok(())
+        })
     }
 
     /// Listings by its label answered in every place it tried, and all they
     /// found was deleted: it holds nothing any more (instance released,
     /// no longer unresolved).
     pub fn record_cleared(&self, id: &str) -> Result<()> {
-        let mut conn = self.db.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let now = now();
-        tx.execute(
-            "UPDATE deployments SET released_at = CASE WHEN instance_id IS NULL THEN released_at ELSE ?2 END,
-               unresolved = 0, updated_at = ?2 WHERE id = ?1",
-            params![id, now],
-        )?;
-        // Nothing of it is left: nothing is billed any more.
-        super::usage::close_all(&tx, id, now, "deleted")?;
-        tx.commit()?;
-        Ok(())
+        self.db.write(|tx| {
+            let now = now();
+            tx.execute(
+                "UPDATE deployments SET released_at = CASE WHEN instance_id IS NULL THEN released_at ELSE ?2 END,
+                   unresolved = 0, updated_at = ?2 WHERE id = ?1",
+                params![id, now],
+            )?;
+            // Nothing of it is left: nothing is billed any more.
+            super::usage::close_all(tx, id, now, "deleted")?;
+            Ok(())
+        })
     }
 
     /// A provider may hold something made for `id` that no listing by its
@@ -623,7 +575,7 @@ impl Tracker {
     /// nothing answered): it counts as holding resources until
     /// [`Tracker::record_cleared`], so cleanup and terminate keep at it.
     pub fn mark_unresolved(&self, id: &str, why: &str) -> Result<()> {
-        let changed = self.db.lock().execute(
+        let changed = self.db.execute(
             "UPDATE deployments SET unresolved = 1, last_error = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, why, now()],
         )?;
@@ -641,7 +593,7 @@ impl Tracker {
         outcome: AttemptOutcome,
         detail: &str,
     ) -> Result<()> {
-        self.db.lock().execute(
+        self.db.execute(
             "UPDATE deployment_attempts SET outcome = ?3, detail = ?4, finished_at = ?5 WHERE deployment_id = ?1 AND n = ?2",
             params![id, n, outcome.as_str(), detail, now()],
         )?;
@@ -650,7 +602,7 @@ impl Tracker {
 
     /// Set `last_error` without a transition (e.g. a cleanup retry failed).
     pub fn note_error(&self, id: &str, error: &str) -> Result<()> {
-        self.db.lock().execute(
+        self.db.execute(
             "UPDATE deployments SET last_error = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, error, now()],
         )?;
@@ -660,33 +612,26 @@ impl Tracker {
     /// Every transition of `id`, oldest first.
     pub fn history(&self, id: &str) -> Result<Vec<Transition>> {
         self.get(id)?;
-        let conn = self.db.lock();
-        let mut stmt = conn.prepare(
+        let rows = self.db.query(
             "SELECT at, from_status, to_status, reason FROM deployment_history WHERE deployment_id = ?1 ORDER BY seq",
+            params![id],
         )?;
-        let rows = stmt.query_map([id], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        })?;
-        let mut out = Vec::new();
+        let parse = |s: &str| {
+            s.parse::<DeploymentStatus>()
+                .map_err(|e| TrackError::Corrupt {
+                    id: id.to_string(),
+                    message: e.to_string(),
+                })
+        };
+        let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let (at, from, to, reason) = row?;
-            let parse = |s: &str| {
-                s.parse::<DeploymentStatus>()
-                    .map_err(|e| TrackError::Corrupt {
-                        id: id.to_string(),
-                        message: e.to_string(),
-                    })
-            };
+            let from: Option<String> = row.get(1)?;
+            let to: String = row.get(2)?;
             out.push(Transition {
-                at,
+                at: row.get(0)?,
                 from: from.as_deref().map(parse).transpose()?,
                 to: parse(&to)?,
-                reason,
+                reason: row.get(3)?,
             });
         }
         Ok(out)
@@ -694,43 +639,47 @@ impl Tracker {
 
     /// Every attempt of `id`, in order.
     pub fn attempts(&self, id: &str) -> Result<Vec<Attempt>> {
-        let conn = self.db.lock();
-        let mut stmt = conn.prepare(
+        let rows = self.db.query(
             "SELECT n, provider, region, zone, instance_type, spot, hourly_usd, idempotency_key, started_at,
                finished_at, outcome, detail, instance_id FROM deployment_attempts WHERE deployment_id = ?1 ORDER BY n",
+            params![id],
         )?;
-        let rows = stmt.query_map([id], |r| {
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
             let outcome: String = r.get(10)?;
-            Ok((
-                Attempt {
-                    n: r.get(0)?,
-                    provider: r.get(1)?,
-                    region: r.get(2)?,
-                    zone: r.get(3)?,
-                    instance_type: r.get(4)?,
-                    spot: r.get::<_, i64>(5)? != 0,
-                    hourly_usd: r.get(6)?,
-                    idempotency_key: r.get(7)?,
-                    started_at: r.get(8)?,
-                    finished_at: r.get(9)?,
-                    outcome: AttemptOutcome::Pending,
-                    detail: r.get(11)?,
-                    instance_id: r.get(12)?,
-                },
-                outcome,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (mut a, outcome) = row?;
-            a.outcome = AttemptOutcome::parse(&outcome).ok_or_else(|| TrackError::Corrupt {
-                id: id.to_string(),
-                message: format!("unknown attempt outcome {outcome:?}"),
-            })?;
-            out.push(a);
+            out.push(Attempt {
+                n: r.get(0)?,
+                provider: r.get(1)?,
+                region: r.get(2)?,
+                zone: r.get(3)?,
+                instance_type: r.get(4)?,
+                spot: r.get(5)?,
+                hourly_usd: r.get(6)?,
+                idempotency_key: r.get(7)?,
+                started_at: r.get(8)?,
+                finished_at: r.get(9)?,
+                outcome: AttemptOutcome::parse(&outcome).ok_or_else(|| TrackError::Corrupt {
+                    id: id.to_string(),
+                    message: format!("unknown attempt outcome {outcome:?}"),
+                })?,
+                detail: r.get(11)?,
+                instance_id: r.get(12)?,
+            });
         }
         Ok(out)
     }
+}
+
+/// The number of the next attempt of `id`.
+pub(super) fn next_attempt(tx: &mut Tx<'_>, id: &str) -> Result<u32> {
+    let row = tx.query_opt(
+        "SELECT COALESCE(MAX(n), 0) + 1 FROM deployment_attempts WHERE deployment_id = ?1",
+        params![id],
+    )?;
+    Ok(match row {
+        Some(r) => r.get(0)?,
+        None => 1,
+    })
 }
 
 // --- Managed clusters (`bpr k8s create`) -------------------------------------
@@ -749,30 +698,22 @@ impl Tracker {
         labels.insert("bpr-managed".into(), "true".into());
         let labels_json = serde_json::to_string(&labels).unwrap_or_else(|_| "{}".into());
         let ttl = new.ttl_secs.map(|t| t.min(i64::MAX as u64) as i64);
-        {
-            let mut conn = self.db.lock();
-            // Immediate: the name check and the insert see the same database.
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // One write job: the name check and the insert see the same database.
+        self.db.write(|tx| {
             let exists = tx
-                .query_row("SELECT 1 FROM deployments WHERE id = ?1", [&new.id], |_| {
-                    Ok(())
-                })
-                .optional()?
+                .query_opt("SELECT 1 FROM deployments WHERE id = ?1", params![new.id])?
                 .is_some();
             if exists {
                 return Err(TrackError::AlreadyExists(new.id.clone()));
             }
-            let existing: Option<String> = tx
-                .query_row(
-                    &format!("SELECT id FROM deployments WHERE cluster = ?1 AND {LIVE_CLUSTER}"),
-                    [name],
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let existing = tx.query_opt(
+                &format!("SELECT id FROM deployments WHERE cluster = ?1 AND {LIVE_CLUSTER}"),
+                params![name],
+            )?;
             if let Some(existing) = existing {
                 return Err(TrackError::ClusterNameTaken {
                     name: name.to_string(),
-                    existing,
+                    existing: existing.get(0)?,
                 });
             }
             let inserted = tx.execute(
@@ -794,9 +735,7 @@ impl Tracker {
             );
             match inserted {
                 // Another process took the name meanwhile (the partial unique index).
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
+                Err(e) if e.is_constraint_violation() => {
                     return Err(TrackError::ClusterNameTaken {
                         name: name.to_string(),
                         existing: String::new(),
@@ -809,15 +748,18 @@ impl Tracker {
                  VALUES (?1, ?2, NULL, 'planned', ?3)",
                 params![new.id, now, format!("cluster {name} requested")],
             )?;
-            tx.commit()?;
-        }
+            Ok(())
+        })?;
         self.get(&new.id)
     }
 
     /// The live managed-cluster record named `name` (see [`Tracker::create_cluster`]).
     pub fn live_cluster(&self, name: &str) -> Result<Option<DeploymentRecord>> {
         Ok(self
-            .list_where(&format!("WHERE cluster = ?1 AND {LIVE_CLUSTER}"), &[&name])?
+            .list_where(
+                &format!("WHERE cluster = ?1 AND {LIVE_CLUSTER}"),
+                params![name],
+            )?
             .into_iter()
             .next())
     }
@@ -826,7 +768,7 @@ impl Tracker {
     pub fn clusters(&self) -> Result<Vec<DeploymentRecord>> {
         self.list_where(
             "WHERE deployment_type = 'cluster' ORDER BY created_at, id",
-            &[],
+            params![],
         )
     }
 
@@ -836,7 +778,7 @@ impl Tracker {
             &format!(
                 "WHERE deployment_type = 'kubernetes' AND cluster = ?1 AND {LIVE} ORDER BY created_at, id"
             ),
-            &[&name],
+            params![name],
         )
     }
 }

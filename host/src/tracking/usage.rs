@@ -13,13 +13,13 @@
 //! ([`open_for_record`], [`close_all`]) so that the ledger and the record
 //! never disagree.
 
-use rusqlite::{OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
 use super::error::Result;
 use super::record::ResourceRefRecord;
 use super::store::Tracker;
 use crate::clock::unix_now as now;
+use crate::db::{DbError, Row, Tx, params};
 
 /// One stretch of time a deployment held a priced resource.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,7 +77,7 @@ const COLUMNS: &str =
     "seq, deployment_id, instance_id, provider, region, zone, instance_type, spot,
     hourly_usd, resources_json, started_at, ended_at, end_reason";
 
-fn read_period(r: &Row<'_>) -> rusqlite::Result<UsagePeriod> {
+fn read_period(r: &Row) -> Result<UsagePeriod, DbError> {
     let resources: String = r.get(9)?;
     Ok(UsagePeriod {
         seq: r.get(0)?,
@@ -87,7 +87,7 @@ fn read_period(r: &Row<'_>) -> rusqlite::Result<UsagePeriod> {
         region: r.get(4)?,
         zone: r.get(5)?,
         instance_type: r.get(6)?,
-        spot: r.get::<_, i64>(7)? != 0,
+        spot: r.get(7)?,
         hourly_usd: r.get(8)?,
         // A ledger row is written only by this module; an unreadable list is
         // treated as empty rather than hiding the period from the accounts.
@@ -98,20 +98,28 @@ fn read_period(r: &Row<'_>) -> rusqlite::Result<UsagePeriod> {
     })
 }
 
+fn read_periods(rows: Vec<Row>) -> Result<Vec<UsagePeriod>> {
+    Ok(rows
+        .iter()
+        .map(read_period)
+        .collect::<Result<_, DbError>>()?)
+}
+
 /// Opens a period for the record's current instance at its current placement
 /// and price, unless one is already open for that instance (whose resources
 /// are then brought up to date). Nothing when the record names no instance.
-pub(super) fn open_for_record(tx: &Transaction<'_>, id: &str, at: i64) -> rusqlite::Result<()> {
-    let row: Option<(Option<String>, String)> = tx
-        .query_row(
-            "SELECT instance_id, resources_json FROM deployments WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let Some((Some(instance), resources)) = row else {
+pub(super) fn open_for_record(tx: &mut Tx<'_>, id: &str, at: i64) -> Result<(), DbError> {
+    let row = tx.query_opt(
+        "SELECT instance_id, resources_json FROM deployments WHERE id = ?1",
+        params![id],
+    )?;
+    let Some(row) = row else {
         return Ok(());
     };
+    let Some(instance) = row.get::<Option<String>>(0)? else {
+        return Ok(());
+    };
+    let resources: String = row.get(1)?;
     let updated = tx.execute(
         "UPDATE usage_periods SET resources_json = ?3
          WHERE deployment_id = ?1 AND instance_id = ?2 AND ended_at IS NULL",
@@ -122,7 +130,7 @@ pub(super) fn open_for_record(tx: &Transaction<'_>, id: &str, at: i64) -> rusqli
             "INSERT INTO usage_periods (deployment_id, instance_id, provider, region, zone, instance_type,
                spot, hourly_usd, resources_json, started_at)
              SELECT id, instance_id, COALESCE(provider, 'kubernetes'), COALESCE(region, COALESCE(cluster, '')),
-               zone, COALESCE(instance_type, ''), spot, hourly_usd, resources_json, ?2
+               zone, COALESCE(instance_type, ''), spot, hourly_usd, resources_json, CAST(?2 AS BIGINT)
              FROM deployments WHERE id = ?1",
             params![id, at],
         )?;
@@ -132,13 +140,14 @@ pub(super) fn open_for_record(tx: &Transaction<'_>, id: &str, at: i64) -> rusqli
 
 /// Closes every open period of `id` at `at`.
 pub(super) fn close_all(
-    tx: &Transaction<'_>,
+    tx: &mut Tx<'_>,
     id: &str,
     at: i64,
     reason: &str,
-) -> rusqlite::Result<usize> {
+) -> Result<usize, DbError> {
     tx.execute(
-        "UPDATE usage_periods SET ended_at = MAX(?2, started_at), end_reason = ?3
+        "UPDATE usage_periods SET ended_at = CASE WHEN started_at > ?2 THEN started_at ELSE ?2 END,
+           end_reason = ?3
          WHERE deployment_id = ?1 AND ended_at IS NULL",
         params![id, at, reason],
     )
@@ -147,44 +156,39 @@ pub(super) fn close_all(
 impl Tracker {
     /// Every period of deployment `id`, in order.
     pub fn usage_of(&self, id: &str) -> Result<Vec<UsagePeriod>> {
-        let conn = self.database().lock();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM usage_periods WHERE deployment_id = ?1 ORDER BY seq"
-        ))?;
-        let rows = stmt.query_map([id], read_period)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        read_periods(self.database().query(
+            &format!("SELECT {COLUMNS} FROM usage_periods WHERE deployment_id = ?1 ORDER BY seq"),
+            params![id],
+        )?)
     }
 
     /// Every period that overlaps `[since, now]` (every period without
     /// `since`), in order.
     pub fn usage_since(&self, since: Option<i64>) -> Result<Vec<UsagePeriod>> {
-        let conn = self.database().lock();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM usage_periods WHERE ended_at IS NULL OR ended_at >= ?1 ORDER BY seq"
-        ))?;
-        let rows = stmt.query_map([since.unwrap_or(i64::MIN)], read_period)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        read_periods(self.database().query(
+            &format!(
+                "SELECT {COLUMNS} FROM usage_periods WHERE ended_at IS NULL OR ended_at >= ?1 ORDER BY seq"
+            ),
+            params![since.unwrap_or(i64::MIN)],
+        )?)
     }
 
     /// Every open period of every deployment, in order.
     pub fn open_periods(&self) -> Result<Vec<UsagePeriod>> {
-        let conn = self.database().lock();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM usage_periods WHERE ended_at IS NULL ORDER BY seq"
-        ))?;
-        let rows = stmt.query_map([], read_period)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        read_periods(self.database().query(
+            &format!("SELECT {COLUMNS} FROM usage_periods WHERE ended_at IS NULL ORDER BY seq"),
+            params![],
+        )?)
     }
 
     /// Opens a period for an instance the record does not name yet (a heal's
     /// replacement), right after the provider created it. Returns its `seq`.
     pub fn open_period(&self, id: &str, p: &NewPeriod<'_>) -> Result<i64> {
         let resources = serde_json::to_string(p.resources).unwrap_or_else(|_| "[]".into());
-        let conn = self.database().lock();
-        conn.execute(
+        let row = self.database().query_opt(
             "INSERT INTO usage_periods (deployment_id, instance_id, provider, region, zone, instance_type,
                spot, hourly_usd, resources_json, started_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING seq",
             params![
                 id,
                 p.instance_id,
@@ -192,19 +196,23 @@ impl Tracker {
                 p.region,
                 p.zone,
                 p.instance_type,
-                p.spot as i64,
+                p.spot,
                 p.hourly_usd,
                 resources,
                 now()
             ],
         )?;
-        Ok(conn.last_insert_rowid())
+        Ok(match row {
+            Some(r) => r.get(0)?,
+            None => 0,
+        })
     }
 
     /// Closes period `seq` now (its resource was deleted or stopped).
     pub fn close_period(&self, seq: i64, reason: &str) -> Result<()> {
-        self.database().lock().execute(
-            "UPDATE usage_periods SET ended_at = MAX(?2, started_at), end_reason = ?3
+        self.database().execute(
+            "UPDATE usage_periods SET ended_at = CASE WHEN started_at > ?2 THEN started_at ELSE ?2 END,
+               end_reason = ?3
              WHERE seq = ?1 AND ended_at IS NULL",
             params![seq, now(), reason],
         )?;
@@ -213,20 +221,15 @@ impl Tracker {
 
     /// Closes every open period of `id` now (suspended: stopped or scaled to zero).
     pub fn close_usage(&self, id: &str, reason: &str) -> Result<()> {
-        let mut conn = self.database().lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        close_all(&tx, id, now(), reason)?;
-        tx.commit()?;
+        self.database()
+            .write(|tx| close_all(tx, id, now(), reason).map(|_| ()))?;
         Ok(())
     }
 
     /// Opens a period for the record's current instance now (resumed), unless
     /// one is open.
     pub fn reopen_usage(&self, id: &str) -> Result<()> {
-        let mut conn = self.database().lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        open_for_record(&tx, id, now())?;
-        tx.commit()?;
+        self.database().write(|tx| open_for_record(tx, id, now()))?;
         Ok(())
     }
 
@@ -235,29 +238,29 @@ impl Tracker {
     /// an open period for its instance (opened now); a suspended one has none
     /// for its instance (closed now). Returns how many periods changed.
     pub fn reconcile_usage(&self) -> Result<usize> {
-        let mut conn = self.database().lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = now();
-        let closed = tx.execute(
-            "UPDATE usage_periods SET ended_at = MAX(?1, started_at), end_reason = 'suspended'
-             WHERE ended_at IS NULL AND EXISTS (SELECT 1 FROM deployments d
-               WHERE d.id = usage_periods.deployment_id AND d.status = 'suspended'
-                 AND d.instance_id = usage_periods.instance_id)",
-            [now],
-        )?;
-        let opened = tx.execute(
-            "INSERT INTO usage_periods (deployment_id, instance_id, provider, region, zone, instance_type,
-               spot, hourly_usd, resources_json, started_at)
-             SELECT d.id, d.instance_id, COALESCE(d.provider, 'kubernetes'), COALESCE(d.region, COALESCE(d.cluster, '')),
-               d.zone, COALESCE(d.instance_type, ''), d.spot, d.hourly_usd, d.resources_json, ?1
-             FROM deployments d
-             WHERE d.instance_id IS NOT NULL AND d.released_at IS NULL
-               AND d.status NOT IN ('suspended', 'terminated')
-               AND NOT EXISTS (SELECT 1 FROM usage_periods u
-                 WHERE u.deployment_id = d.id AND u.instance_id = d.instance_id AND u.ended_at IS NULL)",
-            [now],
-        )?;
-        tx.commit()?;
-        Ok(closed + opened)
+        Ok(self.database().write(|tx| {
+            let closed = tx.execute(
+                "UPDATE usage_periods SET ended_at = CASE WHEN started_at > ?1 THEN started_at ELSE ?1 END,
+                   end_reason = 'suspended'
+                 WHERE ended_at IS NULL AND EXISTS (SELECT 1 FROM deployments d
+                   WHERE d.id = usage_periods.deployment_id AND d.status = 'suspended'
+                     AND d.instance_id = usage_periods.instance_id)",
+                params![now],
+            )?;
+            let opened = tx.execute(
+                "INSERT INTO usage_periods (deployment_id, instance_id, provider, region, zone, instance_type,
+                   spot, hourly_usd, resources_json, started_at)
+                 SELECT d.id, d.instance_id, COALESCE(d.provider, 'kubernetes'), COALESCE(d.region, COALESCE(d.cluster, '')),
+                   d.zone, COALESCE(d.instance_type, ''), d.spot, d.hourly_usd, d.resources_json, CAST(?1 AS BIGINT)
+                 FROM deployments d
+                 WHERE d.instance_id IS NOT NULL AND d.released_at IS NULL
+                   AND d.status NOT IN ('suspended', 'terminated')
+                   AND NOT EXISTS (SELECT 1 FROM usage_periods u
+                     WHERE u.deployment_id = d.id AND u.instance_id = d.instance_id AND u.ended_at IS NULL)",
+                params![now],
+            )?;
+            Ok::<_, DbError>(closed + opened)
+        })?)
     }
 }

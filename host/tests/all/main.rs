@@ -17,6 +17,7 @@ mod kubernetes;
 mod lifecycle;
 mod logs;
 mod orchestrate;
+mod postgres;
 mod pricing;
 mod reliability;
 mod replicas;

@@ -6,9 +6,11 @@
 //! instance id). Leases are short (config keys `[coordination] lease_ms`,
 //! `renew_ms`) so a takeover takes seconds.
 //!
-//! The replicas share one state directory, hence one SQLite database and one
-//! directory of per-deployment OS locks: the one-host form of several
-//! replicas (see the README, "Running several replicas").
+//! The replicas share one PostgreSQL database when the stand-in runs
+//! (`scripts/standins/postgres.sh start` exports `BPR_TEST_DATABASE_URL`;
+//! required under `CI=true`), else one SQLite file. They also share one state
+//! directory, hence one directory of per-deployment OS locks: replicas on one
+//! host (see the README, "Running several replicas").
 //!
 //! Also here: the Kubernetes manifests for bpr itself (`deploy/kubernetes/`)
 //! validate strictly against the Kubernetes schemas, and their `bpr.toml` is
@@ -24,6 +26,7 @@ use serde_json::{Value, json};
 
 use crate::deploy::{Action, Moto, Proxy};
 use crate::lifecycle::moto_url;
+use crate::postgres::PgDatabase;
 use crate::serve::{Serve, write_config};
 use crate::support::{TestEnv, moto_lock};
 
@@ -100,8 +103,11 @@ fn mutating(calls: &[Call]) -> Vec<Call> {
 /// `n` replicas of `bpr serve` sharing `env`'s state directory, each with its
 /// own config file naming its own proxy.
 struct Replicas {
-    _env: TestEnv,
+    /// Dropped after the replicas (fields drop in order): the database
+    /// outlives its clients.
     serves: Vec<Serve>,
+    _pg: Option<PgDatabase>,
+    _env: TestEnv,
     calls: Vec<Calls>,
     /// Replicas stopped (SIGSTOP) or killed: not asked anything.
     down: BTreeSet<usize>,
@@ -110,6 +116,9 @@ struct Replicas {
 impl Replicas {
     async fn start(n: usize, extra: &str) -> Self {
         let env = TestEnv::new();
+        // One PostgreSQL database of the test's own, when the stand-in runs.
+        let pg = PgDatabase::create(env.dir.path());
+        let (host_line, database) = pg.as_ref().map(|p| p.config_lines()).unwrap_or_default();
         let mut calls = Vec::new();
         let mut configs = Vec::new();
         for i in 0..n {
@@ -124,7 +133,10 @@ impl Replicas {
                 ),
             );
             let own = env.dir.path().join(format!("bpr-{i}.toml"));
-            std::fs::rename(&shared, &own).unwrap();
+            let text = std::fs::read_to_string(&shared)
+                .unwrap()
+                .replacen("[host]\n", &format!("[host]\n{host_line}"), 1);
+            std::fs::write(&own, format!("{text}\n{database}")).unwrap();
             configs.push(own);
             calls.push(c);
         }
@@ -133,8 +145,9 @@ impl Replicas {
             s.ready().await;
         }
         Self {
-            _env: env,
             serves,
+            _pg: pg,
+            _env: env,
             calls,
             down: BTreeSet::new(),
         }

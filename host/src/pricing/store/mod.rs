@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::{Database, Result};
+use crate::db::{Database, Result, params};
 use crate::placement::Offer;
 use format::{Damaged, FORMAT, Row, Shape, Strings};
 
@@ -395,27 +395,21 @@ impl CatalogueStore {
     /// What is said once about the stored catalogue of `provider` (reads no
     /// offers). A catalogue written in another format is absent.
     pub fn meta(&self, provider: &str) -> Result<Option<CatalogueMeta>> {
-        let conn = self.db.lock();
-        let mut stmt = conn.prepare_cached(
+        let Some(r) = self.db.query_opt(
             "SELECT format, fetched_at, sources_json, listed, offers, dropped_json, normalized
              FROM price_catalogue WHERE provider = ?1",
-        )?;
-        let row = stmt.query_row([provider], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, String>(6)?,
-            ))
-        });
-        let (format, fetched_at, sources, listed, offers, drops, normalized_with) = match row {
-            Ok(r) => r,
-            Err(rusqlite::Error::QueryReturnedNoRows) => return Ok(None),
-            Err(e) => return Err(e.into()),
+            params![provider],
+        )?
+        else {
+            return Ok(None);
         };
+        let format: i64 = r.get(0)?;
+        let fetched_at: i64 = r.get(1)?;
+        let sources: String = r.get(2)?;
+        let listed: i64 = r.get(3)?;
+        let offers: i64 = r.get(4)?;
+        let drops: String = r.get(5)?;
+        let normalized_with: String = r.get(6)?;
         if format != FORMAT {
             return Ok(None);
         }
@@ -444,33 +438,35 @@ impl CatalogueStore {
         let Some(meta) = self.meta(provider)? else {
             return Ok(None);
         };
-        let (shapes, segments, regions) = {
-            let conn = self.db.lock();
-            let shapes: Vec<u8> = match conn.query_row(
-                "SELECT shapes FROM price_catalogue WHERE provider = ?1",
-                [provider],
-                |r| r.get(0),
-            ) {
-                Ok(b) => b,
-                Err(rusqlite::Error::QueryReturnedNoRows) => return Ok(None),
-                Err(e) => return Err(e.into()),
-            };
-            let mut list = conn.prepare_cached(
-                "SELECT region FROM price_rows WHERE provider = ?1 ORDER BY region",
-            )?;
-            let regions: Vec<String> = list
-                .query_map([provider], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            let mut rows = conn.prepare_cached(
-                "SELECT rows FROM price_rows WHERE provider = ?1 AND region = ?2",
-            )?;
-            let mut segments = Vec::new();
-            for region in regions.iter().filter(|r| wanted(r)) {
-                let blob: Vec<u8> = rows.query_row([provider, region.as_str()], |r| r.get(0))?;
-                segments.push((region.clone(), blob));
-            }
-            (shapes, segments, regions)
+        let Some(shapes) = self.db.query_opt(
+            "SELECT shapes FROM price_catalogue WHERE provider = ?1",
+            params![provider],
+        )?
+        else {
+            return Ok(None);
         };
+        let shapes: Vec<u8> = shapes.get(0)?;
+        let regions: Vec<String> = self
+            .db
+            .query(
+                "SELECT region FROM price_rows WHERE provider = ?1 ORDER BY region",
+                params![provider],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect::<Result<_>>()?;
+        let mut segments = Vec::new();
+        for region in regions.iter().filter(|r| wanted(r)) {
+            let Some(row) = self.db.query_opt(
+                "SELECT rows FROM price_rows WHERE provider = ?1 AND region = ?2",
+                params![provider, region],
+            )?
+            else {
+                // Replaced meanwhile by a catalogue without this region.
+                continue;
+            };
+            segments.push((region.clone(), row.get::<Vec<u8>>(0)?));
+        }
         Ok(Loaded::decode(provider, meta, &shapes, segments, regions))
     }
 
@@ -484,43 +480,44 @@ impl CatalogueStore {
         normalized_with: &str,
         encoded: &Encoded,
     ) -> Result<()> {
-        let to_sql = |e: serde_json::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
-        let sources = serde_json::to_string(&encoded.sources).map_err(to_sql)?;
-        let drops = serde_json::to_string(drops).map_err(to_sql)?;
-        let mut conn = self.db.lock();
-        let tx = conn.transaction()?;
-        tx.execute("DELETE FROM price_rows WHERE provider = ?1", [provider])?;
-        tx.execute(
-            "INSERT INTO price_catalogue
-                (provider, format, fetched_at, sources_json, listed, offers, dropped_json, normalized, shapes)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT(provider) DO UPDATE SET format = excluded.format,
-                fetched_at = excluded.fetched_at, sources_json = excluded.sources_json,
-                listed = excluded.listed, offers = excluded.offers,
-                dropped_json = excluded.dropped_json, normalized = excluded.normalized,
-                shapes = excluded.shapes",
-            rusqlite::params![
-                provider,
-                FORMAT,
-                fetched_at as i64,
-                sources,
-                listed as i64,
-                encoded.offers as i64,
-                drops,
-                normalized_with,
-                encoded.shapes,
-            ],
-        )?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO price_rows (provider, region, offers, rows) VALUES (?1, ?2, ?3, ?4)",
+        // Serialising these plain structs cannot fail; were it to, the
+        // catalogue is stored without them and fetched again when read.
+        let sources = serde_json::to_string(&encoded.sources).unwrap_or_default();
+        let drops = serde_json::to_string(drops).unwrap_or_default();
+        self.db.write(|tx| {
+            tx.execute(
+                "DELETE FROM price_rows WHERE provider = ?1",
+                params![provider],
+            )?;
+            tx.execute(
+                "INSERT INTO price_catalogue
+                    (provider, format, fetched_at, sources_json, listed, offers, dropped_json, normalized, shapes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT(provider) DO UPDATE SET format = excluded.format,
+                    fetched_at = excluded.fetched_at, sources_json = excluded.sources_json,
+                    listed = excluded.listed, offers = excluded.offers,
+                    dropped_json = excluded.dropped_json, normalized = excluded.normalized,
+                    shapes = excluded.shapes",
+                params![
+                    provider,
+                    FORMAT,
+                    fetched_at,
+                    sources,
+                    listed,
+                    encoded.offers,
+                    drops,
+                    normalized_with,
+                    encoded.shapes,
+                ],
             )?;
             for (region, (count, rows)) in &encoded.regions {
-                insert.execute(rusqlite::params![provider, region, *count as i64, rows])?;
+                tx.execute(
+                    "INSERT INTO price_rows (provider, region, offers, rows) VALUES (?1, ?2, ?3, ?4)",
+                    params![provider, region, *count, rows],
+                )?;
             }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 }
 

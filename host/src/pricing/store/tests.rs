@@ -1,4 +1,5 @@
 use super::*;
+use crate::db::testing::{Backend, TestDb, on_both_backends};
 use crate::placement::Arch;
 
 fn offer(instance_type: &str, region: &str, hourly: f64) -> Offer {
@@ -27,10 +28,10 @@ fn offer(instance_type: &str, region: &str, hourly: f64) -> Offer {
     }
 }
 
-fn store() -> (tempfile::TempDir, CatalogueStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(&dir.path().join("bpr.sqlite3")).unwrap();
-    (dir, CatalogueStore::new(db))
+fn store(backend: Backend) -> (TestDb, CatalogueStore) {
+    let tdb = TestDb::new(backend);
+    let store = CatalogueStore::new(tdb.db());
+    (tdb, store)
 }
 
 fn put(store: &CatalogueStore, offers: &[Offer]) -> Encoded {
@@ -77,40 +78,42 @@ fn varied() -> Vec<Offer> {
     vec![a, b, offer("m5.large", "us-east-1", 0.096)]
 }
 
-#[test]
-fn a_stored_catalogue_reads_back_every_field_of_every_offer() {
-    let (_dir, store) = store();
-    let offers = varied();
-    put(&store, &offers);
-    let loaded = store.load("aws", |_| true).unwrap().unwrap();
-    assert!(loaded.complete);
-    let mut back: Vec<Offer> = loaded.rows().map(|r| loaded.offer(&r)).collect();
-    let mut expected = offers.clone();
-    back.sort_by(crate::placement::identity_cmp);
-    expected.sort_by(crate::placement::identity_cmp);
-    assert_eq!(back, expected);
-    let meta = &loaded.meta;
-    assert_eq!(
-        (meta.fetched_at, meta.listed, meta.offers),
-        (1_800_000_000, 4, 3)
-    );
-    assert_eq!(meta.drops.count, 1);
-    assert_eq!(meta.normalized_with, "bounds");
-    // Provenance is stored once per source, not per offer.
-    assert_eq!(meta.sources.len(), 2);
-    assert_eq!(meta.observed_at(), Some(1_740_936_978));
-    assert!(!meta.from_snapshot());
+on_both_backends! {
+    fn a_stored_catalogue_reads_back_every_field_of_every_offer(backend) {
+        let (_dir, store) = store(backend);
+        let offers = varied();
+        put(&store, &offers);
+        let loaded = store.load("aws", |_| true).unwrap().unwrap();
+        assert!(loaded.complete);
+        let mut back: Vec<Offer> = loaded.rows().map(|r| loaded.offer(&r)).collect();
+        let mut expected = offers.clone();
+        back.sort_by(crate::placement::identity_cmp);
+        expected.sort_by(crate::placement::identity_cmp);
+        assert_eq!(back, expected);
+        let meta = &loaded.meta;
+        assert_eq!(
+            (meta.fetched_at, meta.listed, meta.offers),
+            (1_800_000_000, 4, 3)
+        );
+        assert_eq!(meta.drops.count, 1);
+        assert_eq!(meta.normalized_with, "bounds");
+        // Provenance is stored once per source, not per offer.
+        assert_eq!(meta.sources.len(), 2);
+        assert_eq!(meta.observed_at(), Some(1_740_936_978));
+        assert!(!meta.from_snapshot());
+    }
 }
 
-#[test]
-fn only_the_regions_asked_for_are_read() {
-    let (_dir, store) = store();
-    put(&store, &varied());
-    let loaded = store.load("aws", |r| r == "us-east-1").unwrap().unwrap();
-    assert!(!loaded.complete);
-    assert_eq!(loaded.regions().collect::<Vec<_>>(), ["us-east-1"]);
-    assert_eq!(loaded.rows().count(), 2);
-    assert!(store.load("gcp", |_| true).unwrap().is_none());
+on_both_backends! {
+    fn only_the_regions_asked_for_are_read(backend) {
+        let (_dir, store) = store(backend);
+        put(&store, &varied());
+        let loaded = store.load("aws", |r| r == "us-east-1").unwrap().unwrap();
+        assert!(!loaded.complete);
+        assert_eq!(loaded.regions().collect::<Vec<_>>(), ["us-east-1"]);
+        assert_eq!(loaded.rows().count(), 2);
+        assert!(store.load("gcp", |_| true).unwrap().is_none());
+    }
 }
 
 #[test]
@@ -133,48 +136,50 @@ fn machines_sold_in_many_regions_are_stored_once() {
     assert_eq!(encoded.sources().len(), 1);
 }
 
-#[test]
-fn a_new_catalogue_replaces_the_old_one_whole() {
-    let (_dir, store) = store();
-    put(&store, &varied());
-    put(&store, &[offer("c7i.large", "ap-south-1", 0.09)]);
-    let loaded = store.load("aws", |_| true).unwrap().unwrap();
-    assert_eq!(loaded.regions().collect::<Vec<_>>(), ["ap-south-1"]);
-    assert_eq!(loaded.rows().count(), 1);
+on_both_backends! {
+    fn a_new_catalogue_replaces_the_old_one_whole(backend) {
+        let (_dir, store) = store(backend);
+        put(&store, &varied());
+        put(&store, &[offer("c7i.large", "ap-south-1", 0.09)]);
+        let loaded = store.load("aws", |_| true).unwrap().unwrap();
+        assert_eq!(loaded.regions().collect::<Vec<_>>(), ["ap-south-1"]);
+        assert_eq!(loaded.rows().count(), 1);
+    }
 }
 
-#[test]
-fn a_damaged_or_foreign_catalogue_is_treated_as_absent() {
-    let (_dir, store) = store();
-    put(&store, &varied());
-    store
-        .db
-        .lock()
-        .execute(
-            "UPDATE price_rows SET rows = x'0102' WHERE region = 'eu-west-1'",
-            [],
-        )
-        .unwrap();
-    assert!(store.load("aws", |_| true).unwrap().is_none());
-    // Regions not read are not checked.
-    assert!(store.load("aws", |r| r == "us-east-1").unwrap().is_some());
+on_both_backends! {
+    fn a_damaged_or_foreign_catalogue_is_treated_as_absent(backend) {
+        let (_dir, store) = store(backend);
+        put(&store, &varied());
+        store
+            .db
+            .execute(
+                "UPDATE price_rows SET rows = ?1 WHERE region = 'eu-west-1'",
+                crate::db::params![vec![1u8, 2]],
+            )
+            .unwrap();
+        assert!(store.load("aws", |_| true).unwrap().is_none());
+        // Regions not read are not checked.
+        assert!(store.load("aws", |r| r == "us-east-1").unwrap().is_some());
 
-    put(&store, &varied());
-    store
-        .db
-        .lock()
-        .execute("UPDATE price_catalogue SET format = 99", [])
-        .unwrap();
-    assert!(store.meta("aws").unwrap().is_none());
-    assert!(store.load("aws", |_| true).unwrap().is_none());
+        put(&store, &varied());
+        store
+            .db
+            .execute("UPDATE price_catalogue SET format = 99", &[])
+            .unwrap();
+        assert!(store.meta("aws").unwrap().is_none());
+        assert!(store.load("aws", |_| true).unwrap().is_none());
 
-    put(&store, &varied());
-    store
-        .db
-        .lock()
-        .execute("UPDATE price_catalogue SET shapes = x'ffffffff'", [])
-        .unwrap();
-    assert!(store.load("aws", |_| true).unwrap().is_none());
+        put(&store, &varied());
+        store
+            .db
+            .execute(
+                "UPDATE price_catalogue SET shapes = ?1",
+                crate::db::params![vec![0xffu8; 4]],
+            )
+            .unwrap();
+        assert!(store.load("aws", |_| true).unwrap().is_none());
+    }
 }
 
 #[test]

@@ -79,12 +79,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         .iter()
         .filter(|s| !matches!(s.state, ProviderState::Loaded))
         .count();
-    let database = state
-        .host()
-        .database()
-        .lock()
-        .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
-        .is_ok();
+    let database = state.host().database().query_opt("SELECT 1", &[]).is_ok();
     let draining = state.draining();
     let r = Readiness {
         ready: !draining && database && serving > 0,
