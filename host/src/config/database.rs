@@ -109,8 +109,8 @@ mod tests {
             Some(PasswordSource::File("/run/secrets/bpr-db".into()))
         );
         assert_eq!(c.database.max_connections, 8);
-        let sqlite = Config::from_toml_str("[host]\ndatabase = \"/var/lib/bpr/x.sqlite3\"\n", "t")
-            .unwrap();
+        let sqlite =
+            Config::from_toml_str("[host]\ndatabase = \"/var/lib/bpr/x.sqlite3\"\n", "t").unwrap();
         assert_eq!(
             sqlite.database_location(),
             Location::Sqlite("/var/lib/bpr/x.sqlite3".into())
@@ -125,7 +125,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("host.database") && err.contains("password_file"), "{err}");
+        assert!(
+            err.contains("host.database") && err.contains("password_file"),
+            "{err}"
+        );
         assert!(!err.contains("s3cr3t-in-url"), "{err}");
         let err = Config::from_toml_str(
             "[host]\ndatabase = \"postgres://bpr@h/bpr\"\n\
