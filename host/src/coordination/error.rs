@@ -10,7 +10,7 @@ pub enum CoordinationError {
         name: String,
         /// Cause.
         #[source]
-        source: crate::db::DbError,
+        source: Box<crate::db::DbError>,
     },
     /// Another owner holds the lease and it has not expired.
     #[error("lease {name} is held by {owner} until {until_ms} ms")]

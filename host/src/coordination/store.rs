@@ -167,7 +167,7 @@ impl From<DbError> for CoordinationError {
     fn from(source: DbError) -> Self {
         Self::StoreFailed {
             name: String::new(),
-            source,
+            source: Box::new(source),
         }
     }
 }

@@ -711,7 +711,7 @@ mod tests {
         assert_ne!(other.host_id().unwrap(), id);
     }
 
-    use super::testing::{Backend, Scratch, TestDb, admin_sql, on_both_backends};
+    use super::testing::{Scratch, TestDb, admin_sql, on_both_backends};
 
     on_both_backends! {
         fn a_read_then_write_job_waits_for_another_writer_instead_of_losing_an_update(backend) {

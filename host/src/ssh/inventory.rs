@@ -105,7 +105,7 @@ pub fn load_capacity(db: &Database, alias: &str) -> DbResult<Option<Resources>> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::testing::{Backend, TestDb, on_both_backends};
+    use crate::db::testing::{TestDb, on_both_backends};
 
     on_both_backends! {
         fn a_probed_capacity_is_stored_read_back_and_replaced_by_the_next_probe(backend) {

@@ -74,7 +74,7 @@ fn read_record(row: &Row) -> Result<DeploymentRecord> {
     let resources: String = row.get(12)?;
     let labels: String = row.get(15)?;
     let k8s_target: Option<String> = row.get(24)?;
-    let parsed = (|| {
+    (|| {
         Ok(DeploymentRecord {
             id: id.clone(),
             blueprint_id: row.get(1).map_err(|e| corrupt(e.to_string()))?,
@@ -113,8 +113,7 @@ fn read_record(row: &Row) -> Result<DeploymentRecord> {
             unresolved: row.get::<i64>(25).map_err(|e| corrupt(e.to_string()))? != 0,
             service_key: row.get(26).map_err(|e| corrupt(e.to_string()))?,
         })
-    })();
-    parsed
+    })()
 }
 
 impl Tracker {

@@ -216,7 +216,7 @@ async fn a_url_with_a_password_or_a_server_that_is_down_is_a_clear_error_without
         ),
         (
             "database = \"postgres://bpr@127.0.0.1:1/bpr\"\n".to_string(),
-            format!("[database]\npassword_env = \"BPR_IT_PG_PW\"\n"),
+            "[database]\npassword_env = \"BPR_IT_PG_PW\"\n".to_string(),
             "postgres://bpr@127.0.0.1:1/bpr",
         ),
     ] {
