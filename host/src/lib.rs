@@ -18,11 +18,13 @@
 //! and [`capabilities`] are the sandbox underneath, both built on
 //! `bindings` (the one `bindgen!`, the ground floor; its types are [`wit`]);
 //! [`costs`] the accounting of what deployments spent and the operator's
-//! budget; [`db`] the embedded database. Blueprint Manager drives it through
-//! [`embedding`]: service events in, deployments and their events out.
-//! `telemetry` is what the sandbox reports about itself; [`server`] is
-//! `bpr serve`, the host as a long-running service with an HTTP API; [`logs`]
-//! reads what a deployment's workload printed (pods, SSH hosts).
+//! budget; [`db`] the store (SQLite or PostgreSQL). Blueprint Manager drives
+//! it through [`embedding`]: service events in, deployments and their events
+//! out. `telemetry` is what the sandbox reports about itself; [`server`] is
+//! `bpr serve`, the host as a long-running service with an HTTP API, and
+//! [`coordination`] how several of them share one database (leases, one
+//! supervisor leader); [`logs`] reads what a deployment's workload printed
+//! (pods, SSH hosts).
 //!
 //! Each room's `mod.rs` is its table: the files inside are private, and what
 //! the room offers is re-exported there (`pub use`). `runtime`, `bindings`,
@@ -34,6 +36,7 @@ mod bindings;
 pub mod capabilities;
 mod clock;
 pub mod config;
+pub mod coordination;
 pub mod costs;
 pub mod db;
 pub mod embedding;

@@ -55,6 +55,7 @@
 //! token_env = "DIGITALOCEAN_TOKEN"
 //! ```
 
+mod coordination;
 mod database;
 mod error;
 mod lifecycle;
@@ -104,6 +105,8 @@ pub struct Config {
     pub serve: ServeSettings,
     /// `[database]`: how the embedded database is opened.
     pub database: crate::db::DatabaseSettings,
+    /// `[coordination]`: the supervisor's leader election between replicas.
+    pub coordination: crate::coordination::LeaderSettings,
 }
 
 /// `[ssh]` and its `[[ssh.hosts]]`: the machines the `ssh` provider may use.

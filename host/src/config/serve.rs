@@ -9,6 +9,7 @@
 //! max_event_streams = 64            # concurrent /v1/events subscribers (503 past it)
 //! drain_secs = 10                   # on SIGTERM: time in-flight work may finish on its own
 //! supervisor_interval_secs = 30     # TTL, recovery, health and cleanup pass
+//! open_probes = false               # true: /healthz and /readyz answer without the token
 //! ```
 
 use std::net::SocketAddr;
@@ -39,6 +40,9 @@ pub struct ServeSettings {
     pub drain: Duration,
     /// Time between two supervisor passes. Default 30 s.
     pub supervisor_interval: Duration,
+    /// `/healthz` and `/readyz` answer without the bearer token (Kubernetes
+    /// probes carry none); every other path still needs it. Default false.
+    pub open_probes: bool,
 }
 
 impl Default for ServeSettings {
@@ -51,6 +55,7 @@ impl Default for ServeSettings {
             max_event_streams: 64,
             drain: Duration::from_secs(10),
             supervisor_interval: Duration::from_secs(30),
+            open_probes: false,
         }
     }
 }
@@ -66,6 +71,7 @@ pub(super) struct ServeToml {
     max_event_streams: Option<usize>,
     drain_secs: Option<u64>,
     supervisor_interval_secs: Option<u64>,
+    open_probes: Option<bool>,
 }
 
 impl ServeToml {
@@ -124,6 +130,7 @@ impl ServeToml {
             )?,
             drain: self.drain_secs.map(Duration::from_secs).unwrap_or(d.drain),
             supervisor_interval: interval,
+            open_probes: self.open_probes.unwrap_or(d.open_probes),
         })
     }
 }

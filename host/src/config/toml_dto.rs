@@ -42,6 +42,8 @@ struct ConfigToml {
     serve: super::serve::ServeToml,
     #[serde(default)]
     database: super::database::DatabaseToml,
+    #[serde(default)]
+    coordination: super::coordination::CoordinationToml,
 }
 
 #[derive(Deserialize, Default)]
@@ -631,6 +633,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config> {
         },
         serve,
         database: dto.database.settings(origin, &resolve)?,
+        coordination: dto.coordination.settings(origin)?,
     })
 }
 

@@ -172,6 +172,18 @@ pub(super) const ALL: &[(&str, &str)] = &[(
         COALESCE(instance_type, ''), spot, hourly_usd, resources_json, created_at, released_at,
         CASE WHEN released_at IS NULL THEN NULL ELSE 'deleted' END
     FROM deployments WHERE instance_id IS NOT NULL;",
+),
+(
+    "0010_replicas_leases",
+    "-- Leases between replicas sharing the database (see coordination/): the
+    -- supervisor's leader, by name. The token strictly increases each time the
+    -- lease changes hands; a holder checks it is still current before acting.
+    CREATE TABLE leases (
+        name          TEXT PRIMARY KEY,
+        owner         TEXT NOT NULL,
+        token         INTEGER NOT NULL,
+        expires_at_ms INTEGER NOT NULL   -- ms since 1970; 0 once released
+    );",
 )];
 
 /// The schema version of the open database.

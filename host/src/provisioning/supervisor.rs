@@ -21,6 +21,7 @@ use super::recover::RecoveryReport;
 use super::sweep::SweepReport;
 use super::watchdog::HealthWatch;
 use crate::clock::unix_now as now;
+use crate::coordination::Leadership;
 use crate::tracking::{DeploymentRecord, DeploymentStatus};
 
 /// Timing of [`Orchestrator::run_supervisor`].
@@ -41,6 +42,12 @@ pub struct SupervisorOptions {
     /// Time between health passes. Default: `None`, the operator's
     /// `[operator.health] interval_secs`.
     pub health_interval: Option<Duration>,
+    /// With several replicas on one database: the election this replica
+    /// takes part in. Passes run only while it leads, and each pass checks
+    /// its term is still current (in the database) before every side effect,
+    /// stopping at the first that is not. Default: `None`, always act (one
+    /// process, or `bpr cleanup`).
+    pub leader: Option<Leadership>,
 }
 
 impl Default for SupervisorOptions {
@@ -52,6 +59,7 @@ impl Default for SupervisorOptions {
             sweep_interval: Duration::from_secs(600),
             health_checks: true,
             health_interval: None,
+            leader: None,
         }
     }
 }
@@ -77,6 +85,9 @@ pub struct CleanupReport {
     pub heal_leftovers: Vec<String>,
     /// What could not be resolved now (retried next pass), with why.
     pub errors: Vec<(String, String)>,
+    /// The pass stopped early: this replica's leadership was lost (another
+    /// replica leads now and does the rest).
+    pub fenced: bool,
 }
 
 impl CleanupReport {
@@ -123,9 +134,27 @@ impl Orchestrator {
     }
 
     /// One cleanup pass (with a sweep when `sweep`), and what it resolved.
+    /// With [`SupervisorOptions::leader`], the term is checked before each
+    /// step that calls a provider or writes a record, and the pass stops at
+    /// the first check that fails ([`CleanupReport::fenced`]).
     pub async fn cleanup(&self, opts: &SupervisorOptions, sweep: bool) -> CleanupReport {
         let tracker = self.tracker.clone();
         let mut report = CleanupReport::default();
+        // Whether this replica may still act; records why not in the report.
+        let leading = |report: &mut CleanupReport| match &opts.leader {
+            None => true,
+            Some(l) => match l.check() {
+                Ok(_) => true,
+                Err(e) => {
+                    report.fenced = true;
+                    report.errors.push(("*".into(), e.to_string()));
+                    false
+                }
+            },
+        };
+        if !leading(&mut report) {
+            return report;
+        }
         let expired = match tracker.expired(now()) {
             Ok(v) => v,
             Err(e) => {
@@ -134,6 +163,9 @@ impl Orchestrator {
             }
         };
         for rec in expired {
+            if !leading(&mut report) {
+                return report;
+            }
             let reason = match self.on_expiry(&rec, &opts.deploy).await {
                 Expiry::Terminate(reason) => reason,
                 Expiry::Suspended => {
@@ -151,6 +183,9 @@ impl Orchestrator {
             };
             let mut last = None;
             for attempt in 1..=opts.tries.max(1) {
+                if !leading(&mut report) {
+                    return report;
+                }
                 match self.terminate_with(&rec.id, &opts.deploy, &reason).await {
                     Ok(_) => {
                         last = None;
@@ -172,16 +207,28 @@ impl Orchestrator {
                 report.errors.push((rec.id.clone(), e));
             }
         }
+        if !leading(&mut report) {
+            return report;
+        }
         let (resumed, resume_errors) = self.resume_renewed(&opts.deploy).await;
         report.resumed = resumed;
         report.errors.extend(resume_errors);
+        if !leading(&mut report) {
+            return report;
+        }
         let recovery = self.recover_with(&opts.deploy).await;
         report.errors.extend(recovery.errors.iter().cloned());
         report.busy.extend(recovery.busy.iter().cloned());
         report.recovery = recovery;
+        if !leading(&mut report) {
+            return report;
+        }
         let (heal_leftovers, heal_errors) = self.finish_interrupted_heals(&opts.deploy).await;
         report.heal_leftovers = heal_leftovers;
         report.errors.extend(heal_errors);
+        if !leading(&mut report) {
+            return report;
+        }
         if let Err(e) = tracker.reconcile_usage() {
             report.errors.push(("*".into(), e.to_string()));
         }
@@ -191,6 +238,9 @@ impl Orchestrator {
         match tracker.with_status(DeploymentStatus::Failed) {
             Ok(failed) => {
                 for rec in failed.into_iter().filter(DeploymentRecord::holds_resources) {
+                    if !leading(&mut report) {
+                        return report;
+                    }
                     match self
                         .terminate_with(
                             &rec.id,
@@ -207,7 +257,7 @@ impl Orchestrator {
             }
             Err(e) => report.errors.push(("*".into(), e.to_string())),
         }
-        if sweep {
+        if sweep && leading(&mut report) {
             let swept = self.sweep_orphans(&opts.deploy).await;
             report.errors.extend(swept.errors.iter().cloned());
             report.busy.extend(swept.busy.iter().cloned());
@@ -237,6 +287,13 @@ impl Orchestrator {
                 // A pass in progress is finished, not cut by the shutdown: its
                 // terminations and cleanup webhooks complete (each step is bounded
                 // by its own deadline).
+                // A replica that does not lead waits for its turn.
+                if opts.leader.as_ref().is_some_and(|l| !l.is_leader()) {
+                    tokio::select! {
+                        () = tokio::time::sleep(opts.interval) => continue,
+                        () = shutdown.clone() => return,
+                    }
+                }
                 let sweep = last_sweep.is_none_or(|t| t.elapsed() >= opts.sweep_interval);
                 if sweep {
                     last_sweep = Some(Instant::now());
@@ -279,6 +336,11 @@ impl Orchestrator {
                 tokio::select! {
                     () = tokio::time::sleep(interval) => {}
                     () = shutdown.clone() => return,
+                }
+                if let Some(l) = &opts.leader
+                    && l.check().is_err()
+                {
+                    continue;
                 }
                 let report = Box::pin(self.health_pass(&mut watch, &opts.deploy)).await;
                 for (id, new) in &report.healed {

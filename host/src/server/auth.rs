@@ -165,7 +165,16 @@ impl ApiToken {
 
 /// Middleware: every request must carry the token; a refused one is 401 and
 /// audited (method, path, peer, why; never the token).
+/// With `[serve] open_probes`, `GET /healthz` and `GET /readyz` pass without
+/// one: the kubelet's probes carry no token, and those two say nothing a
+/// deploy could use.
 pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if state.settings().open_probes
+        && req.method() == http::Method::GET
+        && matches!(req.uri().path(), "/healthz" | "/readyz")
+    {
+        return next.run(req).await;
+    }
     match state.token().check(req.headers()) {
         Ok(()) => next.run(req).await,
         Err(why) => {

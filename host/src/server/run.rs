@@ -10,6 +10,7 @@ use super::shutdown::{self, Signals};
 use super::state::AppState;
 use super::work::TaskKind;
 use crate::config::Config;
+use crate::coordination::{Leadership, LeaseStore, replica_id};
 use crate::provisioning::DeployOptions;
 use crate::{Host, HostError};
 
@@ -63,8 +64,22 @@ pub async fn serve(mut config: Config, deploy: DeployOptions) -> Result<(), Serv
     // A service watches its providers directory.
     config.host.watch = true;
     let hard = longest_call(&config) + Duration::from_secs(5);
+    let election = config.coordination.clone();
     let host = Host::start(config).await?;
     let state = AppState::new(host.clone(), token, settings, deploy);
+    // Every replica on this database takes part; alone, it leads within one
+    // round (at once, unless a predecessor's lease has to lapse first).
+    let leadership = Leadership::new(
+        LeaseStore::new(host.database().clone()),
+        replica_id(),
+        election,
+    );
+    state.set_leadership(leadership.clone());
+    let stop_election = CancellationToken::new();
+    let election_task = tokio::spawn({
+        let (l, stop) = (leadership.clone(), stop_election.clone());
+        async move { l.run(stop.cancelled_owned()).await }
+    });
 
     tokio::spawn(state.events().clone().forward(host.subscribe()));
     let metrics = state.metrics().clone();
@@ -91,12 +106,13 @@ pub async fn serve(mut config: Config, deploy: DeployOptions) -> Result<(), Serv
             )
             .map_err(|e| ServeError::ServerFailed(std::io::Error::other(e.to_string())))?;
         let pricing = host.pricing().clone();
+        let l = leadership.clone();
         state
             .work()
             .spawn(
                 TaskKind::Background,
                 "price refresher".into(),
-                pricing.run_refresher(),
+                async move { l.while_leading(|| pricing.clone().run_refresher()).await },
                 |_| {},
             )
             .map_err(|e| ServeError::ServerFailed(std::io::Error::other(e.to_string())))?;
@@ -106,9 +122,10 @@ pub async fn serve(mut config: Config, deploy: DeployOptions) -> Result<(), Serv
     let serving = statuses.iter().filter(|s| s.current.is_some()).count();
     tracing::info!(
         target: "bpr::serve",
-        "serving http://{addr}: {serving} provider(s) loaded, {} refused; watching {}",
+        "serving http://{addr}: {serving} provider(s) loaded, {} refused; watching {}; replica {}",
         statuses.len() - serving,
-        host.config().host.providers_dir.display()
+        host.config().host.providers_dir.display(),
+        leadership.owner()
     );
     let stop_server = CancellationToken::new();
     let app = super::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
@@ -138,6 +155,9 @@ pub async fn serve(mut config: Config, deploy: DeployOptions) -> Result<(), Serv
         server.abort();
     }
     upkeep.abort();
+    // After the supervisor stopped: hand the lease over at once.
+    stop_election.cancel();
+    let _ = election_task.await;
     host.shutdown().await;
     tracing::info!(target: "bpr::serve", "stopped");
     Ok(())

@@ -1,7 +1,7 @@
 //! [`AppState`]: what every handler reaches. Cheap to clone (one `Arc`).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Semaphore;
 
@@ -12,6 +12,7 @@ use super::metrics::{
 };
 use super::work::Work;
 use crate::config::ServeSettings;
+use crate::coordination::Leadership;
 use crate::provisioning::DeployOptions;
 use crate::{Host, SupervisorOptions};
 
@@ -31,6 +32,7 @@ struct Inner {
     streams: Arc<Semaphore>,
     metrics: Metrics,
     draining: AtomicBool,
+    leadership: Arc<OnceLock<Leadership>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -54,7 +56,9 @@ impl AppState {
         deploy: DeployOptions,
     ) -> Self {
         let work = Work::new(settings.max_in_flight);
+        let leadership = Arc::new(OnceLock::new());
         let metrics = Metrics::new()
+            .with_collector(LeaderCollector(leadership.clone()))
             .with_collector(BuildCollector)
             .with_collector(DeploymentsCollector)
             .with_collector(ProvidersCollector)
@@ -71,6 +75,7 @@ impl AppState {
                 events: EventHub::default(),
                 metrics,
                 draining: AtomicBool::new(false),
+                leadership,
             }),
         }
     }
@@ -95,13 +100,27 @@ impl AppState {
         &self.inner.deploy
     }
 
-    /// Supervisor options: the configured interval, the API's deploy timing.
+    /// Supervisor options: the configured interval, the API's deploy timing,
+    /// the election (when one was set).
     pub fn supervisor_options(&self) -> SupervisorOptions {
         SupervisorOptions {
             interval: self.inner.settings.supervisor_interval,
             deploy: self.inner.deploy.clone(),
+            leader: self.leadership().cloned(),
             ..SupervisorOptions::default()
         }
+    }
+
+    /// Take part in `leadership`'s election: the supervisor runs only while
+    /// this replica leads, and `/readyz` and `/metrics` say whether it does.
+    /// Set once, before the supervisor starts; a second call is ignored.
+    pub fn set_leadership(&self, leadership: Leadership) {
+        let _ = self.inner.leadership.set(leadership);
+    }
+
+    /// The election this replica takes part in, if any.
+    pub fn leadership(&self) -> Option<&Leadership> {
+        self.inner.leadership.get()
     }
 
     /// Work in the background.
@@ -147,6 +166,35 @@ impl Collector for WorkCollector {
             Kind::Gauge,
         );
         f.sample(vec![], self.0.in_flight() as f64);
+        out.push(f);
+    }
+}
+
+/// Whether this replica leads the supervisor, and in which term.
+struct LeaderCollector(Arc<OnceLock<Leadership>>);
+
+impl Collector for LeaderCollector {
+    fn collect(&self, _host: &Host, out: &mut Vec<Family>) {
+        let Some(l) = self.0.get() else {
+            return;
+        };
+        let term = l.term();
+        let mut f = Family::new(
+            "bpr_supervisor_leader",
+            "1 while this replica leads the supervisor (TTL cleanup, recovery, health, payment, price refresh), else 0.",
+            Kind::Gauge,
+        );
+        f.sample(
+            vec![("replica", l.owner().to_string())],
+            if term.is_some() { 1.0 } else { 0.0 },
+        );
+        out.push(f);
+        let mut f = Family::new(
+            "bpr_supervisor_term",
+            "The supervisor lease's fencing token this replica leads with (0 when it does not lead).",
+            Kind::Gauge,
+        );
+        f.sample(vec![], term.unwrap_or(0) as f64);
         out.push(f);
     }
 }

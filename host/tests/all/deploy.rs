@@ -228,7 +228,7 @@ impl Moto {
 
 /// What the test proxy does with request number `n`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Action {
+pub(crate) enum Action {
     Forward,
     /// Answer with a status and body without forwarding.
     Respond(u16, &'static str),
@@ -289,15 +289,15 @@ async fn recorder() -> (Served, Arc<Mutex<Vec<String>>>) {
 }
 
 /// A proxy in front of moto that can replace answers.
-struct Proxy {
+pub(crate) struct Proxy {
     server: Served,
     counts: Arc<Mutex<std::collections::BTreeMap<String, usize>>>,
 }
 
-type Decide = dyn Fn(usize, &str) -> Action + Send + Sync;
+pub(crate) type Decide = dyn Fn(usize, &str) -> Action + Send + Sync;
 
 impl Proxy {
-    async fn start(upstream: String, decide: Arc<Decide>) -> Self {
+    pub(crate) async fn start(upstream: String, decide: Arc<Decide>) -> Self {
         let counts: Arc<Mutex<std::collections::BTreeMap<String, usize>>> = Default::default();
         let n = Arc::new(AtomicUsize::new(0));
         let client = reqwest::Client::new();
@@ -390,7 +390,7 @@ impl Proxy {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.server.addr)
     }
 

@@ -20,6 +20,7 @@ mod orchestrate;
 mod postgres;
 mod pricing;
 mod reliability;
+mod replicas;
 mod sandbox;
 mod sandbox_http;
 mod serve;

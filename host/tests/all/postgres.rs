@@ -20,7 +20,7 @@ use crate::deploy::{Moto, aws_section, unique_id, write_creds};
 use crate::support::{TestEnv, moto_lock};
 
 /// A database of the test's own on the test server, dropped afterwards.
-struct PgDatabase {
+pub(crate) struct PgDatabase {
     admin: String,
     target: PostgresTarget,
     password_file: PathBuf,
@@ -28,7 +28,7 @@ struct PgDatabase {
 
 impl PgDatabase {
     /// `None` (skipped, with a message) without a server, except under CI.
-    fn create(dir: &Path) -> Option<Self> {
+    pub(crate) fn create(dir: &Path) -> Option<Self> {
         let Ok(admin) = std::env::var("BPR_TEST_DATABASE_URL") else {
             assert!(
                 !matches!(std::env::var("CI").as_deref(), Ok("true" | "1")),
@@ -56,7 +56,7 @@ impl PgDatabase {
     }
 
     /// The `[host] database` line and the `[database]` section.
-    fn config_lines(&self) -> (String, String) {
+    pub(crate) fn config_lines(&self) -> (String, String) {
         (
             format!("database = {:?}\n", self.target.to_string()),
             format!("[database]\npassword_file = {:?}\n", self.password_file),

@@ -16,9 +16,10 @@ use super::super::{DbError, Result};
 use super::{MIGRATE_LOCK, Session};
 
 /// (name, SQL) in order; `bpr_schema.version` records how many ran.
-pub(crate) const ALL: &[(&str, &str)] = &[(
-    "0001_pg_schema_as_of_sqlite_0009",
-    r#"CREATE TABLE bpr_schema (
+pub(crate) const ALL: &[(&str, &str)] = &[
+    (
+        "0001_pg_schema_as_of_sqlite_0009",
+        r#"CREATE TABLE bpr_schema (
         "only"  INTEGER PRIMARY KEY CHECK ("only" = 1),
         version BIGINT NOT NULL
     );
@@ -136,7 +137,21 @@ pub(crate) const ALL: &[(&str, &str)] = &[(
     );
     CREATE INDEX usage_periods_deployment ON usage_periods(deployment_id, seq);
     CREATE INDEX usage_periods_open ON usage_periods(ended_at) WHERE ended_at IS NULL;"#,
-)];
+    ),
+    (
+        // Twin of SQLite's 0010_replicas_leases.
+        "0002_replicas_leases",
+        r#"-- Leases between replicas sharing the database (see coordination/): the
+    -- supervisor's leader, by name. The token strictly increases each time the
+    -- lease changes hands; a holder checks it is still current before acting.
+    CREATE TABLE leases (
+        name          TEXT PRIMARY KEY,
+        owner         TEXT NOT NULL,
+        token         BIGINT NOT NULL,
+        expires_at_ms BIGINT NOT NULL   -- ms since 1970; 0 once released
+    );"#,
+    ),
+];
 
 /// Brings the database to the current schema, once across every process
 /// that starts at the same time.

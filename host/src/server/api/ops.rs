@@ -56,6 +56,15 @@ pub struct Readiness {
     pub providers_refused: usize,
     /// Deploys, terminations and renewals running.
     pub work_in_flight: usize,
+    /// This replica leads the supervisor (TTL cleanup, recovery, health,
+    /// payment, price refresh). Every replica serves the API, so this does
+    /// not change `ready`. True for a service that takes part in no election.
+    pub leader: bool,
+    /// This replica's name in the election (`BPR_REPLICA_ID`, the pod's name
+    /// on Kubernetes, with its process id and a random suffix).
+    pub replica: Option<String>,
+    /// The term it leads in (the supervisor lease's fencing token).
+    pub term: Option<i64>,
 }
 
 /// Ready to take work: not shutting down, the database answers, at least one
@@ -79,6 +88,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         providers_serving: serving,
         providers_refused: refused,
         work_in_flight: state.work().in_flight(),
+        leader: state.leadership().is_none_or(|l| l.is_leader()),
+        replica: state.leadership().map(|l| l.owner().to_string()),
+        term: state.leadership().and_then(|l| l.term()),
     };
     let code = if r.ready {
         StatusCode::OK

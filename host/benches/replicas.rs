@@ -1,0 +1,267 @@
+//! Deploy throughput of `bpr serve` with one replica and with three replicas
+//! sharing one database, measured as the operator runs it: release binaries
+//! as their own processes, over real HTTP, the real `aws` component against
+//! moto. Run with
+//!
+//! ```sh
+//! eval "$(MOTO_PORT=5000 scripts/standins/moto.sh start)"
+//! RUST_BACKTRACE=0 chrt -f 20 cargo bench -p blueprint-remote-providers --bench replicas
+//! ```
+//!
+//! Each round posts [`DEPLOYS`] deployments at once, spread round-robin over
+//! the replicas, and times until every one is `active` (each a real
+//! create-instance on moto's EC2 and a wait for running); then terminates them
+//! all the same way and times that. Both shapes run in the same process, one
+//! after the other, so their ratio compares like with like.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const TOKEN: &str = "bench-token-0123456789abcdef0123456789abcdef";
+const DEPLOYS: usize = 90;
+
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The providers dir, credentials and token under `dir` (shared by every
+/// replica), and replica `i`'s config naming the shared state directory.
+fn setup(dir: &Path, moto: &str, i: usize) -> PathBuf {
+    let providers = dir.join("providers");
+    std::fs::create_dir_all(&providers).unwrap();
+    std::fs::copy(
+        Path::new(blueprint_remote_providers::config::BUILTIN_PROVIDERS_DIR).join("aws.wasm"),
+        providers.join("aws.wasm"),
+    )
+    .unwrap();
+    let creds = dir.join("aws-credentials");
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = bpr-bench\n",
+    )
+    .unwrap();
+    let token = dir.join("api-token");
+    std::fs::write(&token, TOKEN).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let signed_host = moto.split_once("://").map_or(moto, |(_, h)| h);
+    let config = dir.join(format!("bpr-{i}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[host]\nproviders_dir = {providers:?}\nstate_dir = {:?}\nintegrity = \"warn\"\n\
+             [serve]\nlisten = \"127.0.0.1:0\"\ntoken_file = {token:?}\n\
+             [coordination]\nlease_secs = 15\nrenew_secs = 5\n\
+             [providers.aws]\nallow = [{moto:?}]\ncall_timeout_ms = 60000\n\
+             [providers.aws.settings]\nregions = \"us-east-1\"\nendpoint = {moto:?}\n\
+             image_owner = \"amazon\"\nimage_name_filter = \"amzn2-ami-hvm-*-x86_64-gp2\"\n\
+             [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {creds:?}\nprofile = \"default\"\n\
+             hosts = [{signed_host:?}]\n",
+            dir.join("state"),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn start(config: &Path) -> Serve {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bpr"))
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .env("RUST_LOG", "warn,bpr::serve=info")
+        .env("RUST_BACKTRACE", "0")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(i) = line.find("serving http://") {
+                let rest = &line[i + "serving ".len()..];
+                let _ = tx.send(rest.split(": ").next().unwrap_or(rest).to_string());
+            }
+            if line.contains("ERROR") {
+                eprintln!("bpr serve: {line}");
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("bpr serve listens");
+    Serve { child, url }
+}
+
+async fn ready(http: &reqwest::Client, url: &str) {
+    for _ in 0..600 {
+        if let Ok(r) = http
+            .get(format!("{url}/readyz"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("bpr serve never ready");
+}
+
+/// How many deployments of Blueprint `bp` are in `status`, asked of `url`.
+async fn count(http: &reqwest::Client, url: &str, bp: &str, status: &str) -> usize {
+    let v: Value = http
+        .get(format!(
+            "{url}/v1/deployments?blueprint_id={bp}&status={status}&limit=1000"
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["deployments"].as_array().map_or(0, Vec::len)
+}
+
+/// Waits until `n` deployments of `bp` are `status` (or `failed`); the time
+/// from `t0` and how many failed.
+async fn wait(
+    http: &reqwest::Client,
+    url: &str,
+    bp: &str,
+    status: &str,
+    t0: Instant,
+) -> (Duration, usize) {
+    loop {
+        let (done, failed) = (
+            count(http, url, bp, status).await,
+            count(http, url, bp, "failed").await,
+        );
+        if done + failed >= DEPLOYS {
+            return (t0.elapsed(), failed);
+        }
+        assert!(t0.elapsed() < Duration::from_secs(900), "stuck at {done}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn round(moto: &str, replicas: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let serves: Vec<Serve> = (0..replicas)
+        .map(|i| start(&setup(dir.path(), moto, i)))
+        .collect();
+    let http = reqwest::Client::new();
+    for s in &serves {
+        ready(&http, &s.url).await;
+    }
+    let bp = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros()
+        % 1_000_000_000_000)
+        .to_string();
+    let t0 = Instant::now();
+    let posts: Vec<_> = (0..DEPLOYS)
+        .map(|i| {
+            let url = serves[i % replicas].url.clone();
+            let http = http.clone();
+            let body = json!({
+                "deployment_id": format!("bench-{bp}-{i}"), "blueprint_id": bp, "service_id": i.to_string(),
+                "ttl_secs": 3600,
+                "workload": {"source": {"kind": "container", "image": "ghcr.io/example/app:1.2"}},
+                "candidates": [{"provider": "aws", "region": "us-east-1", "instance_type": "t3.micro", "hourly_usd": 0.0104}]
+            });
+            tokio::spawn(async move {
+                let r = http
+                    .post(format!("{url}/v1/deployments"))
+                    .bearer_auth(TOKEN)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap());
+            })
+        })
+        .collect();
+    for p in posts {
+        p.await.unwrap();
+    }
+    let (deployed, failed) = wait(&http, &serves[0].url, &bp, "active", t0).await;
+    println!(
+        "{replicas} replica(s): {DEPLOYS} deploys active in {:.1} s ({:.2} deploys/s), {failed} failed",
+        deployed.as_secs_f64(),
+        DEPLOYS as f64 / deployed.as_secs_f64()
+    );
+    let t0 = Instant::now();
+    let deletes: Vec<_> = (0..DEPLOYS)
+        .map(|i| {
+            let url = serves[i % replicas].url.clone();
+            let http = http.clone();
+            let id = format!("bench-{bp}-{i}");
+            tokio::spawn(async move {
+                let r = http
+                    .delete(format!("{url}/v1/deployments/{id}"))
+                    .bearer_auth(TOKEN)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success(), "{}", r.status());
+            })
+        })
+        .collect();
+    for d in deletes {
+        d.await.unwrap();
+    }
+    let (ended, _) = wait(&http, &serves[0].url, &bp, "terminated", t0).await;
+    println!(
+        "{replicas} replica(s): {DEPLOYS} terminations in {:.1} s ({:.2} /s)",
+        ended.as_secs_f64(),
+        DEPLOYS as f64 / ended.as_secs_f64()
+    );
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter word selects nothing here.
+    let Ok(moto) = std::env::var("BPR_TEST_MOTO_URL") else {
+        eprintln!(
+            "BPR_TEST_MOTO_URL is not set: start moto with `scripts/standins/moto.sh start` and export the line it prints"
+        );
+        std::process::exit(2);
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("load average before: {}", load_average());
+    rt.block_on(round(&moto, 1));
+    println!("load average: {}", load_average());
+    rt.block_on(round(&moto, 3));
+    println!("load average after: {}", load_average());
+}
