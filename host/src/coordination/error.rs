@@ -34,7 +34,7 @@ pub enum CoordinationError {
         /// The token it held.
         token: i64,
         /// What the row says now.
-        why: String,
+        why: super::lease::Lost,
     },
     /// This replica does not lead (it never did, or it lost the lease).
     #[error("this replica ({owner}) is not the supervisor's leader")]

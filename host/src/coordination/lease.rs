@@ -63,18 +63,40 @@ pub fn acquire(row: Option<&LeaseRow>, owner: &str, now_ms: i64, ttl_ms: i64) ->
     }
 }
 
+/// Why a held lease no longer stands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Lost {
+    /// Nobody's row: it was deleted.
+    #[error("the lease row is gone")]
+    Gone,
+    /// Another owner (or a later holding of the same owner) has it now.
+    #[error("{owner} holds it now with token {token}")]
+    TakenBy {
+        /// The current holder.
+        owner: String,
+        /// Its fencing token.
+        token: i64,
+    },
+    /// It lapsed without renewal.
+    #[error("it expired {ago_ms} ms ago")]
+    Expired {
+        /// How long ago.
+        ago_ms: i64,
+    },
+}
+
 /// Why a held lease no longer stands, or `None` when `lease` is still the
 /// current, unexpired holding at `now_ms`.
-pub fn lost(row: Option<&LeaseRow>, lease: &Lease, now_ms: i64) -> Option<String> {
+pub fn lost(row: Option<&LeaseRow>, lease: &Lease, now_ms: i64) -> Option<Lost> {
     match row {
-        None => Some("the lease row is gone".into()),
-        Some(r) if r.token != lease.token || r.owner != lease.owner => {
-            Some(format!("{} holds it now with token {}", r.owner, r.token))
-        }
-        Some(r) if r.expires_at_ms <= now_ms => Some(format!(
-            "it expired {} ms ago",
-            now_ms.saturating_sub(r.expires_at_ms)
-        )),
+        None => Some(Lost::Gone),
+        Some(r) if r.token != lease.token || r.owner != lease.owner => Some(Lost::TakenBy {
+            owner: r.owner.clone(),
+            token: r.token,
+        }),
+        Some(r) if r.expires_at_ms <= now_ms => Some(Lost::Expired {
+            ago_ms: now_ms.saturating_sub(r.expires_at_ms),
+        }),
         Some(_) => None,
     }
 }
@@ -87,7 +109,7 @@ pub fn renew(
     lease: &Lease,
     now_ms: i64,
     ttl_ms: i64,
-) -> Result<LeaseRow, String> {
+) -> Result<LeaseRow, Lost> {
     match lost(row, lease, now_ms) {
         Some(why) => Err(why),
         None => Ok(LeaseRow {
@@ -199,10 +221,10 @@ mod tests {
             Ok(held("a", 3, 2_900))
         );
         let lapsed = renew(Some(&row), &lease, 2_000, 1_000).unwrap_err();
-        assert!(lapsed.contains("expired"), "{lapsed}");
+        assert!(matches!(lapsed, Lost::Expired { .. }), "{lapsed}");
         let taken = held("b", 4, 3_000);
         let why = renew(Some(&taken), &lease, 1_900, 1_000).unwrap_err();
-        assert!(why.contains("b holds it now with token 4"), "{why}");
+        assert_eq!(why.to_string(), "b holds it now with token 4");
         assert!(renew(None, &lease, 1_900, 1_000).is_err());
     }
 

@@ -42,5 +42,5 @@ mod store;
 
 pub use error::{CoordinationError, Result};
 pub use leader::{LeaderSettings, Leadership, SUPERVISOR_LEASE, replica_id};
-pub use lease::{Lease, LeaseRow};
+pub use lease::{Lease, LeaseRow, Lost};
 pub use store::{LeaseStore, NowMs, system_now_ms};

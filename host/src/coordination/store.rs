@@ -154,7 +154,7 @@ impl LeaseStore {
     }
 }
 
-fn fenced(lease: &Lease, why: String) -> CoordinationError {
+fn fenced(lease: &Lease, why: lease::Lost) -> CoordinationError {
     CoordinationError::Fenced {
         name: lease.name.clone(),
         owner: lease.owner.clone(),
