@@ -11,6 +11,8 @@
 
 mod error;
 mod lock;
+#[cfg(test)]
+mod query_tests;
 mod record;
 mod replace;
 mod status;
