@@ -5,7 +5,11 @@ use std::sync::Arc;
 
 use super::error::{CoordinationError, Result};
 use super::lease::{self, Acquired, Lease, LeaseRow};
-use crate::db::{Database, DbError, Dialect, Tx, params};
+use crate::db::{Database, DbError, Dialect, Tx, Value, params};
+
+/// How many leases one renewal statement names at most (well under
+/// SQLite's and PostgreSQL's limits on parameters).
+pub const RENEW_BATCH: usize = 500;
 
 /// The time in ms since 1970, as leases count it (injected in tests).
 pub type NowMs = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -241,28 +245,45 @@ impl LeaseStore {
         })
     }
 
-    /// Renew, in ONE statement, every unexpired lease `owner` holds, by
-    /// `ttl_ms` from now: the `(name, token)` of each lease renewed. A lease
-    /// of `owner` missing from the answer lapsed or was taken.
-    pub fn renew_all(&self, owner: &str, ttl_ms: i64) -> Result<Vec<(String, i64)>> {
-        self.db
-            .write(|tx| {
+    /// Renew the unexpired leases among `names` that `owner` holds, by
+    /// `ttl_ms` from now, in one statement per [`RENEW_BATCH`] names: the
+    /// `(name, token)` of each lease renewed. A name missing from the answer
+    /// lapsed or was taken (or was released meanwhile). Only the names given
+    /// are touched: a lease taken after the caller listed them is not.
+    pub fn renew_all(
+        &self,
+        owner: &str,
+        names: &[String],
+        ttl_ms: i64,
+    ) -> Result<Vec<(String, i64)>> {
+        let mut out = Vec::with_capacity(names.len());
+        for batch in names.chunks(RENEW_BATCH) {
+            let renewed = self.db.write(|tx| {
                 let now = self.now_sql(tx.dialect());
+                let list = (0..batch.len())
+                    .map(|i| format!("?{}", i + 3))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let mut args = params![owner, ttl_ms].to_vec();
+                args.extend(batch.iter().map(|n| Value::Text(n.clone())));
                 let rows = tx.query(
                     &format!(
                         "UPDATE leases SET expires_at_ms = {now} + CAST(?2 AS BIGINT)
-                         WHERE owner = ?1 AND expires_at_ms > {now} RETURNING name, token"
+                         WHERE owner = ?1 AND expires_at_ms > {now} AND name IN ({list})
+                         RETURNING name, token"
                     ),
-                    params![owner, ttl_ms],
+                    &args,
                 )?;
                 rows.iter()
                     .map(|r| Ok((r.get(0)?, r.get(1)?)))
-                    .collect::<Result<Vec<_>, DbError>>()
-            })
-            .map_err(|e| CoordinationError::StoreFailed {
+                    .collect::<Result<Vec<(String, i64)>, DbError>>()
+            });
+            out.extend(renewed.map_err(|e| CoordinationError::StoreFailed {
                 name: format!("leases of {owner}"),
                 source: Box::new(e),
-            })
+            })?);
+        }
+        Ok(out)
     }
 
     /// Why `lease` no longer stands, read inside `tx` (one statement: the

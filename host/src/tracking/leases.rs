@@ -286,8 +286,12 @@ impl Shared {
         if held.is_empty() {
             return 0;
         }
+        let names: Vec<String> = held.iter().map(|(_, h)| h.lease.name.clone()).collect();
         let asked = Instant::now();
-        let renewed = match self.store.renew_all(&owner, ms(self.settings.lease)) {
+        let renewed = match self
+            .store
+            .renew_all(&owner, &names, ms(self.settings.lease))
+        {
             Ok(r) => r,
             Err(e) => {
                 // Nothing marked: check() fails on its own once the lease
@@ -302,31 +306,22 @@ impl Shared {
             if renewed.get(&h.lease.name) == Some(&h.lease.token) {
                 *guard(&h.state.asked) = asked;
                 count += 1;
-            } else {
-                let mut lost = guard(&h.state.lost);
-                if lost.is_none() {
-                    tracing::warn!(
-                        target: "bpr::leases",
-                        deployment = %id,
-                        token = h.lease.token,
-                        "the deployment's lease lapsed or was taken: this process acts on it no more"
-                    );
-                    *lost = Some("its renewal found it lapsed or taken".into());
-                }
+                continue;
             }
-        }
-        // A lease renewed that nobody holds any more (a release that failed
-        // while the database was away) is given up now.
-        let known: Vec<&str> = held.iter().map(|(_, h)| h.lease.name.as_str()).collect();
-        for (name, token) in &renewed {
-            if !known.contains(&name.as_str()) {
-                let stale = Lease {
-                    name: name.clone(),
-                    owner: owner.clone(),
-                    token: *token,
-                    expires_at_ms: 0,
-                };
-                let _ = self.store.release(&stale);
+            // Released meanwhile (its lock was dropped): nothing to say.
+            let current = guard(&self.held).get(id).map(|c| c.lease.token);
+            if current != Some(h.lease.token) {
+                continue;
+            }
+            let mut lost = guard(&h.state.lost);
+            if lost.is_none() {
+                tracing::warn!(
+                    target: "bpr::leases",
+                    deployment = %id,
+                    token = h.lease.token,
+                    "the deployment's lease lapsed or was taken: this process acts on it no more"
+                );
+                *lost = Some("its renewal found it lapsed or taken".into());
             }
         }
         count

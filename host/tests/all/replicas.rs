@@ -811,3 +811,103 @@ async fn the_leader_expiring_deployments_while_followers_delete_them_in_separate
     let by_leader = r.calls[leader].terminated().len();
     eprintln!("leader terminated {by_leader} of 30, the followers the rest");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_paused_mid_deploy_past_its_leases_makes_no_cloud_call_and_no_write_after_it_resumes()
+ {
+    let _moto = moto_lock().await;
+    let Some(mut r) = Replicas::on_pods(3).await else {
+        return;
+    };
+    let leader = r.one_leader(Duration::from_secs(10)).await;
+    // A follower deploys: its own supervisor does nothing meanwhile.
+    let f = (leader + 1) % 3;
+    let bp = blueprint();
+    for i in 0..5 {
+        let id = format!("rep-{bp}-{i}");
+        let (code, v) = r.serves[f]
+            .post("/v1/deployments", body(&id, &bp, i, 3_600))
+            .await;
+        assert_eq!(code, 202, "{v}");
+    }
+    // Paused as soon as it created an instance: mid-deploy, holding leases.
+    let t0 = Instant::now();
+    while !r.calls[f].all().iter().any(|(a, _)| a == "RunInstances") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no RunInstances\n{}",
+            r.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    r.serves[f].signal("STOP");
+    r.down.insert(f);
+    // A request it had already written reaches the proxy now, not later.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let paused = r.calls[f].all().len();
+
+    // Its leases lapse; the leader's recovery takes each deployment over
+    // and settles it (adopted, or failed and cleaned up).
+    let t0 = Instant::now();
+    let settled = loop {
+        let deps = r.deployments(leader, &bp).await;
+        let in_flight = deps
+            .iter()
+            .filter(|d| {
+                !matches!(
+                    d["status"].as_str(),
+                    Some("active" | "failed" | "terminated")
+                )
+            })
+            .count();
+        if deps.len() == 5 && in_flight == 0 {
+            break deps;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(180),
+            "{in_flight} of {} still in flight\n{}",
+            deps.len(),
+            r.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let snapshot = |deps: &[Value]| -> Vec<(String, String, i64)> {
+        deps.iter()
+            .map(|d| {
+                (
+                    d["id"].as_str().unwrap_or_default().to_string(),
+                    d["status"].as_str().unwrap_or_default().to_string(),
+                    d["updated_at"].as_i64().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let before = snapshot(&settled);
+
+    r.serves[f].signal("CONT");
+    r.down.remove(&f);
+    tokio::time::sleep(Duration::from_millis(3 * LEASE_MS)).await;
+    let after = r.calls[f].all();
+    assert!(
+        mutating(&after[paused..]).is_empty(),
+        "the resumed replica changed something in the cloud: {:?}\n{}",
+        mutating(&after[paused..]),
+        r.logs()
+    );
+    assert_eq!(
+        snapshot(&r.deployments(leader, &bp).await),
+        before,
+        "the resumed replica wrote to a record\n{}",
+        r.logs()
+    );
+    let log = r.serves[f].log();
+    assert!(
+        log.contains("no longer holds the deployment's lease")
+            || log.contains("lapsed or was taken"),
+        "the resumed replica did not notice it was fenced\n{log}"
+    );
+    // Whatever was created is accounted for: one TerminateInstances at most.
+    for (i, n) in r.terminations() {
+        assert_eq!(n, 1, "{i}");
+    }
+}
