@@ -8,11 +8,18 @@
 //! RUST_BACKTRACE=0 chrt -f 20 cargo bench -p blueprint-remote-providers --bench replicas
 //! ```
 //!
+//! With `BPR_BENCH_DATABASE_URL` (or `BPR_TEST_DATABASE_URL`, which
+//! `scripts/standins/postgres.sh start` exports) naming a PostgreSQL server
+//! with a role that may create databases, each round runs on a fresh database
+//! of its own and every replica has its own state directory, as replicas in
+//! separate pods do; without it the replicas share one SQLite file (replicas
+//! on one host).
+//!
 //! Each round posts [`DEPLOYS`] deployments at once, spread round-robin over
 //! the replicas, and times until every one is `active` (each a real
 //! create-instance on moto's EC2 and a wait for running); then terminates them
-//! all the same way and times that. Both shapes run in the same process, one
-//! after the other, so their ratio compares like with like.
+//! all the same way and times that. The shapes run in the same process, one
+//! after the other (1, 3, 1 replicas), so their ratio compares like with like.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,9 +42,88 @@ impl Drop for Serve {
     }
 }
 
+/// Where the replicas keep their state: one SQLite file in a shared state
+/// directory, or a PostgreSQL database (`url` without the password, which
+/// is in `password_file`) with a state directory per replica.
+enum Store {
+    Sqlite,
+    Postgres {
+        admin: String,
+        url: String,
+        name: String,
+        password_file: PathBuf,
+    },
+}
+
+impl Store {
+    /// A fresh database on the server `BPR_BENCH_DATABASE_URL` (or
+    /// `BPR_TEST_DATABASE_URL`) names, else SQLite.
+    fn create(dir: &Path) -> Self {
+        let Some(admin) = std::env::var("BPR_BENCH_DATABASE_URL")
+            .or_else(|_| std::env::var("BPR_TEST_DATABASE_URL"))
+            .ok()
+        else {
+            return Self::Sqlite;
+        };
+        let mut url = url::Url::parse(&admin).expect("the database URL is a URL");
+        let password = url.password().unwrap_or_default().to_string();
+        url.set_password(None).unwrap();
+        let name = format!(
+            "bpr_bench_{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_micros()
+        );
+        url.set_path(&name);
+        admin_sql(&admin, &format!("CREATE DATABASE {name}"));
+        let password_file = dir.join("pg-password");
+        std::fs::write(&password_file, format!("{password}\n")).unwrap();
+        Self::Postgres {
+            admin,
+            url: url.to_string(),
+            name,
+            password_file,
+        }
+    }
+
+    fn describe(&self) -> &'static str {
+        match self {
+            Self::Sqlite => "SQLite, one state directory",
+            Self::Postgres { .. } => "PostgreSQL, a state directory per replica",
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Self::Postgres { admin, name, .. } = self {
+            admin_sql(
+                admin,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            );
+        }
+    }
+}
+
+/// One statement as the server's admin role, on a thread of its own (the sync
+/// client must not be driven from a runtime thread).
+fn admin_sql(admin: &str, sql: &str) {
+    let (admin, sql) = (admin.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        postgres::Client::connect(&admin, postgres::NoTls)
+            .expect("connect to the benchmark's PostgreSQL")
+            .batch_execute(&sql)
+            .expect("admin statement");
+    })
+    .join()
+    .unwrap();
+}
+
 /// The providers dir, credentials and token under `dir` (shared by every
-/// replica), and replica `i`'s config naming the shared state directory.
-fn setup(dir: &Path, moto: &str, i: usize) -> PathBuf {
+/// replica), and replica `i`'s config naming its state: the shared state
+/// directory with SQLite, its own with PostgreSQL.
+fn setup(dir: &Path, moto: &str, store: &Store, i: usize) -> PathBuf {
     let providers = dir.join("providers");
     std::fs::create_dir_all(&providers).unwrap();
     std::fs::copy(
@@ -56,11 +142,21 @@ fn setup(dir: &Path, moto: &str, i: usize) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
     let signed_host = moto.split_once("://").map_or(moto, |(_, h)| h);
+    let (state, database, section) = match store {
+        Store::Sqlite => (dir.join("state"), String::new(), String::new()),
+        Store::Postgres {
+            url, password_file, ..
+        } => (
+            dir.join(format!("state-{i}")),
+            format!("database = {url:?}\n"),
+            format!("[database]\npassword_file = {password_file:?}\n"),
+        ),
+    };
     let config = dir.join(format!("bpr-{i}.toml"));
     std::fs::write(
         &config,
         format!(
-            "[host]\nproviders_dir = {providers:?}\nstate_dir = {:?}\nintegrity = \"warn\"\n\
+            "[host]\nproviders_dir = {providers:?}\nstate_dir = {state:?}\nintegrity = \"warn\"\n{database}{section}\
              [serve]\nlisten = \"127.0.0.1:0\"\ntoken_file = {token:?}\n\
              [coordination]\nlease_secs = 15\nrenew_secs = 5\n\
              [providers.aws]\nallow = [{moto:?}]\ncall_timeout_ms = 60000\n\
@@ -68,7 +164,6 @@ fn setup(dir: &Path, moto: &str, i: usize) -> PathBuf {
              image_owner = \"amazon\"\nimage_name_filter = \"amzn2-ami-hvm-*-x86_64-gp2\"\n\
              [providers.aws.credential]\nkind = \"aws-sigv4\"\nshared_credentials_file = {creds:?}\nprofile = \"default\"\n\
              hosts = [{signed_host:?}]\n",
-            dir.join("state"),
         ),
     )
     .unwrap();
@@ -165,8 +260,9 @@ async fn wait(
 
 async fn round(moto: &str, replicas: usize) {
     let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path());
     let serves: Vec<Serve> = (0..replicas)
-        .map(|i| start(&setup(dir.path(), moto, i)))
+        .map(|i| start(&setup(dir.path(), moto, &store, i)))
         .collect();
     let http = reqwest::Client::new();
     for s in &serves {
@@ -206,7 +302,8 @@ async fn round(moto: &str, replicas: usize) {
     }
     let (deployed, failed) = wait(&http, &serves[0].url, &bp, "active", t0).await;
     println!(
-        "{replicas} replica(s): {DEPLOYS} deploys active in {:.1} s ({:.2} deploys/s), {failed} failed",
+        "{replicas} replica(s) ({}): {DEPLOYS} deploys active in {:.1} s ({:.2} deploys/s), {failed} failed",
+        store.describe(),
         deployed.as_secs_f64(),
         DEPLOYS as f64 / deployed.as_secs_f64()
     );
@@ -259,9 +356,12 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // 1, 3, then 1 again: moto keeps every instance it ever made and slows as
+    // they pile up, so the second one-replica round shows how much of a
+    // difference between the first two is the order, not the replicas.
     println!("load average before: {}", load_average());
-    rt.block_on(round(&moto, 1));
-    println!("load average: {}", load_average());
-    rt.block_on(round(&moto, 3));
-    println!("load average after: {}", load_average());
+    for replicas in [1, 3, 1] {
+        rt.block_on(round(&moto, replicas));
+        println!("load average: {}", load_average());
+    }
 }

@@ -4,6 +4,9 @@
 # `postgres` system user when run as root, else the caller), listening on
 # 127.0.0.1:${BPR_PG_PORT:-5433} only (no Unix socket), scram-sha-256 password
 # auth for the superuser `bpr` with a random password made at first start.
+# TLS is on (plain connections are still accepted): a throwaway CA made with
+# the openssl CLI at first start signs the server's certificate for
+# 127.0.0.1 and localhost; the tests check `[database] tls` against it.
 #
 # Usage: postgres.sh install|start|stop|env   (idempotent)
 #   install   apt-get installs postgresql when initdb/pg_ctl are missing
@@ -15,10 +18,12 @@
 #   data/       the cluster (owned by the unprivileged user; under
 #               /var/tmp/bpr-postgres-<hash> when that user cannot reach here)
 #   password    the `bpr` password (mode 600)
+#   tls-ca.pem  the throwaway CA's certificate (its key is deleted once it signed)
 #   port, pg.log, env
 # Exports: BPR_PG_PORT, BPR_TEST_DATABASE_URL (with the password inline: a
 # test-only URL; the tests hand the password to bpr through password_env),
-# BPR_TEST_DATABASE_PASSWORD_FILE. Each test creates its own database in it.
+# BPR_TEST_DATABASE_PASSWORD_FILE, BPR_TEST_PG_CA_FILE (tls-ca.pem). Each test
+# creates its own database in it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -85,6 +90,7 @@ exports() {
 export BPR_PG_PORT=$port
 export BPR_TEST_DATABASE_URL=postgres://$PG_USER:$pw@127.0.0.1:$port/postgres
 export BPR_TEST_DATABASE_PASSWORD_FILE=$D/password
+export BPR_TEST_PG_CA_FILE=$D/tls-ca.pem
 EOF
 }
 
@@ -129,6 +135,31 @@ host all all 127.0.0.1/32 scram-sha-256
 EOF
 }
 
+# The server's certificate and key (owned by the server's user, mode 600) in
+# $BASE/tls, signed by a CA made here whose certificate goes to $D/tls-ca.pem.
+make_tls() {
+    local dir="$BASE/tls" tmp
+    [[ -f "$dir/server.crt" && -f "$dir/server.key" && -f "$D/tls-ca.pem" ]] && return 0
+    command -v openssl >/dev/null || { echo "postgres stand-in: openssl is needed for the TLS certificates" >&2; exit 1; }
+    tmp="$(mktemp -d)"
+    (
+        cd "$tmp"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+            -keyout ca.key -out ca.pem -subj "/CN=bpr stand-in PostgreSQL CA" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -keyout server.key -out server.csr -subj "/CN=localhost"
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' > ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+            -extfile ext -out server.crt
+    ) >"$D/tls.log" 2>&1 || { echo "postgres stand-in: making the TLS certificates failed; see $D/tls.log" >&2; rm -rf "$tmp"; exit 1; }
+    install -d -m700 -o "$(owner)" "$dir"
+    install -m600 -o "$(owner)" "$tmp/server.key" "$dir/server.key"
+    install -m644 -o "$(owner)" "$tmp/server.crt" "$dir/server.crt"
+    install -m644 "$tmp/ca.pem" "$D/tls-ca.pem"
+    rm -rf "$tmp"
+}
+
 start() {
     install_pg
     local bin
@@ -144,7 +175,9 @@ start() {
     echo "$PORT" > "$D/port"
     touch "$LOG"
     chown "$(owner)" "$LOG"
-    as_owner "$bin/pg_ctl" start -D "$DATA" -l "$LOG" -w -t 60 -o "-p $PORT" >/dev/null \
+    make_tls
+    as_owner "$bin/pg_ctl" start -D "$DATA" -l "$LOG" -w -t 60 \
+        -o "-p $PORT -c ssl=on -c ssl_cert_file=$BASE/tls/server.crt -c ssl_key_file=$BASE/tls/server.key" >/dev/null \
         || { echo "postgres stand-in: did not start on 127.0.0.1:$PORT; see $LOG" >&2; tail -n 20 "$LOG" >&2; exit 1; }
     echo "postgres stand-in on 127.0.0.1:$PORT (pid $(head -n1 "$DATA/postmaster.pid")), files in $D"
     exports | tee "$D/env"

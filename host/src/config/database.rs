@@ -8,6 +8,8 @@
 //! password_file = "/run/secrets/bpr-db"   # PostgreSQL: the password, from a file...
 //! password_env = "BPR_DATABASE_PASSWORD"  # ...or from the environment (one of the two)
 //! max_connections = 4       # PostgreSQL: connections of this process
+//! tls = "verify-full"       # PostgreSQL: "verify-full" (default off loopback) | "require" | "disable"
+//! ca_file = "/etc/bpr/db-ca.pem"          # PostgreSQL: PEM roots for verify-full (else the system's)
 //! ```
 
 use std::path::PathBuf;
@@ -16,7 +18,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{Error, Result};
-use crate::db::{DatabaseSettings, PasswordSource};
+use crate::db::{DatabaseSettings, PasswordSource, TlsMode, TlsSettings};
 
 /// The `[database]` section as written.
 #[derive(Deserialize, Default)]
@@ -27,6 +29,8 @@ pub(super) struct DatabaseToml {
     password_file: Option<PathBuf>,
     password_env: Option<String>,
     max_connections: Option<usize>,
+    tls: Option<String>,
+    ca_file: Option<PathBuf>,
 }
 
 impl DatabaseToml {
@@ -76,7 +80,29 @@ impl DatabaseToml {
             Some(n) => n,
             None => defaults.max_connections,
         };
+        let mode = match self.tls.as_deref().map(str::parse::<TlsMode>) {
+            None => None,
+            Some(Ok(m)) => Some(m),
+            Some(Err(_)) => {
+                return Err(invalid(
+                    "database.tls",
+                    "is not a mode; write \"verify-full\" (the default off loopback: the \
+                     server's certificate is checked), \"require\" (encrypted, not checked) or \
+                     \"disable\" (plain TCP)",
+                ));
+            }
+        };
+        if self.ca_file.is_some() && mode.is_some_and(|m| m != TlsMode::VerifyFull) {
+            return Err(invalid(
+                "database.ca_file",
+                "is only used with tls = \"verify-full\"; set that, or remove ca_file",
+            ));
+        }
         Ok(DatabaseSettings {
+            tls: TlsSettings {
+                mode,
+                ca_file: self.ca_file.map(resolve),
+            },
             busy_timeout,
             initialize: self.initialize.unwrap_or(defaults.initialize),
             password,
@@ -89,6 +115,45 @@ impl DatabaseToml {
 mod tests {
     use crate::Config;
     use crate::db::{Location, PasswordSource};
+
+    #[test]
+    fn tls_and_ca_file_are_read_and_a_bad_mode_or_an_unused_ca_file_is_refused() {
+        use crate::db::TlsMode;
+        let c = Config::from_toml_str(
+            "[host]\ndatabase = \"postgres://bpr@db.internal:6543/fleet\"\n\
+             [database]\ntls = \"verify-full\"\nca_file = \"/etc/bpr/db-ca.pem\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.database.tls.mode, Some(TlsMode::VerifyFull));
+        assert_eq!(
+            c.database.tls.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/bpr/db-ca.pem"))
+        );
+        let default = Config::from_toml_str(
+            "[host]\ndatabase = \"postgres://bpr@db.internal/fleet\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(default.database.tls.mode, None);
+        for (section, key) in [
+            ("tls = \"prefer\"\n", "database.tls"),
+            (
+                "tls = \"require\"\nca_file = \"/etc/ca.pem\"\n",
+                "database.ca_file",
+            ),
+        ] {
+            let err = Config::from_toml_str(
+                &format!(
+                    "[host]\ndatabase = \"postgres://bpr@db.internal/fleet\"\n[database]\n{section}"
+                ),
+                "t.toml",
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(key), "{section}: {err}");
+        }
+    }
 
     #[test]
     fn a_postgres_url_selects_the_postgres_store_with_its_password_file() {

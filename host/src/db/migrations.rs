@@ -184,6 +184,15 @@ pub(super) const ALL: &[(&str, &str)] = &[(
         token         INTEGER NOT NULL,
         expires_at_ms INTEGER NOT NULL   -- ms since 1970; 0 once released
     );",
+),
+(
+    "0011_list_page_indexes",
+    "-- The deployment list (`GET /v1/deployments`, `bpr list`) pages by
+    -- (created_at, id) after filters on status or Blueprint: without these a
+    -- page of 50 scanned and sorted every matching row (23 ms at 100,000).
+    CREATE INDEX deployments_created ON deployments(created_at, id);
+    CREATE INDEX deployments_status_created ON deployments(status, created_at, id);
+    CREATE INDEX deployments_blueprint_created ON deployments(blueprint_id, created_at, id);",
 )];
 
 /// The schema version of the open database.

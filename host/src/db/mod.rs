@@ -56,7 +56,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
 
-pub use self::postgres::{PasswordSource, PostgresTarget};
+pub use self::postgres::{PasswordSource, PostgresTarget, TlsMode, TlsSettings};
 pub use crate::__db_params as params;
 pub use value::{FromValue, Row, ToValue, Value};
 
@@ -173,14 +173,24 @@ pub enum DbError {
         /// What is wrong and what to do.
         message: String,
     },
+    /// `[database] tls` / `ca_file` cannot be used. Nothing was connected.
+    #[error("database {database}: {message}")]
+    BadTls {
+        /// The database, as `postgres://user@host:port/db` (no password).
+        database: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// The PostgreSQL server could not be reached or refused the login.
-    #[error(
-        "cannot connect to PostgreSQL database {database}: {source}. Check that the server runs and \
-         accepts this user, and the password in [database] password_file / password_env"
-    )]
+    #[error("cannot connect to PostgreSQL database {database}: {detail}. {hint}")]
     Unreachable {
         /// The database, as `postgres://user@host:port/db` (no password).
         database: String,
+        /// The cause with every cause under it (a TLS failure's reason is two
+        /// levels down).
+        detail: String,
+        /// What to check.
+        hint: &'static str,
         /// Cause.
         #[source]
         source: ::postgres::Error,
@@ -292,6 +302,8 @@ impl std::fmt::Display for Location {
 /// password_file = "/run/secrets/bpr-db"   # PostgreSQL: the password, from a file...
 /// password_env = "BPR_DATABASE_PASSWORD"  # ...or an environment variable
 /// max_connections = 4       # PostgreSQL: connections of this process
+/// tls = "verify-full"       # PostgreSQL: "verify-full" | "require" | "disable"
+/// ca_file = "/etc/bpr/db-ca.pem"          # PostgreSQL: roots the server's certificate chains to
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatabaseSettings {
@@ -307,6 +319,9 @@ pub struct DatabaseSettings {
     pub password: Option<PasswordSource>,
     /// PostgreSQL: connections this process opens at most. Default: 4.
     pub max_connections: usize,
+    /// PostgreSQL: TLS to the server. Default: `verify-full` against the
+    /// system's roots, except on loopback (plain TCP).
+    pub tls: TlsSettings,
 }
 
 impl Default for DatabaseSettings {
@@ -316,6 +331,7 @@ impl Default for DatabaseSettings {
             initialize: false,
             password: None,
             max_connections: 4,
+            tls: TlsSettings::default(),
         }
     }
 }

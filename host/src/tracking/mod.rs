@@ -14,6 +14,8 @@ mod error;
 mod lease_tests;
 mod leases;
 mod lock;
+#[cfg(test)]
+mod query_tests;
 mod record;
 mod replace;
 mod status;

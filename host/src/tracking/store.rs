@@ -62,6 +62,10 @@ const SELECT: &str = "SELECT id, blueprint_id, service_id, deployment_type, stat
     cleanup_webhook, last_error, created_at, updated_at, ttl_secs, expires_at, request_json, cluster,
     k8s_target_json, unresolved, service_key FROM deployments";
 
+/// The records' `SELECT`, for tests of query plans.
+#[cfg(test)]
+pub(super) const SELECT_FOR_PLANS: &str = SELECT;
+
 /// Statuses of deployments that are over: a service key is free again.
 const LIVE: &str = "status NOT IN ('terminated', 'failed')";
 
@@ -117,6 +121,43 @@ fn read_record(row: &Row) -> Result<DeploymentRecord> {
             service_key: row.get(26).map_err(|e| corrupt(e.to_string()))?,
         })
     })()
+}
+
+/// The `WHERE … ORDER BY … LIMIT` of [`Tracker::query`] and its parameters.
+pub(super) fn query_clause(q: &DeploymentQuery) -> (String, Vec<Value>) {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    let status = q.status.map(DeploymentStatus::as_str);
+    let filters: [(&str, Option<&str>); 4] = [
+        ("status", status),
+        ("blueprint_id", q.blueprint_id.as_deref()),
+        ("service_id", q.service_id.as_deref()),
+        ("provider", q.provider.as_deref()),
+    ];
+    for (column, value) in filters {
+        if let Some(v) = value {
+            args.push(Value::Text(v.to_string()));
+            clauses.push(format!("{column} = ?{}", args.len()));
+        }
+    }
+    if let Some((at, id)) = &q.after {
+        args.push(Value::Int(*at));
+        args.push(Value::Text(id.clone()));
+        let n = args.len();
+        // A row-value comparison (both backends) is one index range; the
+        // equivalent OR was a scan.
+        clauses.push(format!("(created_at, id) > (?{}, ?{n})", n - 1));
+    }
+    args.push(Value::Int(i64::try_from(q.limit).unwrap_or(i64::MAX)));
+    let where_ = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    (
+        format!("{where_} ORDER BY created_at, id LIMIT ?{}", args.len()),
+        args,
+    )
 }
 
 impl Tracker {
@@ -334,41 +375,8 @@ impl Tracker {
 
     /// One page of records matching `q`, oldest first (`bpr serve`'s list).
     pub fn query(&self, q: &DeploymentQuery) -> Result<Vec<DeploymentRecord>> {
-        let mut clauses: Vec<String> = Vec::new();
-        let mut args: Vec<Value> = Vec::new();
-        let status = q.status.map(DeploymentStatus::as_str);
-        let filters: [(&str, Option<&str>); 4] = [
-            ("status", status),
-            ("blueprint_id", q.blueprint_id.as_deref()),
-            ("service_id", q.service_id.as_deref()),
-            ("provider", q.provider.as_deref()),
-        ];
-        for (column, value) in filters {
-            if let Some(v) = value {
-                args.push(Value::Text(v.to_string()));
-                clauses.push(format!("{column} = ?{}", args.len()));
-            }
-        }
-        if let Some((at, id)) = &q.after {
-            args.push(Value::Int(*at));
-            args.push(Value::Text(id.clone()));
-            let n = args.len();
-            clauses.push(format!(
-                "(created_at > ?{} OR (created_at = ?{} AND id > ?{n}))",
-                n - 1,
-                n - 1
-            ));
-        }
-        args.push(Value::Int(i64::try_from(q.limit).unwrap_or(i64::MAX)));
-        let where_ = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
-        };
-        self.list_where(
-            &format!("{where_} ORDER BY created_at, id LIMIT ?{}", args.len()),
-            &args,
-        )
+        let (clause, args) = query_clause(q);
+        self.list_where(&clause, &args)
     }
 
     /// Records per (status, provider of the current attempt): the metrics'

@@ -55,11 +55,20 @@ impl PgDatabase {
         })
     }
 
-    /// The `[host] database` line and the `[database]` section.
+    /// The `[host] database` line and the `[database]` section. When the
+    /// stand-in says where its CA is (`BPR_TEST_PG_CA_FILE`), bpr connects
+    /// over TLS and checks the server's certificate against it, as a
+    /// deployment reaching a managed database does.
     pub(crate) fn config_lines(&self) -> (String, String) {
+        let tls = std::env::var("BPR_TEST_PG_CA_FILE").map_or(String::new(), |ca| {
+            format!("tls = \"verify-full\"\nca_file = {ca:?}\n")
+        });
         (
             format!("database = {:?}\n", self.target.to_string()),
-            format!("[database]\npassword_file = {:?}\n", self.password_file),
+            format!(
+                "[database]\npassword_file = {:?}\n{tls}",
+                self.password_file
+            ),
         )
     }
 

@@ -756,6 +756,18 @@ fn the_bpr_toml_of_the_configmap_is_a_config_bpr_accepts_for_several_replicas() 
         );
     }
     assert!(toml.contains("token_file = \"/run/bpr/api-token\""));
+    // The database is reached over TLS checked against the CA the ConfigMap
+    // carries (mounted with it under /etc/bpr), a placeholder until replaced.
+    assert_eq!(
+        config.database.tls.mode,
+        Some(blueprint_remote_providers::db::TlsMode::VerifyFull)
+    );
+    assert_eq!(
+        config.database.tls.ca_file.as_deref(),
+        Some(Path::new("/etc/bpr/db-ca.pem"))
+    );
+    let ca = configmap_entry(&manifests_dir().join("configmap.yaml"), "db-ca.pem");
+    assert!(ca.contains("REPLACE-ME"), "{ca}");
 }
 
 // Issue 17 item 2: replicas in separate pods share no OS lock; the

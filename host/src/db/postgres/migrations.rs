@@ -151,6 +151,15 @@ pub(crate) const ALL: &[(&str, &str)] = &[
         expires_at_ms BIGINT NOT NULL   -- ms since 1970; 0 once released
     );"#,
     ),
+    (
+        // Twin of SQLite's 0011_list_page_indexes (deployments_created was
+        // already in 0001 here).
+        "0003_list_page_indexes",
+        r#"-- The deployment list pages by (created_at, id) after filters on status
+    -- or Blueprint: without these a page scanned every matching row.
+    CREATE INDEX deployments_status_created ON deployments(status, created_at, id);
+    CREATE INDEX deployments_blueprint_created ON deployments(blueprint_id, created_at, id);"#,
+    ),
 ];
 
 /// Brings the database to the current schema, once across every process

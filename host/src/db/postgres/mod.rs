@@ -17,6 +17,7 @@
 
 pub(super) mod migrations;
 mod target;
+mod tls;
 mod worker;
 
 use std::sync::mpsc;
@@ -24,6 +25,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 pub use target::{PasswordSource, PostgresTarget};
+pub use tls::{TlsMode, TlsSettings};
 use worker::{Outcome, Request, Worker};
 
 use super::{DatabaseSettings, DbError, Result, Row, Value};
@@ -41,6 +43,7 @@ pub(crate) struct Pool {
 struct Inner {
     target: PostgresTarget,
     config: postgres::Config,
+    tls: Option<tls::RustlsConnect>,
     idle: Mutex<Vec<Conn>>,
     returned: Condvar,
     /// How long a caller waits for a free connection.
@@ -55,10 +58,15 @@ struct Conn {
 }
 
 impl Conn {
-    fn spawn(config: &postgres::Config, database: String, n: usize) -> Result<Conn> {
+    fn spawn(
+        config: &postgres::Config,
+        tls: &Option<tls::RustlsConnect>,
+        database: String,
+        n: usize,
+    ) -> Result<Conn> {
         let (requests, requests_rx) = mpsc::channel();
         let (answers_tx, answers) = mpsc::channel();
-        let worker = Worker::new(config.clone(), database.clone());
+        let worker = Worker::new(config.clone(), tls.clone(), database.clone());
         std::thread::Builder::new()
             .name(format!("bpr-pg-{n}"))
             .spawn(move || worker.run(requests_rx, answers_tx))
@@ -70,16 +78,25 @@ impl Conn {
 impl Pool {
     /// Connects to `target` and brings its schema up to date.
     pub(crate) fn open(target: PostgresTarget, settings: &DatabaseSettings) -> Result<Pool> {
-        let config = target.client_config(settings.password.as_ref())?;
+        let tls = tls::connector(&target, &settings.tls)?;
+        let mut config = target.client_config(settings.password.as_ref())?;
+        // With a connector, `require` refuses a server that does not offer TLS
+        // (the client never falls back to clear text).
+        config.ssl_mode(if tls.is_some() {
+            postgres::config::SslMode::Require
+        } else {
+            postgres::config::SslMode::Disable
+        });
         let size = settings.max_connections.max(1);
         let mut conns = Vec::with_capacity(size);
         for n in 0..size {
-            conns.push(Conn::spawn(&config, target.to_string(), n)?);
+            conns.push(Conn::spawn(&config, &tls, target.to_string(), n)?);
         }
         let pool = Pool {
             inner: Arc::new(Inner {
                 target,
                 config,
+                tls,
                 idle: Mutex::new(conns),
                 returned: Condvar::new(),
                 wait: settings.busy_timeout,
@@ -211,6 +228,7 @@ impl Drop for Session {
             // Its thread is gone: a new one takes its place.
             Conn::spawn(
                 &self.pool.config,
+                &self.pool.tls,
                 self.pool.target.to_string(),
                 self.pool.size,
             )

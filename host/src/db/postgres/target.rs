@@ -89,8 +89,8 @@ impl PostgresTarget {
             return Err(bad(
                 shown.clone(),
                 &format!(
-                    "has parameters ({q}) that bpr does not read: connections are plain TCP \
-                     (no sslmode), other settings are the server's"
+                    "has parameters ({q}) that bpr does not read: TLS is set by [database] tls \
+                     and ca_file (not sslmode), other settings are the server's"
                 ),
             ));
         }

@@ -19,6 +19,8 @@ use bytes::BytesMut;
 use postgres::types::{FromSql, IsNull, ToSql, Type};
 use postgres::{Client, NoTls, Statement};
 
+use super::tls::RustlsConnect;
+
 use super::super::{DbError, Result, Row, Value};
 
 /// What a caller asks of the connection.
@@ -44,8 +46,24 @@ pub(super) enum Outcome {
     Done,
 }
 
+/// How a connection is opened: the client's settings and, with TLS, the
+/// connector.
+pub(super) struct Dial {
+    config: postgres::Config,
+    tls: Option<RustlsConnect>,
+}
+
+impl Dial {
+    fn connect(&self) -> std::result::Result<Client, postgres::Error> {
+        match &self.tls {
+            Some(tls) => self.config.connect(tls.clone()),
+            None => self.config.connect(NoTls),
+        }
+    }
+}
+
 pub(super) struct Worker {
-    pub(super) config: postgres::Config,
+    dial: Dial,
     /// The database, for errors (no password).
     pub(super) database: String,
     client: Option<Client>,
@@ -54,9 +72,13 @@ pub(super) struct Worker {
 }
 
 impl Worker {
-    pub(super) fn new(config: postgres::Config, database: String) -> Self {
+    pub(super) fn new(
+        config: postgres::Config,
+        tls: Option<RustlsConnect>,
+        database: String,
+    ) -> Self {
         Self {
-            config,
+            dial: Dial { config, tls },
             database,
             client: None,
             statements: HashMap::new(),
@@ -86,7 +108,7 @@ impl Worker {
         connected(
             &mut self.client,
             &mut self.statements,
-            &self.config,
+            &self.dial,
             &self.database,
         )
     }
@@ -174,7 +196,7 @@ impl Worker {
         let client = connected(
             &mut self.client,
             &mut self.statements,
-            &self.config,
+            &self.dial,
             &self.database,
         )?;
         match run(client, &mut self.statements, sql, params, rows) {
@@ -187,7 +209,7 @@ impl Worker {
                 let client = connected(
                     &mut self.client,
                     &mut self.statements,
-                    &self.config,
+                    &self.dial,
                     &self.database,
                 )?;
                 run(client, &mut self.statements, sql, params, rows)
@@ -203,7 +225,7 @@ impl Worker {
 fn connected<'c>(
     client: &'c mut Option<Client>,
     statements: &mut HashMap<String, Statement>,
-    config: &postgres::Config,
+    dial: &Dial,
     database: &str,
 ) -> Result<&'c mut Client> {
     if client.as_ref().is_some_and(Client::is_closed) {
@@ -213,15 +235,43 @@ fn connected<'c>(
         Some(c) => Ok(c),
         None => {
             statements.clear();
-            let c = config
-                .connect(NoTls)
-                .map_err(|source| DbError::Unreachable {
-                    database: database.to_string(),
-                    source,
-                })?;
+            let c = dial.connect().map_err(|source| DbError::Unreachable {
+                database: database.to_string(),
+                detail: causes(&source),
+                hint: if dial.tls.is_some() && is_tls_failure(&source) {
+                    "Check [database] tls and ca_file: with verify-full the server's \
+                         certificate must chain to ca_file (or the system's roots) and name the \
+                         URL's host; a server without TLS needs tls = \"disable\""
+                } else {
+                    "Check that the server runs and accepts this user, and the password in \
+                         [database] password_file / password_env"
+                },
+                source,
+            })?;
             Ok(client.insert(c))
         }
     }
+}
+
+/// `e` and its causes, outermost first.
+fn causes(e: &postgres::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = std::error::Error::source(e);
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}
+
+/// Whether the connection failed in the TLS handshake (or the server offered none).
+fn is_tls_failure(e: &postgres::Error) -> bool {
+    let text = causes(e);
+    text.contains("TLS") || text.contains("certificate") || text.contains("tls")
 }
 
 /// One statement on `client` (prepared once per connection).
