@@ -43,6 +43,8 @@ pub(super) struct Shared {
     /// Deployment id -> the lease held on it.
     held: Mutex<HashMap<String, Held>>,
     renewer: AtomicBool,
+    /// Whether locks take a lease at all (PostgreSQL; see [`super::DeploymentLock`]).
+    enabled: bool,
 }
 
 /// One lease held, as the registry and its [`super::DeploymentLock`] see it.
@@ -110,7 +112,12 @@ fn same_dir(owner: &str, dir_id: &str) -> bool {
 
 impl Leases {
     /// Leases in `store` for locks in `lock_dir`.
-    pub(super) fn new(store: LeaseStore, lock_dir: &Path, settings: LeaderSettings) -> Self {
+    pub(super) fn new(
+        store: LeaseStore,
+        lock_dir: &Path,
+        settings: LeaderSettings,
+        enabled: bool,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 store,
@@ -119,8 +126,14 @@ impl Leases {
                 owner: Mutex::new(None),
                 held: Mutex::new(HashMap::new()),
                 renewer: AtomicBool::new(false),
+                enabled,
             }),
         }
+    }
+
+    /// Whether locks take a database lease.
+    pub(super) fn enabled(&self) -> bool {
+        self.shared.enabled
     }
 
     fn owner(&self) -> Result<String> {

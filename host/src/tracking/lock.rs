@@ -13,23 +13,26 @@ use super::leases::{HeldLease, Leases};
 ///   process dies, even by SIGKILL: on one host, recovery never touches a
 ///   deployment a live process is still working on, and takes it at once
 ///   from a dead one;
-/// - the deployment's lease in the database (`deployment/<id>`, with a
-///   fencing token), which keeps replicas on other hosts off it, is renewed
-///   while held, checked inside every tracker write on the deployment, and
-///   released on drop.
+/// - on PostgreSQL, the deployment's lease in the database (`deployment/<id>`,
+///   with a fencing token), which keeps replicas on other hosts off it, is
+///   renewed while held, checked inside every tracker write on the
+///   deployment, and released on drop. A SQLite file is one host's by
+///   construction, where the file lock is exact: no lease is taken there
+///   (each would cost two durable writes).
 ///
 /// Call [`DeploymentLock::check`] before each cloud side effect made under it.
 pub struct DeploymentLock {
     // Dropped first: the lease is released while the file lock still keeps
-    // other processes of this host away.
-    lease: HeldLease,
+    // other processes of this host away. `None` on SQLite (one host by
+    // construction: the file lock is exact there).
+    lease: Option<HeldLease>,
     _file: File,
 }
 
 impl std::fmt::Debug for DeploymentLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeploymentLock")
-            .field("token", &self.lease.token())
+            .field("token", &self.token())
             .finish()
     }
 }
@@ -40,12 +43,12 @@ impl DeploymentLock {
     /// round trip). A [`TrackError::Fenced`] means: make no cloud call and
     /// no write; another replica may own the deployment now.
     pub fn check(&self) -> Result<()> {
-        self.lease.check()
+        self.lease.as_ref().map_or(Ok(()), HeldLease::check)
     }
 
-    /// The lease's fencing token.
-    pub fn token(&self) -> i64 {
-        self.lease.token()
+    /// The lease's fencing token (`None` without a database lease).
+    pub fn token(&self) -> Option<i64> {
+        self.lease.as_ref().map(HeldLease::token)
     }
 
     /// Let go of both halves as a SIGKILLed process would: the file lock is
@@ -53,7 +56,9 @@ impl DeploymentLock {
     #[cfg(test)]
     pub(super) fn abandon(self) {
         let Self { lease, _file } = self;
-        lease.abandon();
+        if let Some(lease) = lease {
+            lease.abandon();
+        }
         drop(_file);
     }
 }
@@ -79,7 +84,14 @@ pub(super) fn try_lock(dir: &Path, leases: &Leases, id: &str) -> Result<Option<D
         Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
         Err(std::fs::TryLockError::Error(e)) => return Err(fail(e)),
     }
-    Ok(leases
-        .acquire(id)?
-        .map(|lease| DeploymentLock { lease, _file: file }))
+    if !leases.enabled() {
+        return Ok(Some(DeploymentLock {
+            lease: None,
+            _file: file,
+        }));
+    }
+    Ok(leases.acquire(id)?.map(|lease| DeploymentLock {
+        lease: Some(lease),
+        _file: file,
+    }))
 }

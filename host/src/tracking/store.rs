@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::db::{DbError, Row, Tx, Value, params};
+use crate::db::{DbError, Dialect, Row, Tx, Value, params};
 
 use super::error::{Result, TrackError};
 use super::leases::Leases;
@@ -169,6 +169,7 @@ impl Tracker {
             LeaseStore::new(db.clone()),
             lock_dir,
             LeaderSettings::default(),
+            db.dialect() == Dialect::Postgres,
         );
         Self {
             db,
@@ -177,18 +178,25 @@ impl Tracker {
         }
     }
 
-    /// The same tracker with deployment leases lasting `settings.lease`,
+    /// The same tracker with deployment leases (PostgreSQL only) lasting `settings.lease`,
     /// renewed every `settings.renew` (`[coordination]`, shared with the
     /// supervisor's lease). Call before cloning.
     pub fn with_lease_settings(mut self, settings: LeaderSettings) -> Self {
-        self.leases = Leases::new(LeaseStore::new(self.db.clone()), &self.lock_dir, settings);
+        let enabled = self.leases.enabled();
+        self.leases = Leases::new(
+            LeaseStore::new(self.db.clone()),
+            &self.lock_dir,
+            settings,
+            enabled,
+        );
         self
     }
 
-    /// The same tracker with leases timed by `store`'s clock (unit tests).
+    /// The same tracker with leases taken on either backend, timed by
+    /// `store`'s clock (unit tests: two "hosts" on one SQLite file too).
     #[cfg(test)]
     pub(super) fn with_lease_store(mut self, store: LeaseStore, settings: LeaderSettings) -> Self {
-        self.leases = Leases::new(store, &self.lock_dir, settings);
+        self.leases = Leases::new(store, &self.lock_dir, settings, true);
         self
     }
 
