@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -68,7 +68,9 @@ struct Inner {
     store: LeaseStore,
     owner: String,
     settings: LeaderSettings,
-    held: Mutex<Option<Lease>>,
+    /// The lease held, with the moment (monotonic) its last acquisition or
+    /// renewal was asked: the database's expiry is at least a lease after it.
+    held: Mutex<Option<(Lease, Instant)>>,
     term: watch::Sender<Option<i64>>,
 }
 
@@ -106,12 +108,12 @@ impl Leadership {
         &self.inner.settings
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, Option<Lease>> {
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<(Lease, Instant)>> {
         self.inner.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn set(&self, lease: Option<Lease>) {
-        let term = lease.as_ref().map(|l| l.token);
+    fn set(&self, lease: Option<(Lease, Instant)>) {
+        let term = lease.as_ref().map(|(l, _)| l.token);
         *self.held() = lease;
         self.inner.term.send_if_modified(|t| {
             let changed = *t != term;
@@ -121,14 +123,21 @@ impl Leadership {
     }
 
     /// The term (fencing token) this replica leads in, as far as it knows
-    /// without asking the database: `None` once its lease's expiry passed on
-    /// its own clock (a paused process knows that much on waking).
+    /// without asking the database: `None` once a lease has passed on its own
+    /// monotonic clock since it last asked for it (a paused process knows
+    /// that much on waking).
     pub fn term(&self) -> Option<i64> {
-        let now = self.inner.store.now_ms();
         self.held()
             .as_ref()
-            .filter(|l| l.expires_at_ms > now)
-            .map(|l| l.token)
+            .filter(|(l, asked)| !self.lapsed(l, *asked))
+            .map(|(l, _)| l.token)
+    }
+
+    fn lapsed(&self, lease: &Lease, asked: Instant) -> bool {
+        match self.inner.store.injected_now_ms() {
+            Some(now) => lease.expires_at_ms <= now,
+            None => asked.elapsed() >= self.inner.settings.lease,
+        }
     }
 
     /// True while [`Leadership::term`] is some.
@@ -147,7 +156,8 @@ impl Leadership {
     /// loses leadership at once.
     pub fn step(&self) -> Option<i64> {
         let ttl = self.inner.settings.lease.as_millis().min(i64::MAX as u128) as i64;
-        let held = self.held().clone();
+        let held = self.held().clone().map(|(l, _)| l);
+        let asked = Instant::now();
         let outcome = match &held {
             Some(lease) => self.inner.store.renew(lease, ttl),
             None => self
@@ -165,7 +175,7 @@ impl Leadership {
                         "this replica now leads the supervisor"
                     );
                 }
-                self.set(Some(lease));
+                self.set(Some((lease, asked)));
             }
             Err(CoordinationError::HeldElsewhere { .. }) => self.set(None),
             Err(e) => {
@@ -189,8 +199,8 @@ impl Leadership {
         let not_leader = || CoordinationError::NotLeader {
             owner: self.inner.owner.clone(),
         };
-        let lease = self.held().clone().ok_or_else(not_leader)?;
-        if lease.expires_at_ms <= self.inner.store.now_ms() {
+        let (lease, asked) = self.held().clone().ok_or_else(not_leader)?;
+        if self.lapsed(&lease, asked) {
             self.set(None);
             return Err(not_leader());
         }
@@ -218,7 +228,7 @@ impl Leadership {
         }
         let held = self.held().clone();
         self.set(None);
-        if let Some(lease) = held
+        if let Some((lease, _)) = held
             && let Err(e) = self.inner.store.release(&lease)
         {
             tracing::warn!(target: "bpr::leader", "cannot release the supervisor lease: {e}");

@@ -63,6 +63,18 @@ pub fn acquire(row: Option<&LeaseRow>, owner: &str, now_ms: i64, ttl_ms: i64) ->
     }
 }
 
+/// Take the lease from a holder known to be dead although its row has not
+/// expired (on one host the kernel says so: the OS file lock a live holder
+/// would keep is free). Always granted, with the next token, so whatever the
+/// dead holder left half-done is fenced.
+pub fn take_over(row: Option<&LeaseRow>, owner: &str, now_ms: i64, ttl_ms: i64) -> LeaseRow {
+    LeaseRow {
+        owner: owner.to_string(),
+        token: row.map_or(1, |r| r.token.saturating_add(1)),
+        expires_at_ms: now_ms.saturating_add(ttl_ms),
+    }
+}
+
 /// Why a held lease no longer stands.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Lost {
@@ -239,6 +251,13 @@ mod tests {
         };
         assert!(lost(Some(&b_row), &a, 2_600).is_some());
         assert!(lost(Some(&b_row), &lease_of(&b_row), 2_600).is_none());
+    }
+
+    #[test]
+    fn taking_over_from_a_dead_holder_grants_the_next_token_before_expiry() {
+        let row = held("a", 3, 9_000);
+        assert_eq!(take_over(Some(&row), "b", 1_000, 500), held("b", 4, 1_500));
+        assert_eq!(take_over(None, "b", 1_000, 500), held("b", 1, 1_500));
     }
 
     #[test]

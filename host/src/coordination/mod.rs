@@ -27,13 +27,13 @@
 //! (SIGSTOP) past its lease and resumed finds a newer token there and does
 //! nothing.
 //!
-//! Time is the replicas' wall clock (milliseconds since 1970, injected for
-//! tests): on one host that is one clock; across hosts, keep them in sync
-//! (NTP) and the lease well above the skew.
+//! Time is the database's clock (milliseconds since 1970, read in the same
+//! transaction as the row; injected for unit tests): the replicas' own clocks
+//! never enter the arithmetic. A holder measures how long it may still trust
+//! its lease on its own monotonic clock, from the moment it asked for it.
 //!
-//! Per-deployment exclusion stays the OS file lock of
-//! [`crate::tracking::DeploymentLock`] on SQLite (one host: the kernel
-//! releases it when a process dies, even by SIGKILL).
+//! Per-deployment exclusion uses the same leases, one per deployment
+//! (`deployment/<id>`, see [`crate::tracking::DeploymentLock`]).
 
 mod error;
 mod leader;
@@ -43,4 +43,4 @@ mod store;
 pub use error::{CoordinationError, Result};
 pub use leader::{LeaderSettings, Leadership, SUPERVISOR_LEASE, replica_id};
 pub use lease::{Lease, LeaseRow, Lost};
-pub use store::{LeaseStore, NowMs, system_now_ms};
+pub use store::{LeaseStore, NowMs, now_sql, system_now_ms};

@@ -5,7 +5,11 @@ use std::sync::Arc;
 
 use super::error::{CoordinationError, Result};
 use super::lease::{self, Acquired, Lease, LeaseRow};
-use crate::db::{Database, DbError, Tx, params};
+use crate::db::{Database, DbError, Dialect, Tx, Value, params};
+
+/// How many leases one renewal statement names at most (well under
+/// SQLite's and PostgreSQL's limits on parameters).
+pub const RENEW_BATCH: usize = 500;
 
 /// The time in ms since 1970, as leases count it (injected in tests).
 pub type NowMs = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -15,11 +19,31 @@ pub fn system_now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// The database's clock in ms since 1970, as one SQL expression: every
+/// replica's lease arithmetic uses the one clock of the shared database, so
+/// the replicas' own clocks may disagree (PostgreSQL's `clock_timestamp()` is
+/// the time of the statement, not of the transaction's start).
+pub fn now_sql(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)",
+        Dialect::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+    }
+}
+
+/// Where a lease store takes the time from.
+#[derive(Clone)]
+enum Clock {
+    /// The database's clock ([`now_sql`]): what replicas use.
+    Database,
+    /// An injected clock: unit tests of the decisions.
+    Injected(NowMs),
+}
+
 /// Leases in the host's database; cheap to clone.
 #[derive(Clone)]
 pub struct LeaseStore {
     db: Database,
-    now: NowMs,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for LeaseStore {
@@ -55,19 +79,58 @@ fn write(tx: &mut Tx<'_>, name: &str, row: &LeaseRow) -> Result<(), DbError> {
 }
 
 impl LeaseStore {
-    /// Leases in `db`, timed by the wall clock.
+    /// Leases in `db`, timed by the database's clock.
     pub fn new(db: Database) -> Self {
-        Self::with_clock(db, Arc::new(system_now_ms))
+        Self {
+            db,
+            clock: Clock::Database,
+        }
     }
 
-    /// Leases in `db`, timed by `now`.
+    /// Leases in `db`, timed by `now` (unit tests).
     pub fn with_clock(db: Database, now: NowMs) -> Self {
-        Self { db, now }
+        Self {
+            db,
+            clock: Clock::Injected(now),
+        }
     }
 
-    /// The time as this store counts it.
-    pub fn now_ms(&self) -> i64 {
-        (self.now)()
+    /// The database.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// The injected clock's time, or `None` when the database's clock is used
+    /// (then a holder measures its lease on its own monotonic clock from the
+    /// moment it asked).
+    pub fn injected_now_ms(&self) -> Option<i64> {
+        match &self.clock {
+            Clock::Database => None,
+            Clock::Injected(now) => Some(now()),
+        }
+    }
+
+    /// The time as this store counts it, as SQL for a statement in `dialect`:
+    /// the database's clock, or the injected time as a literal.
+    pub fn now_sql(&self, dialect: Dialect) -> String {
+        match &self.clock {
+            Clock::Database => now_sql(dialect).to_string(),
+            Clock::Injected(now) => format!("CAST({} AS BIGINT)", now()),
+        }
+    }
+
+    /// The time as this store counts it, read inside `tx`.
+    pub fn now_in(&self, tx: &mut Tx<'_>) -> Result<i64, DbError> {
+        match &self.clock {
+            Clock::Injected(now) => Ok(now()),
+            Clock::Database => {
+                let sql = format!("SELECT {}", now_sql(tx.dialect()));
+                match tx.query_opt(&sql, params![])? {
+                    Some(row) => row.get(0),
+                    None => Ok(0),
+                }
+            }
+        }
     }
 
     fn transact<T>(
@@ -75,14 +138,18 @@ impl LeaseStore {
         name: &str,
         job: impl FnOnce(&mut Tx<'_>, i64) -> Result<T>,
     ) -> Result<T> {
-        let now = self.now_ms();
-        self.db.write(|tx| job(tx, now)).map_err(|e| match e {
-            CoordinationError::StoreFailed { source, .. } => CoordinationError::StoreFailed {
-                name: name.to_string(),
-                source,
-            },
-            other => other,
-        })
+        self.db
+            .write(|tx| {
+                let now = self.now_in(tx)?;
+                job(tx, now)
+            })
+            .map_err(|e| match e {
+                CoordinationError::StoreFailed { source, .. } => CoordinationError::StoreFailed {
+                    name: name.to_string(),
+                    source,
+                },
+                other => other,
+            })
     }
 
     /// Take lease `name` for `owner` for `ttl_ms` (or extend it, when `owner`
@@ -146,6 +213,105 @@ impl LeaseStore {
                 Some(why) => Err(fenced(lease, why)),
             }
         })
+    }
+
+    /// Take lease `name` for `owner` as [`LeaseStore::acquire`] does, or,
+    /// when another owner holds it unexpired and `dead` says that owner is
+    /// known dead, take it over at once ([`lease::take_over`]). `None` when
+    /// a live owner holds it.
+    pub fn acquire_or_take_over(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl_ms: i64,
+        dead: impl FnOnce(&LeaseRow) -> bool,
+    ) -> Result<Option<Lease>> {
+        self.transact(name, |tx, now| {
+            let row = read(tx, name)?;
+            let granted = match lease::acquire(row.as_ref(), owner, now, ttl_ms) {
+                Acquired::Granted(row) => row,
+                Acquired::Held(held) if dead(&held) => {
+                    lease::take_over(Some(&held), owner, now, ttl_ms)
+                }
+                Acquired::Held(_) => return Ok(None),
+            };
+            write(tx, name, &granted)?;
+            Ok(Some(Lease {
+                name: name.to_string(),
+                owner: granted.owner,
+                token: granted.token,
+                expires_at_ms: granted.expires_at_ms,
+            }))
+        })
+    }
+
+    /// Renew the unexpired leases among `names` that `owner` holds, by
+    /// `ttl_ms` from now, in one statement per [`RENEW_BATCH`] names: the
+    /// `(name, token)` of each lease renewed. A name missing from the answer
+    /// lapsed or was taken (or was released meanwhile). Only the names given
+    /// are touched: a lease taken after the caller listed them is not.
+    pub fn renew_all(
+        &self,
+        owner: &str,
+        names: &[String],
+        ttl_ms: i64,
+    ) -> Result<Vec<(String, i64)>> {
+        let mut out = Vec::with_capacity(names.len());
+        for batch in names.chunks(RENEW_BATCH) {
+            let renewed = self.db.write(|tx| {
+                let now = self.now_sql(tx.dialect());
+                let list = (0..batch.len())
+                    .map(|i| format!("?{}", i + 3))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let mut args = params![owner, ttl_ms].to_vec();
+                args.extend(batch.iter().map(|n| Value::Text(n.clone())));
+                let rows = tx.query(
+                    &format!(
+                        "UPDATE leases SET expires_at_ms = {now} + CAST(?2 AS BIGINT)
+                         WHERE owner = ?1 AND expires_at_ms > {now} AND name IN ({list})
+                         RETURNING name, token"
+                    ),
+                    &args,
+                )?;
+                rows.iter()
+                    .map(|r| Ok((r.get(0)?, r.get(1)?)))
+                    .collect::<Result<Vec<(String, i64)>, DbError>>()
+            });
+            out.extend(renewed.map_err(|e| CoordinationError::StoreFailed {
+                name: format!("leases of {owner}"),
+                source: Box::new(e),
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// Why `lease` no longer stands, read inside `tx` (one statement: the
+    /// row and the time), or `None` when it is still the current, unexpired
+    /// holding: the fence a holder's write checks in its own transaction.
+    pub fn lost_in(&self, tx: &mut Tx<'_>, lease: &Lease) -> Result<Option<lease::Lost>, DbError> {
+        let now = self.now_sql(tx.dialect());
+        let row = tx.query_opt(
+            &format!(
+                "SELECT l.owner, l.token, l.expires_at_ms, {now} FROM (SELECT 1 AS one) AS x
+                 LEFT JOIN leases l ON l.name = ?1"
+            ),
+            params![lease.name],
+        )?;
+        let Some(row) = row else {
+            return Ok(Some(lease::Lost::Gone));
+        };
+        let now: i64 = row.get(3)?;
+        let owner: Option<String> = row.get(0)?;
+        let stored = match owner {
+            None => None,
+            Some(owner) => Some(LeaseRow {
+                owner,
+                token: row.get(1)?,
+                expires_at_ms: row.get(2)?,
+            }),
+        };
+        Ok(lease::lost(stored.as_ref(), lease, now))
     }
 
     /// The row of lease `name` as stored, if any.

@@ -119,7 +119,8 @@ pub(super) async fn start(config: Config, options: HostOptions) -> Result<Host, 
     let config = Arc::new(config);
     let providers = Providers::load(config.clone(), loader).await;
     let pricing = PricingService::new(providers.clone(), db.clone(), &config)?;
-    let tracker = Tracker::new(db.clone(), &config.host.state_dir.join("deployments"));
+    let tracker = Tracker::new(db.clone(), &config.host.state_dir.join("deployments"))
+        .with_lease_settings(config.coordination.clone());
     let clusters =
         ClusterDirectory::with_tracker(config.clone(), providers.clone(), tracker.clone());
     let orchestrator = Orchestrator::new(

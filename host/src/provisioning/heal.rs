@@ -314,6 +314,9 @@ impl Orchestrator {
             .providers
             .get(&target.provider)
             .map_err(|e| (StepError::call("load", e).to_string(), false))?;
+        self.tracker
+            .check_lease(id)
+            .map_err(|e| (e.to_string(), false))?;
         let created = opts
             .retry
             .run(|| provider.create_instance(spec.clone()))

@@ -78,7 +78,16 @@ impl Orchestrator {
     ) -> Result<(), StepError> {
         let started = Instant::now();
         let mut wait = opts.poll_initial;
+        let deployment = r
+            .labels
+            .iter()
+            .find(|(k, _)| k == "bpr-deployment")
+            .map(|(_, v)| v.clone());
         loop {
+            // Not after this process lost the deployment to another replica.
+            if let Some(dep) = &deployment {
+                self.tracker.check_lease(dep).map_err(StepError::Track)?;
+            }
             match opts.retry.run(|| provider.delete_instance(r.clone())).await {
                 Ok(DeleteStatus::Deleted)
                 | Err(CallError::Provider(ProviderError::NotFound(_))) => return Ok(()),
@@ -148,6 +157,7 @@ impl Orchestrator {
         let started = Instant::now();
         let mut wait = opts.poll_initial;
         loop {
+            self.tracker.check_lease(id).map_err(StepError::Track)?;
             match opts
                 .retry
                 .run(|| provider.delete_instance(everything.clone()))

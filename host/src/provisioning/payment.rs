@@ -151,7 +151,7 @@ impl Orchestrator {
             };
         }
         let id = &rec.id;
-        let _lock = self
+        let lock = self
             .tracker
             .try_lock(id)?
             .ok_or_else(|| SuspendError::Busy(id.clone()))?;
@@ -167,6 +167,7 @@ impl Orchestrator {
                 provider.name()
             )));
         }
+        lock.check()?;
         match opts.retry.run(|| provider.stop_instance(r.clone())).await {
             Ok(_) => {}
             Err(CallError::Provider(ProviderError::NotFound(_))) => {
@@ -216,7 +217,7 @@ impl Orchestrator {
             self.resume(id, opts).await?;
             return Ok(self.tracker.get(id)?);
         }
-        let _lock = self
+        let lock = self
             .tracker
             .try_lock(id)?
             .ok_or_else(|| DeployError::Busy(id.to_string()))?;
@@ -231,6 +232,7 @@ impl Orchestrator {
         let (provider, r) = self
             .power_target(&rec)
             .map_err(|e| failed(StepError::WrongState(e.to_string())))?;
+        lock.check()?;
         opts.retry
             .run(|| provider.start_instance(r.clone()))
             .await

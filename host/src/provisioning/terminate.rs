@@ -86,6 +86,8 @@ impl Orchestrator {
                 self.step(opts, id, DeploymentStatus::Terminating, reason)?;
             }
         }
+        // Every delete below runs under this process's lease on `id`.
+        tracker.check_lease(id)?;
         let fail = |source: StepError| {
             let _ = tracker.note_error(id, &source.to_string());
             DeployError::TerminateFailed {
@@ -132,6 +134,7 @@ impl Orchestrator {
                 resources: rec.resources.iter().map(ResourceRef::from).collect(),
                 labels: labels.clone(),
             };
+            tracker.check_lease(id)?;
             self.delete_until_gone(&provider, &r, opts)
                 .await
                 .map_err(fail)?;
@@ -144,6 +147,7 @@ impl Orchestrator {
                 && p.provider != "kubernetes"
                 && Some(&p.instance_id) != rec.instance_id.as_ref()
         }) {
+            tracker.check_lease(id)?;
             self.delete_period_instance(&rec, &p, opts)
                 .await
                 .map_err(fail)?;

@@ -378,6 +378,10 @@ impl Orchestrator {
             labels: labels.clone(),
             workload,
         };
+        // Not after this process lost the deployment to another replica.
+        tracker
+            .check_lease(id)
+            .map_err(|e| CandidateError::Stop(StepError::Track(e)))?;
         // The same key on every retry: a create that did happen is returned, not repeated.
         let created = opts
             .retry

@@ -55,6 +55,27 @@ pub enum TrackError {
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// This process's lease on the deployment no longer stands (it lapsed
+    /// while the process was paused or cut off, or another replica took it):
+    /// the write was refused and nothing was written.
+    #[error(
+        "deployment {id}: this process no longer holds the deployment's lease ({why}); nothing was written: another process or replica may be working on it now"
+    )]
+    Fenced {
+        /// Deployment id.
+        id: String,
+        /// What happened to the lease.
+        why: String,
+    },
+    /// The deployment's lease could not be taken (the database failed).
+    #[error("deployment {id}: cannot take its lease: {source}")]
+    LeaseFailed {
+        /// Deployment id.
+        id: String,
+        /// Cause.
+        #[source]
+        source: Box<crate::coordination::CoordinationError>,
+    },
     /// The per-deployment lock file could not be used.
     #[error("cannot lock {path}: {source}")]
     LockFailed {

@@ -10,6 +10,9 @@
 //! silent write.
 
 mod error;
+#[cfg(test)]
+mod lease_tests;
+mod leases;
 mod lock;
 #[cfg(test)]
 mod query_tests;
@@ -24,6 +27,7 @@ mod usage;
 mod usage_tests;
 
 pub use error::{Result, TrackError};
+pub use leases::lease_name;
 pub use lock::DeploymentLock;
 pub use record::{
     Attempt, AttemptIntent, AttemptOutcome, DeploymentRecord, NewDeployment, ResourceRefRecord,

@@ -34,7 +34,7 @@ impl Tracker {
     /// record keeps naming the instance that serves now. Returns the attempt
     /// number.
     pub fn begin_replacement(&self, id: &str, a: &AttemptIntent<'_>) -> Result<u32> {
-        self.database().write(|tx| {
+        self.write_fenced(id, |tx| {
             let exists = tx
                 .query_opt("SELECT 1 FROM deployments WHERE id = ?1", params![id])?
                 .is_some();
@@ -55,10 +55,12 @@ impl Tracker {
 
     /// Records the instance a replacement attempt created (outcome `created`).
     pub fn record_replacement_created(&self, id: &str, n: u32, instance_id: &str) -> Result<()> {
-        self.database().execute(
+        self.write_fenced(id, |tx| {
+            Ok(tx.execute(
             "UPDATE deployment_attempts SET instance_id = ?3, outcome = 'created' WHERE deployment_id = ?1 AND n = ?2",
             params![id, n, instance_id],
-        )?;
+        )?)
+        })?;
         Ok(())
     }
 
@@ -72,7 +74,7 @@ impl Tracker {
         reason: &str,
     ) -> Result<DeploymentRecord> {
         let resources = serde_json::to_string(r.resources).unwrap_or_else(|_| "[]".into());
-        self.database().write(|tx| {
+        self.write_fenced(id, |tx| {
             let now = now();
             let a = &r.intent;
             let changed = tx.execute(
@@ -104,11 +106,13 @@ impl Tracker {
     /// changes no status: a failed health check streak, a heal, a budget
     /// alert.
     pub fn note_history(&self, id: &str, reason: &str) -> Result<()> {
-        let changed = self.database().execute(
+        let changed = self.write_fenced(id, |tx| {
+            Ok(tx.execute(
             "INSERT INTO deployment_history (deployment_id, at, from_status, to_status, reason)
              SELECT id, CAST(?2 AS BIGINT), status, status, CAST(?3 AS TEXT) FROM deployments WHERE id = ?1",
             params![id, now(), reason],
-        )?;
+        )?)
+        })?;
         if changed == 0 {
             return Err(TrackError::NotFound(id.to_string()));
         }

@@ -11,9 +11,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::db::{DbError, Row, Tx, Value, params};
+use crate::db::{DbError, Dialect, Row, Tx, Value, params};
 
 use super::error::{Result, TrackError};
+use super::leases::Leases;
 use super::lock::DeploymentLock;
 use super::record::{
     Attempt, AttemptIntent, AttemptOutcome, DeploymentRecord, NewDeployment, ResourceRefRecord,
@@ -21,6 +22,7 @@ use super::record::{
 };
 use super::status::{DeploymentStatus, UnknownDeploymentType, UnknownStatus};
 use crate::clock::unix_now as now;
+use crate::coordination::{LeaderSettings, LeaseStore};
 use crate::db::Database;
 use crate::kubernetes::WorkloadRef;
 
@@ -52,6 +54,7 @@ pub const HOST_LABEL: &str = "bpr-host";
 pub struct Tracker {
     db: Database,
     lock_dir: PathBuf,
+    leases: Leases,
 }
 
 const SELECT: &str = "SELECT id, blueprint_id, service_id, deployment_type, status, provider, region, zone,
@@ -162,10 +165,59 @@ impl Tracker {
     pub fn new(db: Database, lock_dir: &Path) -> Self {
         // Intent must survive a power loss too, not only a process crash.
         db.require_full_durability();
+        let leases = Leases::new(
+            LeaseStore::new(db.clone()),
+            lock_dir,
+            LeaderSettings::default(),
+            db.dialect() == Dialect::Postgres,
+        );
         Self {
             db,
             lock_dir: lock_dir.to_path_buf(),
+            leases,
         }
+    }
+
+    /// The same tracker with deployment leases (PostgreSQL only) lasting `settings.lease`,
+    /// renewed every `settings.renew` (`[coordination]`, shared with the
+    /// supervisor's lease). Call before cloning.
+    pub fn with_lease_settings(mut self, settings: LeaderSettings) -> Self {
+        let enabled = self.leases.enabled();
+        self.leases = Leases::new(
+            LeaseStore::new(self.db.clone()),
+            &self.lock_dir,
+            settings,
+            enabled,
+        );
+        self
+    }
+
+    /// The same tracker with leases taken on either backend, timed by
+    /// `store`'s clock (unit tests: two "hosts" on one SQLite file too).
+    #[cfg(test)]
+    pub(super) fn with_lease_store(mut self, store: LeaseStore, settings: LeaderSettings) -> Self {
+        self.leases = Leases::new(store, &self.lock_dir, settings, true);
+        self
+    }
+
+    /// The deployment leases (unit tests).
+    #[cfg(test)]
+    pub(super) fn leases(&self) -> &Leases {
+        &self.leases
+    }
+
+    /// One write transaction on deployment `id`, fenced: it starts by
+    /// checking this process's lease on `id` when it holds one
+    /// ([`TrackError::Fenced`] and nothing written otherwise).
+    pub(super) fn write_fenced<T>(
+        &self,
+        id: &str,
+        job: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.db.write(|tx| {
+            self.leases.fence(tx, id)?;
+            job(tx)
+        })
     }
 
     /// The database.
@@ -176,7 +228,14 @@ impl Tracker {
     /// Claim `id`, failing fast: `Ok(None)` when another process (or task)
     /// holds it.
     pub fn try_lock(&self, id: &str) -> Result<Option<DeploymentLock>> {
-        super::lock::try_lock(&self.lock_dir, id)
+        super::lock::try_lock(&self.lock_dir, &self.leases, id)
+    }
+
+    /// `Ok` unless this process holds `id`'s lease and can no longer trust
+    /// it ([`DeploymentLock::check`], in memory): what code running under a
+    /// deployment's lock calls before each cloud side effect.
+    pub fn check_lease(&self, id: &str) -> Result<()> {
+        self.leases.check(id)
     }
 
     /// Insert a new record in `planned`, with its first history row.
@@ -191,7 +250,7 @@ impl Tracker {
         let expires = new
             .ttl_secs
             .map(|t| now.saturating_add(t.min(i64::MAX as u64) as i64));
-        self.db.write(|tx| {
+        self.write_fenced(&new.id, |tx| {
             let exists = tx
                 .query_opt("SELECT 1 FROM deployments WHERE id = ?1", params![new.id])?
                 .is_some();
@@ -369,7 +428,7 @@ impl Tracker {
         to: DeploymentStatus,
         reason: &str,
     ) -> Result<DeploymentRecord> {
-        self.db.write(|tx| {
+        self.write_fenced(id, |tx| {
             let row = tx.query_opt(
                 "SELECT status, instance_id, released_at, unresolved FROM deployments WHERE id = ?1",
                 params![id],
@@ -415,7 +474,7 @@ impl Tracker {
     /// a pending attempt row, and the record now names that candidate.
     /// Returns the attempt number.
     pub fn begin_attempt(&self, id: &str, a: &AttemptIntent<'_>) -> Result<u32> {
-        self.db.write(|tx| {
+        self.write_fenced(id, |tx| {
             let n = next_attempt(tx, id)?;
             let now = now();
             let changed = tx.execute(
@@ -447,7 +506,7 @@ impl Tracker {
         address: Option<&str>,
     ) -> Result<()> {
         let res = serde_json::to_string(resources).unwrap_or_else(|_| "[]".into());
-        self.db.write(|tx| {
+        self.write_fenced(id, |tx| {
             let changed = tx.execute(
                 "UPDATE deployments SET instance_id = ?2, resources_json = ?3, address = COALESCE(?4, address),
                    released_at = NULL, updated_at = ?5 WHERE id = ?1",
@@ -482,7 +541,7 @@ impl Tracker {
             message: format!("cannot encode the Kubernetes target: {e}"),
         })?;
         let object = target.object();
-        self.db.write(|tx| {
+        self.write_fenced(id, |tx| {
             let changed = tx.execute(
                 "UPDATE deployments SET cluster = ?2, k8s_target_json = ?3, instance_id = ?4, released_at = NULL,
                    updated_at = ?5 WHERE id = ?1",
@@ -504,7 +563,7 @@ impl Tracker {
     /// scale to zero, resume): a history row with `from == to`, and the request the
     /// cluster now runs.
     pub fn record_event(&self, id: &str, reason: &str, request_json: &str) -> Result<()> {
-        self.db.write(|tx| {
+        self.write_fenced(id, |tx| {
             let Some(row) =
                 tx.query_opt("SELECT status FROM deployments WHERE id = ?1", params![id])?
             else {
@@ -528,10 +587,12 @@ impl Tracker {
     pub fn set_ttl(&self, id: &str, ttl_secs: Option<u64>) -> Result<DeploymentRecord> {
         let now = now();
         let ttl = ttl_secs.map(|t| t.min(i64::MAX as u64) as i64);
-        let changed = self.db.execute(
+        let changed = self.write_fenced(id, |tx| {
+            Ok(tx.execute(
             "UPDATE deployments SET ttl_secs = ?2, expires_at = ?3, updated_at = ?4 WHERE id = ?1",
             params![id, ttl, ttl.map(|t| now.saturating_add(t)), now],
-        )?;
+        )?)
+        })?;
         if changed == 0 {
             return Err(TrackError::NotFound(id.to_string()));
         }
@@ -540,16 +601,18 @@ impl Tracker {
 
     /// Update the address (once the instance has one).
     pub fn record_address(&self, id: &str, address: &str) -> Result<()> {
-        self.db.execute(
-            "UPDATE deployments SET address = ?2, updated_at = ?3 WHERE id = ?1",
-            params![id, address, now()],
-        )?;
+        self.write_fenced(id, |tx| {
+            Ok(tx.execute(
+                "UPDATE deployments SET address = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, address, now()],
+            )?)
+        })?;
         Ok(())
     }
 
     /// The instance was confirmed deleted.
     pub fn record_released(&self, id: &str) -> Result<()> {
-        self.db.write(|tx| {
+        self.write_fenced(id, |tx| {
             let now = now();
             tx.execute(
                 "UPDATE deployments SET released_at = ?2, updated_at = ?2 WHERE id = ?1 AND instance_id IS NOT NULL",
@@ -564,7 +627,7 @@ impl Tracker {
     /// found was deleted: it holds nothing any more (instance released,
     /// no longer unresolved).
     pub fn record_cleared(&self, id: &str) -> Result<()> {
-        self.db.write(|tx| {
+        self.write_fenced(id, |tx| {
             let now = now();
             tx.execute(
                 "UPDATE deployments SET released_at = CASE WHEN instance_id IS NULL THEN released_at ELSE ?2 END,
@@ -582,10 +645,12 @@ impl Tracker {
     /// nothing answered): it counts as holding resources until
     /// [`Tracker::record_cleared`], so cleanup and terminate keep at it.
     pub fn mark_unresolved(&self, id: &str, why: &str) -> Result<()> {
-        let changed = self.db.execute(
+        let changed = self.write_fenced(id, |tx| {
+            Ok(tx.execute(
             "UPDATE deployments SET unresolved = 1, last_error = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, why, now()],
-        )?;
+        )?)
+        })?;
         if changed == 0 {
             return Err(TrackError::NotFound(id.to_string()));
         }
@@ -600,19 +665,23 @@ impl Tracker {
         outcome: AttemptOutcome,
         detail: &str,
     ) -> Result<()> {
-        self.db.execute(
+        self.write_fenced(id, |tx| {
+            Ok(tx.execute(
             "UPDATE deployment_attempts SET outcome = ?3, detail = ?4, finished_at = ?5 WHERE deployment_id = ?1 AND n = ?2",
             params![id, n, outcome.as_str(), detail, now()],
-        )?;
+        )?)
+        })?;
         Ok(())
     }
 
     /// Set `last_error` without a transition (e.g. a cleanup retry failed).
     pub fn note_error(&self, id: &str, error: &str) -> Result<()> {
-        self.db.execute(
-            "UPDATE deployments SET last_error = ?2, updated_at = ?3 WHERE id = ?1",
-            params![id, error, now()],
-        )?;
+        self.write_fenced(id, |tx| {
+            Ok(tx.execute(
+                "UPDATE deployments SET last_error = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, error, now()],
+            )?)
+        })?;
         Ok(())
     }
 
@@ -706,7 +775,7 @@ impl Tracker {
         let labels_json = serde_json::to_string(&labels).unwrap_or_else(|_| "{}".into());
         let ttl = new.ttl_secs.map(|t| t.min(i64::MAX as u64) as i64);
         // One write job: the name check and the insert see the same database.
-        self.db.write(|tx| {
+        self.write_fenced(&new.id, |tx| {
             let exists = tx
                 .query_opt("SELECT 1 FROM deployments WHERE id = ?1", params![new.id])?
                 .is_some();

@@ -185,7 +185,8 @@ impl Tracker {
     /// replacement), right after the provider created it. Returns its `seq`.
     pub fn open_period(&self, id: &str, p: &NewPeriod<'_>) -> Result<i64> {
         let resources = serde_json::to_string(p.resources).unwrap_or_else(|_| "[]".into());
-        let row = self.database().query_opt(
+        let row = self.write_fenced(id, |tx| {
+            Ok(tx.query_opt(
             "INSERT INTO usage_periods (deployment_id, instance_id, provider, region, zone, instance_type,
                spot, hourly_usd, resources_json, started_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING seq",
@@ -201,7 +202,8 @@ impl Tracker {
                 resources,
                 now()
             ],
-        )?;
+        )?)
+        })?;
         Ok(match row {
             Some(r) => r.get(0)?,
             None => 0,
@@ -210,26 +212,35 @@ impl Tracker {
 
     /// Closes period `seq` now (its resource was deleted or stopped).
     pub fn close_period(&self, seq: i64, reason: &str) -> Result<()> {
-        self.database().execute(
-            "UPDATE usage_periods SET ended_at = CASE WHEN started_at > ?2 THEN started_at ELSE ?2 END,
-               end_reason = ?3
-             WHERE seq = ?1 AND ended_at IS NULL",
-            params![seq, now(), reason],
-        )?;
+        let Some(owner) = self.database().query_opt(
+            "SELECT deployment_id FROM usage_periods WHERE seq = ?1",
+            params![seq],
+        )?
+        else {
+            return Ok(());
+        };
+        let id: String = owner.get(0)?;
+        self.write_fenced(&id, |tx| {
+            Ok(tx.execute(
+                "UPDATE usage_periods SET ended_at = CASE WHEN started_at > ?2 THEN started_at ELSE ?2 END,
+                   end_reason = ?3
+                 WHERE seq = ?1 AND ended_at IS NULL",
+                params![seq, now(), reason],
+            )?)
+        })?;
         Ok(())
     }
 
     /// Closes every open period of `id` now (suspended: stopped or scaled to zero).
     pub fn close_usage(&self, id: &str, reason: &str) -> Result<()> {
-        self.database()
-            .write(|tx| close_all(tx, id, now(), reason).map(|_| ()))?;
+        self.write_fenced(id, |tx| Ok(close_all(tx, id, now(), reason).map(|_| ())?))?;
         Ok(())
     }
 
     /// Opens a period for the record's current instance now (resumed), unless
     /// one is open.
     pub fn reopen_usage(&self, id: &str) -> Result<()> {
-        self.database().write(|tx| open_for_record(tx, id, now()))?;
+        self.write_fenced(id, |tx| Ok(open_for_record(tx, id, now())?))?;
         Ok(())
     }
 

@@ -8,9 +8,11 @@
 //!
 //! The replicas share one PostgreSQL database when the stand-in runs
 //! (`scripts/standins/postgres.sh start` exports `BPR_TEST_DATABASE_URL`;
-//! required under `CI=true`), else one SQLite file. They also share one state
-//! directory, hence one directory of per-deployment OS locks: replicas on one
-//! host (see the README, "Running several replicas").
+//! required under `CI=true`), else one SQLite file. Most tests share one
+//! state directory, hence one directory of per-deployment OS locks: replicas
+//! on one host. The `on_pods` tests give each replica its own state directory,
+//! as separate pods have: only the per-deployment leases in PostgreSQL keep
+//! them apart (see the README, "Running several replicas").
 //!
 //! Also here: the Kubernetes manifests for bpr itself (`deploy/kubernetes/`)
 //! validate strictly against the Kubernetes schemas, and their `bpr.toml` is
@@ -115,6 +117,22 @@ struct Replicas {
 
 impl Replicas {
     async fn start(n: usize, extra: &str) -> Self {
+        Self::start_with(n, extra, false).await
+    }
+
+    /// `n` replicas as in separate pods: each with a state directory (hence
+    /// per-deployment OS locks) of its own, sharing only PostgreSQL; `None`
+    /// (skipped) without the PostgreSQL stand-in.
+    async fn on_pods(n: usize) -> Option<Self> {
+        if std::env::var("BPR_TEST_DATABASE_URL").is_err() {
+            // PgDatabase::create says why (and fails under CI=true).
+            let _ = PgDatabase::create(TestEnv::new().dir.path());
+            return None;
+        }
+        Some(Self::start_with(n, "", true).await)
+    }
+
+    async fn start_with(n: usize, extra: &str, pods: bool) -> Self {
         let env = TestEnv::new();
         // One PostgreSQL database of the test's own, when the stand-in runs.
         let pg = PgDatabase::create(env.dir.path());
@@ -133,11 +151,20 @@ impl Replicas {
                 ),
             );
             let own = env.dir.path().join(format!("bpr-{i}.toml"));
-            let text = std::fs::read_to_string(&shared).unwrap().replacen(
+            let mut text = std::fs::read_to_string(&shared).unwrap().replacen(
                 "[host]\n",
                 &format!("[host]\n{host_line}"),
                 1,
             );
+            if pods {
+                let own_state = env.state.join(format!("pod-{i}"));
+                text = text.replacen(
+                    &format!("state_dir = {:?}", env.state),
+                    &format!("state_dir = {own_state:?}"),
+                    1,
+                );
+                assert!(text.contains(&format!("{own_state:?}")), "{text}");
+            }
             std::fs::write(&own, format!("{text}\n{database}")).unwrap();
             configs.push(own);
             calls.push(c);
@@ -295,6 +322,46 @@ impl Replicas {
         self.wait_all(up[0], bp, n, "terminated", Duration::from_secs(300))
             .await;
     }
+}
+
+/// Sends `DELETE /v1/deployments/<id>` of every deployment in `deps` to
+/// every replica in `to`, all at once: each answer is a 202 (accepted), a
+/// 200 (already over) or a 409 (busy), never an error.
+async fn delete_everywhere(r: &Replicas, deps: &[Value], to: &[usize]) {
+    let deletes = deps.iter().flat_map(|d| {
+        let id = d["id"].as_str().unwrap().to_string();
+        to.iter().map(move |&i| {
+            let (serve, id) = (&r.serves[i], id.clone());
+            async move {
+                serve
+                    .call(
+                        reqwest::Method::DELETE,
+                        &format!("/v1/deployments/{id}"),
+                        None,
+                    )
+                    .await
+            }
+        })
+    });
+    for (code, v) in futures::future::join_all(deletes).await {
+        assert!(code == 202 || code == 200 || code == 409, "{code}: {v}");
+    }
+}
+
+/// Every instance in `instances` got exactly one `TerminateInstances`, from
+/// whichever replica, and nothing else was terminated.
+fn terminated_exactly_once(r: &Replicas, instances: &BTreeSet<String>) {
+    let done = r.terminations();
+    for i in instances {
+        assert_eq!(done.get(i), Some(&1), "{i}: {done:?}\n{}", r.logs());
+    }
+    assert_eq!(done.len(), instances.len(), "{done:?}");
+}
+
+fn instances_of(deps: &[Value]) -> BTreeSet<String> {
+    deps.iter()
+        .map(|d| d["instance_id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// A deploy request on moto's t3.micro for Blueprint `bp`, service `i`.
@@ -701,4 +768,164 @@ fn the_bpr_toml_of_the_configmap_is_a_config_bpr_accepts_for_several_replicas() 
     );
     let ca = configmap_entry(&manifests_dir().join("configmap.yaml"), "db-ca.pem");
     assert!(ca.contains("REPLACE-ME"), "{ca}");
+}
+
+// Issue 17 item 2: replicas in separate pods share no OS lock; the
+// per-deployment lease in PostgreSQL keeps two of them off one deployment.
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deletes_of_30_deployments_each_sent_to_three_replicas_in_separate_pods_terminate_each_instance_once()
+ {
+    let _moto = moto_lock().await;
+    let Some(r) = Replicas::on_pods(3).await else {
+        return;
+    };
+    r.one_leader(Duration::from_secs(10)).await;
+    let bp = blueprint();
+    r.deploy_spread(&bp, 30, 3_600).await;
+    let deps = r
+        .wait_all(0, &bp, 30, "active", Duration::from_secs(300))
+        .await;
+    let instances = instances_of(&deps);
+    assert_eq!(instances.len(), 30);
+    delete_everywhere(&r, &deps, &[0, 1, 2]).await;
+    r.wait_all(1, &bp, 30, "terminated", Duration::from_secs(300))
+        .await;
+    terminated_exactly_once(&r, &instances);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_leader_expiring_deployments_while_followers_delete_them_in_separate_pods_terminates_each_instance_once()
+ {
+    let _moto = moto_lock().await;
+    let Some(r) = Replicas::on_pods(3).await else {
+        return;
+    };
+    let leader = r.one_leader(Duration::from_secs(10)).await;
+    let followers: Vec<usize> = r.up().filter(|&i| i != leader).collect();
+    let bp = blueprint();
+    let ttl = 40;
+    let asked = Instant::now();
+    r.deploy_spread(&bp, 30, ttl).await;
+    let deps = r
+        .wait_all(followers[0], &bp, 30, "active", Duration::from_secs(300))
+        .await;
+    let instances = instances_of(&deps);
+    // The followers' DELETEs land as the leader's TTL cleanup starts.
+    let expiry = Duration::from_secs(ttl);
+    if let Some(wait) = expiry.checked_sub(asked.elapsed()) {
+        tokio::time::sleep(wait).await;
+    }
+    delete_everywhere(&r, &deps, &followers).await;
+    r.wait_all(leader, &bp, 30, "terminated", Duration::from_secs(300))
+        .await;
+    terminated_exactly_once(&r, &instances);
+    let by_leader = r.calls[leader].terminated().len();
+    eprintln!("leader terminated {by_leader} of 30, the followers the rest");
+}
+
+// Known gap (issue 17 item 2, see the leases note): the tracker writes of the
+// resumed replica are fenced (it logs `Fenced`), but a provider call that was
+// in progress when it was paused (create-instance: CreateSecurityGroup, then
+// RunInstances) runs to its end after SIGCONT: the component's own HTTP
+// requests are not checked against the deployment's lease.
+#[ignore = "known gap: a provider call in progress at SIGSTOP finishes after SIGCONT"]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_paused_mid_deploy_past_its_leases_makes_no_cloud_call_and_no_write_after_it_resumes()
+ {
+    let _moto = moto_lock().await;
+    let Some(mut r) = Replicas::on_pods(3).await else {
+        return;
+    };
+    let leader = r.one_leader(Duration::from_secs(10)).await;
+    // A follower deploys: its own supervisor does nothing meanwhile.
+    let f = (leader + 1) % 3;
+    let bp = blueprint();
+    for i in 0..5 {
+        let id = format!("rep-{bp}-{i}");
+        let (code, v) = r.serves[f]
+            .post("/v1/deployments", body(&id, &bp, i, 3_600))
+            .await;
+        assert_eq!(code, 202, "{v}");
+    }
+    // Paused as soon as it created an instance: mid-deploy, holding leases.
+    let t0 = Instant::now();
+    while !r.calls[f].all().iter().any(|(a, _)| a == "RunInstances") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no RunInstances\n{}",
+            r.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    r.serves[f].signal("STOP");
+    r.down.insert(f);
+    // A request it had already written reaches the proxy now, not later.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let paused = r.calls[f].all().len();
+
+    // Its leases lapse; the leader's recovery takes each deployment over
+    // and settles it (adopted, or failed and cleaned up).
+    let t0 = Instant::now();
+    let settled = loop {
+        let deps = r.deployments(leader, &bp).await;
+        let in_flight = deps
+            .iter()
+            .filter(|d| {
+                !matches!(
+                    d["status"].as_str(),
+                    Some("active" | "failed" | "terminated")
+                )
+            })
+            .count();
+        if deps.len() == 5 && in_flight == 0 {
+            break deps;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(180),
+            "{in_flight} of {} still in flight\n{}",
+            deps.len(),
+            r.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let snapshot = |deps: &[Value]| -> Vec<(String, String, i64)> {
+        deps.iter()
+            .map(|d| {
+                (
+                    d["id"].as_str().unwrap_or_default().to_string(),
+                    d["status"].as_str().unwrap_or_default().to_string(),
+                    d["updated_at"].as_i64().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let before = snapshot(&settled);
+
+    r.serves[f].signal("CONT");
+    r.down.remove(&f);
+    tokio::time::sleep(Duration::from_millis(3 * LEASE_MS)).await;
+    let after = r.calls[f].all();
+    assert!(
+        mutating(&after[paused..]).is_empty(),
+        "the resumed replica changed something in the cloud: {:?}\n{}",
+        mutating(&after[paused..]),
+        r.logs()
+    );
+    assert_eq!(
+        snapshot(&r.deployments(leader, &bp).await),
+        before,
+        "the resumed replica wrote to a record\n{}",
+        r.logs()
+    );
+    let log = r.serves[f].log();
+    assert!(
+        log.contains("no longer holds the deployment's lease")
+            || log.contains("lapsed or was taken"),
+        "the resumed replica did not notice it was fenced\n{log}"
+    );
+    // Whatever was created is accounted for: one TerminateInstances at most.
+    for (i, n) in r.terminations() {
+        assert_eq!(n, 1, "{i}");
+    }
 }

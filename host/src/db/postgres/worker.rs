@@ -23,6 +23,11 @@ use super::tls::RustlsConnect;
 
 use super::super::{DbError, Result, Row, Value};
 
+/// Starts a transaction whose session the server ends once it waited more
+/// than 5 s for its client inside it (a paused or wedged replica), so the
+/// write advisory lock it holds is not held by a process that does not run.
+const IDLE_IN_TRANSACTION: &str = "BEGIN; SET LOCAL idle_in_transaction_session_timeout = '5s'";
+
 /// What a caller asks of the connection.
 pub(super) enum Request {
     /// One statement; answers [`Outcome::Count`].
@@ -127,12 +132,17 @@ impl Worker {
             }
             Request::Begin { lock } => {
                 let begin = |client: &mut Client| {
-                    client.batch_execute("BEGIN").and_then(|()| match lock {
-                        Some(key) => client
-                            .execute("SELECT pg_advisory_xact_lock($1)", &[&key])
-                            .map(|_| ()),
-                        None => Ok(()),
-                    })
+                    // A process paused (SIGSTOP) inside a transaction would
+                    // hold the write lock of every replica: the server ends
+                    // such a session, and the transaction with it.
+                    client
+                        .batch_execute(IDLE_IN_TRANSACTION)
+                        .and_then(|()| match lock {
+                            Some(key) => client
+                                .execute("SELECT pg_advisory_xact_lock($1)", &[&key])
+                                .map(|_| ()),
+                            None => Ok(()),
+                        })
                 };
                 let mut r = begin(self.client()?);
                 // Nothing ran yet: on a connection lost meanwhile, once more.
