@@ -19,6 +19,9 @@ use super::outbound::OutboundContext;
 pub struct CallShared {
     /// The call's host-memory ledger.
     pub memory: Arc<HostMemory>,
+    /// The leases the call was made under: every request checks them before
+    /// it leaves (see `fence.rs`).
+    pub(crate) fence: super::CallFence,
     requests: AtomicU32,
     slots: Arc<Semaphore>,
 }
@@ -28,6 +31,8 @@ impl CallShared {
     pub fn new(ctx: &OutboundContext) -> Arc<Self> {
         Arc::new(Self {
             memory: Arc::new(HostMemory::new(ctx.host_memory)),
+            // Made on the calling task, before any request is spawned.
+            fence: super::CallFence::current(),
             requests: AtomicU32::new(0),
             slots: Arc::new(Semaphore::new(
                 ctx.limits.max_concurrent_requests_per_call as usize,

@@ -14,6 +14,8 @@
 //! - `http_call.rs`, `host_memory.rs`: what one call holds and may hold;
 //! - `http_body.rs`: bodies crossing the boundary (charged, streamed);
 //! - `http_audit.rs`: the `bpr::audit::http` lines;
+//! - `fence.rs`: a deployment lease's check on the requests of the calls
+//!   made under it;
 //! - `http_client.rs`: the pooled client, one pool per provider
 //!   ([`HttpClientConfig`]).
 //!
@@ -21,6 +23,7 @@
 //! requests are signed or authorised with ([`CredentialConfig`]).
 
 mod credentials;
+mod fence;
 mod guest_log;
 mod host_imports;
 mod host_memory;
@@ -57,6 +60,7 @@ pub use http_client::SharedHttpClient;
 // The sandbox's plumbing, for the runtime, the loader, Kubernetes and the
 // orchestrator.
 pub(crate) use credentials::eks_token;
+pub(crate) use fence::{CallFence, FenceRegistration, register_fence};
 pub(crate) use http_call::HttpCall;
 pub(crate) use http_limits::MAX_HANDLES;
 pub(crate) use http_policy::{Denied, HttpPolicy, Target};

@@ -352,6 +352,15 @@ impl OutboundContext {
                 }
             });
         }
+        // The last check before anything leaves: a call made under a
+        // deployment's lease sends nothing once that lease cannot be trusted
+        // (the process was paused past it; another replica may own it now).
+        if let Err(why) = call.fence.check() {
+            let why = format!("the deployment's lease no longer holds ({why}): not sent");
+            tracing::warn!(target: "bpr::audit::http", provider = %self.provider, "request denied: {why}");
+            audit.finish(Outcome::Denied, Some(why.as_str()));
+            return Err(HttpError::HttpRequestDenied);
+        }
         // Nothing leaves before this line: the dispatch is audited here.
         audit.dispatched(body_len);
         let req = req.map(Full::new);

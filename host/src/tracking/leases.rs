@@ -186,10 +186,19 @@ impl Leases {
         };
         guard(&self.shared.held).insert(id.to_string(), held.clone());
         self.start_renewer();
+        // The provider calls this task makes while it holds the lease check
+        // it before each request they send (capabilities' fence).
+        let fence = {
+            let (shared, id, held) = (self.shared.clone(), id.to_string(), held.clone());
+            crate::capabilities::register_fence(Arc::new(move || {
+                check(&shared.settings, &id, &held).map_err(|e| e.to_string())
+            }))
+        };
         Ok(Some(HeldLease {
             shared: self.shared.clone(),
             id: id.to_string(),
             held,
+            _fence: fence,
         }))
     }
 
@@ -346,6 +355,8 @@ pub(super) struct HeldLease {
     shared: Arc<Shared>,
     id: String,
     held: Held,
+    /// This lease's check on the holding task's provider calls.
+    _fence: Option<crate::capabilities::FenceRegistration>,
 }
 
 impl HeldLease {
@@ -361,8 +372,9 @@ impl HeldLease {
 
     /// Forget the lease without releasing it, as a process that died would.
     #[cfg(test)]
-    pub(super) fn abandon(self) {
+    pub(super) fn abandon(mut self) {
         guard(&self.shared.held).remove(&self.id);
+        drop(self._fence.take());
         std::mem::forget(self);
     }
 }
