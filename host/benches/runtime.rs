@@ -296,7 +296,7 @@ fn breakdown(c: &mut Criterion) {
                 lp.call("bench", async |p, s| {
                     let start = Instant::now();
                     for _ in 0..n {
-                        let r = p.blueprint_provider_compute();
+                        let r = p.blueprint_provider_compute(&mut *s)?;
                         r.call_get_instance(&mut *s, &target).await?.unwrap();
                     }
                     Ok(Ok(start.elapsed()))
@@ -314,7 +314,7 @@ fn breakdown(c: &mut Criterion) {
                 lp.call("bench", async |p, s| {
                     let start = Instant::now();
                     for _ in 0..n {
-                        let r = p.blueprint_provider_compute();
+                        let r = p.blueprint_provider_compute(&mut *s)?;
                         let found = r.call_list_instances(&mut *s, &query).await?.unwrap();
                         assert_eq!(found[0].detail.as_deref(), Some(BODY));
                     }

@@ -53,7 +53,7 @@ impl ProviderHandle {
         let provider = self.current()?;
         let answer = provider
             .call("list-offers", async |p, s| {
-                p.blueprint_provider_compute()
+                p.blueprint_provider_compute(s)?
                     .call_list_offers(s, &query)
                     .await
             })
@@ -67,7 +67,7 @@ impl ProviderHandle {
         let provider = self.current()?;
         let answer = provider
             .call("create-instance", async |p, s| {
-                p.blueprint_provider_compute()
+                p.blueprint_provider_compute(s)?
                     .call_create_instance(s, &spec)
                     .await
             })
@@ -81,7 +81,7 @@ impl ProviderHandle {
         let provider = self.current()?;
         let answer = provider
             .call("get-instance", async |p, s| {
-                p.blueprint_provider_compute()
+                p.blueprint_provider_compute(s)?
                     .call_get_instance(s, &target)
                     .await
             })
@@ -94,7 +94,7 @@ impl ProviderHandle {
     pub async fn delete_instance(&self, target: InstanceRef) -> Result<DeleteStatus, CallError> {
         self.current()?
             .call("delete-instance", async |p, s| {
-                p.blueprint_provider_compute()
+                p.blueprint_provider_compute(s)?
                     .call_delete_instance(s, &target)
                     .await
             })
@@ -106,7 +106,7 @@ impl ProviderHandle {
         let provider = self.current()?;
         let answer = provider
             .call("list-instances", async |p, s| {
-                p.blueprint_provider_compute()
+                p.blueprint_provider_compute(s)?
                     .call_list_instances(s, &query)
                     .await
             })
@@ -163,7 +163,7 @@ impl ProviderHandle {
         let provider = self.current()?;
         let answer = provider
             .call("create-cluster", async |p, s| {
-                p.blueprint_provider_kubernetes()
+                p.blueprint_provider_kubernetes(s)?
                     .call_create_cluster(s, &spec)
                     .await
             })
@@ -177,7 +177,7 @@ impl ProviderHandle {
         let provider = self.current()?;
         let answer = provider
             .call("get-cluster", async |p, s| {
-                p.blueprint_provider_kubernetes()
+                p.blueprint_provider_kubernetes(s)?
                     .call_get_cluster(s, &target)
                     .await
             })
@@ -190,7 +190,7 @@ impl ProviderHandle {
     pub async fn delete_cluster(&self, target: ClusterRef) -> Result<DeleteStatus, CallError> {
         self.current()?
             .call("delete-cluster", async |p, s| {
-                p.blueprint_provider_kubernetes()
+                p.blueprint_provider_kubernetes(s)?
                     .call_delete_cluster(s, &target)
                     .await
             })
@@ -205,7 +205,7 @@ impl ProviderHandle {
         let provider = self.current()?;
         let answer = provider
             .call("get-credentials", async |p, s| {
-                p.blueprint_provider_kubernetes()
+                p.blueprint_provider_kubernetes(s)?
                     .call_get_credentials(s, &target)
                     .await
             })

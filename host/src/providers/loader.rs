@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::Linker;
+use wasmtime::component::{InstancePre, Linker};
 use wasmtime::{Store, UpdateDeadline};
 
 use crate::capabilities::HttpPolicy;
@@ -15,11 +15,11 @@ use crate::capabilities::SharedHttpClient;
 use crate::capabilities::{OutboundConfig, OutboundContext, OutboundHttp};
 use crate::capabilities::{ProviderEnv, SshBackend};
 use crate::config::{Config, IntegrityMode, ProviderConfig};
+use crate::providers::exports::{ExportIndices, Exports};
 use crate::providers::lock::LockFile;
 use crate::providers::signature::{self, SignatureStatus, TrustedKey};
 use crate::runtime::bindings::power::{PowerExport, PowerExportPre};
 use crate::runtime::bindings::wit::ProviderInfo;
-use crate::runtime::bindings::{SshProvider, SshProviderPre};
 use crate::runtime::cache::{ArtifactCache, CompileStats};
 use crate::runtime::engine::EngineHandle;
 use crate::runtime::inspect::{self, Surface};
@@ -57,7 +57,8 @@ pub struct LoadedProvider {
     /// sha256 of the signature file, when there is one (a change reloads).
     pub signature_sha256: Option<String>,
     engine: wasmtime::Engine,
-    pre: SshProviderPre<HostState>,
+    pre: InstancePre<HostState>,
+    exports: ExportIndices,
     /// The optional `power` export, when the component has it.
     power: Option<PowerExportPre<HostState>>,
     env: Arc<ProviderEnv>,
@@ -179,29 +180,31 @@ impl Loader {
 
         let this = self.clone();
         let (file2, sha2, allow_ssh) = (file.clone(), sha256.clone(), pconfig.allow_ssh);
-        let (component, compile, surface, (pre, power)) = tokio::task::spawn_blocking(move || {
-            let engine = this.engine.engine();
-            let (component, stats) = this.cache.load(engine, &bytes, &sha2, &file2)?;
-            let surface = inspect::check(engine, &component, &file2, allow_ssh)?;
-            let pre = this.linker.instantiate_pre(&component).map_err(|e| {
-                LoadError::InstantiateFailed {
-                    file: file2.clone(),
-                    message: format!("{e:#}"),
-                }
-            })?;
-            // Detected, not required: only components that export `power` have it.
-            let power = PowerExportPre::new(pre.clone()).ok();
-            let pre = SshProviderPre::new(pre).map_err(|e| LoadError::InstantiateFailed {
-                file: file2.clone(),
-                message: format!("{e:#}"),
-            })?;
-            Ok::<_, LoadError>((component, stats, surface, (pre, power)))
-        })
-        .await
-        .map_err(|e| LoadError::InstantiateFailed {
-            file: file.clone(),
-            message: format!("loader task failed: {e}"),
-        })??;
+        let (component, compile, surface, (pre, exports, power)) =
+            tokio::task::spawn_blocking(move || {
+                let engine = this.engine.engine();
+                let (component, stats) = this.cache.load(engine, &bytes, &sha2, &file2)?;
+                let surface = inspect::check(engine, &component, &file2, allow_ssh)?;
+                let pre = this.linker.instantiate_pre(&component).map_err(|e| {
+                    LoadError::InstantiateFailed {
+                        file: file2.clone(),
+                        message: format!("{e:#}"),
+                    }
+                })?;
+                // Detected, not required: only components that export `power` have it.
+                let power = PowerExportPre::new(pre.clone()).ok();
+                let exports =
+                    ExportIndices::new(&pre).map_err(|e| LoadError::InstantiateFailed {
+                        file: file2.clone(),
+                        message: format!("{e:#}"),
+                    })?;
+                Ok::<_, LoadError>((component, stats, surface, (pre, exports, power)))
+            })
+            .await
+            .map_err(|e| LoadError::InstantiateFailed {
+                file: file.clone(),
+                message: format!("loader task failed: {e}"),
+            })??;
         drop(component);
 
         let env = Arc::new(ProviderEnv {
@@ -245,13 +248,17 @@ impl Loader {
             signature_sha256,
             engine: self.engine.engine().clone(),
             pre,
+            exports,
             power,
             env,
             outbound,
         };
         let info = loaded
             .call_with_deadline("describe.info", INFO_DEADLINE, async |p, store| {
-                Ok(Ok(p.blueprint_provider_describe().call_info(store).await?))
+                Ok(Ok(p
+                    .blueprint_provider_describe(store)?
+                    .call_info(store)
+                    .await?))
             })
             .await
             .map_err(|e| LoadError::InstantiateFailed {
@@ -328,7 +335,7 @@ impl LoadedProvider {
         &self,
         op: &'static str,
         f: impl AsyncFnOnce(
-            &SshProvider,
+            &Exports<'_>,
             &mut Store<HostState>,
         )
             -> wasmtime::Result<Result<R, crate::runtime::bindings::wit::ProviderError>>,
@@ -397,16 +404,19 @@ impl LoadedProvider {
         op: &'static str,
         deadline: Duration,
         f: impl AsyncFnOnce(
-            &SshProvider,
+            &Exports<'_>,
             &mut Store<HostState>,
         )
             -> wasmtime::Result<Result<R, crate::runtime::bindings::wit::ProviderError>>,
     ) -> Result<R, CallError> {
-        let pre = &self.pre;
+        let (pre, exports) = (&self.pre, &self.exports);
         self.run_call(
             op,
             deadline,
-            async |store: &mut Store<HostState>| pre.instantiate_async(store).await,
+            async |store: &mut Store<HostState>| {
+                let instance = pre.instantiate_async(store).await?;
+                Ok(Exports::new(instance, exports))
+            },
             f,
         )
         .await

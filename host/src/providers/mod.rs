@@ -3,6 +3,7 @@
 //! caps on what a component returns, the lock file and the directory watch
 //! that hot-reloads.
 
+mod exports;
 mod handle;
 mod loader;
 mod lock;
@@ -12,6 +13,7 @@ mod set;
 mod signature;
 mod watch;
 
+pub use exports::Exports;
 pub use handle::ProviderHandle;
 pub use loader::{LoadedProvider, provider_name};
 pub use lock::{LockError, LockFile, LockedProvider};

@@ -387,6 +387,51 @@ async fn a_component_lacking_an_export_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn one_call_reaches_every_exported_interface_loaded_only_when_asked_for() {
+    // A call's exports are loaded per interface when it first asks for one
+    // (not all at instantiation): each of the three must still answer, in
+    // any order, from the same instance.
+    let env = TestEnv::new();
+    env.add("well_behaved");
+    let host = env.start("").await;
+    let lp = host.provider("well_behaved").unwrap().current().unwrap();
+    let target = InstanceRef {
+        id: "version".into(),
+        region: "r".into(),
+        zone: None,
+        resources: vec![],
+        labels: vec![],
+    };
+    let cluster = blueprint_remote_providers::wit::ClusterRef {
+        id: "c".into(),
+        name: "c".into(),
+        region: "r".into(),
+        resources: vec![],
+    };
+    let (kubernetes, instance, info) = lp
+        .call("three-interfaces", async |p, s| {
+            let kubernetes = p
+                .blueprint_provider_kubernetes(s)?
+                .call_get_cluster(&mut *s, &cluster)
+                .await?;
+            let instance = p
+                .blueprint_provider_compute(s)?
+                .call_get_instance(&mut *s, &target)
+                .await?;
+            let info = p.blueprint_provider_describe(s)?.call_info(&mut *s).await?;
+            Ok(Ok((kubernetes, instance, info)))
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(kubernetes, Err(ProviderError::Unsupported(_))),
+        "{kubernetes:?}"
+    );
+    assert_eq!(instance.unwrap().id, "version");
+    assert_eq!(info.name, lp.info.name);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_ssh_import_is_refused_unless_the_operator_allows_it() {
     let env = TestEnv::new();
     env.add("ssh");
