@@ -259,6 +259,16 @@ async fn wait(
 }
 
 async fn round(moto: &str, replicas: usize) {
+    let reset = reqwest::Client::new()
+        .post(format!("{moto}/moto-api/reset"))
+        .send()
+        .await
+        .expect("moto answers");
+    assert!(
+        reset.status().is_success(),
+        "moto reset: {}",
+        reset.status()
+    );
     let dir = tempfile::tempdir().unwrap();
     let store = Store::create(dir.path());
     let serves: Vec<Serve> = (0..replicas)
@@ -356,9 +366,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    // 1, 3, then 1 again: moto keeps every instance it ever made and slows as
-    // they pile up, so the second one-replica round shows how much of a
-    // difference between the first two is the order, not the replicas.
+    // 1, 3, then 1 again, each on a moto emptied first (`/moto-api/reset`):
+    // moto keeps every instance it ever made and slows as they pile up (an
+    // unreset third round took 6x as long to terminate as the first), so
+    // every round starts from the same empty cloud and the repeated
+    // one-replica round shows what is left of the order.
     println!("load average before: {}", load_average());
     for replicas in [1, 3, 1] {
         rt.block_on(round(&moto, replicas));
