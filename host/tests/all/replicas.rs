@@ -306,15 +306,7 @@ impl Replicas {
             .map(|(i, d)| {
                 let serve = &self.serves[up[i % up.len()]];
                 let id = d["id"].as_str().unwrap().to_string();
-                async move {
-                    serve
-                        .call(
-                            reqwest::Method::DELETE,
-                            &format!("/v1/deployments/{id}"),
-                            None,
-                        )
-                        .await
-                }
+                async move { delete(serve, &id).await }
             });
         for (code, v) in futures::future::join_all(deletes).await {
             assert!(code == 202 || code == 200, "{v}");
@@ -322,6 +314,17 @@ impl Replicas {
         self.wait_all(up[0], bp, n, "terminated", Duration::from_secs(300))
             .await;
     }
+}
+
+/// `DELETE /v1/deployments/<id>` on one replica: its status and body.
+async fn delete(serve: &Serve, id: &str) -> (u16, Value) {
+    serve
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/deployments/{id}"),
+            None,
+        )
+        .await
 }
 
 /// Sends `DELETE /v1/deployments/<id>` of every deployment in `deps` to
@@ -332,15 +335,7 @@ async fn delete_everywhere(r: &Replicas, deps: &[Value], to: &[usize]) {
         let id = d["id"].as_str().unwrap().to_string();
         to.iter().map(move |&i| {
             let (serve, id) = (&r.serves[i], id.clone());
-            async move {
-                serve
-                    .call(
-                        reqwest::Method::DELETE,
-                        &format!("/v1/deployments/{id}"),
-                        None,
-                    )
-                    .await
-            }
+            async move { delete(serve, &id).await }
         })
     });
     for (code, v) in futures::future::join_all(deletes).await {
