@@ -22,25 +22,15 @@
 //! after the other (1, 3, 1 replicas), so their ratio compares like with like.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const TOKEN: &str = "bench-token-0123456789abcdef0123456789abcdef";
+#[path = "support/serve_process.rs"]
+mod serve_process;
+use serve_process::{Serve, TOKEN, load_average, ready, start};
+
 const DEPLOYS: usize = 90;
-
-struct Serve {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Where the replicas keep their state: one SQLite file in a shared state
 /// directory, or a PostgreSQL database (`url` without the password, which
@@ -170,56 +160,6 @@ fn setup(dir: &Path, moto: &str, store: &Store, i: usize) -> PathBuf {
     config
 }
 
-fn start(config: &Path) -> Serve {
-    use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bpr"))
-        .arg("--config")
-        .arg(config)
-        .arg("serve")
-        .env("RUST_LOG", "warn,bpr::serve=info")
-        .env("RUST_BACKTRACE", "0")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(i) = line.find("serving http://") {
-                let rest = &line[i + "serving ".len()..];
-                let _ = tx.send(rest.split(": ").next().unwrap_or(rest).to_string());
-            }
-            if line.contains("ERROR") {
-                eprintln!("bpr serve: {line}");
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("bpr serve listens");
-    Serve { child, url }
-}
-
-async fn ready(http: &reqwest::Client, url: &str) {
-    for _ in 0..600 {
-        if let Ok(r) = http
-            .get(format!("{url}/readyz"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("bpr serve never ready");
-}
-
 /// How many deployments of Blueprint `bp` are in `status`, asked of `url`.
 async fn count(http: &reqwest::Client, url: &str, bp: &str, status: &str) -> usize {
     let v: Value = http
@@ -343,15 +283,6 @@ async fn round(moto: &str, replicas: usize) {
         ended.as_secs_f64(),
         DEPLOYS as f64 / ended.as_secs_f64()
     );
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn main() {

@@ -17,28 +17,19 @@
 //!    200 terminations; throughput, and the process's peak RSS (`VmHWM`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use blueprint_remote_providers::Config;
 use blueprint_remote_providers::tracking::{DeploymentStatus, NewDeployment, Tracker};
 use serde_json::{Value, json};
 
-const TOKEN: &str = "bench-token-0123456789abcdef0123456789abcdef";
+#[path = "support/serve_process.rs"]
+mod serve_process;
+use serve_process::{Serve, TOKEN, load_average, ready, start};
+
 const RECORDS: usize = 10_000;
 const IN_FLIGHT: usize = 200;
-
-struct Serve {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A providers dir with the shipped aws component, the token file and the
 /// config, under `dir`.
@@ -80,40 +71,6 @@ fn setup(dir: &Path, moto: &str) -> PathBuf {
     config
 }
 
-fn start(config: &Path) -> Serve {
-    use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bpr"))
-        .arg("--config")
-        .arg(config)
-        .arg("serve")
-        .env("RUST_LOG", "warn,bpr::serve=info")
-        .env("RUST_BACKTRACE", "0")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(i) = line.find("serving http://") {
-                let rest = &line[i + "serving ".len()..];
-                let _ = tx.send(rest.split(": ").next().unwrap_or(rest).to_string());
-            }
-            if line.contains("ERROR") {
-                eprintln!("bpr serve: {line}");
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("bpr serve listens");
-    Serve { child, url }
-}
-
 /// (VmHWM, VmRSS) of `pid` in MiB.
 fn memory(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -152,22 +109,6 @@ async fn timed_get(http: reqwest::Client, url: String) -> Duration {
     assert!(r.status().is_success(), "{}", r.status());
     let _ = r.bytes().await.unwrap();
     t.elapsed()
-}
-
-async fn ready(http: &reqwest::Client, url: &str) {
-    for _ in 0..600 {
-        if let Ok(r) = http
-            .get(format!("{url}/readyz"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("bpr serve never ready");
 }
 
 /// Sends SIGTERM and waits for the exit; the time it took.
@@ -450,12 +391,15 @@ fn main() {
         .unwrap();
     // `BPR_BENCH_PHASES=reads` or `=deploys` runs one of the two.
     let phases = std::env::var("BPR_BENCH_PHASES").unwrap_or_else(|_| "reads,deploys".into());
+    println!("load average before: {}", load_average());
     rt.block_on(async {
         if phases.contains("reads") {
             status_reads(&moto).await;
+            println!("load average: {}", load_average());
         }
         if phases.contains("deploys") {
             deploys_in_flight(&moto).await;
+            println!("load average: {}", load_average());
         }
     });
 }
